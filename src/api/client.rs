@@ -1,0 +1,229 @@
+//! The harness's HTTP client for a target: the real API or the mock, reached the same
+//! way. It sends the version header, the bearer token and (optionally) the workspace
+//! header, and returns what happened in a form the load engine can classify without
+//! losing the distinction between "answered" and "no answer".
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::Value;
+
+use super::{ApiVersion, VERSION_HEADER, WORKSPACE_HEADER};
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    version: Option<ApiVersion>,
+    workspace: Option<String>,
+}
+
+/// What came back from one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// An HTTP response (any status), its body parsed as JSON when it is JSON.
+    Answered {
+        status: u16,
+        body: Option<Value>,
+        raw: Vec<u8>,
+        retry_after: Option<Duration>,
+        elapsed: Duration,
+    },
+    /// The request timed out; the server may or may not have acted on it.
+    Timeout { elapsed: Duration },
+    /// No connection could be made: the server cannot have acted on it.
+    Connect { error: String, elapsed: Duration },
+    /// Anything else that went wrong on the wire.
+    Other { error: String, elapsed: Duration },
+}
+
+impl Reply {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Reply::Answered { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> Option<&Value> {
+        match self {
+            Reply::Answered { body, .. } => body.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        match self {
+            Reply::Answered { elapsed, .. }
+            | Reply::Timeout { elapsed }
+            | Reply::Connect { elapsed, .. }
+            | Reply::Other { elapsed, .. } => *elapsed,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Reply::Answered { status, raw, .. } => {
+                let text = String::from_utf8_lossy(&raw[..raw.len().min(300)]).into_owned();
+                format!("HTTP {status}: {text}")
+            }
+            Reply::Timeout { .. } => "timed out".into(),
+            Reply::Connect { error, .. } => format!("connection failed: {error}"),
+            Reply::Other { error, .. } => format!("request failed: {error}"),
+        }
+    }
+}
+
+/// Reads `retry-after-ms` (preferred, as the Python SDK does) or `Retry-After` seconds.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return Some(Duration::from_secs_f64((ms / 1000.0).max(0.0)));
+    }
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+impl Client {
+    /// `version: None` sends no version header (for the missing-version probes).
+    pub fn new(
+        base: &str,
+        token: Option<String>,
+        version: Option<ApiVersion>,
+        workspace: Option<String>,
+        timeout: Duration,
+        pool: usize,
+    ) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(pool)
+            .tcp_nodelay(true)
+            .user_agent(concat!("batchproof/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            version,
+            workspace,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = self.version {
+            h.insert(VERSION_HEADER, HeaderValue::from_static(v.as_str()));
+        }
+        if let Some(t) = &self.token
+            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
+        {
+            h.insert("authorization", v);
+        }
+        if let Some(ws) = &self.workspace
+            && let Ok(v) = HeaderValue::from_str(ws)
+        {
+            h.insert(WORKSPACE_HEADER, v);
+        }
+        h
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let started = Instant::now();
+        let result = req.headers(self.headers()).send().await;
+        match result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = retry_after(resp.headers());
+                match resp.bytes().await {
+                    Ok(raw) => {
+                        let body = serde_json::from_slice(&raw).ok();
+                        Reply::Answered {
+                            status,
+                            body,
+                            raw: raw.to_vec(),
+                            retry_after,
+                            elapsed: started.elapsed(),
+                        }
+                    }
+                    Err(e) if e.is_timeout() => Reply::Timeout {
+                        elapsed: started.elapsed(),
+                    },
+                    Err(e) => Reply::Other {
+                        error: e.to_string(),
+                        elapsed: started.elapsed(),
+                    },
+                }
+            }
+            Err(e) if e.is_timeout() => Reply::Timeout {
+                elapsed: started.elapsed(),
+            },
+            Err(e) if e.is_connect() => Reply::Connect {
+                error: root_cause(&e),
+                elapsed: started.elapsed(),
+            },
+            Err(e) => Reply::Other {
+                error: root_cause(&e),
+                elapsed: started.elapsed(),
+            },
+        }
+    }
+
+    pub async fn post_json_bytes(&self, path: &str, body: Vec<u8>) -> Reply {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        self.send(req).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.post_json_bytes(path, serde_json::to_vec(body).unwrap_or_default())
+            .await
+    }
+
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Reply {
+        let req = self.http.get(format!("{}{path}", self.base)).query(query);
+        self.send(req).await
+    }
+
+    /// Submits a Batch Run Workflow body (already in the version's shape).
+    pub async fn submit_batch(&self, body: Vec<u8>) -> Reply {
+        self.post_json_bytes("/workflow_runs/batch", body).await
+    }
+
+    /// One page of List Workflow Runs filtered by batch id.
+    pub async fn list_batch(&self, batch_id: &str, page_size: u32, token: Option<&str>) -> Reply {
+        let mut q = vec![
+            ("batchId", batch_id.to_string()),
+            ("maxPageSize", page_size.to_string()),
+        ];
+        if let Some(t) = token {
+            q.push(("nextPageToken", t.to_string()));
+        }
+        self.get("/workflow_runs", &q).await
+    }
+
+    pub async fn get_run(&self, id: &str) -> Reply {
+        self.get(&format!("/workflow_runs/{id}"), &[]).await
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,176 @@
+//! The contract as types: API versions, run statuses, error bodies, and the wire shapes
+//! that differ between versions. Both the mock (serving) and the harness (checking) use
+//! this module, so one reading of `extend-api.md` drives both sides.
+
+pub mod client;
+pub mod error;
+pub mod shapes;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Header that selects the API version on every request.
+pub const VERSION_HEADER: &str = "x-extend-api-version";
+/// Header an organization-scoped key uses to pick a workspace (2026).
+pub const WORKSPACE_HEADER: &str = "x-extend-workspace-id";
+/// Header carrying the server's request id on responses.
+pub const REQUEST_ID_HEADER: &str = "x-extend-request-id";
+
+/// Most inputs one batch may carry (and the least is one).
+pub const MAX_BATCH_INPUTS: usize = 1000;
+/// Documented limit on a run's metadata object, serialised.
+pub const MAX_METADATA_BYTES: usize = 10 * 1024;
+/// Priority the API gives to batch-created runs when none is asked for.
+pub const BATCH_DEFAULT_PRIORITY: u8 = 90;
+/// Priority of single runs when none is asked for (spec-2025; assumed for 2026).
+pub const SINGLE_DEFAULT_PRIORITY: u8 = 50;
+
+/// The API versions whose shapes batchproof knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ApiVersion {
+    #[serde(rename = "2024-12-23")]
+    V2024_12_23,
+    #[serde(rename = "2025-04-21")]
+    V2025_04_21,
+    #[serde(rename = "2026-02-09")]
+    V2026_02_09,
+}
+
+impl ApiVersion {
+    pub const ALL: [ApiVersion; 3] = [
+        ApiVersion::V2024_12_23,
+        ApiVersion::V2025_04_21,
+        ApiVersion::V2026_02_09,
+    ];
+    /// The version the current SDKs send by default.
+    pub const CURRENT: ApiVersion = ApiVersion::V2026_02_09;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V2024_12_23 => "2024-12-23",
+            ApiVersion::V2025_04_21 => "2025-04-21",
+            ApiVersion::V2026_02_09 => "2026-02-09",
+        }
+    }
+
+    /// Versions before 2026-02-09 wrap responses in `{success, ...}` and use
+    /// `{success: false, error}` error bodies.
+    pub fn is_legacy(self) -> bool {
+        self != ApiVersion::V2026_02_09
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ApiVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ApiVersion::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown API version `{s}`; known versions: 2024-12-23, 2025-04-21, 2026-02-09"
+                )
+            })
+    }
+}
+
+/// Status of a workflow run, as every version spells it on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Pending,
+    Processing,
+    NeedsReview,
+    Rejected,
+    Processed,
+    Failed,
+    Cancelling,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Pending,
+        RunStatus::Processing,
+        RunStatus::NeedsReview,
+        RunStatus::Rejected,
+        RunStatus::Processed,
+        RunStatus::Failed,
+        RunStatus::Cancelling,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "PENDING",
+            RunStatus::Processing => "PROCESSING",
+            RunStatus::NeedsReview => "NEEDS_REVIEW",
+            RunStatus::Rejected => "REJECTED",
+            RunStatus::Processed => "PROCESSED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Cancelling => "CANCELLING",
+            RunStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Terminal as the SDK pollers define it: everything but PENDING, PROCESSING and
+    /// CANCELLING. NEEDS_REVIEW counts as terminal because a human must act next.
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            RunStatus::Pending | RunStatus::Processing | RunStatus::Cancelling
+        )
+    }
+
+    /// Position in the forward-only lifecycle; a run's rank never decreases.
+    pub fn rank(self) -> u8 {
+        match self {
+            RunStatus::Pending => 0,
+            RunStatus::Processing | RunStatus::Cancelling => 1,
+            RunStatus::NeedsReview => 2,
+            RunStatus::Processed
+            | RunStatus::Failed
+            | RunStatus::Rejected
+            | RunStatus::Cancelled => 3,
+        }
+    }
+
+    /// The webhook event type announcing this status, if the API announces it in `version`.
+    pub fn event_type(self, version: ApiVersion) -> Option<&'static str> {
+        match self {
+            RunStatus::Processed => Some("workflow_run.completed"),
+            RunStatus::Failed => Some("workflow_run.failed"),
+            RunStatus::NeedsReview => Some("workflow_run.needs_review"),
+            RunStatus::Rejected => Some("workflow_run.rejected"),
+            RunStatus::Cancelled if !version.is_legacy() => Some("workflow_run.cancelled"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Event types that carry a whole WorkflowRun (and so batchId and metadata).
+pub const RUN_EVENT_TYPES: [&str; 5] = [
+    "workflow_run.completed",
+    "workflow_run.failed",
+    "workflow_run.needs_review",
+    "workflow_run.rejected",
+    "workflow_run.cancelled",
+];

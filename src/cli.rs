@@ -1,0 +1,82 @@
+//! Command-line definitions only (clap). `main.rs` turns these into plain option structs
+//! so the library never sees clap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "batchproof",
+    version,
+    about = "Load-testing and conformance harness for batch workflow-run APIs",
+    long_about = "Load-testing and conformance harness for batch workflow-run APIs \
+                  (Extend's Batch Run Workflow first).\n\n\
+                  Exit codes: 0 all thresholds met; 1 a threshold failed; \
+                  2 invalid scenario or usage; 3 target unreachable or run aborted."
+)]
+pub struct Cli {
+    /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=batchproof=debug).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (default: scenarios/smoke.yaml on the embedded mock) and write reports.
+    Run {
+        /// The scenario file.
+        #[arg(default_value = "scenarios/smoke.yaml")]
+        scenario: PathBuf,
+        /// Send the load to this base URL instead of the scenario's target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Environment variable holding the API key (with --target).
+        #[arg(long, default_value = "EXTEND_API_KEY")]
+        token_env: String,
+        /// Folder for the reports (a run-specific folder is made inside it).
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Progress display: auto (bars on a terminal, log lines otherwise), bars, lines, none.
+        #[arg(long, value_enum, default_value_t = Progress::Auto)]
+        progress: Progress,
+    },
+    /// Check a scenario file without running it.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Serve the stateful mock of the workflow-run API.
+    Mock {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Profile YAML (defaults to the built-in default profile).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Override the profile's time scale (processing runs this many times faster).
+        #[arg(long)]
+        time_scale: Option<f64>,
+        /// Override the profile's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    Auto,
+    Bars,
+    Lines,
+    None,
+}

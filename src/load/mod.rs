@@ -1,0 +1,229 @@
+//! The load engine: turns the scenario's phases into intended submit times (open model)
+//! or a pool of submitters (closed model), builds each batch's inputs, submits them and
+//! records the three histograms per submission. Every scheduled batch is either sent and
+//! settled or, when the run is interrupted, reported as never sent: nothing is dropped
+//! silently.
+
+pub mod inputs;
+pub mod schedule;
+pub mod submit;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, watch};
+
+use crate::api::client::Client;
+use crate::metrics::Operation;
+use crate::observe::Ledger;
+use crate::scenario::{Model, Phase, Scenario};
+use inputs::InputFactory;
+
+/// Request metrics shared by the submitters and the poller.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    pub submit: Operation,
+    pub list: Operation,
+    pub get: Operation,
+    /// Responses by status code ("200", "429", …) and failures without one ("timeout",
+    /// "connect", "other").
+    pub outcomes: BTreeMap<String, u64>,
+    pub requests: u64,
+    pub errors: u64,
+    pub throttles: u64,
+}
+
+impl HttpMetrics {
+    pub fn count_reply(&mut self, reply: &crate::api::client::Reply) {
+        use crate::api::client::Reply;
+        self.requests += 1;
+        let key = match reply {
+            Reply::Answered { status, .. } => status.to_string(),
+            Reply::Timeout { .. } => "timeout".into(),
+            Reply::Connect { .. } => "connect".into(),
+            Reply::Other { .. } => "other".into(),
+        };
+        match reply.status() {
+            Some(429) => self.throttles += 1,
+            Some(s) if s < 400 => {}
+            _ => self.errors += 1,
+        }
+        *self.outcomes.entry(key).or_default() += 1;
+    }
+}
+
+/// What the engine needs from the run.
+pub struct Engine {
+    pub scenario: Arc<Scenario>,
+    pub client: Client,
+    pub ledger: Arc<Mutex<Ledger>>,
+    pub metrics: Arc<Mutex<HttpMetrics>>,
+    pub start: Instant,
+    /// Which share of the batches this process sends: (index, count).
+    pub shard: (u64, u64),
+    pub in_flight: Arc<AtomicU64>,
+}
+
+impl Engine {
+    /// Runs the load to its end (or until `stop` turns true), then waits up to `grace`
+    /// for submissions already sent. Returns the number of batches scheduled but never
+    /// sent because of the stop.
+    pub async fn drive(&self, mut stop: watch::Receiver<bool>, grace: Duration) -> u64 {
+        let factory = Arc::new(InputFactory::new(&self.scenario));
+        let sem = Arc::new(Semaphore::new(self.scenario.load.max_in_flight));
+        let mut tasks = tokio::task::JoinSet::new();
+        let load = &self.scenario.load;
+        let limit = load.batches.unwrap_or(u64::MAX);
+        let mut unsent = 0;
+        match load.model {
+            Model::Open => {
+                let mut offsets = schedule::OpenSchedule::new(&load.phases);
+                let mut index = 0u64;
+                while index < limit {
+                    let Some(offset) = offsets.next() else { break };
+                    let this = index;
+                    index += 1;
+                    if this % self.shard.1 != self.shard.0 {
+                        continue;
+                    }
+                    let intended = self.start + offset;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(intended.into()) => {}
+                        _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
+                    }
+                    // The cap on in-flight requests is where a saturated generator waits;
+                    // the wait shows up as schedule lag, never as a lost batch.
+                    let permit = tokio::select! {
+                        p = sem.clone().acquire_owned() => p.expect("semaphore open"),
+                        _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
+                    };
+                    let job = self.job(factory.clone(), this, intended);
+                    tasks.spawn(async move {
+                        job.await;
+                        drop(permit);
+                    });
+                    // Reap finished tasks so the set stays small on long runs.
+                    while tasks.try_join_next().is_some() {}
+                }
+                if *stop.borrow() {
+                    unsent +=
+                        offsets.count_remaining(limit.saturating_sub(index)) / self.shard.1.max(1);
+                }
+            }
+            Model::Closed => {
+                let next = Arc::new(AtomicU64::new(0));
+                let end = self.start + load.duration();
+                let max_workers = load
+                    .phases
+                    .iter()
+                    .map(|p| match p {
+                        Phase::Concurrency { from, to, .. } => from.max(*to).ceil() as usize,
+                        Phase::Rate { .. } => 0,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                for worker in 0..max_workers {
+                    let next = next.clone();
+                    let mut stop = stop.clone();
+                    let engine = self.clone_parts();
+                    let factory = factory.clone();
+                    let phases = load.phases.clone();
+                    let start = self.start;
+                    tasks.spawn(async move {
+                        loop {
+                            let now = Instant::now();
+                            if now >= end || *stop.borrow() {
+                                break;
+                            }
+                            let level = schedule::closed_level(&phases, now - start);
+                            if (worker as f64) >= level {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                                    _ = stop.wait_for(|s| *s) => break,
+                                }
+                                continue;
+                            }
+                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            if index >= limit {
+                                break;
+                            }
+                            if index % engine.shard.1 != engine.shard.0 {
+                                continue;
+                            }
+                            // Closed model: the next batch is intended the moment the
+                            // submitter is free, so lag is ~0 by construction.
+                            engine.job(factory.clone(), index, Instant::now()).await;
+                        }
+                    });
+                }
+            }
+        }
+        // Wait for what was sent; past the grace period (only on interrupt) abandon it,
+        // leaving those batches Pending in the report.
+        let wait_all = async { while tasks.join_next().await.is_some() {} };
+        if *stop.borrow() {
+            let _ = tokio::time::timeout(grace, wait_all).await;
+        } else {
+            tokio::select! {
+                _ = wait_all => {}
+                _ = async { let _ = stop.wait_for(|s| *s).await; tokio::time::sleep(grace).await; } => {}
+            }
+        }
+        tasks.abort_all();
+        unsent
+    }
+
+    fn clone_parts(&self) -> Engine {
+        Engine {
+            scenario: self.scenario.clone(),
+            client: self.client.clone(),
+            ledger: self.ledger.clone(),
+            metrics: self.metrics.clone(),
+            start: self.start,
+            shard: self.shard,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    /// Builds, registers and submits one batch.
+    fn job(
+        &self,
+        factory: Arc<InputFactory>,
+        index: u64,
+        intended: Instant,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let engine = self.clone_parts();
+        async move {
+            let batch = factory.batch(index);
+            let body = crate::api::shapes::batch_body(
+                engine.scenario.api_version,
+                &engine.scenario.workflow,
+                &batch.inputs,
+                engine.scenario.load.priority,
+            );
+            engine
+                .ledger
+                .lock()
+                .expect("ledger")
+                .add_batch(index, intended, &batch.metadata);
+            engine.in_flight.fetch_add(1, Ordering::Relaxed);
+            let result = submit::submit(
+                &engine.client,
+                body,
+                engine.scenario.load.max_throttle_retries,
+                intended,
+                &engine.metrics,
+            )
+            .await;
+            engine.in_flight.fetch_sub(1, Ordering::Relaxed);
+            engine.ledger.lock().expect("ledger").settle_batch(
+                index,
+                result.outcome,
+                result.answered,
+                result.throttles,
+            );
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The `batchproof` binary: parse the command line, call into the library, map the outcome
+//! to the documented exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use batchproof::cli::{Cli, Command, LogFormat};
+use batchproof::mock::{MockServer, Profile};
+use batchproof::run::{self, exit};
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ABORTED);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Mock {
+                bind,
+                profile,
+                time_scale,
+                seed,
+            } => serve_mock(bind, profile, time_scale, seed).await,
+            Command::Validate { files } => run::validate_files(&files),
+            Command::Run {
+                scenario,
+                target,
+                token_env,
+                out,
+                progress,
+            } => {
+                let opts = run::RunOptions {
+                    scenario,
+                    target,
+                    token_env,
+                    out,
+                    progress: progress.into(),
+                };
+                run::run(opts).await
+            }
+        }
+    });
+    ExitCode::from(code)
+}
+
+async fn serve_mock(
+    bind: std::net::SocketAddr,
+    profile: Option<std::path::PathBuf>,
+    time_scale: Option<f64>,
+    seed: Option<u64>,
+) -> u8 {
+    let mut profile = match profile {
+        Some(path) => match Profile::load(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INVALID;
+            }
+        },
+        None => Profile::default(),
+    };
+    if let Some(ts) = time_scale {
+        profile.time_scale = ts;
+    }
+    if let Some(seed) = seed {
+        profile.seed = seed;
+    }
+    let server = match MockServer::start(profile, bind).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::ABORTED;
+        }
+    };
+    eprintln!(
+        "batchproof mock serving {} (token: {}, workflow: {}); Ctrl-C to stop",
+        server.url(),
+        batchproof::mock::profile::DEFAULT_TOKEN,
+        batchproof::mock::profile::DEFAULT_WORKFLOW
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("stopping the mock");
+    server.shutdown().await;
+    0
+}

@@ -1,0 +1,364 @@
+//! Webhook delivery: who gets which event (profile endpoints and API-created endpoints
+//! with workflow subscriptions), the signed POST with retries and backoff, the faults and
+//! defects that bend delivery, and a bounded log of what happened to each event.
+//!
+//! Delivery is at-least-once: an event is retried until a 2xx or `max_attempts`, and
+//! the same eventId and body are sent on every attempt so receivers can de-duplicate.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use super::Shared;
+use super::profile::{MetadataDefect, Profile};
+use super::render;
+use super::state::Run;
+use crate::api::ApiVersion;
+use crate::webhook::signing;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookEndpoint {
+    pub id: String,
+    pub url: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub api_version: ApiVersion,
+    /// For profile endpoints: workflow-run events to send (empty = all).
+    pub events: Vec<String>,
+    pub from_profile: bool,
+    pub subscriptions: Vec<Subscription>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub id: String,
+    pub workflow_id: String,
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Hooks {
+    pub endpoints: Vec<HookEndpoint>,
+}
+
+/// One delivery to make: where, in which version, announcing what.
+#[derive(Debug, Clone)]
+struct Target {
+    endpoint_id: String,
+    url: String,
+    secret: String,
+    version: ApiVersion,
+    event_type: &'static str,
+}
+
+impl Hooks {
+    pub fn from_profile(profile: &Profile) -> Hooks {
+        Hooks {
+            endpoints: profile
+                .webhooks
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| HookEndpoint {
+                    id: format!("wh_profile_{i}"),
+                    url: e.url.clone(),
+                    name: format!("profile endpoint {i}"),
+                    secret: e.secret.clone(),
+                    api_version: e.api_version,
+                    events: e.events.clone(),
+                    from_profile: true,
+                    subscriptions: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn targets(&self, run: &Run, workflow_id: &str) -> Vec<Target> {
+        let mut out = Vec::new();
+        for ep in &self.endpoints {
+            let Some(event_type) = run.status.event_type(ep.api_version) else {
+                continue;
+            };
+            let wanted = if ep.from_profile {
+                ep.events.is_empty() || ep.events.iter().any(|e| e == event_type)
+            } else {
+                ep.subscriptions.iter().any(|s| {
+                    s.workflow_id == workflow_id && s.events.iter().any(|e| e == event_type)
+                })
+            };
+            if wanted {
+                out.push(Target {
+                    endpoint_id: ep.id.clone(),
+                    url: ep.url.clone(),
+                    secret: ep.secret.clone(),
+                    version: ep.api_version,
+                    event_type,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub at: String,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub millis: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub event_id: String,
+    pub event_type: String,
+    pub run_id: String,
+    pub batch_id: Option<String>,
+    pub endpoint_id: String,
+    /// delivered, failed (gave up) or dropped (a fault or defect).
+    pub outcome: &'static str,
+    pub attempts: Vec<Attempt>,
+}
+
+/// The last N finished deliveries, oldest first.
+#[derive(Debug)]
+pub struct DeliveryLog {
+    cap: usize,
+    pub records: VecDeque<DeliveryRecord>,
+}
+
+impl DeliveryLog {
+    pub fn new(cap: usize) -> DeliveryLog {
+        DeliveryLog {
+            cap: cap.max(1),
+            records: VecDeque::new(),
+        }
+    }
+
+    pub fn push(&mut self, r: DeliveryRecord) {
+        if self.records.len() == self.cap {
+            self.records.pop_front();
+        }
+        self.records.push_back(r);
+    }
+}
+
+/// Receives terminal runs from the scheduler (and cancellations from the API) and starts
+/// one delivery per interested endpoint.
+pub async fn dispatch(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Run>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let run = tokio::select! {
+            r = rx.recv() => match r { Some(r) => r, None => return },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let profile = &shared.profile;
+        let wf_id = &profile.workflows[run.workflow].id;
+        let targets = shared.hooks.lock().expect("hooks").targets(&run, wf_id);
+        for target in targets {
+            shared.stats.announced.fetch_add(1, Ordering::Relaxed);
+            let body = event_body(&shared, &run, &target);
+            let faults = &profile.faults.webhooks;
+            let record = |outcome| DeliveryRecord {
+                event_id: body.0.clone(),
+                event_type: target.event_type.to_string(),
+                run_id: run.id.clone(),
+                batch_id: run.batch_id.clone(),
+                endpoint_id: target.endpoint_id.clone(),
+                outcome,
+                attempts: vec![],
+            };
+            if shared.chance(faults.drop) {
+                shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                shared.log.lock().expect("log").push(record("dropped"));
+                continue;
+            }
+            let mut delay = faults
+                .delay
+                .as_ref()
+                .map(|d| d.sample(&mut *shared.fault_rng.lock().expect("rng")))
+                .unwrap_or_default();
+            if shared.chance(faults.reorder) {
+                let window = faults
+                    .reorder_window
+                    .map(|d| d.0)
+                    .unwrap_or(Duration::from_secs(2));
+                use rand::Rng;
+                let extra = shared.fault_rng.lock().expect("rng").random_range(0.0..1.0);
+                delay += window.mul_f64(extra);
+            }
+            let copies = if shared.chance(faults.duplicate) {
+                shared.stats.duplicated.fetch_add(1, Ordering::Relaxed);
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                shared.stats.pending.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(deliver(
+                    shared.clone(),
+                    target.clone(),
+                    body.clone(),
+                    run.id.clone(),
+                    run.batch_id.clone(),
+                    profile.scaled(delay),
+                    shutdown.clone(),
+                ));
+            }
+        }
+    }
+}
+
+/// The event id and serialised body of one event for one endpoint.
+fn event_body(shared: &Shared, run: &Run, target: &Target) -> (String, Arc<Vec<u8>>) {
+    let profile = &shared.profile;
+    let defects = &profile.defects;
+    let batch_visible = !(defects.runs_without_batch_id || defects.webhook_without_batch_id);
+    let mut payload = render::run_full(target.version, run, profile, batch_visible);
+    match defects.webhook_metadata {
+        Some(MetadataDefect::Drop) => {
+            if let Some(m) = payload.as_object_mut() {
+                m.remove("metadata");
+            }
+        }
+        Some(MetadataDefect::Alter) => {
+            let mut meta = run.metadata.clone();
+            if let Some(m) = meta.as_object_mut() {
+                m.insert("batchproof_altered".into(), json!(true));
+            }
+            payload["metadata"] = meta;
+        }
+        None => {}
+    }
+    let event_id = format!("evt_{}", super::http::random_id(20));
+    let body = json!({
+        "eventId": event_id,
+        "eventType": target.event_type,
+        "payload": payload,
+    });
+    (
+        event_id,
+        Arc::new(serde_json::to_vec(&body).unwrap_or_default()),
+    )
+}
+
+async fn deliver(
+    shared: Arc<Shared>,
+    target: Target,
+    (event_id, body): (String, Arc<Vec<u8>>),
+    run_id: String,
+    batch_id: Option<String>,
+    delay: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let profile = &shared.profile;
+    let mut attempts = Vec::new();
+    let mut outcome = "failed";
+    if !delay.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+    for attempt in 0..profile.webhooks.max_attempts {
+        if attempt > 0 {
+            let i = (attempt as usize - 1).min(profile.webhooks.retry.len().saturating_sub(1));
+            let wait = profile
+                .webhooks
+                .retry
+                .get(i)
+                .map(|d| profile.scaled(d.0))
+                .unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+        let Ok(_permit) = shared.delivery_slots.acquire().await else {
+            return;
+        };
+        let stale = profile.defects.stale_signature
+            || shared.chance(profile.faults.webhooks.stale_timestamp);
+        let now = Utc::now().timestamp();
+        let timestamp = if stale { now - 600 } else { now };
+        let secret = if profile.defects.wrong_signature {
+            "wss_not_the_endpoint_secret"
+        } else {
+            target.secret.as_str()
+        };
+        let signature = signing::sign(secret, timestamp, &body);
+        shared.stats.attempts.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let at = Utc::now().to_rfc3339();
+        let result = shared
+            .http
+            .post(&target.url)
+            .header("content-type", "application/json")
+            .header(signing::TIMESTAMP_HEADER, timestamp.to_string())
+            .header(signing::SIGNATURE_HEADER, signature)
+            .body(body.as_ref().clone())
+            .send()
+            .await;
+        let millis = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(resp) => {
+                let status = resp.status();
+                attempts.push(Attempt {
+                    at,
+                    status: Some(status.as_u16()),
+                    error: None,
+                    millis,
+                });
+                if status.is_success() {
+                    outcome = "delivered";
+                    break;
+                }
+            }
+            Err(e) => attempts.push(Attempt {
+                at,
+                status: None,
+                error: Some(if e.is_timeout() {
+                    "timeout".into()
+                } else {
+                    e.to_string()
+                }),
+                millis,
+            }),
+        }
+    }
+    shared.stats.pending.fetch_sub(1, Ordering::Relaxed);
+    match outcome {
+        "delivered" => shared.stats.delivered.fetch_add(1, Ordering::Relaxed),
+        _ => shared.stats.failed.fetch_add(1, Ordering::Relaxed),
+    };
+    shared.log.lock().expect("log").push(DeliveryRecord {
+        event_id,
+        event_type: target.event_type.to_string(),
+        run_id,
+        batch_id,
+        endpoint_id: target.endpoint_id,
+        outcome,
+        attempts,
+    });
+}
+
+/// The deliveries log as JSON, newest last, at most `limit` entries.
+pub fn log_json(shared: &Shared, limit: usize) -> Value {
+    let log = shared.log.lock().expect("log");
+    let skip = log.records.len().saturating_sub(limit);
+    json!(log.records.iter().skip(skip).collect::<Vec<_>>())
+}

@@ -1,0 +1,119 @@
+//! Plan rate limits as token buckets, one per category (GET, WRITE, RUN), each refilled at
+//! the plan's rate times the time scale, holding one second's worth as burst.
+
+use std::time::{Duration, Instant};
+
+use super::profile::{Endpoint, Profile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Get,
+    Write,
+    Run,
+}
+
+impl Category {
+    pub fn of(endpoint: Endpoint) -> Category {
+        match endpoint {
+            Endpoint::List | Endpoint::Get => Category::Get,
+            Endpoint::Batch | Endpoint::Create => Category::Run,
+            Endpoint::Update | Endpoint::Cancel | Endpoint::Delete | Endpoint::WebhookEndpoints => {
+                Category::Write
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub fn new(per_second: f64) -> Bucket {
+        let burst = per_second.max(1.0);
+        Bucket {
+            rate: per_second,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+
+    /// Time until a token is available, without taking it.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Limiters {
+    get: Option<Bucket>,
+    write: Option<Bucket>,
+    run: Option<Bucket>,
+}
+
+impl Limiters {
+    pub fn new(profile: &Profile) -> Limiters {
+        let mk = |r: Option<f64>| r.map(|r| Bucket::new(r * profile.time_scale));
+        Limiters {
+            get: mk(profile.limits.get_rps),
+            write: mk(profile.limits.write_rps),
+            run: mk(profile.limits.run_rps),
+        }
+    }
+
+    pub fn take(&mut self, cat: Category) -> Result<(), Duration> {
+        let bucket = match cat {
+            Category::Get => &mut self.get,
+            Category::Write => &mut self.write,
+            Category::Run => &mut self.run,
+        };
+        match bucket {
+            Some(b) => b.take(Instant::now()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_throttles() {
+        let mut b = Bucket::new(10.0);
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert!(b.take(now).is_ok());
+        }
+        let wait = b.take(now).unwrap_err();
+        assert!(wait <= Duration::from_millis(101), "{wait:?}");
+        assert!(b.take(now + Duration::from_millis(150)).is_ok());
+    }
+}

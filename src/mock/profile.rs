@@ -1,0 +1,462 @@
+//! Mock profiles: everything that makes one mock behave differently from another —
+//! workflows, tokens, processing times and outcomes, plan rate limits, time scale,
+//! webhook endpoints and retries, faults, and deliberate contract defects.
+//!
+//! Every field has a default, so a profile names only what it changes; unknown keys are
+//! rejected with file:line:column.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiVersion;
+use crate::config::{ConfigError, Dur, DurationDist, load_yaml};
+
+/// The token that `mock/default.yaml` accepts, documented for local use.
+pub const DEFAULT_TOKEN: &str = "sk_batchproof_local";
+/// The workflow every built-in profile knows.
+pub const DEFAULT_WORKFLOW: &str = "workflow_batchproof_demo";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    /// Processing times, rate windows and retry delays are divided by this factor so hours
+    /// of batch work can be rehearsed in seconds. Wire timestamps stay real.
+    pub time_scale: f64,
+    /// Seeds outcomes and durations: the same seed replays the same outcome per run.
+    pub seed: u64,
+    /// What a request without `x-extend-api-version` gets.
+    pub missing_version: MissingVersion,
+    pub auth: Auth,
+    pub workflows: Vec<Workflow>,
+    pub processing: Processing,
+    pub limits: Limits,
+    pub webhooks: Webhooks,
+    pub retention: Retention,
+    /// Show `priority` on run objects (a documented mock extension; the public object
+    /// has no such field).
+    pub expose_priority: bool,
+    /// Largest request body accepted; larger ones get 413 with the API's error body.
+    pub max_body_bytes: usize,
+    pub faults: Faults,
+    pub defects: Defects,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            time_scale: 1.0,
+            seed: 0,
+            missing_version: MissingVersion::Reject,
+            auth: Auth::default(),
+            workflows: vec![Workflow::default()],
+            processing: Processing::default(),
+            limits: Limits::default(),
+            webhooks: Webhooks::default(),
+            retention: Retention::default(),
+            expose_priority: true,
+            max_body_bytes: 32 * 1024 * 1024,
+            faults: Faults::default(),
+            defects: Defects::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum MissingVersion {
+    /// 400 INVALID_REQUEST, as for keys created after 2025-04-21.
+    Reject,
+    /// Serve the given legacy version, as for older keys.
+    Legacy(ApiVersion),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Bearer tokens that are accepted.
+    pub tokens: Vec<String>,
+    /// When non-empty, an `x-extend-workspace-id` header must name one of these (403
+    /// otherwise). Requests without the header are served as the key's own workspace.
+    pub workspaces: Vec<String>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            tokens: vec![DEFAULT_TOKEN.to_string()],
+            workspaces: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workflow {
+    pub id: String,
+    pub name: String,
+    /// Published versions; `draft` is always accepted, and an omitted version means the
+    /// latest published one.
+    pub versions: Vec<String>,
+    /// Steps whose runs appear in `stepRuns` (and `outputs` on legacy versions).
+    pub steps: Vec<Step>,
+}
+
+impl Default for Workflow {
+    fn default() -> Self {
+        Workflow {
+            id: DEFAULT_WORKFLOW.into(),
+            name: "batchproof demo: invoice extraction".into(),
+            versions: vec!["1".into(), "2".into()],
+            steps: vec![Step {
+                name: "Extract invoice".into(),
+                kind: StepKind::Extract,
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: StepKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepKind {
+    Extract,
+    RuleValidation,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Processing {
+    /// Runs processed at once.
+    pub workers: usize,
+    /// Time one run spends PROCESSING, before time scaling.
+    pub duration: DurationDist,
+    /// Relative weights of the outcomes.
+    pub outcomes: Outcomes,
+}
+
+impl Default for Processing {
+    fn default() -> Self {
+        Processing {
+            workers: 64,
+            duration: DurationDist::Lognormal {
+                median: Dur::from_secs(2),
+                p99: Dur::from_secs(10),
+            },
+            outcomes: Outcomes::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Outcomes {
+    pub processed: f64,
+    pub failed: f64,
+    pub needs_review: f64,
+}
+
+impl Default for Outcomes {
+    fn default() -> Self {
+        Outcomes {
+            processed: 0.9,
+            failed: 0.05,
+            needs_review: 0.05,
+        }
+    }
+}
+
+/// Plan limits per organization (extend-api.md §7). `None` means unlimited. Request
+/// rates are per second; the windows shrink with the time scale.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub get_rps: Option<f64>,
+    pub write_rps: Option<f64>,
+    pub run_rps: Option<f64>,
+    pub files_per_minute: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Webhooks {
+    /// Endpoints known from the start, in addition to those created through the API.
+    pub endpoints: Vec<EndpointConfig>,
+    /// How long one delivery attempt may take before it counts as failed.
+    pub timeout: Dur,
+    /// Delays before each retry; the last one repeats. Scaled by the time scale.
+    pub retry: Vec<Dur>,
+    /// Attempts before a delivery is given up (and logged as failed).
+    pub max_attempts: u32,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            endpoints: vec![],
+            timeout: Dur::from_secs(10),
+            retry: vec![
+                Dur::from_secs(1),
+                Dur::from_secs(5),
+                Dur::from_secs(30),
+                Dur::from_secs(120),
+                Dur::from_secs(600),
+            ],
+            max_attempts: 20,
+            concurrency: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub url: String,
+    /// The signing secret, `wss_…`.
+    pub secret: String,
+    /// The version whose shapes the payloads follow.
+    #[serde(default = "current_version")]
+    pub api_version: ApiVersion,
+    /// Workflow-run event types to send; empty means all of them.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+fn current_version() -> ApiVersion {
+    ApiVersion::CURRENT
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Terminal runs kept; the oldest finished are evicted beyond this.
+    pub max_finished_runs: usize,
+    /// Terminal runs older than this (real time) are evicted.
+    pub max_age: Dur,
+    /// Entries kept in the delivery log ring.
+    pub delivery_log: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_finished_runs: 200_000,
+            max_age: Dur::from_secs(24 * 3600),
+            delivery_log: 10_000,
+        }
+    }
+}
+
+/// Endpoints, as named in per-endpoint fault settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Batch,
+    Create,
+    List,
+    Get,
+    Update,
+    Cancel,
+    Delete,
+    WebhookEndpoints,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added latency per endpoint.
+    pub latency: BTreeMap<Endpoint, DurationDist>,
+    /// Probability of a 500 INTERNAL_ERROR per endpoint, decided after the work is done
+    /// (so a batch may exist even though its response was a 500, as with the real API).
+    pub errors: BTreeMap<Endpoint, f64>,
+    /// One-off stalls: the `at_request`-th request to `endpoint` (1-based) is held for
+    /// `duration` before it is answered.
+    pub stalls: Vec<Stall>,
+    pub webhooks: WebhookFaults,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stall {
+    pub endpoint: Endpoint,
+    pub at_request: u64,
+    pub duration: Dur,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookFaults {
+    /// Probability an event is never delivered.
+    pub drop: f64,
+    /// Probability an event is delivered twice (same eventId).
+    pub duplicate: f64,
+    /// Probability an event is held back by up to `reorder_window` so later ones overtake.
+    pub reorder: f64,
+    pub reorder_window: Option<Dur>,
+    /// Extra delay before every first attempt.
+    pub delay: Option<DurationDist>,
+    /// Probability an attempt is signed with a timestamp ten minutes old.
+    pub stale_timestamp: f64,
+}
+
+/// Deliberate contract violations, one per field. `mock/defects/*.yaml` each switch on
+/// exactly one, so the checks can be shown to catch what they claim.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Defects {
+    /// Batch-created runs get this priority instead of 90 (or the requested one).
+    pub batch_priority: Option<u8>,
+    /// Runs do not carry their batchId (on get, list and webhooks).
+    pub runs_without_batch_id: bool,
+    /// Webhook payloads lack batchId (get and list still have it).
+    pub webhook_without_batch_id: bool,
+    /// Webhook payloads drop or alter the input's metadata.
+    pub webhook_metadata: Option<MetadataDefect>,
+    /// Batches of 1,001 inputs and more are accepted.
+    pub accept_oversized_batch: bool,
+    /// Batches with no inputs are accepted.
+    pub accept_empty_batch: bool,
+    /// Requests without a version header are served as the current version.
+    pub accept_missing_version: bool,
+    /// Errors use the other version family's body shape.
+    pub wrong_error_shape: bool,
+    /// One run more than the inputs is created per batch.
+    pub extra_run_per_batch: bool,
+    /// The last input of each batch gets no run.
+    pub lost_run_per_batch: bool,
+    /// The last run of each list page is repeated as the first of the next.
+    pub repeat_across_pages: bool,
+    /// Deliveries are signed with the wrong secret.
+    pub wrong_signature: bool,
+    /// Deliveries are signed with a timestamp ten minutes old.
+    pub stale_signature: bool,
+    /// This fraction of runs never gets a terminal webhook.
+    pub missing_terminal_webhook: f64,
+    /// Runs go back from PROCESSED to PROCESSING for a while after completing.
+    pub status_regression: bool,
+    /// Any token, or none, is accepted.
+    pub auth_not_enforced: bool,
+    /// A batch submitted within this time of the previous one gets 429.
+    pub throttle_rapid_batches: Option<Dur>,
+    /// The queue is first-in first-out, ignoring priority.
+    pub ignore_priority: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataDefect {
+    Drop,
+    Alter,
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Profile, ConfigError> {
+        let profile: Profile = load_yaml(path)?;
+        profile.validate().map_err(|(msg, fix)| {
+            ConfigError::new(path.display().to_string(), msg).with_fix(fix)
+        })?;
+        Ok(profile)
+    }
+
+    /// Checks what serde cannot: ranges and relations between fields.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |m: String, f: &str| Err((m, f.to_string()));
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return bad(
+                format!(
+                    "time_scale must be a positive number, got {}",
+                    self.time_scale
+                ),
+                "set time_scale: 1 for real time, or e.g. 100 to run 100× faster",
+            );
+        }
+        if self.processing.workers == 0 {
+            return bad(
+                "processing.workers is 0: nothing would ever run".into(),
+                "set processing.workers: 1 or more",
+            );
+        }
+        if let Err(m) = self.processing.duration.validate() {
+            return bad(
+                format!("processing.duration: {m}"),
+                "fix the distribution's parameters",
+            );
+        }
+        let o = &self.processing.outcomes;
+        if [o.processed, o.failed, o.needs_review]
+            .iter()
+            .any(|w| *w < 0.0 || !w.is_finite())
+            || o.processed + o.failed + o.needs_review <= 0.0
+        {
+            return bad(
+                "processing.outcomes weights must be non-negative and not all zero".into(),
+                "e.g. processed: 0.9, failed: 0.05, needs_review: 0.05",
+            );
+        }
+        if self.workflows.is_empty() {
+            return bad(
+                "no workflows: every batch would get 404".into(),
+                "list at least one workflow under `workflows`",
+            );
+        }
+        if self.webhooks.max_attempts == 0 || self.webhooks.concurrency == 0 {
+            return bad(
+                "webhooks.max_attempts and webhooks.concurrency must be at least 1".into(),
+                "set them to 1 or more",
+            );
+        }
+        for (name, rate) in [
+            ("limits.get_rps", self.limits.get_rps),
+            ("limits.write_rps", self.limits.write_rps),
+            ("limits.run_rps", self.limits.run_rps),
+            ("limits.files_per_minute", self.limits.files_per_minute),
+        ] {
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                return bad(format!("{name} must be positive"), "remove it for no limit");
+            }
+        }
+        let f = &self.faults.webhooks;
+        for (name, p) in [
+            ("faults.webhooks.drop", f.drop),
+            ("faults.webhooks.duplicate", f.duplicate),
+            ("faults.webhooks.reorder", f.reorder),
+            ("faults.webhooks.stale_timestamp", f.stale_timestamp),
+            (
+                "defects.missing_terminal_webhook",
+                self.defects.missing_terminal_webhook,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(
+                    format!("{name} is a probability, got {p}"),
+                    "use a number from 0 to 1",
+                );
+            }
+        }
+        for (ep, p) in &self.faults.errors {
+            if !(0.0..=1.0).contains(p) {
+                return bad(
+                    format!("faults.errors.{ep:?} is a probability, got {p}"),
+                    "use a number from 0 to 1",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Real time for a simulated duration.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.div_f64(self.time_scale)
+    }
+}

@@ -1,0 +1,311 @@
+//! The mock's state: runs, the batch index, the priority queue and the eviction order.
+//! One struct behind one `std::sync::Mutex` (see `Shared`); every method is a short,
+//! non-blocking critical section so HTTP handlers and the scheduler never wait long.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::api::RunStatus;
+
+/// What processing will decide for a run; drawn from the seed at creation so a seed
+/// replays the same outcomes whatever the timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Processed,
+    Failed(&'static str),
+    NeedsReview,
+}
+
+/// Documented failure reasons (extend-api.md §5).
+pub const FAILURE_REASONS: [&str; 3] = [
+    "INTERNAL_ERROR",
+    "DOCUMENT_PROCESSOR_ERROR",
+    "FAILED_TO_PROCESS_FILE",
+];
+
+/// The document a run was made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFile {
+    pub id: String,
+    pub name: String,
+    /// PDF, IMG, CSV, TXT, DOCX, EXCEL, XML or HTML.
+    pub kind: &'static str,
+    /// Where the document came from (URL, file id or text); outputs derive from it.
+    pub source: String,
+    pub page_count: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub seq: u64,
+    pub id: String,
+    pub workflow: usize,
+    pub version: String,
+    pub batch_id: Option<String>,
+    pub status: RunStatus,
+    pub priority: u8,
+    pub metadata: Value,
+    pub name: String,
+    pub files: Vec<RunFile>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub outcome: Outcome,
+    /// Real processing time (already divided by the time scale).
+    pub duration: Duration,
+    /// Set when the status_regression defect applies to this run.
+    pub regress: bool,
+    /// Set when the missing_terminal_webhook defect applies to this run.
+    pub mute_terminal: bool,
+}
+
+impl Run {
+    pub fn failure(&self) -> Option<(&'static str, String)> {
+        match (self.status, self.outcome) {
+            (RunStatus::Failed, Outcome::Failed(reason)) => Some((
+                reason,
+                format!(
+                    "Simulated failure ({reason}) processing {}",
+                    self.files
+                        .first()
+                        .map(|f| f.name.as_str())
+                        .unwrap_or("input")
+                ),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Filters and order of a List Workflow Runs call.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub status: Option<RunStatus>,
+    pub workflow_id: Option<usize>,
+    pub batch_id: Option<String>,
+    pub file_name_contains: Option<String>,
+    pub sort_by_created: bool,
+    pub ascending: bool,
+    /// Exclusive cursor: (sort key in nanoseconds, seq) of the last run already returned.
+    pub after: Option<(i64, u64)>,
+    pub page_size: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    runs: HashMap<String, Run>,
+    by_seq: BTreeMap<u64, String>,
+    batches: HashMap<String, Vec<u64>>,
+    /// (priority, seq): lower priority number first, FIFO within a priority.
+    queue: BTreeSet<(u8, u64)>,
+    finished: VecDeque<(Instant, u64)>,
+    next_seq: u64,
+    /// Bumped by reset, so the scheduler drops work it holds for runs that are gone.
+    pub generation: u64,
+    pub paused: bool,
+    pub batches_created: u64,
+    pub runs_created: u64,
+    pub runs_evicted: u64,
+}
+
+impl Store {
+    pub fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub fn insert(&mut self, run: Run, ignore_priority: bool) {
+        if run.status == RunStatus::Pending {
+            let prio = if ignore_priority { 0 } else { run.priority };
+            self.queue.insert((prio, run.seq));
+        }
+        if let Some(batch) = &run.batch_id {
+            self.batches.entry(batch.clone()).or_default().push(run.seq);
+        }
+        self.by_seq.insert(run.seq, run.id.clone());
+        self.runs_created += 1;
+        self.runs.insert(run.id.clone(), run);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Run> {
+        self.runs.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Run> {
+        self.runs.get_mut(id)
+    }
+
+    pub fn by_seq_mut(&mut self, seq: u64) -> Option<&mut Run> {
+        let id = self.by_seq.get(&seq)?;
+        self.runs.get_mut(id)
+    }
+
+    /// Takes the next queued run (lowest priority number, then oldest) off the queue.
+    pub fn pop_queued(&mut self) -> Option<u64> {
+        loop {
+            let (prio, seq) = self.queue.pop_first()?;
+            // Cancelled or deleted runs may still sit in the queue; skip them.
+            if self
+                .by_seq
+                .get(&seq)
+                .and_then(|id| self.runs.get(id))
+                .is_some_and(|r| r.status == RunStatus::Pending)
+            {
+                let _ = prio;
+                return Some(seq);
+            }
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Records that a run reached a terminal status, for eviction.
+    pub fn mark_finished(&mut self, seq: u64, now: Instant) {
+        self.finished.push_back((now, seq));
+    }
+
+    /// Evicts the oldest terminal runs beyond the count limit or the age limit.
+    pub fn evict(&mut self, max_finished: usize, max_age: Duration, now: Instant) {
+        while let Some(&(at, seq)) = self.finished.front() {
+            let too_many = self.finished.len() > max_finished;
+            let too_old = now.duration_since(at) > max_age;
+            if !(too_many || too_old) {
+                break;
+            }
+            self.finished.pop_front();
+            self.remove_seq(seq);
+            self.runs_evicted += 1;
+        }
+    }
+
+    fn remove_seq(&mut self, seq: u64) -> Option<Run> {
+        let id = self.by_seq.remove(&seq)?;
+        let run = self.runs.remove(&id)?;
+        if let Some(batch) = &run.batch_id
+            && let Some(seqs) = self.batches.get_mut(batch)
+        {
+            // Eviction is oldest-first and batches are created in seq order, so the run is
+            // almost always at the front.
+            if let Some(pos) = seqs.iter().position(|s| *s == seq) {
+                seqs.remove(pos);
+            }
+            if seqs.is_empty() {
+                self.batches.remove(batch);
+            }
+        }
+        Some(run)
+    }
+
+    pub fn delete(&mut self, id: &str) -> Option<Run> {
+        let seq = self.runs.get(id)?.seq;
+        self.remove_seq(seq)
+    }
+
+    pub fn reset(&mut self) {
+        let generation = self.generation + 1;
+        *self = Store::default();
+        self.generation = generation;
+    }
+
+    /// One page of runs matching `q`, and whether more follow.
+    pub fn list(&self, q: &ListQuery) -> (Vec<&Run>, bool) {
+        let key = |r: &Run| {
+            let t = if q.sort_by_created {
+                r.created_at
+            } else {
+                r.updated_at
+            };
+            (t.timestamp_nanos_opt().unwrap_or(i64::MAX), r.seq)
+        };
+        let matches = |r: &&Run| {
+            q.status.is_none_or(|s| r.status == s)
+                && q.workflow_id.is_none_or(|w| r.workflow == w)
+                && q.batch_id
+                    .as_ref()
+                    .is_none_or(|b| r.batch_id.as_deref() == Some(b))
+                && q.file_name_contains
+                    .as_ref()
+                    .is_none_or(|needle| r.files.iter().any(|f| f.name.contains(needle.as_str())))
+        };
+        let mut candidates: Vec<&Run> = match &q.batch_id {
+            // The batch index keeps a batchId filter cheap however many runs exist.
+            Some(b) => self
+                .batches
+                .get(b)
+                .map(|seqs| {
+                    seqs.iter()
+                        .filter_map(|s| self.by_seq.get(s).and_then(|id| self.runs.get(id)))
+                        .filter(matches)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => self.runs.values().filter(matches).collect(),
+        };
+        candidates.sort_by_key(|r| key(r));
+        if !q.ascending {
+            candidates.reverse();
+        }
+        let start = match q.after {
+            None => 0,
+            Some(cursor) => candidates
+                .iter()
+                .position(|r| {
+                    if q.ascending {
+                        key(r) > cursor
+                    } else {
+                        key(r) < cursor
+                    }
+                })
+                .unwrap_or(candidates.len()),
+        };
+        let end = (start + q.page_size).min(candidates.len());
+        let more = end < candidates.len();
+        (candidates[start..end].to_vec(), more)
+    }
+
+    pub fn sort_key(run: &Run, by_created: bool) -> (i64, u64) {
+        let t = if by_created {
+            run.created_at
+        } else {
+            run.updated_at
+        };
+        (t.timestamp_nanos_opt().unwrap_or(i64::MAX), run.seq)
+    }
+
+    /// Runs per status, and how many batches are known.
+    pub fn summary(&self) -> (BTreeMap<&'static str, u64>, usize) {
+        let mut by_status = BTreeMap::new();
+        for s in RunStatus::ALL {
+            by_status.insert(s.as_str(), 0);
+        }
+        for r in self.runs.values() {
+            *by_status.entry(r.status.as_str()).or_default() += 1;
+        }
+        (by_status, self.batches.len())
+    }
+
+    pub fn batch_summary(&self, batch: &str) -> Option<BTreeMap<&'static str, u64>> {
+        let seqs = self.batches.get(batch)?;
+        let mut by_status = BTreeMap::new();
+        for seq in seqs {
+            if let Some(r) = self.by_seq.get(seq).and_then(|id| self.runs.get(id)) {
+                *by_status.entry(r.status.as_str()).or_default() += 1;
+            }
+        }
+        Some(by_status)
+    }
+
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+}

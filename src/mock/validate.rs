@@ -1,0 +1,582 @@
+//! Request validation for the mock, per version: the batch body, the single-run body and
+//! the list query. Every rejection names the offending field path, as a client developer
+//! would want from the real API.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::profile::Profile;
+use crate::api::error::ErrorCode;
+use crate::api::{ApiVersion, MAX_BATCH_INPUTS, MAX_METADATA_BYTES, RunStatus};
+
+/// A rejected request: the code (and so the status) and a message naming the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn invalid(message: impl Into<String>) -> Reject {
+    Reject {
+        code: ErrorCode::InvalidRequest,
+        message: message.into(),
+    }
+}
+
+fn not_found(message: impl Into<String>) -> Reject {
+    Reject {
+        code: ErrorCode::NotFound,
+        message: message.into(),
+    }
+}
+
+/// Where one document comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Url(String),
+    Id(String),
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSpec {
+    pub source: Source,
+    pub name: Option<String>,
+}
+
+/// One validated input: the documents of one run, and its metadata (`{}` when none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub files: Vec<FileSpec>,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    pub workflow: usize,
+    pub version: String,
+    pub runs: Vec<NewRun>,
+    pub priority: Option<u8>,
+}
+
+/// Limits the defects may loosen.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub min: usize,
+    pub max: usize,
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Reject> {
+    v.as_object()
+        .ok_or_else(|| invalid(format!("`{path}` must be a JSON object")))
+}
+
+fn opt_str<'a>(
+    m: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, Reject> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("`{path}{key}` must be a string"))),
+    }
+}
+
+fn req_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, Reject> {
+    match opt_str(m, key, path)? {
+        Some(s) if !s.trim().is_empty() => Ok(s),
+        Some(_) => Err(invalid(format!("`{path}{key}` must not be empty"))),
+        None => Err(invalid(format!("`{path}{key}` is required"))),
+    }
+}
+
+fn metadata(m: &Map<String, Value>, path: &str) -> Result<Value, Reject> {
+    match m.get("metadata") {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(v @ Value::Object(_)) => {
+            let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+            if size > MAX_METADATA_BYTES {
+                return Err(invalid(format!(
+                    "`{path}metadata` is {size} bytes; the limit is {MAX_METADATA_BYTES} bytes (10KB)"
+                )));
+            }
+            Ok(v.clone())
+        }
+        Some(_) => Err(invalid(format!("`{path}metadata` must be a JSON object"))),
+    }
+}
+
+fn secrets(m: &Map<String, Value>, path: &str) -> Result<(), Reject> {
+    match m.get("secrets") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err(invalid(format!("`{path}secrets` must be a JSON object"))),
+    }
+}
+
+fn workflow(profile: &Profile, id: &str, version: Option<&str>) -> Result<(usize, String), Reject> {
+    let (idx, wf) = profile
+        .workflows
+        .iter()
+        .enumerate()
+        .find(|(_, w)| w.id == id)
+        .ok_or_else(|| not_found(format!("Workflow `{id}` not found")))?;
+    let version = match version {
+        None => wf
+            .versions
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "draft".into()),
+        Some("draft") => "draft".into(),
+        Some(v) if wf.versions.iter().any(|x| x == v) => v.to_string(),
+        Some(v) => {
+            return Err(not_found(format!(
+                "Version `{v}` of workflow `{id}` not found; published versions: {}",
+                wf.versions.join(", ")
+            )));
+        }
+    };
+    Ok((idx, version))
+}
+
+/// The 2026 file union: exactly one of `url`, `id` or `text`.
+fn file_2026(v: &Value, path: &str) -> Result<FileSpec, Reject> {
+    let m = object(v, path)?;
+    let present: Vec<&str> = ["url", "id", "text"]
+        .into_iter()
+        .filter(|k| m.get(*k).is_some_and(|v| !v.is_null()))
+        .collect();
+    let prefix = format!("{path}.");
+    let name = opt_str(m, "name", &prefix)?.map(str::to_string);
+    match present.as_slice() {
+        ["url"] => {
+            if let Some(s) = m.get("settings")
+                && !s.is_null()
+            {
+                object(s, &format!("{path}.settings"))?;
+            }
+            Ok(FileSpec {
+                source: Source::Url(req_str(m, "url", &prefix)?.to_string()),
+                name,
+            })
+        }
+        ["id"] => Ok(FileSpec {
+            source: Source::Id(req_str(m, "id", &prefix)?.to_string()),
+            name: None,
+        }),
+        ["text"] => {
+            let text = match m.get("text") {
+                Some(Value::String(s)) => s.clone(),
+                _ => return Err(invalid(format!("`{path}.text` must be a string"))),
+            };
+            Ok(FileSpec {
+                source: Source::Text(text),
+                name,
+            })
+        }
+        [] => Err(invalid(format!(
+            "`{path}` must have one of `url`, `id` or `text`"
+        ))),
+        many => Err(invalid(format!(
+            "`{path}` must have exactly one of `url`, `id` or `text`, not {}",
+            many.iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ))),
+    }
+}
+
+/// The legacy file object: `fileUrl` or `fileId`, with an optional `fileName` label.
+fn file_legacy(v: &Value, path: &str) -> Result<FileSpec, Reject> {
+    let m = object(v, path)?;
+    let prefix = format!("{path}.");
+    let name = opt_str(m, "fileName", &prefix)?.map(str::to_string);
+    let url = opt_str(m, "fileUrl", &prefix)?;
+    let id = opt_str(m, "fileId", &prefix)?;
+    let source = match (url, id) {
+        (Some(u), _) if !u.trim().is_empty() => Source::Url(u.to_string()),
+        (_, Some(i)) if !i.trim().is_empty() => Source::Id(i.to_string()),
+        _ => {
+            return Err(invalid(format!("`{path}` must have `fileUrl` or `fileId`")));
+        }
+    };
+    Ok(FileSpec { source, name })
+}
+
+fn priority(m: &Map<String, Value>) -> Result<Option<u8>, Reject> {
+    match m.get("priority") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(p @ 1..=100) => Ok(Some(p as u8)),
+            _ => Err(invalid(format!(
+                "`priority` must be an integer from 1 to 100, got {v}"
+            ))),
+        },
+    }
+}
+
+fn workflow_ref(
+    version: ApiVersion,
+    m: &Map<String, Value>,
+) -> Result<(&str, Option<&str>), Reject> {
+    if version.is_legacy() {
+        Ok((req_str(m, "workflowId", "")?, opt_str(m, "version", "")?))
+    } else {
+        let wf = match m.get("workflow") {
+            None | Some(Value::Null) => return Err(invalid("`workflow` is required")),
+            Some(v) => object(v, "workflow")?,
+        };
+        Ok((
+            req_str(wf, "id", "workflow.")?,
+            opt_str(wf, "version", "workflow.")?,
+        ))
+    }
+}
+
+/// Validates a Batch Run Workflow body in `version`'s shape.
+pub fn batch(
+    version: ApiVersion,
+    profile: &Profile,
+    body: &Value,
+    limits: BatchLimits,
+) -> Result<RunRequest, Reject> {
+    let m = object(body, "body")?;
+    let (wf_id, wf_version) = workflow_ref(version, m)?;
+    let inputs = match m.get("inputs") {
+        None | Some(Value::Null) => return Err(invalid("`inputs` is required")),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(invalid("`inputs` must be an array")),
+    };
+    if inputs.len() < limits.min {
+        return Err(invalid(format!(
+            "`inputs` must contain at least 1 input and at most {MAX_BATCH_INPUTS} inputs; got {}",
+            inputs.len()
+        )));
+    }
+    if inputs.len() > limits.max {
+        return Err(invalid(format!(
+            "`inputs` must contain at least 1 input and at most {MAX_BATCH_INPUTS} inputs; got {}",
+            inputs.len()
+        )));
+    }
+    let mut runs = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let path = format!("inputs[{i}]");
+        let im = object(input, &path)?;
+        let prefix = format!("{path}.");
+        let file = if version.is_legacy() {
+            let file = im.get("file").filter(|v| !v.is_null());
+            let raw = im.get("rawText").filter(|v| !v.is_null());
+            match (file, raw) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(format!(
+                        "`{path}` must have either `file` or `rawText`, not both"
+                    )));
+                }
+                (Some(f), None) => file_legacy(f, &format!("{path}.file"))?,
+                (None, Some(Value::String(t))) => FileSpec {
+                    source: Source::Text(t.clone()),
+                    name: None,
+                },
+                (None, Some(_)) => {
+                    return Err(invalid(format!("`{path}.rawText` must be a string")));
+                }
+                (None, None) => {
+                    return Err(invalid(format!("`{path}` must have `file` or `rawText`")));
+                }
+            }
+        } else {
+            match im.get("file") {
+                None | Some(Value::Null) => {
+                    return Err(invalid(format!("`{path}.file` is required")));
+                }
+                Some(f) => file_2026(f, &format!("{path}.file"))?,
+            }
+        };
+        secrets(im, &prefix)?;
+        runs.push(NewRun {
+            files: vec![file],
+            metadata: metadata(im, &prefix)?,
+        });
+    }
+    // The workflow is resolved after the body is known to be well-formed, so a malformed
+    // body gets 400 even when it also names an unknown workflow.
+    let (workflow, version_str) = workflow(profile, wf_id, wf_version)?;
+    let priority = if version.is_legacy() {
+        None
+    } else {
+        priority(m)?
+    };
+    Ok(RunRequest {
+        workflow,
+        version: version_str,
+        runs,
+        priority,
+    })
+}
+
+/// Validates a Run Workflow (single) body in `version`'s shape. Legacy versions create
+/// one run per file or raw text; 2026 creates one run from a file or a package.
+pub fn single(version: ApiVersion, profile: &Profile, body: &Value) -> Result<RunRequest, Reject> {
+    let m = object(body, "body")?;
+    let (wf_id, wf_version) = workflow_ref(version, m)?;
+    let meta = metadata(m, "")?;
+    secrets(m, "")?;
+    let runs = if version.is_legacy() {
+        let files = m.get("files").filter(|v| !v.is_null());
+        let raws = m.get("rawTexts").filter(|v| !v.is_null());
+        let mut specs = Vec::new();
+        if let Some(files) = files {
+            let arr = files
+                .as_array()
+                .ok_or_else(|| invalid("`files` must be an array"))?;
+            if arr.len() > 50 {
+                return Err(invalid(format!(
+                    "`files` may hold at most 50 files; got {}",
+                    arr.len()
+                )));
+            }
+            for (i, f) in arr.iter().enumerate() {
+                specs.push(file_legacy(f, &format!("files[{i}]"))?);
+            }
+        }
+        if let Some(raws) = raws {
+            let arr = raws
+                .as_array()
+                .ok_or_else(|| invalid("`rawTexts` must be an array"))?;
+            for (i, t) in arr.iter().enumerate() {
+                let t = t
+                    .as_str()
+                    .ok_or_else(|| invalid(format!("`rawTexts[{i}]` must be a string")))?;
+                specs.push(FileSpec {
+                    source: Source::Text(t.to_string()),
+                    name: None,
+                });
+            }
+        }
+        if specs.is_empty() {
+            return Err(invalid(
+                "one of `files` or `rawTexts` is required and must not be empty",
+            ));
+        }
+        specs
+            .into_iter()
+            .map(|f| NewRun {
+                files: vec![f],
+                metadata: meta.clone(),
+            })
+            .collect()
+    } else {
+        let file = m.get("file").filter(|v| !v.is_null());
+        let package = m.get("package").filter(|v| !v.is_null());
+        let files = match (file, package) {
+            (Some(_), Some(_)) => return Err(invalid("give either `file` or `package`, not both")),
+            (None, None) => return Err(invalid("one of `file` or `package` is required")),
+            (Some(f), None) => vec![file_2026(f, "file")?],
+            (None, Some(p)) => {
+                let pm = object(p, "package")?;
+                let arr = pm
+                    .get("files")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| invalid("`package.files` must be an array"))?;
+                if !(2..=50).contains(&arr.len()) {
+                    return Err(invalid(format!(
+                        "`package.files` must hold 2 to 50 files; got {}",
+                        arr.len()
+                    )));
+                }
+                let mut specs = Vec::new();
+                for (i, f) in arr.iter().enumerate() {
+                    let spec = file_2026(f, &format!("package.files[{i}]"))?;
+                    if matches!(spec.source, Source::Text(_)) {
+                        return Err(invalid(format!("`package.files[{i}]` cannot be text")));
+                    }
+                    if specs.iter().any(|s: &FileSpec| s.source == spec.source) {
+                        return Err(invalid(format!(
+                            "`package.files[{i}]` repeats an earlier file"
+                        )));
+                    }
+                    specs.push(spec);
+                }
+                specs
+            }
+        };
+        vec![NewRun {
+            files,
+            metadata: meta,
+        }]
+    };
+    let (workflow, version_str) = workflow(profile, wf_id, wf_version)?;
+    Ok(RunRequest {
+        workflow,
+        version: version_str,
+        runs,
+        priority: priority(m)?,
+    })
+}
+
+/// A parsed List Workflow Runs query, before the page token is decoded.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub status: Option<RunStatus>,
+    pub workflow_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub file_name_contains: Option<String>,
+    pub sort_by_created: bool,
+    pub ascending: bool,
+    pub next_page_token: Option<String>,
+    pub max_page_size: usize,
+}
+
+pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListParams, Reject> {
+    let mut p = ListParams {
+        max_page_size: 10,
+        ..Default::default()
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "status" => {
+                p.status = Some(RunStatus::parse(v).ok_or_else(|| {
+                    invalid(format!("`status` must be one of PENDING, PROCESSING, NEEDS_REVIEW, REJECTED, PROCESSED, FAILED, CANCELLED, CANCELLING; got `{v}`"))
+                })?)
+            }
+            "workflowId" => p.workflow_id = Some(v.clone()),
+            "batchId" => p.batch_id = Some(v.clone()),
+            "fileNameContains" if version != ApiVersion::V2024_12_23 => {
+                p.file_name_contains = Some(v.clone())
+            }
+            "sortBy" => {
+                p.sort_by_created = match v.as_str() {
+                    "createdAt" => true,
+                    "updatedAt" => false,
+                    _ => return Err(invalid(format!("`sortBy` must be `updatedAt` or `createdAt`; got `{v}`"))),
+                }
+            }
+            "sortDir" => {
+                p.ascending = match v.as_str() {
+                    "asc" => true,
+                    "desc" => false,
+                    _ => return Err(invalid(format!("`sortDir` must be `asc` or `desc`; got `{v}`"))),
+                }
+            }
+            "nextPageToken" => p.next_page_token = Some(v.clone()),
+            "maxPageSize" => {
+                p.max_page_size = match v.parse::<usize>() {
+                    Ok(n @ 1..=1000) => n,
+                    _ => {
+                        return Err(invalid(format!(
+                            "`maxPageSize` must be an integer from 1 to 1000; got `{v}`"
+                        )));
+                    }
+                }
+            }
+            // Unknown parameters are ignored, as most HTTP APIs do.
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limits() -> BatchLimits {
+        BatchLimits {
+            min: 1,
+            max: MAX_BATCH_INPUTS,
+        }
+    }
+
+    fn wf() -> Value {
+        json!({"id": crate::mock::profile::DEFAULT_WORKFLOW})
+    }
+
+    #[test]
+    fn file_union_needs_exactly_one_source() {
+        let p = Profile::default();
+        let v = ApiVersion::V2026_02_09;
+        let ok = json!({"workflow": wf(), "inputs": [{"file": {"url": "https://x/a.pdf"}, "metadata": {"a": [1, {"b": null}]}}]});
+        let req = batch(v, &p, &ok, limits()).unwrap();
+        assert_eq!(req.runs[0].metadata, json!({"a": [1, {"b": null}]}));
+        assert_eq!(req.version, "2");
+        let both = json!({"workflow": wf(), "inputs": [{"file": {"url": "u", "text": "t"}}]});
+        let err = batch(v, &p, &both, limits()).unwrap_err();
+        assert!(err.message.contains("inputs[0].file"), "{err:?}");
+        let none = json!({"workflow": wf(), "inputs": [{"file": {"name": "n"}}]});
+        assert_eq!(
+            batch(v, &p, &none, limits()).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn counts_outside_1_to_1000_are_400() {
+        let p = Profile::default();
+        let v = ApiVersion::V2026_02_09;
+        let input = json!({"file": {"text": "t"}});
+        let zero = json!({"workflow": wf(), "inputs": []});
+        assert!(
+            batch(v, &p, &zero, limits())
+                .unwrap_err()
+                .message
+                .contains("got 0")
+        );
+        let many = json!({"workflow": wf(), "inputs": vec![input.clone(); 1001]});
+        assert!(
+            batch(v, &p, &many, limits())
+                .unwrap_err()
+                .message
+                .contains("got 1001")
+        );
+        let max = json!({"workflow": wf(), "inputs": vec![input; 1000]});
+        assert_eq!(batch(v, &p, &max, limits()).unwrap().runs.len(), 1000);
+    }
+
+    #[test]
+    fn legacy_shape_and_unknown_workflow() {
+        let p = Profile::default();
+        let v = ApiVersion::V2025_04_21;
+        let ok = json!({"workflowId": crate::mock::profile::DEFAULT_WORKFLOW, "inputs": [{"rawText": "hi"}, {"file": {"fileId": "file_1"}}]});
+        assert_eq!(batch(v, &p, &ok, limits()).unwrap().runs.len(), 2);
+        let modern = json!({"workflow": wf(), "inputs": [{"rawText": "hi"}]});
+        assert!(
+            batch(v, &p, &modern, limits())
+                .unwrap_err()
+                .message
+                .contains("workflowId")
+        );
+        let unknown = json!({"workflowId": "workflow_nope", "inputs": [{"rawText": "hi"}]});
+        assert_eq!(
+            batch(v, &p, &unknown, limits()).unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    }
+
+    #[test]
+    fn oversized_metadata_is_400() {
+        let p = Profile::default();
+        let big = "x".repeat(MAX_METADATA_BYTES);
+        let body =
+            json!({"workflow": wf(), "inputs": [{"file": {"text": "t"}, "metadata": {"k": big}}]});
+        let err = batch(ApiVersion::V2026_02_09, &p, &body, limits()).unwrap_err();
+        assert!(err.message.contains("10KB"), "{err:?}");
+    }
+
+    #[test]
+    fn priority_range() {
+        let p = Profile::default();
+        let body = json!({"workflow": wf(), "inputs": [{"file": {"text": "t"}}], "priority": 101});
+        assert!(batch(ApiVersion::V2026_02_09, &p, &body, limits()).is_err());
+        let body = json!({"workflow": wf(), "inputs": [{"file": {"text": "t"}}], "priority": 5});
+        assert_eq!(
+            batch(ApiVersion::V2026_02_09, &p, &body, limits())
+                .unwrap()
+                .priority,
+            Some(5)
+        );
+    }
+}

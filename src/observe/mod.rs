@@ -1,0 +1,497 @@
+//! What a run saw: one record per submitted batch and per input, and the correlation of
+//! submissions, polls and webhooks into exactly one outcome per input — result seen (with
+//! status, channel and end-to-end latency), missing at the deadline, or rejected at
+//! submission. Duplicates, unknown runs and out-of-order observations are counted, never
+//! folded into the outcome.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::{RUN_EVENT_TYPES, RunStatus};
+use crate::metrics::{Latency, Timeline};
+use crate::webhook::receiver::Delivery;
+use crate::webhook::signing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Webhook,
+    Poll,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub status: RunStatus,
+    pub at: Instant,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InputRecord {
+    pub batch: u32,
+    pub webhook: Option<Seen>,
+    pub poll: Option<Seen>,
+    pub run_id: Option<String>,
+    /// Highest lifecycle rank observed, to detect statuses going backwards.
+    pub max_rank: u8,
+    pub last_status: Option<RunStatus>,
+    /// Hash of the metadata sent, to compare with what comes back.
+    pub metadata_hash: u64,
+}
+
+impl InputRecord {
+    pub fn first_seen(&self) -> Option<(Seen, Channel)> {
+        match (self.webhook, self.poll) {
+            (Some(w), Some(p)) if p.at < w.at => Some((p, Channel::Poll)),
+            (Some(w), _) => Some((w, Channel::Webhook)),
+            (None, Some(p)) => Some((p, Channel::Poll)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How a batch submission ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BatchOutcome {
+    /// Scheduled, not answered yet (or never sent: the run was interrupted).
+    Pending,
+    Accepted {
+        batch_id: String,
+    },
+    /// A 4xx other than 429: the target refused the batch; nothing was created.
+    Rejected {
+        status: u16,
+        error: String,
+    },
+    /// Still 429 after the allowed retries.
+    Throttled,
+    /// 5xx, a timeout or a broken response: the batch may exist although we have no id.
+    /// Never retried, since the API has no idempotency key.
+    PossibleDuplicate {
+        reason: String,
+    },
+    /// No connection: the target cannot have created it.
+    Unreachable {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    pub index: u64,
+    pub first_seq: u64,
+    pub inputs: u32,
+    /// Intended submit time, from the schedule.
+    pub intended: Instant,
+    pub outcome: BatchOutcome,
+    pub answered: Option<Instant>,
+    pub throttles: u32,
+    pub terminal: u32,
+    pub last_terminal: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WebhookCounts {
+    pub received: u64,
+    pub verified: u64,
+    /// Rejections by kind: bad_signature, stale, future_dated, missing_headers, …
+    pub rejected: BTreeMap<String, u64>,
+    pub redeliveries: u64,
+    pub unparseable: u64,
+    /// Events of other types (not workflow_run.* with a run payload).
+    pub other_events: u64,
+    pub without_batch_id: u64,
+    pub metadata_mismatch: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Anomalies {
+    /// A second terminal result for an input: another event id, or another run.
+    pub duplicates: u64,
+    /// Results that match no submitted input.
+    pub unknown: u64,
+    /// Observations whose status ranks below one already seen for that run.
+    pub out_of_order: u64,
+}
+
+/// An input with no result by the deadline, as evidence in the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MissingExample {
+    pub batch_index: u64,
+    pub batch_id: Option<String>,
+    pub input_index: u64,
+    pub run_id: Option<String>,
+    pub last_status: Option<String>,
+}
+
+pub struct Ledger {
+    pub start: Instant,
+    pub batches: Vec<BatchRecord>,
+    by_batch_id: HashMap<String, usize>,
+    pub inputs: Vec<InputRecord>,
+    by_run_id: HashMap<String, u64>,
+    event_ids: HashSet<String>,
+    pub correlation_key: Option<String>,
+    pub webhooks: WebhookCounts,
+    pub anomalies: Anomalies,
+    pub e2e: Latency,
+    pub batch_completion: Latency,
+    pub timeline: Timeline,
+}
+
+pub fn value_hash(v: &Value) -> u64 {
+    // serde_json with preserve_order keeps key order, so hash a canonical form: sorted.
+    fn canon(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let sorted: BTreeMap<&String, Value> =
+                    m.iter().map(|(k, v)| (k, canon(v))).collect();
+                Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(canon).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    canon(v).to_string().hash(&mut h);
+    h.finish()
+}
+
+impl Ledger {
+    pub fn new(start: Instant, correlation_key: Option<String>) -> Ledger {
+        Ledger {
+            start,
+            batches: Vec::new(),
+            by_batch_id: HashMap::new(),
+            inputs: Vec::new(),
+            by_run_id: HashMap::new(),
+            event_ids: HashSet::new(),
+            correlation_key,
+            webhooks: WebhookCounts::default(),
+            anomalies: Anomalies::default(),
+            e2e: Latency::default(),
+            batch_completion: Latency::default(),
+            timeline: Timeline::default(),
+        }
+    }
+
+    /// Registers a batch about to be sent, with the metadata of each of its inputs.
+    pub fn add_batch(&mut self, index: u64, intended: Instant, metadata: &[Value]) -> u64 {
+        let first_seq = self.inputs.len() as u64;
+        let pos = self.batches.len() as u32;
+        for m in metadata {
+            self.inputs.push(InputRecord {
+                batch: pos,
+                metadata_hash: value_hash(m),
+                ..Default::default()
+            });
+        }
+        self.batches.push(BatchRecord {
+            index,
+            first_seq,
+            inputs: metadata.len() as u32,
+            intended,
+            outcome: BatchOutcome::Pending,
+            answered: None,
+            throttles: 0,
+            terminal: 0,
+            last_terminal: None,
+        });
+        first_seq
+    }
+
+    pub fn batch_position(&self, index: u64) -> Option<usize> {
+        // Batches are added in index order, but shards and skipped indices make the
+        // index and the position differ; search.
+        self.batches.binary_search_by_key(&index, |b| b.index).ok()
+    }
+
+    pub fn settle_batch(&mut self, index: u64, outcome: BatchOutcome, at: Instant, throttles: u32) {
+        let Some(pos) = self.batch_position(index) else {
+            return;
+        };
+        let since = at.saturating_duration_since(self.start);
+        let inputs = self.batches[pos].inputs as u64;
+        {
+            let sec = self.timeline.at(since);
+            sec.throttles += throttles as u64;
+            match &outcome {
+                BatchOutcome::Accepted { .. } => {
+                    sec.batches_submitted += 1;
+                    sec.runs_submitted += inputs;
+                }
+                BatchOutcome::Pending => {}
+                _ => sec.http_errors += 1,
+            }
+        }
+        if let BatchOutcome::Accepted { batch_id } = &outcome {
+            self.by_batch_id.insert(batch_id.clone(), pos);
+        }
+        let b = &mut self.batches[pos];
+        b.outcome = outcome;
+        b.answered = Some(at);
+        b.throttles = throttles;
+    }
+
+    /// Accepted batches whose inputs do not all have a result on the poll channel.
+    pub fn batches_to_poll(&self) -> Vec<(u64, String)> {
+        self.batches
+            .iter()
+            .filter_map(|b| match &b.outcome {
+                BatchOutcome::Accepted { batch_id } => {
+                    let range = b.first_seq as usize..(b.first_seq + b.inputs as u64) as usize;
+                    let done = self.inputs[range].iter().all(|i| i.poll.is_some());
+                    (!done).then(|| (b.index, batch_id.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn known_run(&self, run_id: &str) -> bool {
+        self.by_run_id.contains_key(run_id)
+    }
+
+    /// Finds the input a run belongs to: by run id if known, else by batch id and the
+    /// correlation key in its metadata.
+    fn correlate(
+        &mut self,
+        run_id: &str,
+        batch_id: Option<&str>,
+        metadata: Option<&Value>,
+    ) -> Option<u64> {
+        if let Some(seq) = self.by_run_id.get(run_id) {
+            return Some(*seq);
+        }
+        let key = self.correlation_key.as_deref()?;
+        let tag = metadata?.get(key)?.as_str()?;
+        let (b, i) = tag.split_once(':')?;
+        let (b, i): (u64, u64) = (b.parse().ok()?, i.parse().ok()?);
+        // Prefer the batch the target named; fall back to the tag's own batch index when
+        // the target left batchId out (counted separately as a contract problem).
+        let pos = match batch_id.and_then(|id| self.by_batch_id.get(id)) {
+            Some(pos) => *pos,
+            None => self.batch_position(b)?,
+        };
+        let batch = &self.batches[pos];
+        if batch.index != b || i >= batch.inputs as u64 {
+            return None;
+        }
+        let seq = batch.first_seq + i;
+        Some(seq)
+    }
+
+    fn observe(
+        &mut self,
+        seq: u64,
+        run_id: &str,
+        status: RunStatus,
+        at: Instant,
+        channel: Channel,
+    ) {
+        let start = self.start;
+        let input = &mut self.inputs[seq as usize];
+        match &input.run_id {
+            None => {
+                input.run_id = Some(run_id.to_string());
+                self.by_run_id.insert(run_id.to_string(), seq);
+            }
+            Some(existing) if existing != run_id => {
+                // A second run for one input (e.g. an extra run per batch).
+                if status.is_terminal() {
+                    self.anomalies.duplicates += 1;
+                }
+                self.by_run_id.insert(run_id.to_string(), seq);
+                return;
+            }
+            Some(_) => {}
+        }
+        if status.rank() < input.max_rank {
+            self.anomalies.out_of_order += 1;
+        }
+        input.max_rank = input.max_rank.max(status.rank());
+        input.last_status = Some(status);
+        if !status.is_terminal() {
+            return;
+        }
+        let before = input.first_seen();
+        let slot = match channel {
+            Channel::Webhook => &mut input.webhook,
+            Channel::Poll => &mut input.poll,
+        };
+        if slot.is_some() {
+            if channel == Channel::Webhook {
+                self.anomalies.duplicates += 1;
+            }
+            return;
+        }
+        *slot = Some(Seen { status, at });
+        if before.is_none() {
+            let pos = input.batch as usize;
+            let b = &mut self.batches[pos];
+            self.e2e.record(at.saturating_duration_since(b.intended));
+            b.terminal += 1;
+            b.last_terminal = Some(at);
+            if b.terminal == b.inputs {
+                self.batch_completion
+                    .record(at.saturating_duration_since(b.intended));
+            }
+            let sec = self.timeline.at(at.saturating_duration_since(start));
+            sec.runs_completed += 1;
+            if status == RunStatus::Failed {
+                sec.runs_failed += 1;
+            }
+        }
+    }
+
+    /// Takes one raw delivery from the receiver: verify, de-duplicate, correlate.
+    pub fn ingest_delivery(&mut self, d: &Delivery, secret: &str, max_age: Duration) {
+        self.webhooks.received += 1;
+        self.timeline
+            .at(d.arrived.saturating_duration_since(self.start))
+            .webhooks += 1;
+        let now = chrono::Utc::now().timestamp();
+        if let Err(kind) = signing::verify(
+            secret,
+            d.timestamp.as_deref(),
+            d.signature.as_deref(),
+            &d.body,
+            now,
+            max_age.as_secs() as i64,
+        ) {
+            *self
+                .webhooks
+                .rejected
+                .entry(kind.as_str().to_string())
+                .or_default() += 1;
+            return;
+        }
+        self.webhooks.verified += 1;
+        let Ok(event) = serde_json::from_slice::<Value>(&d.body) else {
+            self.webhooks.unparseable += 1;
+            return;
+        };
+        let (Some(event_id), Some(event_type)) = (
+            event.get("eventId").and_then(Value::as_str),
+            event.get("eventType").and_then(Value::as_str),
+        ) else {
+            self.webhooks.unparseable += 1;
+            return;
+        };
+        if !self.event_ids.insert(event_id.to_string()) {
+            self.webhooks.redeliveries += 1;
+            return;
+        }
+        if !RUN_EVENT_TYPES.contains(&event_type) {
+            self.webhooks.other_events += 1;
+            return;
+        }
+        let payload = event.get("payload").unwrap_or(&Value::Null);
+        let (Some(run_id), Some(status)) = (
+            payload.get("id").and_then(Value::as_str),
+            payload
+                .get("status")
+                .and_then(Value::as_str)
+                .and_then(RunStatus::parse),
+        ) else {
+            self.webhooks.unparseable += 1;
+            return;
+        };
+        let batch_id = payload.get("batchId").and_then(Value::as_str);
+        if batch_id.is_none() {
+            self.webhooks.without_batch_id += 1;
+        }
+        let metadata = payload.get("metadata");
+        match self.correlate(run_id, batch_id, metadata) {
+            Some(seq) => {
+                if metadata.is_none_or(|m| value_hash(m) != self.inputs[seq as usize].metadata_hash)
+                {
+                    self.webhooks.metadata_mismatch += 1;
+                }
+                self.observe(seq, run_id, status, d.arrived, Channel::Webhook);
+            }
+            None => self.anomalies.unknown += 1,
+        }
+    }
+
+    /// Records a status seen by polling for a run already mapped to an input.
+    pub fn poll_status(&mut self, run_id: &str, status: RunStatus, at: Instant) -> bool {
+        match self.by_run_id.get(run_id).copied() {
+            Some(seq) => {
+                self.observe(seq, run_id, status, at, Channel::Poll);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a full run fetched by polling (Get Workflow Run), seen terminal at `at`.
+    pub fn poll_run(&mut self, run: &serde_json::Map<String, Value>, at: Instant) {
+        let (Some(run_id), Some(status)) = (
+            run.get("id").and_then(Value::as_str),
+            run.get("status")
+                .and_then(Value::as_str)
+                .and_then(RunStatus::parse),
+        ) else {
+            return;
+        };
+        match self.correlate(
+            run_id,
+            run.get("batchId").and_then(Value::as_str),
+            run.get("metadata"),
+        ) {
+            Some(seq) => self.observe(seq, run_id, status, at, Channel::Poll),
+            None => self.anomalies.unknown += 1,
+        }
+    }
+
+    /// Inputs of accepted batches.
+    pub fn accepted_inputs(&self) -> impl Iterator<Item = (&BatchRecord, u64, &InputRecord)> {
+        self.batches
+            .iter()
+            .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
+            .flat_map(move |b| {
+                (0..b.inputs as u64).map(move |i| (b, i, &self.inputs[(b.first_seq + i) as usize]))
+            })
+    }
+
+    /// Accepted inputs not yet seen terminal by webhook, and by polling.
+    pub fn coverage(&self) -> (u64, u64) {
+        let (mut webhook, mut poll) = (0, 0);
+        for (_, _, r) in self.accepted_inputs() {
+            webhook += u64::from(r.webhook.is_none());
+            poll += u64::from(r.poll.is_none());
+        }
+        (webhook, poll)
+    }
+
+    /// How many results are still outstanding (for progress display).
+    pub fn outstanding(&self) -> u64 {
+        self.accepted_inputs()
+            .filter(|(_, _, r)| r.first_seen().is_none())
+            .count() as u64
+    }
+
+    pub fn missing_examples(&self, limit: usize) -> Vec<MissingExample> {
+        self.accepted_inputs()
+            .filter(|(_, _, r)| r.first_seen().is_none())
+            .take(limit)
+            .map(|(b, i, r)| MissingExample {
+                batch_index: b.index,
+                batch_id: match &b.outcome {
+                    BatchOutcome::Accepted { batch_id } => Some(batch_id.clone()),
+                    _ => None,
+                },
+                input_index: i,
+                run_id: r.run_id.clone(),
+                last_status: r.last_status.map(|s| s.as_str().to_string()),
+            })
+            .collect()
+    }
+}
+
+pub mod poller;

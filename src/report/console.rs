@@ -1,0 +1,163 @@
+//! The summary table printed at the end of a run.
+
+use std::fmt::Write;
+
+use super::{Format, Report};
+use crate::config::format_duration;
+
+pub struct Console;
+
+fn ms(v: f64) -> String {
+    format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
+}
+
+impl Format for Console {
+    fn extension(&self) -> &'static str {
+        "txt"
+    }
+
+    fn render(&self, r: &Report) -> anyhow::Result<String> {
+        let mut s = String::new();
+        let verdict = if !r.complete {
+            "INCOMPLETE"
+        } else if r.verdict.passed {
+            "PASSED"
+        } else {
+            "FAILED"
+        };
+        writeln!(
+            s,
+            "\n── batchproof · {} · {verdict} ─────────────────────────",
+            r.scenario.name
+        )?;
+        writeln!(
+            s,
+            "target    {} ({}, API {})",
+            r.target.url, r.target.kind, r.target.api_version
+        )?;
+        if let Some(why) = &r.interrupted {
+            writeln!(s, "status    interrupted: {why}")?;
+        }
+        writeln!(
+            s,
+            "batches   {} scheduled · {} accepted · {} rejected · {} throttled · {} possible duplicates · {} unreachable · {} unanswered",
+            r.batches.scheduled,
+            r.batches.accepted,
+            r.batches.rejected,
+            r.batches.throttled,
+            r.batches.possible_duplicates,
+            r.batches.unreachable,
+            r.batches.unanswered
+        )?;
+        writeln!(
+            s,
+            "runs      {} submitted · {} seen · {} missing · {} rejected",
+            r.runs.submitted, r.runs.seen, r.runs.missing, r.runs.rejected
+        )?;
+        let status: Vec<String> = r
+            .runs
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let channel: Vec<String> = r
+            .runs
+            .by_channel
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        writeln!(
+            s,
+            "          {} · via {}",
+            status.join(" · "),
+            channel.join(" · ")
+        )?;
+        let a = &r.runs.anomalies;
+        writeln!(
+            s,
+            "          duplicates {} · unknown {} · out of order {}",
+            a.duplicates, a.unknown, a.out_of_order
+        )?;
+        let w = &r.webhooks;
+        let rejected: u64 = w.rejected.values().sum();
+        writeln!(
+            s,
+            "webhooks  {} received · {} verified · {} rejected · {} redeliveries",
+            w.received, w.verified, rejected, w.redeliveries
+        )?;
+        writeln!(
+            s,
+            "http      {} requests · {} errors · {} throttled (429)",
+            r.http.requests, r.http.errors, r.http.throttles
+        )?;
+        writeln!(
+            s,
+            "\n{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}{:>9}",
+            "latency", "p50", "p90", "p99", "p99.9", "max", "count"
+        )?;
+        let mut row = |name: &str, h: &crate::metrics::LatencySummary| {
+            writeln!(
+                s,
+                "{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}{:>9}",
+                name,
+                ms(h.p50_ms),
+                ms(h.p90_ms),
+                ms(h.p99_ms),
+                ms(h.p999_ms),
+                ms(h.max_ms),
+                h.count
+            )
+        };
+        if let Some(op) = r.operations.get("submit") {
+            row("submit response", &op.response)?;
+            row("submit service", &op.service)?;
+            row("schedule lag", &op.lag)?;
+        }
+        for name in ["list", "get"] {
+            if let Some(op) = r.operations.get(name).filter(|o| o.response.count > 0) {
+                row(name, &op.response)?;
+            }
+        }
+        row("end to end", &r.e2e)?;
+        row("batch completion", &r.batches.completion)?;
+        if r.generator.saturated {
+            writeln!(
+                s,
+                "\n!! generator saturated: schedule lag p99 {} > bound {}; latencies partly reflect the harness",
+                ms(r.generator.lag_p99_ms),
+                ms(r.generator.lag_bound_ms)
+            )?;
+        }
+        writeln!(
+            s,
+            "\nthroughput {:.2} batches/s accepted · {:.1} runs/s completed (steady)",
+            r.throughput.batches_per_s, r.throughput.steady_runs_per_s
+        )?;
+        if let Some(p) = &r.projection {
+            writeln!(
+                s,
+                "projection {} files → {} batches: submitted in {}, all finished in ~{}",
+                p.files,
+                p.batches_needed,
+                format_duration(std::time::Duration::from_secs_f64(p.submit_s.max(0.0))),
+                format_duration(std::time::Duration::from_secs_f64(p.complete_s.max(0.0)))
+            )?;
+        }
+        if !r.verdict.thresholds.is_empty() {
+            writeln!(s)?;
+            for t in &r.verdict.thresholds {
+                let v = t
+                    .value
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "no data".into());
+                writeln!(
+                    s,
+                    "{} {:<40} measured {v}",
+                    if t.passed { "pass" } else { "FAIL" },
+                    t.expr
+                )?;
+            }
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,95 @@
+//! Markdown summary, suitable for a CI step summary (`$GITHUB_STEP_SUMMARY`).
+
+use std::fmt::Write;
+
+use super::{Format, Report};
+
+pub struct Markdown;
+
+fn ms(v: f64) -> String {
+    crate::config::format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
+}
+
+impl Format for Markdown {
+    fn extension(&self) -> &'static str {
+        "md"
+    }
+
+    fn render(&self, r: &Report) -> anyhow::Result<String> {
+        let mut s = String::new();
+        let verdict = if !r.complete {
+            "⚠️ INCOMPLETE"
+        } else if r.verdict.passed {
+            "✅ PASSED"
+        } else {
+            "❌ FAILED"
+        };
+        writeln!(s, "# batchproof: {} — {verdict}\n", r.scenario.name)?;
+        writeln!(
+            s,
+            "Target `{}` ({}), API version `{}`, {:.1} s.\n",
+            r.target.url, r.target.kind, r.target.api_version, r.duration_s
+        )?;
+        if let Some(why) = &r.interrupted {
+            writeln!(
+                s,
+                "> Run interrupted: {why}. Figures cover what happened before.\n"
+            )?;
+        }
+        if !r.verdict.thresholds.is_empty() {
+            writeln!(s, "| threshold | measured | result |\n|---|---|---|")?;
+            for t in &r.verdict.thresholds {
+                let v = t
+                    .value
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "no data".into());
+                writeln!(
+                    s,
+                    "| `{}` | {v} | {} |",
+                    t.expr,
+                    if t.passed { "pass" } else { "**FAIL**" }
+                )?;
+            }
+            writeln!(s)?;
+        }
+        writeln!(s, "| runs | count |\n|---|---|")?;
+        writeln!(s, "| submitted | {} |", r.runs.submitted)?;
+        writeln!(s, "| result seen | {} |", r.runs.seen)?;
+        writeln!(s, "| missing | {} |", r.runs.missing)?;
+        writeln!(s, "| rejected at submission | {} |", r.runs.rejected)?;
+        writeln!(
+            s,
+            "| duplicates / unknown / out of order | {} / {} / {} |\n",
+            r.runs.anomalies.duplicates, r.runs.anomalies.unknown, r.runs.anomalies.out_of_order
+        )?;
+        writeln!(
+            s,
+            "| latency | p50 | p95 | p99 | max |\n|---|---|---|---|---|"
+        )?;
+        if let Some(op) = r.operations.get("submit") {
+            for (name, h) in [
+                ("submit (response)", &op.response),
+                ("submit (service)", &op.service),
+                ("schedule lag", &op.lag),
+            ] {
+                writeln!(
+                    s,
+                    "| {name} | {} | {} | {} | {} |",
+                    ms(h.p50_ms),
+                    ms(h.p95_ms),
+                    ms(h.p99_ms),
+                    ms(h.max_ms)
+                )?;
+            }
+        }
+        writeln!(
+            s,
+            "| end to end | {} | {} | {} | {} |",
+            ms(r.e2e.p50_ms),
+            ms(r.e2e.p95_ms),
+            ms(r.e2e.p99_ms),
+            ms(r.e2e.max_ms)
+        )?;
+        Ok(s)
+    }
+}

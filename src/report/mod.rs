@@ -1,0 +1,274 @@
+//! The report of one run: a versioned, self-describing JSON document (schema in
+//! `reports/README.md`) from which every other format is rendered. Each export format is
+//! its own small file behind the `Format` trait.
+
+pub mod console;
+pub mod json;
+pub mod markdown;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{Latency, LatencySummary, OperationSummary, Second};
+use crate::observe::{Anomalies, MissingExample, WebhookCounts};
+use crate::scenario::threshold::{Threshold, ThresholdResult};
+
+pub const SCHEMA: &str = "batchproof.report/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema: String,
+    /// False when the run was interrupted: figures cover only what happened before.
+    pub complete: bool,
+    pub interrupted: Option<String>,
+    pub harness: Harness,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    pub verdict: Verdict,
+    pub generator: Generator,
+    pub operations: BTreeMap<String, OperationSummary>,
+    pub http: Http,
+    pub batches: Batches,
+    pub runs: Runs,
+    pub webhooks: WebhookCounts,
+    pub e2e: LatencySummary,
+    pub throughput: Throughput,
+    pub projection: Option<Projection>,
+    pub timeline: Vec<Second>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Harness {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: String,
+    pub description: Option<String>,
+    /// The scenario YAML exactly as it was run.
+    pub text: String,
+    pub seed: u64,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TargetInfo {
+    /// `mock` (embedded) or `url`.
+    pub kind: String,
+    pub url: String,
+    pub api_version: String,
+    pub workflow_id: String,
+    pub mock_profile: Option<String>,
+    pub mock_time_scale: Option<f64>,
+    pub results_via: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub passed: bool,
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Generator {
+    /// Schedule lag p99 exceeded `lag_bound_ms`: latency figures describe the generator
+    /// as much as the target.
+    pub saturated: bool,
+    pub lag_p99_ms: f64,
+    pub lag_bound_ms: f64,
+    /// Batches scheduled but never sent (only when interrupted).
+    pub unsent_batches: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Http {
+    pub requests: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchLine {
+    pub index: u64,
+    pub batch_id: Option<String>,
+    pub inputs: u32,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub intended_ms: f64,
+    pub answered_ms: Option<f64>,
+    pub throttles: u32,
+    pub terminal: u32,
+    pub completed_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Batches {
+    pub scheduled: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub throttled: u64,
+    pub possible_duplicates: u64,
+    pub unreachable: u64,
+    pub unanswered: u64,
+    /// Submit (intended) → last run terminal, for batches whose runs all finished.
+    pub completion: LatencySummary,
+    /// Per-batch lines (the first 10,000).
+    pub list: Vec<BatchLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Runs {
+    /// Inputs in accepted batches.
+    pub submitted: u64,
+    pub seen: u64,
+    pub missing: u64,
+    /// Inputs in batches that were not accepted.
+    pub rejected: u64,
+    pub by_status: BTreeMap<String, u64>,
+    /// Which channel saw each result: webhook_only, poll_only, both.
+    pub by_channel: BTreeMap<String, u64>,
+    pub anomalies: Anomalies,
+    pub missing_examples: Vec<MissingExample>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Throughput {
+    /// Accepted batches per second over the load phase.
+    pub batches_per_s: f64,
+    /// Runs seen terminal per second between the 10th and 90th percentile of completions.
+    pub steady_runs_per_s: f64,
+    pub steady_window_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Projection {
+    pub files: u64,
+    pub batches_needed: u64,
+    /// Time to submit every batch at the measured acceptance rate.
+    pub submit_s: f64,
+    /// Time for every run to finish at the measured steady completion rate.
+    pub complete_s: f64,
+    pub assumptions: Vec<String>,
+}
+
+impl Report {
+    /// The value of a threshold metric, in the metric's unit (ms, count, fraction, per s).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let lat = |s: &LatencySummary, stat: &str| -> Option<f64> {
+            if stat == "count" {
+                return Some(s.count as f64);
+            }
+            if s.count == 0 {
+                return None;
+            }
+            Some(match stat {
+                "p50" => s.p50_ms,
+                "p90" => s.p90_ms,
+                "p95" => s.p95_ms,
+                "p99" => s.p99_ms,
+                "p999" => s.p999_ms,
+                "max" => s.max_ms,
+                "mean" => s.mean_ms,
+                "min" => s.min_ms,
+                _ => return None,
+            })
+        };
+        let ratio = |a: u64, b: u64| {
+            if b == 0 {
+                Some(0.0)
+            } else {
+                Some(a as f64 / b as f64)
+            }
+        };
+        match name {
+            "runs.submitted" => Some(self.runs.submitted as f64),
+            "runs.seen" => Some(self.runs.seen as f64),
+            "runs.missing" => Some(self.runs.missing as f64),
+            "runs.rejected" => Some(self.runs.rejected as f64),
+            "runs.failed" => Some(*self.runs.by_status.get("FAILED").unwrap_or(&0) as f64),
+            "runs.failed.rate" => ratio(
+                *self.runs.by_status.get("FAILED").unwrap_or(&0),
+                self.runs.seen,
+            ),
+            "runs.duplicates" => Some(self.runs.anomalies.duplicates as f64),
+            "runs.unknown" => Some(self.runs.anomalies.unknown as f64),
+            "runs.out_of_order" => Some(self.runs.anomalies.out_of_order as f64),
+            "batches.rejected" => Some(self.batches.rejected as f64),
+            "batches.possible_duplicates" => Some(self.batches.possible_duplicates as f64),
+            "http.errors" => Some(self.http.errors as f64),
+            "http.errors.rate" => ratio(self.http.errors, self.http.requests),
+            "http.throttles" => Some(self.http.throttles as f64),
+            "webhooks.rejected" => Some(self.webhooks.rejected.values().sum::<u64>() as f64),
+            "webhooks.redeliveries" => Some(self.webhooks.redeliveries as f64),
+            "throughput.batches" => Some(self.throughput.batches_per_s),
+            "throughput.runs" => Some(self.throughput.steady_runs_per_s),
+            "generator.saturated" => Some(if self.generator.saturated { 1.0 } else { 0.0 }),
+            _ => {
+                let (family, stat) = name.rsplit_once('.')?;
+                let op = |k: &str| self.operations.get(k);
+                let s = match family {
+                    "submit" => &op("submit")?.response,
+                    "submit.service" => &op("submit")?.service,
+                    "submit.lag" => &op("submit")?.lag,
+                    "list" => &op("list")?.response,
+                    "get" => &op("get")?.response,
+                    "e2e" => &self.e2e,
+                    "batch" => &self.batches.completion,
+                    _ => return None,
+                };
+                lat(s, stat)
+            }
+        }
+    }
+
+    /// Evaluates thresholds against this report and stores the verdict.
+    pub fn judge(&mut self, thresholds: &[Threshold]) {
+        let results: Vec<ThresholdResult> = thresholds
+            .iter()
+            .map(|t| t.evaluate(self.metric(&t.metric)))
+            .collect();
+        self.verdict = Verdict {
+            passed: results.iter().all(|r| r.passed),
+            thresholds: results,
+        };
+    }
+
+    pub fn histogram(summary: &LatencySummary) -> Option<Latency> {
+        Latency::decode(&summary.hdr).ok()
+    }
+}
+
+/// An export format: one small file each.
+pub trait Format {
+    fn extension(&self) -> &'static str;
+    fn render(&self, report: &Report) -> anyhow::Result<String>;
+}
+
+/// Writes `report` in each format into `dir` as `report.<ext>`; returns the paths.
+pub fn write_all(
+    report: &Report,
+    dir: &Path,
+    formats: &[&dyn Format],
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for f in formats {
+        let path = dir.join(format!("report.{}", f.extension()));
+        // Write to a temporary name and rename, so an interrupted write never leaves a
+        // truncated report behind.
+        let tmp = dir.join(format!(".report.{}.tmp", f.extension()));
+        std::fs::write(&tmp, f.render(report)?)?;
+        std::fs::rename(&tmp, &path)?;
+        out.push(path);
+    }
+    Ok(out)
+}

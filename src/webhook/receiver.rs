@@ -1,0 +1,94 @@
+//! The harness's webhook receiver: an axum server that stamps each delivery on arrival,
+//! answers 200 at once and hands the raw delivery to the run's observer over a channel.
+//! Verification and correlation happen off the request path so a slow observer never
+//! makes the target's deliveries time out (which would trigger retries and skew counts).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use tokio::sync::{mpsc, watch};
+
+use super::signing::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+/// Largest delivery accepted; WorkflowRun payloads are a few KB.
+pub const MAX_DELIVERY_BYTES: usize = 4 * 1024 * 1024;
+
+/// One delivery as it arrived, not yet verified or parsed.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub arrived: Instant,
+    pub timestamp: Option<String>,
+    pub signature: Option<String>,
+    pub body: Bytes,
+}
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn accept(
+    State(tx): State<Arc<mpsc::UnboundedSender<Delivery>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let arrived = Instant::now();
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let _ = tx.send(Delivery {
+        arrived,
+        timestamp: h(TIMESTAMP_HEADER),
+        signature: h(SIGNATURE_HEADER),
+        body,
+    });
+    StatusCode::OK
+}
+
+impl Receiver {
+    /// Listens on `bind` and forwards deliveries POSTed to any path to `tx`.
+    pub async fn start(
+        bind: SocketAddr,
+        tx: mpsc::UnboundedSender<Delivery>,
+    ) -> anyhow::Result<Receiver> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/", post(accept))
+            .route("/{*path}", post(accept))
+            .layer(DefaultBodyLimit::max(MAX_DELIVERY_BYTES))
+            .with_state(Arc::new(tx));
+        let (shutdown, mut rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        Ok(Receiver {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/webhooks", self.addr)
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.task).await;
+    }
+}
