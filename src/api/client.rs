@@ -208,6 +208,10 @@ impl Client {
         let mut q = vec![
             ("batchId", batch_id.to_string()),
             ("maxPageSize", page_size.to_string()),
+            // Creation order does not change while runs progress, so pages stay disjoint
+            // and complete; the default (updatedAt) reshuffles runs between pages.
+            ("sortBy", "createdAt".to_string()),
+            ("sortDir", "asc".to_string()),
         ];
         if let Some(t) = token {
             q.push(("nextPageToken", t.to_string()));

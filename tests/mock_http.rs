@@ -1,0 +1,763 @@
+//! The mock over HTTP, as a client sees it: every endpoint, each API version's shapes,
+//! and every error path.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use batchproof::api::ApiVersion;
+use batchproof::api::error::ErrorShape;
+use batchproof::config::Dur;
+use batchproof::mock::profile::{DEFAULT_WORKFLOW, MissingVersion};
+use common::*;
+use serde_json::{Value, json};
+
+fn shape(v: &str) -> ErrorShape {
+    ErrorShape::for_version(v.parse::<ApiVersion>().unwrap())
+}
+
+fn assert_error(r: &Resp, status: u16, version: &str, needle: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    shape(version)
+        .check(&r.body)
+        .unwrap_or_else(|e| panic!("{version}: {e}: {}", r.body));
+    assert!(
+        r.body.to_string().contains(needle),
+        "expected `{needle}` in {}",
+        r.body
+    );
+    assert!(r.headers.get("x-extend-request-id").is_some());
+}
+
+#[tokio::test]
+async fn batch_is_accepted_in_each_version_shape_with_one_pending_run_per_input() {
+    let mock = start(fast_profile()).await;
+    let admin = reqwest::Client::new();
+    admin
+        .post(format!("{}/_mock/pause", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    for v in VERSIONS {
+        let api = Api::new(&mock.url(), v);
+        let r = api
+            .post("/workflow_runs/batch", &api.batch_body(25, v))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let keys: HashSet<&str> = r
+            .body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        if api.is_legacy() {
+            assert_eq!(keys, HashSet::from(["success", "batchId"]), "{v}");
+            assert_eq!(r.body["success"], true);
+        } else {
+            assert_eq!(keys, HashSet::from(["batchId"]), "{v}");
+        }
+        let batch_id = r.body["batchId"].as_str().unwrap();
+        assert!(batch_id.starts_with("batch_"));
+        let runs = api.list_all(batch_id, 7).await;
+        assert_eq!(runs.len(), 25);
+        let ids: HashSet<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 25, "run ids are unique");
+        for run in &runs {
+            assert_eq!(run["status"], "PENDING");
+            assert_eq!(run["batchId"], batch_id);
+            assert_eq!(run["priority"], 90);
+            // List summaries carry no metadata; Get does, exactly as sent.
+            assert!(run.get("metadata").is_none());
+            let full = api
+                .get(&format!("/workflow_runs/{}", run["id"].as_str().unwrap()))
+                .await;
+            assert_eq!(full.status, 200);
+            let full = api.run_of(&full.body);
+            let i = full["metadata"]["i"].as_u64().unwrap();
+            assert_eq!(
+                full["metadata"],
+                json!({"i": i, "tag": v, "nested": {"list": [i, "x"], "none": null}})
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn priority_can_be_set_on_2026_batches_and_is_validated() {
+    let mock = start(fast_profile()).await;
+    let api = Api::new(&mock.url(), V2026);
+    let mut body = api.batch_body(2, "p");
+    body["priority"] = json!(5);
+    let r = api.post("/workflow_runs/batch", &body).await;
+    let runs = api.list_all(r.body["batchId"].as_str().unwrap(), 10).await;
+    assert!(runs.iter().all(|r| r["priority"] == 5));
+    body["priority"] = json!(0);
+    assert_error(
+        &api.post("/workflow_runs/batch", &body).await,
+        400,
+        V2026,
+        "priority",
+    );
+}
+
+#[tokio::test]
+async fn batch_validation_errors_use_the_versions_error_body() {
+    let mock = start(fast_profile()).await;
+    for v in VERSIONS {
+        let api = Api::new(&mock.url(), v);
+        let mut zero = api.batch_body(1, "z");
+        zero["inputs"] = json!([]);
+        assert_error(
+            &api.post("/workflow_runs/batch", &zero).await,
+            400,
+            v,
+            "at least 1",
+        );
+        let too_many = api.batch_body(1001, "m");
+        assert_error(
+            &api.post("/workflow_runs/batch", &too_many).await,
+            400,
+            v,
+            "got 1001",
+        );
+        let exactly = api.batch_body(1000, "k");
+        assert_eq!(api.post("/workflow_runs/batch", &exactly).await.status, 200);
+        let mut no_file = api.batch_body(1, "f");
+        no_file["inputs"][0] = json!({"metadata": {}});
+        assert_error(
+            &api.post("/workflow_runs/batch", &no_file).await,
+            400,
+            v,
+            "inputs[0]",
+        );
+        let mut no_wf = api.batch_body(1, "w");
+        no_wf.as_object_mut().unwrap().remove(if api.is_legacy() {
+            "workflowId"
+        } else {
+            "workflow"
+        });
+        assert_error(
+            &api.post("/workflow_runs/batch", &no_wf).await,
+            400,
+            v,
+            "required",
+        );
+        let mut unknown = api.batch_body(1, "u");
+        if api.is_legacy() {
+            unknown["workflowId"] = json!("workflow_nope");
+        } else {
+            unknown["workflow"]["id"] = json!("workflow_nope");
+        }
+        assert_error(
+            &api.post("/workflow_runs/batch", &unknown).await,
+            404,
+            v,
+            "workflow_nope",
+        );
+        let mut big = api.batch_body(1, "b");
+        big["inputs"][0]["metadata"] = json!({"blob": "x".repeat(11 * 1024)});
+        assert_error(
+            &api.post("/workflow_runs/batch", &big).await,
+            400,
+            v,
+            "10KB",
+        );
+        assert_error(
+            &api.post_raw("/workflow_runs/batch", b"{\"inputs\": [".to_vec())
+                .await,
+            400,
+            v,
+            "not valid JSON",
+        );
+    }
+    // The 2026 file union: exactly one of url, id, text.
+    let api = Api::new(&mock.url(), V2026);
+    let body = json!({"workflow": {"id": DEFAULT_WORKFLOW}, "inputs": [{"file": {"url": "https://x/a.pdf", "id": "file_1"}}]});
+    assert_error(
+        &api.post("/workflow_runs/batch", &body).await,
+        400,
+        V2026,
+        "exactly one",
+    );
+    let body = json!({"workflow": {"id": DEFAULT_WORKFLOW}, "inputs": [{"file": {"text": "plain text"}}, {"file": {"id": "file_abc"}}]});
+    assert_eq!(api.post("/workflow_runs/batch", &body).await.status, 200);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_with_the_api_error_body() {
+    let mut p = fast_profile();
+    p.max_body_bytes = 64 * 1024;
+    let mock = start(p).await;
+    let api = Api::new(&mock.url(), V2026);
+    let body = api.batch_body(1000, "large");
+    let r = api.post("/workflow_runs/batch", &body).await;
+    assert_error(&r, 413, V2026, "larger than");
+}
+
+#[tokio::test]
+async fn auth_is_enforced_with_the_versions_error_body() {
+    let mock = start(fast_profile()).await;
+    for v in VERSIONS {
+        let mut api = Api::new(&mock.url(), v);
+        api.token = None;
+        assert_error(
+            &api.post("/workflow_runs/batch", &api.batch_body(1, "a"))
+                .await,
+            401,
+            v,
+            "Authorization",
+        );
+        assert_error(&api.get("/workflow_runs").await, 401, v, "Authorization");
+        api.token = Some("sk_wrong".into());
+        assert_error(
+            &api.post("/workflow_runs/batch", &api.batch_body(1, "a"))
+                .await,
+            401,
+            v,
+            "Invalid API key",
+        );
+    }
+}
+
+#[tokio::test]
+async fn workspace_header_is_checked_when_the_profile_lists_workspaces() {
+    let mut p = fast_profile();
+    p.auth.workspaces = vec!["ws_ok".into()];
+    let mock = start(p).await;
+    let api = Api::new(&mock.url(), V2026);
+    let ok = api
+        .http
+        .get(format!("{}/workflow_runs", mock.url()))
+        .header("x-extend-api-version", V2026)
+        .header("authorization", "Bearer sk_batchproof_local")
+        .header("x-extend-workspace-id", "ws_ok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let bad = api
+        .http
+        .get(format!("{}/workflow_runs", mock.url()))
+        .header("x-extend-api-version", V2026)
+        .header("authorization", "Bearer sk_batchproof_local")
+        .header("x-extend-workspace-id", "ws_other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 403);
+}
+
+#[tokio::test]
+async fn version_header_missing_unknown_or_legacy_fallback() {
+    let mock = start(fast_profile()).await;
+    let mut api = Api::new(&mock.url(), V2026);
+    api.version = None;
+    assert_error(
+        &api.post("/workflow_runs/batch", &api.batch_body(1, "x"))
+            .await,
+        400,
+        V2026,
+        "x-extend-api-version",
+    );
+    api.version = Some("2023-01-01".into());
+    assert_error(
+        &api.get("/workflow_runs").await,
+        400,
+        V2026,
+        "unknown API version",
+    );
+
+    let mut p = fast_profile();
+    p.missing_version = MissingVersion::Legacy(ApiVersion::V2024_12_23);
+    let legacy = start(p).await;
+    let mut api = Api::new(&legacy.url(), V2024);
+    let body = api.batch_body(1, "legacy");
+    api.version = None;
+    let r = api.post("/workflow_runs/batch", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["success"], true, "served in the legacy shape");
+}
+
+#[tokio::test]
+async fn list_pages_are_disjoint_complete_and_bounded() {
+    let mock = start(fast_profile()).await;
+    for v in VERSIONS {
+        let api = Api::new(&mock.url(), v);
+        let a = api.submit(23, "a").await;
+        let b = api.submit(5, "b").await;
+        let runs = api.list_all(&a, 4).await;
+        assert_eq!(runs.len(), 23);
+        assert!(
+            runs.iter().all(|r| r["batchId"] == a.as_str()),
+            "filter excludes batch {b}"
+        );
+        let ids: HashSet<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 23, "no run repeated across pages");
+        // Default page size is 10.
+        let first = api.get(&format!("/workflow_runs?batchId={a}")).await;
+        let key = if api.is_legacy() {
+            "workflowRuns"
+        } else {
+            "data"
+        };
+        assert_eq!(first.body[key].as_array().unwrap().len(), 10);
+        if !api.is_legacy() {
+            assert_eq!(first.body["object"], "list");
+        } else {
+            assert_eq!(first.body["success"], true);
+        }
+        for bad in ["0", "1001", "ten"] {
+            assert_error(
+                &api.get(&format!("/workflow_runs?maxPageSize={bad}")).await,
+                400,
+                v,
+                "maxPageSize",
+            );
+        }
+        assert_error(
+            &api.get("/workflow_runs?nextPageToken=garbage").await,
+            400,
+            v,
+            "nextPageToken",
+        );
+        assert_error(
+            &api.get("/workflow_runs?status=DONE").await,
+            400,
+            v,
+            "status",
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_filters_by_status_workflow_and_file_name() {
+    let mock = start(fast_profile()).await;
+    let api = Api::new(&mock.url(), V2026);
+    let batch = api.submit(40, "filt").await;
+    let runs = api.wait_terminal(&batch, Duration::from_secs(20)).await;
+    let failed = runs.iter().filter(|r| r["status"] == "FAILED").count();
+    let listed = api
+        .get(&format!(
+            "/workflow_runs?batchId={batch}&status=FAILED&maxPageSize=1000"
+        ))
+        .await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), failed);
+    let named = api
+        .get(&format!(
+            "/workflow_runs?batchId={batch}&fileNameContains=filt-7.pdf"
+        ))
+        .await;
+    assert_eq!(named.body["data"].as_array().unwrap().len(), 1);
+    let other = api.get("/workflow_runs?workflowId=workflow_other").await;
+    assert_eq!(other.body["data"].as_array().unwrap().len(), 0);
+    let asc = api
+        .get(&format!(
+            "/workflow_runs?batchId={batch}&sortBy=createdAt&sortDir=asc&maxPageSize=1000"
+        ))
+        .await;
+    let created: Vec<&str> = asc.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["createdAt"].as_str().unwrap())
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[tokio::test]
+async fn runs_finish_with_outputs_or_failure_reason_per_version() {
+    let mut p = fast_profile();
+    p.processing.outcomes.failed = 0.3;
+    let mock = start(p).await;
+    for v in VERSIONS {
+        let api = Api::new(&mock.url(), v);
+        let batch = api.submit(30, "out").await;
+        let runs = api.wait_terminal(&batch, Duration::from_secs(20)).await;
+        let mut seen = HashSet::new();
+        for r in runs {
+            let id = r["id"].as_str().unwrap();
+            let full = api.get(&format!("/workflow_runs/{id}")).await;
+            let run = api.run_of(&full.body);
+            let status = run["status"].as_str().unwrap();
+            seen.insert(status.to_string());
+            assert!(run["startTime"].is_string() && run["endTime"].is_string());
+            match status {
+                "FAILED" => {
+                    assert!(run["failureReason"].is_string(), "{run}");
+                    assert!(run["failureMessage"].is_string());
+                }
+                "PROCESSED" => {
+                    assert!(run["failureReason"].is_null());
+                    let out = if api.is_legacy() {
+                        &run["outputs"][0]["output"]
+                    } else {
+                        &run["stepRuns"][0]["result"]["extractRun"]["output"]["value"]
+                    };
+                    assert!(out["contentHash"].is_string(), "{v}: {run}");
+                    // Outputs derive from the input: the same document gives the same hash.
+                    let again = api.get(&format!("/workflow_runs/{id}")).await;
+                    assert_eq!(api.run_of(&again.body), run);
+                }
+                _ => {}
+            }
+            if api.is_legacy() {
+                assert!(
+                    run["url"].is_string()
+                        && run["name"].is_string()
+                        && run.get("dashboardUrl").is_none()
+                );
+            } else {
+                assert!(
+                    run["dashboardUrl"].is_string() && run["workflowVersion"]["version"] == "2"
+                );
+            }
+        }
+        assert!(
+            seen.contains("FAILED") && seen.contains("PROCESSED"),
+            "{v}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_update_cancel_delete_and_not_found() {
+    let mock = start(fast_profile()).await;
+    reqwest::Client::new()
+        .post(format!("{}/_mock/pause", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    for v in VERSIONS {
+        let api = Api::new(&mock.url(), v);
+        let batch = api.submit(2, "u").await;
+        let runs = api.list_all(&batch, 10).await;
+        let id = runs[0]["id"].as_str().unwrap();
+        let r = api
+            .post(
+                &format!("/workflow_runs/{id}"),
+                &json!({"metadata": {"tag": "changed", "extra": 1}, "name": "renamed"}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let run = api.run_of(&r.body);
+        assert_eq!(run["metadata"]["tag"], "changed");
+        assert_eq!(run["metadata"]["extra"], 1);
+        assert!(run["metadata"]["i"].is_number(), "merge keeps other keys");
+        let c = api
+            .post(&format!("/workflow_runs/{id}/cancel"), &json!({}))
+            .await;
+        assert_eq!(c.status, 200);
+        assert_eq!(api.run_of(&c.body)["status"], "CANCELLED");
+        assert_error(
+            &api.post(&format!("/workflow_runs/{id}/cancel"), &json!({}))
+                .await,
+            400,
+            v,
+            "CANCELLED",
+        );
+        let d = api.delete(&format!("/workflow_runs/{id}")).await;
+        assert_eq!(d.status, 200);
+        if api.is_legacy() {
+            assert_eq!(d.body["workflowRunId"], id);
+        } else {
+            assert_eq!(d.body, json!({"id": id}));
+        }
+        assert_error(
+            &api.get(&format!("/workflow_runs/{id}")).await,
+            404,
+            v,
+            "not found",
+        );
+        assert_error(
+            &api.get("/workflow_runs/workflow_run_nope").await,
+            404,
+            v,
+            "not found",
+        );
+    }
+}
+
+#[tokio::test]
+async fn single_runs_default_to_priority_50_and_jump_queued_batch_runs() {
+    let mut p = fast_profile();
+    p.processing.workers = 1;
+    p.time_scale = 100.0;
+    p.processing.duration = batchproof::config::DurationDist::fixed(Duration::from_secs(2));
+    let mock = start(p).await;
+    let admin = reqwest::Client::new();
+    admin
+        .post(format!("{}/_mock/pause", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    let api = Api::new(&mock.url(), V2026);
+    let batch = api.submit(10, "queued").await;
+    let single = api
+        .post(
+            "/workflow_runs",
+            &json!({"workflow": {"id": DEFAULT_WORKFLOW}, "file": {"url": "https://x/single.pdf"}}),
+        )
+        .await;
+    assert_eq!(single.status, 200, "{}", single.body);
+    assert_eq!(single.body["priority"], 50);
+    assert_eq!(single.body["batchId"], Value::Null);
+    let single_id = single.body["id"].as_str().unwrap().to_string();
+    admin
+        .post(format!("{}/_mock/resume", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    api.wait_terminal(&batch, Duration::from_secs(30)).await;
+    let s = api.get(&format!("/workflow_runs/{single_id}")).await;
+    let single_start = s.body["startTime"].as_str().unwrap().to_string();
+    let runs = api.list_all(&batch, 100).await;
+    for r in runs {
+        assert!(
+            r["startTime"].as_str().unwrap() >= single_start.as_str(),
+            "a batch run started before the single run"
+        );
+    }
+    // Legacy single runs: one run per file, wrapped.
+    let legacy = Api::new(&mock.url(), V2025);
+    let r = legacy.post("/workflow_runs", &json!({"workflowId": DEFAULT_WORKFLOW, "files": [{"fileUrl": "https://x/1.pdf"}], "rawTexts": ["hello"]})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["workflowRuns"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_and_the_documented_body() {
+    let mut p = fast_profile();
+    p.time_scale = 1.0;
+    p.limits.run_rps = Some(2.0);
+    let mock = start(p).await;
+    let api = Api::new(&mock.url(), V2026);
+    let mut statuses = Vec::new();
+    let mut throttled = None;
+    for _ in 0..5 {
+        let r = api
+            .post("/workflow_runs/batch", &api.batch_body(1, "rl"))
+            .await;
+        statuses.push(r.status);
+        if r.status == 429 {
+            throttled = Some(r);
+        }
+    }
+    assert_eq!(&statuses[..2], &[200, 200], "{statuses:?}");
+    let r = throttled.expect("a 429 within 5 rapid batches at 2/s");
+    assert_eq!(r.body["code"], "RATE_LIMIT_EXCEEDED");
+    assert_eq!(r.body["retryable"], true);
+    let secs: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=1).contains(&secs));
+    // GET has its own bucket: reads still work.
+    assert_eq!(api.get("/workflow_runs").await.status, 200);
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_carry_batch_and_metadata_and_are_retried() {
+    let mock = start(fast_profile()).await;
+    for v in [V2026, V2025] {
+        // A receiver per endpoint: each endpoint signs with its own secret.
+        let capture = Capture::start(3).await;
+        let api = Api::new(&mock.url(), v);
+        let secret = register(&api, &capture.url(), v).await;
+        let batch = api.submit(12, "wh").await;
+        let got = capture.wait_for(12, Duration::from_secs(20)).await;
+        assert_eq!(got.len(), 12, "{v}: one terminal event per run");
+        let now = chrono::Utc::now().timestamp();
+        for d in &got {
+            assert_eq!(d.json["payload"]["batchId"], batch.as_str());
+            let ts = d.timestamp.as_deref().unwrap();
+            batchproof::webhook::signing::verify(
+                &secret,
+                Some(ts),
+                d.signature.as_deref(),
+                &d.body,
+                now,
+                300,
+            )
+            .expect("valid signature");
+            assert!(d.json["eventId"].as_str().unwrap().starts_with("evt_"));
+            assert!(
+                d.json["eventType"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("workflow_run.")
+            );
+            let m = &d.json["payload"]["metadata"];
+            assert_eq!(m["tag"], "wh");
+            assert_eq!(m["nested"]["list"][1], "x");
+            // The payload follows the endpoint's version.
+            assert_eq!(d.json["payload"].get("dashboardUrl").is_some(), v == V2026);
+        }
+        assert_eq!(
+            *capture.refused.lock().unwrap(),
+            3,
+            "the first three attempts were refused and retried"
+        );
+    }
+    let log: Value = reqwest::get(format!("{}/_mock/deliveries?limit=1000", mock.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let retried = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["attempts"].as_array().unwrap().len() > 1)
+        .count();
+    assert!(retried >= 1, "the delivery log shows retries");
+}
+
+#[tokio::test]
+async fn admin_surface_reports_state_and_resets() {
+    let mock = start(fast_profile()).await;
+    let api = Api::new(&mock.url(), V2026);
+    let http = reqwest::Client::new();
+    http.post(format!("{}/_mock/pause", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    let batch = api.submit(8, "adm").await;
+    let state: Value = http
+        .get(format!("{}/_mock/state", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["runs"]["byStatus"]["PENDING"], 8);
+    assert_eq!(state["paused"], true);
+    let b: Value = http
+        .get(format!("{}/_mock/batches/{batch}", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(b["byStatus"]["PENDING"], 8);
+    http.post(format!("{}/_mock/reset", mock.url()))
+        .send()
+        .await
+        .unwrap();
+    let state: Value = http
+        .get(format!("{}/_mock/state", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["runs"]["total"], 0);
+}
+
+#[tokio::test]
+async fn finished_runs_are_evicted_beyond_the_retention_limit() {
+    let mut p = fast_profile();
+    p.retention.max_finished_runs = 50;
+    let mock = start(p).await;
+    let api = Api::new(&mock.url(), V2026);
+    for i in 0..4 {
+        let b = api.submit(100, &format!("ev{i}")).await;
+        let _ = b;
+    }
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state: Value = http
+            .get(format!("{}/_mock/state", mock.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if state["runs"]["evicted"].as_u64().unwrap() >= 350 {
+            assert!(state["runs"]["total"].as_u64().unwrap() <= 50, "{state}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn injected_5xx_happens_after_the_batch_is_created() {
+    let mut p = fast_profile();
+    p.faults
+        .errors
+        .insert(batchproof::mock::profile::Endpoint::Batch, 1.0);
+    let mock = start(p).await;
+    let api = Api::new(&mock.url(), V2026);
+    let r = api
+        .post("/workflow_runs/batch", &api.batch_body(3, "5xx"))
+        .await;
+    assert_error(&r, 500, V2026, "INTERNAL_ERROR");
+    let state: Value = reqwest::get(format!("{}/_mock/state", mock.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["runs"]["created"], 3,
+        "the batch exists although the caller saw a 500"
+    );
+}
+
+#[tokio::test]
+async fn the_same_seed_replays_the_same_outcomes() {
+    async fn outcomes(seed: u64) -> Vec<String> {
+        let mut p = fast_profile();
+        p.seed = seed;
+        p.processing.outcomes.failed = 0.4;
+        let mock = start(p).await;
+        let api = Api::new(&mock.url(), V2026);
+        let batch = api.submit(40, "seed").await;
+        let mut runs = api.wait_terminal(&batch, Duration::from_secs(20)).await;
+        runs.sort_by_key(|r| r["createdAt"].as_str().unwrap().to_string());
+        let mut full = Vec::new();
+        for r in runs {
+            let g = api
+                .get(&format!("/workflow_runs/{}", r["id"].as_str().unwrap()))
+                .await;
+            full.push((
+                g.body["metadata"]["i"].as_u64().unwrap(),
+                g.body["status"].as_str().unwrap().to_string(),
+            ));
+        }
+        full.sort();
+        full.into_iter().map(|x| x.1).collect()
+    }
+    let a = outcomes(11).await;
+    assert_eq!(a, outcomes(11).await);
+    assert_ne!(a, outcomes(12).await);
+}
+
+#[tokio::test]
+async fn stalls_hold_exactly_the_named_request() {
+    let mut p = fast_profile();
+    p.faults.stalls.push(batchproof::mock::profile::Stall {
+        endpoint: batchproof::mock::profile::Endpoint::Batch,
+        at_request: 2,
+        duration: Dur::from_millis(600),
+    });
+    let mock = start(p).await;
+    let api = Api::new(&mock.url(), V2026);
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        api.submit(1, "stall").await;
+        times.push(t.elapsed());
+    }
+    assert!(times[1] >= Duration::from_millis(600), "{times:?}");
+    assert!(
+        times[0] < Duration::from_millis(300) && times[2] < Duration::from_millis(300),
+        "{times:?}"
+    );
+}
