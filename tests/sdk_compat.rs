@@ -1,0 +1,74 @@
+//! The official Extend Python SDK (`extend-ai`, pinned in tests/sdk/requirements.txt) as a
+//! real client of the mock: create_batch with 1,000 inputs, list across pages, retrieve
+//! every run, and verify_and_parse on real deliveries; plus the SDK's verifier judging
+//! signatures made by batchproof's signing module (good, tampered, stale).
+//!
+//! Needs tests/.venv (`bash tests/sdk/setup.sh`). Without it the test says it is skipped,
+//! except under CI=true, where it fails.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use batchproof::mock::profile::DEFAULT_TOKEN;
+use batchproof::webhook::signing;
+use serde_json::json;
+
+fn venv_python() -> Option<std::path::PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "CI=true but tests/.venv is missing: run `bash tests/sdk/setup.sh` (the .ci/run script does)"
+        );
+    }
+    eprintln!(
+        "SKIPPED: the Extend SDK tests need tests/.venv; create it with `bash tests/sdk/setup.sh`"
+    );
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdk_runs_the_whole_batch_flow_against_the_mock() {
+    let Some(python) = venv_python() else { return };
+    let mut profile = common::fast_profile();
+    profile.time_scale = 500.0;
+    let mock = common::start(profile).await;
+
+    let secret = "wss_batchproof_sdk_check";
+    let body = json!({"eventId": "evt_sig", "eventType": "workflow_run.completed", "payload": {"id": "workflow_run_x"}}).to_string();
+    let now = chrono::Utc::now().timestamp();
+    let sign = |ts: i64| signing::sign(secret, ts, body.as_bytes());
+    let cases = json!([
+        {"name": "fresh signature from our module", "body": body, "timestamp": now.to_string(), "signature": sign(now), "secret": secret, "expect": "ok"},
+        {"name": "tampered body", "body": body.replace("evt_sig", "evt_sih"), "timestamp": now.to_string(), "signature": sign(now), "secret": secret, "expect": "reject"},
+        {"name": "stale timestamp (10 min old)", "body": body, "timestamp": (now - 600).to_string(), "signature": sign(now - 600), "secret": secret, "expect": "reject"},
+        {"name": "wrong secret", "body": body, "timestamp": now.to_string(), "signature": signing::sign("wss_other", now, body.as_bytes()), "secret": secret, "expect": "reject"},
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let cases_path = dir.path().join("cases.json");
+    std::fs::write(&cases_path, cases.to_string()).unwrap();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/flow.py");
+    let url = mock.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .arg(url)
+            .arg(DEFAULT_TOKEN)
+            .arg(cases_path)
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "SDK flow failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("SDK flow passed"));
+    mock.shutdown().await;
+}
