@@ -437,6 +437,21 @@ async fn create_batch(
         Err(r) => return r,
     };
     let defects = &s.profile.defects;
+    let limits = BatchLimits {
+        min: if defects.accept_empty_batch { 0 } else { 1 },
+        max: if defects.accept_oversized_batch {
+            usize::MAX
+        } else {
+            MAX_BATCH_INPUTS
+        },
+    };
+    let req = match validate::batch(ctx.version, &s.profile, &body, limits) {
+        Ok(r) => r,
+        Err(e) => return reject(&s, &ctx, e),
+    };
+    // Defect: throttle valid batches that follow another closely. Applied after
+    // validation, so invalid batches still get their 400 and only the rapid-succession
+    // rule breaks.
     if let Some(window) = defects.throttle_rapid_batches {
         let mut last = s.last_batch.lock().expect("last batch");
         let now = Instant::now();
@@ -453,18 +468,6 @@ async fn create_batch(
             );
         }
     }
-    let limits = BatchLimits {
-        min: if defects.accept_empty_batch { 0 } else { 1 },
-        max: if defects.accept_oversized_batch {
-            usize::MAX
-        } else {
-            MAX_BATCH_INPUTS
-        },
-    };
-    let req = match validate::batch(ctx.version, &s.profile, &body, limits) {
-        Ok(r) => r,
-        Err(e) => return reject(&s, &ctx, e),
-    };
     let batch_id = format!("batch_{}", random_id(8));
     let priority = defects
         .batch_priority
