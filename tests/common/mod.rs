@@ -22,9 +22,11 @@ pub const VERSIONS: [&str; 3] = [V2024, V2025, V2026];
 
 /// A fast profile: processing in milliseconds, deterministic outcomes.
 pub fn fast_profile() -> Profile {
-    let mut p = Profile::default();
-    p.time_scale = 1000.0;
-    p.seed = 7;
+    let mut p = Profile {
+        time_scale: 1000.0,
+        seed: 7,
+        ..Default::default()
+    };
     p.webhooks.retry = vec![batchproof::config::Dur::from_millis(500)];
     p
 }
