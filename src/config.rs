@@ -105,6 +105,9 @@ fn innermost_message(full: &str) -> String {
 
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" into "did you mean `a`?".
 fn suggest_fix(message: &str) -> Option<String> {
+    if let Some(field) = between(message, "missing field `", "`") {
+        return Some(format!("add the required key `{field}:`"));
+    }
     let unknown = between(message, "unknown field `", "`")
         .or_else(|| between(message, "unknown variant `", "`"))?;
     // serde writes the candidates as "expected one of `a`, `b`"; serde-saphyr drops the

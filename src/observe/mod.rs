@@ -116,6 +116,10 @@ pub struct Anomalies {
     pub unknown: u64,
     /// Observations whose status ranks below one already seen for that run.
     pub out_of_order: u64,
+    /// Results for inputs of batches that were not confirmed (5xx, timeout): evidence
+    /// that such a batch was created after all.
+    #[serde(default)]
+    pub from_unconfirmed_batches: u64,
 }
 
 /// An input with no result by the deadline, as evidence in the report.
@@ -294,6 +298,13 @@ impl Ledger {
         channel: Channel,
     ) {
         let start = self.start;
+        let batch = &self.batches[self.inputs[seq as usize].batch as usize];
+        if !matches!(batch.outcome, BatchOutcome::Accepted { .. }) {
+            // A result for a batch that answered 5xx or timed out: it was created after
+            // all. Counted, but not as the result of an accepted input.
+            self.anomalies.from_unconfirmed_batches += 1;
+            return;
+        }
         let input = &mut self.inputs[seq as usize];
         match &input.run_id {
             None => {

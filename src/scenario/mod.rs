@@ -156,7 +156,7 @@ pub enum BatchSizeFile {
     Uniform { min: u64, max: u64 },
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputsFile {
     #[serde(default)]
@@ -171,6 +171,18 @@ pub struct InputsFile {
     /// off (then user metadata must be unique per input).
     #[serde(default = "default_correlation_key")]
     pub correlation_key: Option<String>,
+}
+
+impl Default for InputsFile {
+    fn default() -> Self {
+        InputsFile {
+            file: None,
+            metadata: None,
+            secrets: None,
+            feeder: None,
+            correlation_key: default_correlation_key(),
+        }
+    }
 }
 
 fn default_correlation_key() -> Option<String> {
@@ -507,7 +519,15 @@ impl Scenario {
                         let (mut profile, profile_path) = match &m.profile {
                             Some(p) => {
                                 let full = base.join(p);
-                                (Profile::load(&full)?, Some(full))
+                                let profile = Profile::load(&full).map_err(|e| {
+                                    if e.line.is_some() {
+                                        // The profile itself is malformed: its own location is the useful one.
+                                        e
+                                    } else {
+                                        located(&name, spanned, format!("target.mock.profile: {e}"), "the path is relative to the scenario file; profiles ship in mock/")
+                                    }
+                                })?;
+                                (profile, Some(full))
                             }
                             None => (Profile::default(), None),
                         };

@@ -1,0 +1,90 @@
+//! Ctrl-C (SIGINT) and SIGTERM stop the load, and the run still writes a valid report
+//! marked incomplete, with exit code 3.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn interrupt_with(signal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("long.yaml");
+    std::fs::write(
+        &scenario,
+        "name: long\ntarget: {mock: {time_scale: 100}}\nload:\n  phases: [{hold: 60s, rate: 4}]\n  inputs_per_batch: 50\nresults: {via: both, deadline: 60s}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("reports");
+    let child = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--progress",
+            "none",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped promptly"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report = batchproof::report::json::read(&run_dir.join("report.json")).unwrap();
+    assert!(!report.complete);
+    assert!(
+        report.interrupted.as_deref().unwrap().contains(signal),
+        "{:?}",
+        report.interrupted
+    );
+    assert!(
+        report.batches.accepted >= 4,
+        "work done before the signal is reported"
+    );
+    assert!(
+        report.generator.unsent_batches > 100,
+        "the rest of the schedule is reported as never sent"
+    );
+    assert_eq!(
+        report.batches.scheduled,
+        report.batches.accepted
+            + report.batches.unanswered
+            + report.batches.rejected
+            + report.batches.throttled
+            + report.batches.possible_duplicates
+            + report.batches.unreachable
+    );
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(md.contains("INCOMPLETE"));
+}
+
+#[test]
+fn sigint_writes_a_partial_report_marked_incomplete() {
+    interrupt_with("INT");
+}
+
+#[test]
+fn sigterm_writes_a_partial_report_marked_incomplete() {
+    interrupt_with("TERM");
+}

@@ -1,0 +1,154 @@
+//! Scenario validation reads like the manual: each broken scenario gets a message that
+//! names the file, the line and column, and the fix. Every shipped scenario validates.
+
+use std::path::Path;
+
+use batchproof::scenario::Scenario;
+
+fn err(yaml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("broken.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    Scenario::load(&p).unwrap_err().to_string()
+}
+
+const LOAD: &str = "load:\n  phases: [{hold: 1s, rate: 1}]\n";
+
+#[test]
+fn broken_scenarios_get_located_errors_that_name_the_fix() {
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "unknown top-level key",
+            format!("{LOAD}treshold: []\n"),
+            &["broken.yaml:3:1", "did you mean `thresholds`"],
+        ),
+        (
+            "unknown nested key",
+            "load:\n  phases: [{hold: 1s, rate: 1}]\n  max_inflight: 3\n".into(),
+            &["broken.yaml:3:3", "did you mean `max_in_flight`"],
+        ),
+        ("no load", "name: x\n".into(), &["broken.yaml", "load"]),
+        (
+            "bad duration",
+            "load:\n  phases: [{hold: 10 sec, rate: 1}]\n".into(),
+            &[":2:", "unknown unit `sec`"],
+        ),
+        (
+            "phase with both",
+            "load:\n  phases:\n    - {hold: 1s, ramp: 2s, rate: 1}\n".into(),
+            &[":3:", "exactly one of `hold` or `ramp`"],
+        ),
+        (
+            "open model with concurrency",
+            "load:\n  phases:\n    - {hold: 1s, concurrency: 3}\n".into(),
+            &[":3:", "closed model", "load.model: closed"],
+        ),
+        (
+            "batch too large",
+            format!("{LOAD}  inputs_per_batch: 1001\n"),
+            &[":3:", "1..1000", "1 to 1000"],
+        ),
+        (
+            "unknown threshold metric",
+            format!("{LOAD}thresholds:\n  - \"submit.p98 < 1s\"\n"),
+            &[
+                "broken.yaml:4:5",
+                "unknown metric `submit.p98`",
+                "did you mean",
+            ],
+        ),
+        (
+            "threshold without unit",
+            format!("{LOAD}thresholds:\n  - \"e2e.p95 < 30\"\n"),
+            &[":4:", "is a duration", "no unit"],
+        ),
+        (
+            "unknown placeholder",
+            format!("{LOAD}inputs:\n  file: {{url: \"https://x/{{{{bach}}}}.pdf\"}}\n"),
+            &[":4:", "unknown placeholder `{{bach}}`"],
+        ),
+        (
+            "two file kinds",
+            format!("{LOAD}inputs:\n  file: {{url: a, text: b}}\n"),
+            &["exactly one of `url`, `id` or `text`"],
+        ),
+        (
+            "unknown api version",
+            format!("{LOAD}api_version: 2023-01-01\n"),
+            &[":3:", "2023-01-01"],
+        ),
+        (
+            "real target without public url",
+            format!("{LOAD}target: {{url: \"https://api.extend.ai\"}}\n"),
+            &["public_url", "via: polling"],
+        ),
+        (
+            "mock and url",
+            format!("{LOAD}target: {{url: \"https://x\", mock: {{}}}}\n"),
+            &[":3:", "both `mock` and `url`"],
+        ),
+        (
+            "missing profile",
+            format!("{LOAD}target: {{mock: {{profile: nope.yaml}}}}\n"),
+            &["nope.yaml", "cannot read"],
+        ),
+        (
+            "bad via",
+            format!("{LOAD}results: {{via: carrier-pigeon}}\n"),
+            &[":3:", "carrier-pigeon"],
+        ),
+        (
+            "page size",
+            format!("{LOAD}results: {{polling: {{page_size: 5000}}}}\n"),
+            &["page_size", "1 to 1000"],
+        ),
+    ];
+    for (what, yaml, needles) in cases {
+        let e = err(yaml);
+        for n in *needles {
+            assert!(e.contains(n), "{what}: expected `{n}` in:\n{e}");
+        }
+        assert!(
+            e.contains("fix:") || e.contains("expected") || e.contains("; use"),
+            "{what}: names no fix:\n{e}"
+        );
+    }
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "smoke, capacity and soak at least");
+}
+
+#[test]
+fn validate_command_exits_2_on_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("b.yaml");
+    std::fs::write(&p, "lod: {}\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .arg("validate")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("b.yaml:1:1"));
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args(["validate", "scenarios/smoke.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
