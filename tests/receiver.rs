@@ -15,14 +15,16 @@ const SECRET: &str = "wss_receiver_test";
 #[tokio::test]
 async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
     let start = Instant::now();
-    let ledger = Arc::new(Mutex::new(Ledger::new(start, Some("bp_input".into()))));
+    let ledger = Arc::new(Mutex::new(Ledger::new(
+        start,
+        Some("bp_input".into()),
+        true,
+    )));
     {
         let mut l = ledger.lock().unwrap();
-        l.add_batch(
-            0,
-            start,
-            &[json!({"bp_input": "0:0"}), json!({"bp_input": "0:1"})],
-        );
+        l.add_batch(0, start, 2);
+        // The metadata each input was sent with, as the input factory would rebuild it.
+        l.expected_metadata = Some(Box::new(|b, i| json!({"bp_input": format!("{b}:{i}")})));
         l.settle_batch(
             0,
             BatchOutcome::Accepted {
@@ -157,4 +159,5 @@ async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
     assert_eq!(l.anomalies.unknown, 1);
     assert_eq!(l.anomalies.duplicates, 0);
     assert_eq!(l.coverage().0, 0, "both inputs have their result");
+    assert_eq!(w.metadata_mismatch, 0);
 }

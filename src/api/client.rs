@@ -179,7 +179,7 @@ impl Client {
         }
     }
 
-    pub async fn post_json_bytes(&self, path: &str, body: Vec<u8>) -> Reply {
+    pub async fn post_json_bytes(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
         let req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -199,7 +199,7 @@ impl Client {
     }
 
     /// Submits a Batch Run Workflow body (already in the version's shape).
-    pub async fn submit_batch(&self, body: Vec<u8>) -> Reply {
+    pub async fn submit_batch(&self, body: impl Into<reqwest::Body>) -> Reply {
         self.post_json_bytes("/workflow_runs/batch", body).await
     }
 

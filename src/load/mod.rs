@@ -57,6 +57,7 @@ impl HttpMetrics {
 /// What the engine needs from the run.
 pub struct Engine {
     pub scenario: Arc<Scenario>,
+    pub factory: Arc<InputFactory>,
     pub client: Client,
     pub ledger: Arc<Mutex<Ledger>>,
     pub metrics: Arc<Mutex<HttpMetrics>>,
@@ -71,7 +72,7 @@ impl Engine {
     /// for submissions already sent. Returns the number of batches scheduled but never
     /// sent because of the stop.
     pub async fn drive(&self, mut stop: watch::Receiver<bool>, grace: Duration) -> u64 {
-        let factory = Arc::new(InputFactory::new(&self.scenario));
+        let factory = self.factory.clone();
         let sem = Arc::new(Semaphore::new(self.scenario.load.max_in_flight));
         let mut tasks = tokio::task::JoinSet::new();
         let load = &self.scenario.load;
@@ -178,6 +179,7 @@ impl Engine {
     fn clone_parts(&self) -> Engine {
         Engine {
             scenario: self.scenario.clone(),
+            factory: self.factory.clone(),
             client: self.client.clone(),
             ledger: self.ledger.clone(),
             metrics: self.metrics.clone(),
@@ -196,22 +198,16 @@ impl Engine {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let engine = self.clone_parts();
         async move {
-            let batch = factory.batch(index);
-            let body = crate::api::shapes::batch_body(
-                engine.scenario.api_version,
-                &engine.scenario.workflow,
-                &batch.inputs,
-                engine.scenario.load.priority,
-            );
+            let (body, inputs) = factory.body(index);
             engine
                 .ledger
                 .lock()
                 .expect("ledger")
-                .add_batch(index, intended, &batch.metadata);
+                .add_batch(index, intended, inputs);
             engine.in_flight.fetch_add(1, Ordering::Relaxed);
             let result = submit::submit(
                 &engine.client,
-                body,
+                bytes::Bytes::from(body),
                 engine.scenario.load.max_throttle_retries,
                 intended,
                 &engine.metrics,

@@ -20,7 +20,7 @@ pub struct Submitted {
 
 pub async fn submit(
     client: &Client,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     max_retries: u32,
     intended: Instant,
     metrics: &Mutex<HttpMetrics>,
@@ -29,6 +29,7 @@ pub async fn submit(
     let mut throttles = 0u32;
     loop {
         let sent = Instant::now();
+        // Bytes: a retry re-sends the same buffer without copying it.
         let reply = client.submit_batch(body.clone()).await;
         let done = Instant::now();
         metrics.lock().expect("metrics").count_reply(&reply);

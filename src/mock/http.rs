@@ -911,6 +911,7 @@ async fn create_webhook_endpoint(
         from_profile: false,
         subscriptions: vec![],
     });
+    s.has_endpoints.store(true, Ordering::Relaxed);
     // The signing secret is returned here and never again.
     let body = json!({
         "object": "webhook_endpoint", "id": id, "url": url, "name": name,

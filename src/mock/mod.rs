@@ -52,6 +52,9 @@ pub struct Shared {
     pub wake: Notify,
     pub hooks: Mutex<Hooks>,
     pub announce: mpsc::UnboundedSender<Run>,
+    /// Whether any webhook endpoint exists; without one, terminal runs are not cloned
+    /// and sent to the dispatcher at all.
+    pub has_endpoints: std::sync::atomic::AtomicBool,
     pub log: Mutex<DeliveryLog>,
     pub stats: DeliveryStats,
     pub limiters: Mutex<Limiters>,
@@ -67,6 +70,7 @@ pub struct Shared {
 impl Shared {
     fn new(profile: Profile, announce: mpsc::UnboundedSender<Run>) -> anyhow::Result<Shared> {
         let hooks = Hooks::from_profile(&profile);
+        let has_endpoints = std::sync::atomic::AtomicBool::new(!hooks.endpoints.is_empty());
         let http = reqwest::Client::builder()
             .timeout(profile.webhooks.timeout.0)
             .pool_max_idle_per_host(profile.webhooks.concurrency)
@@ -77,6 +81,7 @@ impl Shared {
             wake: Notify::new(),
             hooks: Mutex::new(hooks),
             announce,
+            has_endpoints,
             log: Mutex::new(DeliveryLog::new(profile.retention.delivery_log)),
             stats: DeliveryStats::default(),
             limiters: Mutex::new(Limiters::new(&profile)),

@@ -68,7 +68,11 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                         };
                         run.end_time = Some(wall);
                         run.updated_at = wall;
-                        if !run.mute_terminal {
+                        if !run.mute_terminal
+                            && shared
+                                .has_endpoints
+                                .load(std::sync::atomic::Ordering::Relaxed)
+                        {
                             announce.push(run.clone());
                         }
                         if run.regress && run.status == RunStatus::Processed {

@@ -99,7 +99,7 @@ pub struct ListQuery {
 pub struct Store {
     runs: HashMap<String, Run>,
     by_seq: BTreeMap<u64, String>,
-    batches: HashMap<String, Vec<u64>>,
+    batches: HashMap<String, VecDeque<u64>>,
     /// (priority, seq): lower priority number first, FIFO within a priority.
     queue: BTreeSet<(u8, u64)>,
     finished: VecDeque<(Instant, u64)>,
@@ -124,7 +124,10 @@ impl Store {
             self.queue.insert((prio, run.seq));
         }
         if let Some(batch) = &run.batch_id {
-            self.batches.entry(batch.clone()).or_default().push(run.seq);
+            self.batches
+                .entry(batch.clone())
+                .or_default()
+                .push_back(run.seq);
         }
         self.by_seq.insert(run.seq, run.id.clone());
         self.runs_created += 1;
@@ -192,7 +195,9 @@ impl Store {
         {
             // Eviction is oldest-first and batches are created in seq order, so the run is
             // almost always at the front.
-            if let Some(pos) = seqs.iter().position(|s| *s == seq) {
+            if seqs.front() == Some(&seq) {
+                seqs.pop_front();
+            } else if let Some(pos) = seqs.iter().position(|s| *s == seq) {
                 seqs.remove(pos);
             }
             if seqs.is_empty() {

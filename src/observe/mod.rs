@@ -38,8 +38,6 @@ pub struct InputRecord {
     /// Highest lifecycle rank observed, to detect statuses going backwards.
     pub max_rank: u8,
     pub last_status: Option<RunStatus>,
-    /// Hash of the metadata sent, to compare with what comes back.
-    pub metadata_hash: u64,
 }
 
 impl InputRecord {
@@ -134,12 +132,16 @@ pub struct MissingExample {
 
 pub struct Ledger {
     pub start: Instant,
+    pub track_inputs: bool,
     pub batches: Vec<BatchRecord>,
     by_batch_id: HashMap<String, usize>,
     pub inputs: Vec<InputRecord>,
     by_run_id: HashMap<String, u64>,
     event_ids: HashSet<String>,
     pub correlation_key: Option<String>,
+    /// Rebuilds the metadata an input (batch index, input index) was sent with, to compare
+    /// with what comes back; None skips the comparison.
+    pub expected_metadata: Option<Box<dyn Fn(u64, u64) -> Value + Send>>,
     pub webhooks: WebhookCounts,
     pub anomalies: Anomalies,
     pub e2e: Latency,
@@ -147,27 +149,43 @@ pub struct Ledger {
     pub timeline: Timeline,
 }
 
+/// A hash of a JSON value that ignores object key order (targets may reorder keys), made
+/// without cloning or serialising: it sits on the submission path of every input.
 pub fn value_hash(v: &Value) -> u64 {
-    // serde_json with preserve_order keeps key order, so hash a canonical form: sorted.
-    fn canon(v: &Value) -> Value {
+    fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
         match v {
-            Value::Object(m) => {
-                let sorted: BTreeMap<&String, Value> =
-                    m.iter().map(|(k, v)| (k, canon(v))).collect();
-                Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(a) => {
+                (4u8, a.len()).hash(h);
+                for x in a {
+                    feed(x, h);
+                }
             }
-            Value::Array(a) => Value::Array(a.iter().map(canon).collect()),
-            other => other.clone(),
+            Value::Object(m) => {
+                (5u8, m.len()).hash(h);
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort_unstable();
+                for k in keys {
+                    k.hash(h);
+                    feed(&m[k], h);
+                }
+            }
         }
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    canon(v).to_string().hash(&mut h);
+    feed(v, &mut h);
     h.finish()
 }
 
 impl Ledger {
-    pub fn new(start: Instant, correlation_key: Option<String>) -> Ledger {
+    /// `track_inputs: false` keeps only per-batch records: for submission-only runs, where
+    /// no result is expected and per-input records would only cost memory.
+    pub fn new(start: Instant, correlation_key: Option<String>, track_inputs: bool) -> Ledger {
         Ledger {
+            track_inputs,
             start,
             batches: Vec::new(),
             by_batch_id: HashMap::new(),
@@ -175,6 +193,7 @@ impl Ledger {
             by_run_id: HashMap::new(),
             event_ids: HashSet::new(),
             correlation_key,
+            expected_metadata: None,
             webhooks: WebhookCounts::default(),
             anomalies: Anomalies::default(),
             e2e: Latency::default(),
@@ -183,21 +202,20 @@ impl Ledger {
         }
     }
 
-    /// Registers a batch about to be sent, with the metadata of each of its inputs.
-    pub fn add_batch(&mut self, index: u64, intended: Instant, metadata: &[Value]) -> u64 {
+    /// Registers a batch of `count` inputs about to be sent.
+    pub fn add_batch(&mut self, index: u64, intended: Instant, count: u64) -> u64 {
         let first_seq = self.inputs.len() as u64;
         let pos = self.batches.len() as u32;
-        for m in metadata {
-            self.inputs.push(InputRecord {
+        if self.track_inputs {
+            self.inputs.extend((0..count).map(|_| InputRecord {
                 batch: pos,
-                metadata_hash: value_hash(m),
                 ..Default::default()
-            });
+            }));
         }
         self.batches.push(BatchRecord {
             index,
             first_seq,
-            inputs: metadata.len() as u32,
+            inputs: count as u32,
             intended,
             outcome: BatchOutcome::Pending,
             answered: None,
@@ -245,6 +263,7 @@ impl Ledger {
     pub fn batches_to_poll(&self) -> Vec<(u64, String)> {
         self.batches
             .iter()
+            .filter(|_| self.track_inputs)
             .filter_map(|b| match &b.outcome {
                 BatchOutcome::Accepted { batch_id } => {
                     let range = b.first_seq as usize..(b.first_seq + b.inputs as u64) as usize;
@@ -287,6 +306,17 @@ impl Ledger {
         }
         let seq = batch.first_seq + i;
         Some(seq)
+    }
+
+    /// Does `seen` equal (keys in any order) the metadata input `seq` was sent with?
+    fn metadata_matches(&self, seq: u64, seen: Option<&Value>) -> bool {
+        let Some(expected) = &self.expected_metadata else {
+            return true;
+        };
+        let input = &self.inputs[seq as usize];
+        let batch = &self.batches[input.batch as usize];
+        let want = expected(batch.index, seq - batch.first_seq);
+        seen.is_some_and(|m| value_hash(m) == value_hash(&want))
     }
 
     fn observe(
@@ -419,8 +449,7 @@ impl Ledger {
         let metadata = payload.get("metadata");
         match self.correlate(run_id, batch_id, metadata) {
             Some(seq) => {
-                if metadata.is_none_or(|m| value_hash(m) != self.inputs[seq as usize].metadata_hash)
-                {
+                if !self.metadata_matches(seq, metadata) {
                     self.webhooks.metadata_mismatch += 1;
                 }
                 self.observe(seq, run_id, status, d.arrived, Channel::Webhook);
@@ -464,7 +493,7 @@ impl Ledger {
     pub fn accepted_inputs(&self) -> impl Iterator<Item = (&BatchRecord, u64, &InputRecord)> {
         self.batches
             .iter()
-            .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
+            .filter(|b| self.track_inputs && matches!(b.outcome, BatchOutcome::Accepted { .. }))
             .flat_map(move |b| {
                 (0..b.inputs as u64).map(move |i| (b, i, &self.inputs[(b.first_seq + i) as usize]))
             })

@@ -219,6 +219,8 @@ pub enum Via {
     Webhooks,
     Polling,
     Both,
+    /// Submission only: results are not collected (pure submission-throughput tests).
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

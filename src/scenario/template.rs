@@ -51,6 +51,13 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// True when rendering draws nothing from the random stream.
+    pub fn is_deterministic(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|p| matches!(p, Part::Lit(_) | Part::Batch | Part::Index | Part::Seq))
+    }
+
     pub fn is_literal(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
@@ -156,6 +163,15 @@ pub enum ValueTemplate {
 }
 
 impl ValueTemplate {
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            ValueTemplate::Str(t) => t.is_deterministic(),
+            ValueTemplate::Array(a) => a.iter().all(ValueTemplate::is_deterministic),
+            ValueTemplate::Object(m) => m.iter().all(|(_, t)| t.is_deterministic()),
+            ValueTemplate::Other(_) => true,
+        }
+    }
+
     pub fn compile(v: &Value) -> Result<ValueTemplate, String> {
         Ok(match v {
             Value::String(s) => ValueTemplate::Str(Template::compile(s)?),
