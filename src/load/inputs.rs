@@ -51,7 +51,10 @@ impl Skeleton {
         let needle = SENTINEL.to_string().into_bytes();
         let mut pieces = Vec::new();
         let mut rest = body;
-        while let Some(pos) = rest.windows(needle.len()).position(|w| w == needle.as_slice()) {
+        while let Some(pos) = rest
+            .windows(needle.len())
+            .position(|w| w == needle.as_slice())
+        {
             pieces.push(rest[..pos].to_vec());
             rest = &rest[pos + needle.len()..];
         }

@@ -373,15 +373,14 @@ fn run_file(spec: &FileSpec) -> RunFile {
 /// Makes a run from a validated input, drawing its outcome from the seed and its seq.
 fn new_run(
     shared: &Shared,
-    store: &mut Store,
-    input: &NewRun,
+    seq: u64,
+    input: NewRun,
     workflow: usize,
     version: &str,
     batch_id: Option<&str>,
     priority: u8,
 ) -> Run {
     let profile = &shared.profile;
-    let seq = store.next_seq();
     let mut rng = ChaCha8Rng::seed_from_u64(profile.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let o = &profile.processing.outcomes;
     let total = o.processed + o.failed + o.needs_review;
@@ -405,7 +404,7 @@ fn new_run(
         batch_id: batch_id.map(str::to_string),
         status: RunStatus::Pending,
         priority,
-        metadata: input.metadata.clone(),
+        metadata: input.metadata,
         name: files.first().map(|f| f.name.clone()).unwrap_or_default(),
         files,
         created_at: now,
@@ -472,36 +471,42 @@ async fn create_batch(
     let priority = defects
         .batch_priority
         .unwrap_or(req.priority.unwrap_or(BATCH_DEFAULT_PRIORITY));
-    let mut inputs: &[NewRun] = &req.runs;
-    if defects.lost_run_per_batch && !inputs.is_empty() {
-        inputs = &inputs[..inputs.len() - 1];
+    let (workflow, version) = (req.workflow, req.version);
+    let mut inputs: Vec<NewRun> = req.runs;
+    // Defects: one run too few (the last input's) or one too many (the last input twice).
+    let extra = defects
+        .extra_run_per_batch
+        .then(|| inputs.last().cloned())
+        .flatten();
+    if defects.lost_run_per_batch {
+        inputs.pop();
     }
+    // Sequence numbers are reserved first and the runs built outside the lock, so the
+    // scheduler and other requests wait only for the inserts.
+    let inputs: Vec<NewRun> = inputs.into_iter().chain(extra).collect();
+    let first = s
+        .store
+        .lock()
+        .expect("store")
+        .reserve_seqs(inputs.len() as u64);
+    let runs: Vec<Run> = inputs
+        .into_iter()
+        .zip(first..)
+        .map(|(input, seq)| {
+            new_run(
+                &s,
+                seq,
+                input,
+                workflow,
+                &version,
+                Some(&batch_id),
+                priority,
+            )
+        })
+        .collect();
     {
         let mut store = s.store.lock().expect("store");
-        for input in inputs {
-            let run = new_run(
-                &s,
-                &mut store,
-                input,
-                req.workflow,
-                &req.version,
-                Some(&batch_id),
-                priority,
-            );
-            store.insert(run, defects.ignore_priority);
-        }
-        if defects.extra_run_per_batch
-            && let Some(last) = req.runs.last()
-        {
-            let run = new_run(
-                &s,
-                &mut store,
-                last,
-                req.workflow,
-                &req.version,
-                Some(&batch_id),
-                priority,
-            );
+        for run in runs {
             store.insert(run, defects.ignore_priority);
         }
         store.batches_created += 1;
@@ -536,17 +541,10 @@ async fn create_run(
     let runs: Vec<Value> = {
         let mut store = s.store.lock().expect("store");
         req.runs
-            .iter()
+            .into_iter()
             .map(|input| {
-                let run = new_run(
-                    &s,
-                    &mut store,
-                    input,
-                    req.workflow,
-                    &req.version,
-                    None,
-                    priority,
-                );
+                let seq = store.reserve_seqs(1);
+                let run = new_run(&s, seq, input, req.workflow, &req.version, None, priority);
                 let v = render::run_full(ctx.version, &run, &s.profile, true);
                 store.insert(run, s.profile.defects.ignore_priority);
                 v

@@ -113,9 +113,11 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn next_seq(&mut self) -> u64 {
-        self.next_seq += 1;
-        self.next_seq
+    /// Reserves `n` consecutive sequence numbers; returns the first.
+    pub fn reserve_seqs(&mut self, n: u64) -> u64 {
+        let first = self.next_seq + 1;
+        self.next_seq += n;
+        first
     }
 
     pub fn insert(&mut self, run: Run, ignore_priority: bool) {
