@@ -170,6 +170,9 @@ load:
   phases: [{hold: 1s, rate: 8}]
   inputs_per_batch: 2
   max_in_flight: 8
+  # Eight submitters retrying together contend for two tokens a second; allow enough
+  # retries that every batch gets through.
+  max_throttle_retries: 30
 results: {via: webhooks, deadline: 20s}
 thresholds: ["runs.missing == 0", "http.throttles == 0"]
 "#;
@@ -323,4 +326,58 @@ thresholds: ["runs.missing == 0", "runs.duplicates == 0"]
     );
     assert_eq!(r.webhooks.redeliveries, 40);
     assert_eq!(r.runs.seen, 40);
+}
+
+#[tokio::test]
+async fn statuses_going_backwards_are_counted_as_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "regress.yaml",
+        "time_scale: 100\nprocessing: {duration: {dist: fixed, value: 30s}}\ndefects: {status_regression: true}\n",
+    );
+    let yaml = r#"
+name: regress
+target:
+  mock: {profile: regress.yaml}
+load:
+  phases: [{hold: 1s, rate: 2}]
+  inputs_per_batch: 50
+results: {via: both, deadline: 10s, polling: {interval: 100ms}}
+thresholds: ["runs.out_of_order == 0"]
+"#;
+    let o = run_scenario(dir.path(), yaml, None).await;
+    let r = o.report.unwrap();
+    assert!(
+        r.runs.anomalies.out_of_order > 0,
+        "PROCESSED → PROCESSING seen by polling"
+    );
+    assert_eq!(o.code, exit::FAILED);
+    assert_eq!(r.runs.missing, 0);
+}
+
+#[tokio::test]
+async fn feeder_rows_supply_files_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "docs.csv",
+        "url,name,metadata.customer\nhttps://files.example.test/a.pdf,a.pdf,acme\nhttps://files.example.test/b.png,b.png,globex\n",
+    );
+    write(
+        dir.path(),
+        "docs.jsonl",
+        "{\"text\": \"plain text invoice\", \"metadata\": {\"customer\": \"initech\", \"n\": 1}}\n",
+    );
+    for feeder in ["docs.csv", "docs.jsonl"] {
+        let yaml = format!(
+            "name: feeder\ntarget: {{mock: {{time_scale: 1000}}}}\nload: {{phases: [{{hold: 1s, rate: 2}}], inputs_per_batch: 5}}\ninputs:\n  feeder: {{path: {feeder}}}\n  metadata: {{job: nightly}}\nresults: {{via: polling, deadline: 10s, polling: {{interval: 100ms}}}}\nthresholds: [\"runs.missing == 0\"]\n"
+        );
+        let o = run_scenario(dir.path(), &yaml, None).await;
+        assert_eq!(o.code, exit::PASSED, "{feeder}");
+        let r = o.report.unwrap();
+        assert_eq!(r.runs.seen, 10);
+        assert_eq!(r.webhooks.metadata_mismatch, 0);
+        std::fs::remove_dir_all(dir.path().join("reports")).unwrap();
+    }
 }

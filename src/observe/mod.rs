@@ -35,8 +35,10 @@ pub struct InputRecord {
     pub webhook: Option<Seen>,
     pub poll: Option<Seen>,
     pub run_id: Option<String>,
-    /// Highest lifecycle rank observed, to detect statuses going backwards.
-    pub max_rank: u8,
+    /// Highest lifecycle rank observed per channel (webhook, poll), to detect statuses
+    /// going backwards. Per channel, because a list page fetched before a run finished can
+    /// legitimately be read after that run's webhook arrived.
+    pub max_rank: [u8; 2],
     pub last_status: Option<RunStatus>,
 }
 
@@ -351,10 +353,11 @@ impl Ledger {
             }
             Some(_) => {}
         }
-        if status.rank() < input.max_rank {
+        let ch = channel as usize;
+        if status.rank() < input.max_rank[ch] {
             self.anomalies.out_of_order += 1;
         }
-        input.max_rank = input.max_rank.max(status.rank());
+        input.max_rank[ch] = input.max_rank[ch].max(status.rank());
         input.last_status = Some(status);
         if !status.is_terminal() {
             return;
@@ -535,3 +538,62 @@ impl Ledger {
 }
 
 pub mod poller;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> Ledger {
+        let start = Instant::now();
+        let mut l = Ledger::new(start, Some("bp_input".into()), true);
+        l.add_batch(0, start, 1);
+        l.settle_batch(
+            0,
+            BatchOutcome::Accepted {
+                batch_id: "batch_x".into(),
+            },
+            start,
+            0,
+        );
+        let run = serde_json::json!({"id": "workflow_run_1", "status": "PROCESSING", "batchId": "batch_x", "metadata": {"bp_input": "0:0"}});
+        l.poll_run(run.as_object().unwrap(), Instant::now());
+        l
+    }
+
+    #[test]
+    fn a_stale_list_page_read_after_the_webhook_is_not_out_of_order() {
+        let mut l = ledger();
+        l.observe(
+            0,
+            "workflow_run_1",
+            RunStatus::Processed,
+            Instant::now(),
+            Channel::Webhook,
+        );
+        // A list page fetched before completion, read after the webhook.
+        l.poll_status("workflow_run_1", RunStatus::Processing, Instant::now());
+        assert_eq!(l.anomalies.out_of_order, 0);
+    }
+
+    #[test]
+    fn going_backwards_on_one_channel_is_out_of_order() {
+        let mut l = ledger();
+        l.poll_status("workflow_run_1", RunStatus::Processed, Instant::now());
+        l.poll_status("workflow_run_1", RunStatus::Processing, Instant::now());
+        assert_eq!(l.anomalies.out_of_order, 1);
+        assert_eq!(l.anomalies.duplicates, 0);
+    }
+
+    #[test]
+    fn metadata_hash_ignores_key_order_but_not_values() {
+        let a = serde_json::json!({"a": 1, "b": {"x": [1, 2], "y": null}});
+        let b = serde_json::json!({"b": {"y": null, "x": [1, 2]}, "a": 1});
+        let c = serde_json::json!({"b": {"y": null, "x": [2, 1]}, "a": 1});
+        assert_eq!(value_hash(&a), value_hash(&b));
+        assert_ne!(value_hash(&a), value_hash(&c));
+        assert_ne!(
+            value_hash(&serde_json::json!({"a": "1"})),
+            value_hash(&serde_json::json!({"a": 1}))
+        );
+    }
+}
