@@ -93,6 +93,7 @@ async fn serve_mock(
     if let Some(seed) = seed {
         profile.seed = seed;
     }
+    let stop = stop_signal();
     let server = match MockServer::start(profile, bind).await {
         Ok(s) => s,
         Err(e) => {
@@ -106,8 +107,39 @@ async fn serve_mock(
         batchproof::mock::profile::DEFAULT_TOKEN,
         batchproof::mock::profile::DEFAULT_WORKFLOW
     );
-    let _ = tokio::signal::ctrl_c().await;
+    stop.await;
     eprintln!("stopping the mock");
     server.shutdown().await;
     0
+}
+
+/// Ctrl-C, or SIGTERM (how process managers and CI stop things). The handlers are
+/// registered when this is called, not when the future is first polled, so a signal that
+/// arrives while the server is starting is not lost (nor fatal).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -159,30 +159,36 @@ pub async fn run(opts: RunOptions) -> u8 {
     }
 }
 
-/// Listens for Ctrl-C and SIGTERM; turns `stop` on with the reason.
+/// Listens for Ctrl-C and SIGTERM; turns `stop` on with the reason. The handlers are
+/// registered before this returns, so no signal is missed while the run starts.
 fn watch_signals(stop: watch::Sender<Option<String>>) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = match signal(SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (int, term) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        tokio::spawn(async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    let reason = tokio::select! {
+                        _ = int.recv() => "interrupted (SIGINT)",
+                        _ = term.recv() => "terminated (SIGTERM)",
+                    };
+                    let _ = stop.send(Some(reason.into()));
+                }
+                _ => {
                     let _ = tokio::signal::ctrl_c().await;
                     let _ = stop.send(Some("interrupted (SIGINT)".into()));
-                    return;
                 }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => { let _ = stop.send(Some("interrupted (SIGINT)".into())); }
-                _ = term.recv() => { let _ = stop.send(Some("terminated (SIGTERM)".into())); }
             }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = stop.send(Some("interrupted".into()));
-        }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(Some("interrupted".into()));
     });
 }
 
