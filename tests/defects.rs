@@ -315,40 +315,24 @@ async fn assert_breaks(name: &str, expected: &[&'static str]) {
     assert_eq!(got, want, "defect `{name}` should break exactly {want:?}");
 }
 
+async fn conforming(version: &str) {
+    let profile = Profile::load(Path::new("mock/default.yaml")).unwrap();
+    assert_eq!(probe(profile, version).await, BTreeSet::new(), "{version}");
+}
+
 #[tokio::test]
 async fn conforming_mock_breaks_nothing_2026() {
-    assert_eq!(
-        probe(
-            Profile::load(Path::new("mock/default.yaml")).unwrap(),
-            V2026
-        )
-        .await,
-        BTreeSet::new()
-    );
+    conforming(V2026).await;
 }
 
 #[tokio::test]
 async fn conforming_mock_breaks_nothing_2025() {
-    assert_eq!(
-        probe(
-            Profile::load(Path::new("mock/default.yaml")).unwrap(),
-            V2025
-        )
-        .await,
-        BTreeSet::new()
-    );
+    conforming(V2025).await;
 }
 
 #[tokio::test]
 async fn conforming_mock_breaks_nothing_2024() {
-    assert_eq!(
-        probe(
-            Profile::load(Path::new("mock/default.yaml")).unwrap(),
-            V2024
-        )
-        .await,
-        BTreeSet::new()
-    );
+    conforming(V2024).await;
 }
 
 macro_rules! defect_test {

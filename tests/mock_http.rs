@@ -227,26 +227,18 @@ async fn workspace_header_is_checked_when_the_profile_lists_workspaces() {
     p.auth.workspaces = vec!["ws_ok".into()];
     let mock = start(p).await;
     let api = Api::new(&mock.url(), V2026);
-    let ok = api
-        .http
-        .get(format!("{}/workflow_runs", mock.url()))
-        .header("x-extend-api-version", V2026)
-        .header("authorization", "Bearer sk_batchproof_local")
-        .header("x-extend-workspace-id", "ws_ok")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
-    let bad = api
-        .http
-        .get(format!("{}/workflow_runs", mock.url()))
-        .header("x-extend-api-version", V2026)
-        .header("authorization", "Bearer sk_batchproof_local")
-        .header("x-extend-workspace-id", "ws_other")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 403);
+    for (workspace, status) in [("ws_ok", 200), ("ws_other", 403)] {
+        let r = api
+            .http
+            .get(format!("{}/workflow_runs", mock.url()))
+            .header("x-extend-api-version", V2026)
+            .header("authorization", "Bearer sk_batchproof_local")
+            .header("x-extend-workspace-id", workspace)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{workspace}");
+    }
 }
 
 #[tokio::test]
