@@ -39,10 +39,7 @@ impl Format for Markdown {
         if !r.verdict.thresholds.is_empty() {
             writeln!(s, "| threshold | measured | result |\n|---|---|---|")?;
             for t in &r.verdict.thresholds {
-                let v = t
-                    .value
-                    .map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "no data".into());
+                let v = crate::scenario::threshold::format_value(&t.metric, t.value);
                 writeln!(
                     s,
                     "| `{}` | {v} | {} |",

@@ -124,7 +124,7 @@ pub fn known_metrics() -> Vec<String> {
     out
 }
 
-fn unit_of(metric: &str) -> Option<Unit> {
+pub fn unit_of(metric: &str) -> Option<Unit> {
     if let Some((_, u, _)) = SCALAR_METRICS.iter().find(|(m, _, _)| *m == metric) {
         return Some(*u);
     }
@@ -275,6 +275,22 @@ pub struct ThresholdResult {
     pub passed: bool,
 }
 
+/// A measured value written in its metric's unit: `812ms`, `0.12%`, `3`, `41.5/s`.
+pub fn format_value(metric: &str, value: Option<f64>) -> String {
+    let Some(v) = value else {
+        return "no data".into();
+    };
+    match unit_of(metric) {
+        Some(Unit::Duration) => {
+            crate::config::format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
+        }
+        Some(Unit::Ratio) => format!("{:.3}%", v * 100.0),
+        Some(Unit::Rate) => format!("{v:.2}/s"),
+        _ if v.fract() == 0.0 => format!("{v:.0}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
 impl Threshold {
     pub fn evaluate(&self, value: Option<f64>) -> ThresholdResult {
         // A metric with no data (e.g. no e2e samples) fails: absence of evidence is
@@ -334,6 +350,14 @@ mod tests {
                 .contains("number")
         );
         assert!(parse("submit.p99").unwrap_err().contains("no comparison"));
+    }
+
+    #[test]
+    fn values_are_shown_in_their_unit() {
+        assert_eq!(format_value("submit.p99", Some(812.0)), "812ms");
+        assert_eq!(format_value("http.errors.rate", Some(0.0012)), "0.120%");
+        assert_eq!(format_value("runs.missing", Some(3.0)), "3");
+        assert_eq!(format_value("e2e.p95", None), "no data");
     }
 
     #[test]
