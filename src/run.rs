@@ -509,7 +509,17 @@ async fn wait_for_results(
             }
             (false, false) => true,
         };
-        if done || now >= deadline {
+        if now >= deadline {
+            return;
+        }
+        if done {
+            if !scenario.results.settle.is_zero() {
+                ledger.lock().expect("ledger").settling = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(scenario.results.settle) => {}
+                    _ = stop.wait_for(|s| s.is_some()) => {}
+                }
+            }
             return;
         }
         tokio::select! {

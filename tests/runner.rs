@@ -343,7 +343,7 @@ target:
 load:
   phases: [{hold: 1s, rate: 2}]
   inputs_per_batch: 50
-results: {via: both, deadline: 10s, polling: {interval: 100ms}}
+results: {via: both, deadline: 10s, settle: 2s, polling: {interval: 100ms}}
 thresholds: ["runs.out_of_order == 0"]
 "#;
     let o = run_scenario(dir.path(), yaml, None).await;

@@ -135,6 +135,8 @@ pub struct MissingExample {
 pub struct Ledger {
     pub start: Instant,
     pub track_inputs: bool,
+    /// Set once every result is in: the poller then keeps polling every batch.
+    pub settling: bool,
     pub batches: Vec<BatchRecord>,
     by_batch_id: HashMap<String, usize>,
     pub inputs: Vec<InputRecord>,
@@ -188,6 +190,7 @@ impl Ledger {
     pub fn new(start: Instant, correlation_key: Option<String>, track_inputs: bool) -> Ledger {
         Ledger {
             track_inputs,
+            settling: false,
             start,
             batches: Vec::new(),
             by_batch_id: HashMap::new(),
@@ -270,7 +273,7 @@ impl Ledger {
                 BatchOutcome::Accepted { batch_id } => {
                     let range = b.first_seq as usize..(b.first_seq + b.inputs as u64) as usize;
                     let done = self.inputs[range].iter().all(|i| i.poll.is_some());
-                    (!done).then(|| (b.index, batch_id.clone()))
+                    (!done || self.settling).then(|| (b.index, batch_id.clone()))
                 }
                 _ => None,
             })

@@ -235,6 +235,10 @@ pub struct ResultsFile {
     /// How long after the last accepted batch results may still arrive.
     #[serde(default = "default_deadline")]
     pub deadline: Dur,
+    /// After every result is in, keep listening and polling every batch this long, to
+    /// catch late duplicates and statuses that go backwards.
+    #[serde(default)]
+    pub settle: Dur,
 }
 
 impl Default for ResultsFile {
@@ -244,6 +248,7 @@ impl Default for ResultsFile {
             webhooks: WebhooksFile::default(),
             polling: PollingFile::default(),
             deadline: default_deadline(),
+            settle: Dur::default(),
         }
     }
 }
@@ -438,6 +443,7 @@ pub struct Results {
     pub webhooks: Option<WebhookResults>,
     pub polling: Option<PollResults>,
     pub deadline: Duration,
+    pub settle: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -831,6 +837,7 @@ impl Scenario {
                 webhooks,
                 polling,
                 deadline: r.deadline.0,
+                settle: r.settle.0,
             },
             thresholds,
             project_files: file.project.as_ref().map(|p| p.files),
