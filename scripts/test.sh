@@ -4,4 +4,3 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Tests only: --all-targets would also execute the benches (harness = false) as tests.
 cargo nextest run --locked --lib --bins --tests --no-fail-fast "$@"
-cargo test --locked --doc
