@@ -222,14 +222,7 @@ impl Store {
 
     /// One page of runs matching `q`, and whether more follow.
     pub fn list(&self, q: &ListQuery) -> (Vec<&Run>, bool) {
-        let key = |r: &Run| {
-            let t = if q.sort_by_created {
-                r.created_at
-            } else {
-                r.updated_at
-            };
-            (t.timestamp_nanos_opt().unwrap_or(i64::MAX), r.seq)
-        };
+        let key = |r: &Run| Store::sort_key(r, q.sort_by_created);
         let matches = |r: &&Run| {
             q.status.is_none_or(|s| r.status == s)
                 && q.workflow_id.is_none_or(|w| r.workflow == w)
