@@ -49,6 +49,14 @@ pub enum Command {
         /// Progress display: auto (bars on a terminal, log lines otherwise), bars, lines, none.
         #[arg(long, value_enum, default_value_t = Progress::Auto)]
         progress: Progress,
+        /// Run against the embedded mock with this profile (e.g. a file in mock/defects/).
+        #[arg(long, conflicts_with = "target")]
+        mock_profile: Option<PathBuf>,
+    },
+    /// List the contract rules: id, severity, versions, title and documentation.
+    Checks {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Check a scenario file without running it.
     Validate {
@@ -71,6 +79,12 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@
 //! memory.
 
 pub mod api;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod load;

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
                 token_env,
                 out,
                 progress,
+                mock_profile,
             } => {
                 let opts = run::RunOptions {
                     scenario,
@@ -63,8 +64,16 @@ fn main() -> ExitCode {
                     token_env,
                     out,
                     progress: progress.into(),
+                    mock_profile,
                 };
                 run::run(opts).await
+            }
+            Command::Checks { format } => {
+                print!(
+                    "{}",
+                    batchproof::checks::listing(format == batchproof::cli::ListFormat::Json)
+                );
+                exit::PASSED
             }
         }
     });

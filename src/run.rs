@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub token_env: String,
     pub out: PathBuf,
     pub progress: ProgressMode,
+    /// Run against the embedded mock with this profile instead of the scenario's target.
+    pub mock_profile: Option<PathBuf>,
 }
 
 /// `batchproof validate`: exit 0 if every file is valid, 2 otherwise.
@@ -113,6 +115,20 @@ pub async fn run(opts: RunOptions) -> u8 {
             return exit::INVALID;
         }
     };
+    if let Some(path) = &opts.mock_profile {
+        match crate::mock::Profile::load(path) {
+            Ok(profile) => {
+                scenario.target = Target::Mock {
+                    profile: Box::new(profile),
+                    profile_path: Some(path.clone()),
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INVALID;
+            }
+        }
+    }
     if let Some(url) = &opts.target {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             eprintln!("error: --target `{url}` is not an http(s) URL");
@@ -258,6 +274,17 @@ async fn register_webhook(
     Ok(secret.to_string())
 }
 
+/// Runs `scenario` and writes its reports; returns the report and the files written.
+/// Errors before a report exists come back as (exit code, message).
+pub async fn run_scenario(
+    scenario: Scenario,
+    opts: &RunOptions,
+) -> Result<(Report, Vec<PathBuf>), (u8, String)> {
+    execute(Arc::new(scenario), opts)
+        .await
+        .map_err(|a| (a.code, a.message))
+}
+
 async fn execute(
     scenario: Arc<Scenario>,
     opts: &RunOptions,
@@ -308,6 +335,7 @@ async fn execute(
         scenario.inputs.correlation_key.clone(),
         collecting,
     )));
+    ledger.lock().expect("ledger").judge = scenario.checks.is_some();
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     // One factory builds the bodies and, later, rebuilds an input's metadata to compare
     // with what comes back, so the ledger keeps no copy of it.
@@ -416,6 +444,19 @@ async fn execute(
     if stop_rx.borrow().is_none() {
         wait_for_results(&scenario, &ledger, stop_rx.clone()).await;
     }
+
+    // Conformance: audit and probes, while the receiver and the poller still listen.
+    let mut probe_findings = None;
+    if let Some(checks) = &scenario.checks
+        && stop_rx.borrow().is_none()
+    {
+        tracing::info!("checking the contract: audit of accepted batches and probes");
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            f = crate::checks::probe::run(&client, &scenario, checks, &ledger) => probe_findings = Some(f),
+            _ = stop.wait_for(|s| s.is_some()) => {}
+        }
+    }
     let interrupted = stop_rx.borrow().clone();
     let _ = poll_stop_tx.send(true);
     if let Some(p) = poller {
@@ -450,14 +491,33 @@ async fn execute(
             interrupted,
         )
     };
+    // Rules are judged only on a run that finished: half a run would fail rules (runs
+    // not terminal, webhooks not arrived) that the target did not break.
+    if let (Some(checks), Some(mut findings), true) =
+        (&scenario.checks, probe_findings, report.complete)
+    {
+        let ledger = ledger.lock().expect("ledger");
+        findings.merge(ledger.findings.clone());
+        if scenario.results.webhooks.is_some() {
+            crate::checks::webhook::terminal_events(&ledger, &mut findings);
+        }
+        crate::checks::batch::unique_ids(
+            &mut findings,
+            ledger.batches.iter().filter_map(|b| match &b.outcome {
+                BatchOutcome::Accepted { batch_id } => Some(batch_id.as_str()),
+                _ => None,
+            }),
+        );
+        report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
+    }
     report.judge(&scenario.thresholds);
     let dir = report_dir(&opts.out, &scenario.name, started_at);
-    let paths = report::write_all(
-        &report,
-        &dir,
-        &[&report::json::Json, &report::markdown::Markdown],
-    )
-    .map_err(|e| {
+    let mut formats: Vec<&dyn report::Format> =
+        vec![&report::json::Json, &report::markdown::Markdown];
+    if scenario.checks.is_some() {
+        formats.push(&report::junit::JunitXml);
+    }
+    let paths = report::write_all(&report, &dir, &formats).map_err(|e| {
         abort(
             exit::ABORTED,
             format!("writing the report to {}: {e}", dir.display()),
@@ -849,5 +909,6 @@ fn build_report(
         },
         projection,
         timeline: ledger.timeline.finish(),
+        rules: Vec::new(),
     }
 }

@@ -29,6 +29,7 @@ async fn run_scenario(dir: &Path, yaml: &str, target: Option<String>) -> Outcome
         token_env: "BATCHPROOF_TEST_TOKEN".into(),
         out: out.clone(),
         progress: ProgressMode::None,
+        mock_profile: None,
     })
     .await;
     let report = std::fs::read_dir(&out)

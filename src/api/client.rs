@@ -15,7 +15,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
-    version: Option<ApiVersion>,
+    /// The `x-extend-api-version` value sent; None sends no header.
+    version: Option<String>,
     workspace: Option<String>,
 }
 
@@ -111,9 +112,26 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             token,
-            version,
+            version: version.map(|v| v.as_str().to_string()),
             workspace,
         })
+    }
+
+    /// The same client with another bearer token, or none (for the auth probes).
+    pub fn with_token(&self, token: Option<&str>) -> Client {
+        Client {
+            token: token.map(str::to_string),
+            ..self.clone()
+        }
+    }
+
+    /// The same client sending another version header value, or none (for the version
+    /// probes). The value need not be a known version.
+    pub fn with_version_header(&self, version: Option<&str>) -> Client {
+        Client {
+            version: version.map(str::to_string),
+            ..self.clone()
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -122,8 +140,10 @@ impl Client {
 
     fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
-        if let Some(v) = self.version {
-            h.insert(VERSION_HEADER, HeaderValue::from_static(v.as_str()));
+        if let Some(v) = &self.version
+            && let Ok(v) = HeaderValue::from_str(v)
+        {
+            h.insert(VERSION_HEADER, v);
         }
         if let Some(t) = &self.token
             && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))

@@ -211,15 +211,13 @@ impl Engine {
                 engine.scenario.load.max_throttle_retries,
                 intended,
                 &engine.metrics,
+                engine.scenario.api_version,
             )
             .await;
             engine.in_flight.fetch_sub(1, Ordering::Relaxed);
-            engine.ledger.lock().expect("ledger").settle_batch(
-                index,
-                result.outcome,
-                result.answered,
-                result.throttles,
-            );
+            let mut ledger = engine.ledger.lock().expect("ledger");
+            ledger.findings.merge(result.findings);
+            ledger.settle_batch(index, result.outcome, result.answered, result.throttles);
         }
     }
 }

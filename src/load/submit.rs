@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::api::client::{Client, Reply};
-use crate::api::shapes;
+use crate::api::{ApiVersion, shapes};
+use crate::checks::{self, Findings};
 use crate::observe::BatchOutcome;
 
 use super::HttpMetrics;
@@ -16,6 +17,8 @@ pub struct Submitted {
     pub outcome: BatchOutcome,
     pub answered: Instant,
     pub throttles: u32,
+    /// What the answers showed about the contract (batch.accepted, error bodies).
+    pub findings: Findings,
 }
 
 pub async fn submit(
@@ -24,15 +27,24 @@ pub async fn submit(
     max_retries: u32,
     intended: Instant,
     metrics: &Mutex<HttpMetrics>,
+    version: ApiVersion,
 ) -> Submitted {
     let first_send = Instant::now();
     let mut throttles = 0u32;
+    let mut findings = Findings::default();
     loop {
         let sent = Instant::now();
         // Bytes: a retry re-sends the same buffer without copying it.
         let reply = client.submit_batch(body.clone()).await;
         let done = Instant::now();
         metrics.lock().expect("metrics").count_reply(&reply);
+        let request = "POST /workflow_runs/batch";
+        checks::batch::accepted(&mut findings, version, &reply, "a batch of the load");
+        if reply.status() == Some(429) {
+            checks::error::throttle_body(&mut findings, version, &reply, request);
+        } else {
+            checks::error::body(&mut findings, version, &reply, request);
+        }
         let outcome = match &reply {
             Reply::Answered {
                 status: 429,
@@ -91,6 +103,7 @@ pub async fn submit(
             outcome,
             answered: done,
             throttles,
+            findings,
         };
     }
 }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::{RUN_EVENT_TYPES, RunStatus};
+use crate::checks::probe::PROBE_KEY;
+use crate::checks::{self, Case, Findings, json_excerpt};
 use crate::metrics::{Latency, Timeline};
 use crate::webhook::receiver::Delivery;
 use crate::webhook::signing;
@@ -106,6 +108,9 @@ pub struct WebhookCounts {
     pub other_events: u64,
     pub without_batch_id: u64,
     pub metadata_mismatch: u64,
+    /// Events for runs the conformance probes created (not part of the load).
+    #[serde(default)]
+    pub probe_events: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -148,6 +153,17 @@ pub struct Ledger {
     pub expected_metadata: Option<Box<dyn Fn(u64, u64) -> Value + Send>>,
     pub webhooks: WebhookCounts,
     pub anomalies: Anomalies,
+    /// Contract findings from what the run saw (submissions, webhooks, polls).
+    pub findings: Findings,
+    /// Judge deliveries for the webhook rules (a `checks:` block is present); costs one
+    /// set of event ids and one counter per run.
+    pub judge: bool,
+    judged_events: HashSet<String>,
+    /// Terminal events (distinct eventIds) per run id, signed or not.
+    pub terminal_events: HashMap<String, u32>,
+    /// Batches and runs the probes created: not the load's.
+    pub probe_batches: HashSet<String>,
+    pub probe_runs: HashSet<String>,
     pub e2e: Latency,
     pub batch_completion: Latency,
     pub timeline: Timeline,
@@ -201,6 +217,12 @@ impl Ledger {
             expected_metadata: None,
             webhooks: WebhookCounts::default(),
             anomalies: Anomalies::default(),
+            findings: Findings::default(),
+            judge: false,
+            judged_events: HashSet::new(),
+            terminal_events: HashMap::new(),
+            probe_batches: HashSet::new(),
+            probe_runs: HashSet::new(),
             e2e: Latency::default(),
             batch_completion: Latency::default(),
             timeline: Timeline::default(),
@@ -280,6 +302,25 @@ impl Ledger {
             .collect()
     }
 
+    /// Ties a run found by the audit to its input, if the input has none yet.
+    pub fn link_run(&mut self, run_id: &str, seq: u64) {
+        if let Some(input) = self.inputs.get_mut(seq as usize)
+            && input.run_id.is_none()
+        {
+            input.run_id = Some(run_id.to_string());
+            self.by_run_id.insert(run_id.to_string(), seq);
+        }
+    }
+
+    /// The batch id of the batch input `seq` belongs to.
+    fn batch_id_of(&self, seq: u64) -> Option<&str> {
+        let b = &self.batches[self.inputs.get(seq as usize)?.batch as usize];
+        match &b.outcome {
+            BatchOutcome::Accepted { batch_id } => Some(batch_id),
+            _ => None,
+        }
+    }
+
     pub fn known_run(&self, run_id: &str) -> bool {
         self.by_run_id.contains_key(run_id)
     }
@@ -313,15 +354,20 @@ impl Ledger {
         Some(seq)
     }
 
-    /// Does `seen` equal (keys in any order) the metadata input `seq` was sent with?
-    fn metadata_matches(&self, seq: u64, seen: Option<&Value>) -> bool {
-        let Some(expected) = &self.expected_metadata else {
-            return true;
-        };
+    /// The metadata input `seq` was sent with, rebuilt.
+    fn expected_for(&self, seq: u64) -> Option<Value> {
+        let expected = self.expected_metadata.as_ref()?;
         let input = &self.inputs[seq as usize];
         let batch = &self.batches[input.batch as usize];
-        let want = expected(batch.index, seq - batch.first_seq);
-        seen.is_some_and(|m| value_hash(m) == value_hash(&want))
+        Some(expected(batch.index, seq - batch.first_seq))
+    }
+
+    /// Does `seen` equal (keys in any order) the metadata input `seq` was sent with?
+    fn metadata_matches(&self, seq: u64, seen: Option<&Value>) -> bool {
+        match self.expected_for(seq) {
+            None => true,
+            Some(want) => seen.is_some_and(|m| value_hash(m) == value_hash(&want)),
+        }
     }
 
     fn observe(
@@ -360,6 +406,13 @@ impl Ledger {
         if status.rank() < input.max_rank[ch] {
             self.anomalies.out_of_order += 1;
         }
+        checks::runs::forward_only(
+            &mut self.findings,
+            run_id,
+            input.max_rank[ch],
+            status,
+            channel,
+        );
         input.max_rank[ch] = input.max_rank[ch].max(status.rank());
         input.last_status = Some(status);
         if !status.is_terminal() {
@@ -395,14 +448,17 @@ impl Ledger {
         }
     }
 
-    /// Takes one raw delivery from the receiver: verify, de-duplicate, correlate.
+    /// Takes one raw delivery from the receiver: verify, de-duplicate, correlate, and
+    /// judge it for the webhook rules. Only a verified delivery counts as a result; an
+    /// unverified one is still judged for its content, so one broken rule (say, a stale
+    /// timestamp) does not drag the others down with it.
     pub fn ingest_delivery(&mut self, d: &Delivery, secret: &str, max_age: Duration) {
         self.webhooks.received += 1;
         self.timeline
             .at(d.arrived.saturating_duration_since(self.start))
             .webhooks += 1;
         let now = chrono::Utc::now().timestamp();
-        if let Err(kind) = signing::verify(
+        let verified = match signing::verify(
             secret,
             d.timestamp.as_deref(),
             d.signature.as_deref(),
@@ -410,34 +466,75 @@ impl Ledger {
             now,
             max_age.as_secs() as i64,
         ) {
-            *self
-                .webhooks
-                .rejected
-                .entry(kind.as_str().to_string())
-                .or_default() += 1;
-            return;
-        }
-        self.webhooks.verified += 1;
-        let Ok(event) = serde_json::from_slice::<Value>(&d.body) else {
-            self.webhooks.unparseable += 1;
+            Ok(_) => {
+                self.webhooks.verified += 1;
+                self.findings.pass("webhook.signature");
+                self.findings.pass("webhook.signature_age");
+                true
+            }
+            Err(kind) => {
+                *self
+                    .webhooks
+                    .rejected
+                    .entry(kind.as_str().to_string())
+                    .or_default() += 1;
+                let (rule, expected) = match kind {
+                    signing::Rejection::Stale | signing::Rejection::FutureDated => (
+                        "webhook.signature_age",
+                        format!("a timestamp within {} s of now", max_age.as_secs()),
+                    ),
+                    _ => (
+                        "webhook.signature",
+                        "hex HMAC-SHA256 of v0:{timestamp}:{body} with the endpoint secret"
+                            .to_string(),
+                    ),
+                };
+                let seen = format!(
+                    "{}: timestamp {:?} (now {now}), signature {:?}",
+                    kind.as_str(),
+                    d.timestamp,
+                    d.signature
+                );
+                self.findings
+                    .fail(rule, Case::new(expected, seen).request("webhook delivery"));
+                false
+            }
+        };
+        let event = serde_json::from_slice::<Value>(&d.body).ok();
+        let envelope = event.as_ref().and_then(|e| {
+            Some((
+                e.get("eventId")?.as_str()?,
+                e.get("eventType")?.as_str()?,
+                e.get("payload").filter(|p| p.is_object())?,
+            ))
+        });
+        let Some((event_id, event_type, payload)) = envelope else {
+            if verified {
+                self.webhooks.unparseable += 1;
+            }
+            self.findings.fail(
+                "webhook.envelope",
+                Case::new(
+                    "{eventId, eventType, payload: {…}}",
+                    checks::excerpt(&String::from_utf8_lossy(&d.body)),
+                )
+                .request("webhook delivery"),
+            );
             return;
         };
-        let (Some(event_id), Some(event_type)) = (
-            event.get("eventId").and_then(Value::as_str),
-            event.get("eventType").and_then(Value::as_str),
-        ) else {
-            self.webhooks.unparseable += 1;
-            return;
-        };
-        if !self.event_ids.insert(event_id.to_string()) {
+        self.findings.pass("webhook.envelope");
+        // Each distinct event is judged once; redeliveries are counted apart.
+        let fresh = self.judge && self.judged_events.insert(event_id.to_string());
+        if verified && !self.event_ids.insert(event_id.to_string()) {
             self.webhooks.redeliveries += 1;
             return;
         }
         if !RUN_EVENT_TYPES.contains(&event_type) {
-            self.webhooks.other_events += 1;
+            if verified {
+                self.webhooks.other_events += 1;
+            }
             return;
         }
-        let payload = event.get("payload").unwrap_or(&Value::Null);
         let (Some(run_id), Some(status)) = (
             payload.get("id").and_then(Value::as_str),
             payload
@@ -445,22 +542,80 @@ impl Ledger {
                 .and_then(Value::as_str)
                 .and_then(RunStatus::parse),
         ) else {
-            self.webhooks.unparseable += 1;
+            if verified {
+                self.webhooks.unparseable += 1;
+            }
             return;
         };
         let batch_id = payload.get("batchId").and_then(Value::as_str);
-        if batch_id.is_none() {
+        let metadata = payload.get("metadata");
+        if metadata.and_then(|m| m.get(PROBE_KEY)).is_some()
+            || batch_id.is_some_and(|b| self.probe_batches.contains(b))
+            || self.probe_runs.contains(run_id)
+        {
+            if verified {
+                self.webhooks.probe_events += 1;
+            }
+            return;
+        }
+        if batch_id.is_none() && verified {
             self.webhooks.without_batch_id += 1;
         }
-        let metadata = payload.get("metadata");
-        match self.correlate(run_id, batch_id, metadata) {
-            Some(seq) => {
-                if !self.metadata_matches(seq, metadata) {
-                    self.webhooks.metadata_mismatch += 1;
-                }
-                self.observe(seq, run_id, status, d.arrived, Channel::Webhook);
+        let request = || format!("webhook {event_type} {event_id}");
+        if fresh && status.is_terminal() {
+            *self.terminal_events.entry(run_id.to_string()).or_default() += 1;
+        }
+        let seq = self.correlate(run_id, batch_id, metadata);
+        if fresh {
+            // batchId: present, and the batch of the input the run belongs to.
+            // Judged only for runs known to be the load's batch runs: a run nothing ties
+            // to an input might be anyone's single run.
+            if let Some(want) = seq.and_then(|q| self.batch_id_of(q)).map(str::to_string) {
+                self.findings
+                    .check("webhook.batch_id", batch_id == Some(want.as_str()), || {
+                        Case::new(
+                            format!("batchId {want:?}"),
+                            format!("batchId {}", payload.get("batchId").unwrap_or(&Value::Null)),
+                        )
+                        .batch(&want)
+                        .run(run_id)
+                        .request(request())
+                    });
             }
-            None => self.anomalies.unknown += 1,
+            // Metadata: an object, and (when the input is known) the input's, exactly.
+            if self.expected_metadata.is_some() {
+                let expected = seq.and_then(|q| self.expected_for(q));
+                let ok = match (&expected, metadata) {
+                    (_, None) => false,
+                    (_, Some(m)) if !m.is_object() => false,
+                    (Some(want), Some(m)) => value_hash(m) == value_hash(want),
+                    (None, Some(_)) => true,
+                };
+                self.findings.check("webhook.metadata", ok, || {
+                    Case::new(
+                        expected
+                            .as_ref()
+                            .map_or("the input's metadata".into(), json_excerpt),
+                        metadata
+                            .map(json_excerpt)
+                            .unwrap_or_else(|| "no metadata".into()),
+                    )
+                    .run(run_id)
+                    .request(request())
+                });
+            }
+        }
+        let Some(seq) = seq else {
+            if verified {
+                self.anomalies.unknown += 1;
+            }
+            return;
+        };
+        if verified && !self.metadata_matches(seq, metadata) {
+            self.webhooks.metadata_mismatch += 1;
+        }
+        if verified {
+            self.observe(seq, run_id, status, d.arrived, Channel::Webhook);
         }
     }
 

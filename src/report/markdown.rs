@@ -49,6 +49,9 @@ impl Format for Markdown {
             }
             writeln!(s)?;
         }
+        if !r.rules.is_empty() {
+            rules(&mut s, r)?;
+        }
         writeln!(s, "| runs | count |\n|---|---|")?;
         writeln!(s, "| submitted | {} |", r.runs.submitted)?;
         writeln!(s, "| result seen | {} |", r.runs.seen)?;
@@ -89,4 +92,76 @@ impl Format for Markdown {
         )?;
         Ok(s)
     }
+}
+
+/// The rule table: failures first with their evidence, then passes, then rules nothing
+/// exercised.
+fn rules(s: &mut String, r: &Report) -> anyhow::Result<()> {
+    use crate::checks::RuleStatus;
+    let count = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
+    writeln!(
+        s,
+        "## Contract rules: {} failed, {} passed, {} not run\n",
+        count(RuleStatus::Failed),
+        count(RuleStatus::Passed),
+        count(RuleStatus::NotRun)
+    )?;
+    writeln!(
+        s,
+        "| rule | severity | result | cases | |\n|---|---|---|---|---|"
+    )?;
+    for rule in &r.rules {
+        let result = match rule.status {
+            RuleStatus::Failed => format!("**FAILED** ({} of {})", rule.failed, rule.checked),
+            RuleStatus::Passed => "passed".to_string(),
+            RuleStatus::NotRun => "not run".to_string(),
+        };
+        writeln!(
+            s,
+            "| [`{}`]({}) | {} | {result} | {} | {} |",
+            rule.id,
+            rule.doc,
+            rule.severity.as_str(),
+            rule.checked,
+            escape(rule.note.as_deref().unwrap_or(&rule.title))
+        )?;
+    }
+    writeln!(s)?;
+    for rule in r.rules.iter().filter(|x| x.status == RuleStatus::Failed) {
+        writeln!(
+            s,
+            "<details><summary><code>{}</code>: {}</summary>\n",
+            rule.id,
+            escape(&rule.title)
+        )?;
+        for c in &rule.examples {
+            writeln!(
+                s,
+                "- {}{}{}expected {}, seen {}",
+                c.request
+                    .as_deref()
+                    .map(|q| format!("`{}` · ", escape(q)))
+                    .unwrap_or_default(),
+                c.batch_id
+                    .as_deref()
+                    .map(|b| format!("batch `{b}` · "))
+                    .unwrap_or_default(),
+                c.run_id
+                    .as_deref()
+                    .map(|b| format!("run `{b}` · "))
+                    .unwrap_or_default(),
+                escape(&c.expected),
+                escape(&c.seen)
+            )?;
+        }
+        writeln!(s, "\n</details>\n")?;
+    }
+    Ok(())
+}
+
+/// Keeps table cells and list items intact.
+fn escape(t: &str) -> String {
+    t.replace('|', "\\|")
+        .replace('\n', " ")
+        .replace('<', "&lt;")
 }

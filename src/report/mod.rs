@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checks::{RuleResult, RuleStatus};
 use crate::metrics::{Latency, LatencySummary, OperationSummary, Second};
 use crate::observe::{Anomalies, MissingExample, WebhookCounts};
 use crate::scenario::threshold::{Threshold, ThresholdResult};
@@ -40,6 +42,9 @@ pub struct Report {
     pub throughput: Throughput,
     pub projection: Option<Projection>,
     pub timeline: Vec<Second>,
+    /// Contract rule results, failures first (empty when the scenario has no `checks:`).
+    #[serde(default)]
+    pub rules: Vec<RuleResult>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -212,6 +217,18 @@ impl Report {
             "throughput.batches" => Some(self.throughput.batches_per_s),
             "throughput.runs" => Some(self.throughput.steady_runs_per_s),
             "generator.saturated" => Some(if self.generator.saturated { 1.0 } else { 0.0 }),
+            "rules.failed" => Some(
+                self.rules
+                    .iter()
+                    .filter(|r| r.status == RuleStatus::Failed)
+                    .count() as f64,
+            ),
+            "rules.not_run" => Some(
+                self.rules
+                    .iter()
+                    .filter(|r| r.status == RuleStatus::NotRun)
+                    .count() as f64,
+            ),
             _ => {
                 let (family, stat) = name.rsplit_once('.')?;
                 let op = |k: &str| self.operations.get(k);
@@ -236,8 +253,9 @@ impl Report {
             .iter()
             .map(|t| t.evaluate(self.metric(&t.metric)))
             .collect();
+        // A failed rule of severity `error` fails the run like a failed threshold.
         self.verdict = Verdict {
-            passed: results.iter().all(|r| r.passed),
+            passed: results.iter().all(|r| r.passed) && !self.rules.iter().any(|r| r.fails_run()),
             thresholds: results,
         };
     }

@@ -49,6 +49,79 @@ pub struct ScenarioFile {
     pub thresholds: Vec<Spanned<String>>,
     #[serde(default)]
     pub project: Option<ProjectFile>,
+    #[serde(default)]
+    pub checks: Option<Spanned<ChecksFile>>,
+}
+
+/// What a missing `x-extend-api-version` header should get (`version.missing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingVersion {
+    /// 400, as the current docs say.
+    #[default]
+    Reject,
+    /// A 200 in the legacy shape: for keys created when 2024-12-23 was the default.
+    Legacy,
+}
+
+/// The contract checks of a run: which rules, which probes, which expectations.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksFile {
+    /// Rule ids or families (`runs`, `runs.*`); empty means every rule.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Send the probes (bad and edge requests) after the load.
+    #[serde(default = "yes")]
+    pub probes: bool,
+    /// Accepted batches read back by List and Get.
+    #[serde(default = "default_audit_batches")]
+    pub audit_batches: usize,
+    /// maxPageSize for the pagination walk (small, so a batch spans many pages).
+    #[serde(default = "default_check_page_size")]
+    pub page_size: u32,
+    /// Batches sent back to back by `batch.rapid_succession`.
+    #[serde(default = "default_rapid_batches")]
+    pub rapid_batches: u32,
+    /// List requests sent at once to provoke a 429 for `error.throttle_retryable`; 0: none.
+    #[serde(default)]
+    pub throttle_probe: u32,
+    /// Expectation override for `version.missing`.
+    #[serde(default)]
+    pub missing_version: MissingVersion,
+    /// Expectation override for `runs.priority`.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Severity overrides by rule id: `{runs.priority_order: warn}`.
+    #[serde(default)]
+    pub severity: std::collections::BTreeMap<String, crate::checks::Severity>,
+}
+
+fn default_audit_batches() -> usize {
+    3
+}
+fn default_check_page_size() -> u32 {
+    7
+}
+fn default_rapid_batches() -> u32 {
+    5
+}
+fn default_priority() -> u8 {
+    crate::api::BATCH_DEFAULT_PRIORITY
+}
+
+#[derive(Debug, Clone)]
+pub struct Checks {
+    pub selection: crate::checks::Selection,
+    pub probes: bool,
+    pub audit_batches: usize,
+    pub page_size: u32,
+    pub rapid_batches: u32,
+    pub throttle_probe: u32,
+    pub missing_version: MissingVersion,
+    pub priority: u8,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -461,6 +534,23 @@ pub struct Scenario {
     pub results: Results,
     pub thresholds: Vec<Threshold>,
     pub project_files: Option<u64>,
+    /// Contract checks; None: the run judges no rules.
+    pub checks: Option<Checks>,
+}
+
+/// A fix for an unknown rule pattern: the nearest id, or where the list is.
+fn suggest_rule(p: &str) -> String {
+    let best = crate::checks::catalogue()
+        .map(|r| r.id)
+        .chain([
+            "batch", "auth", "version", "error", "runs", "list", "webhook",
+        ])
+        .map(|id| (strsim::jaro_winkler(p, id), id))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((score, id)) if score > 0.8 => format!("did you mean `{id}`? (`batchproof checks` lists every rule)"),
+        _ => "`batchproof checks` lists every rule id; families are batch, auth, version, error, runs, list, webhook".into(),
+    }
 }
 
 fn located<T>(name: &str, at: &Spanned<T>, message: String, fix: &str) -> ConfigError {
@@ -816,6 +906,71 @@ impl Scenario {
             );
         }
 
+        // Checks.
+        let checks = match &file.checks {
+            None => None,
+            Some(c) => {
+                let patterns = |list: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+                    list.iter()
+                        .map(|p| {
+                            if crate::checks::is_known_pattern(&p.value) {
+                                Ok(p.value.clone())
+                            } else {
+                                Err(located(
+                                    &name,
+                                    p,
+                                    format!("`{}` is neither a rule id nor a family", p.value),
+                                    &suggest_rule(&p.value),
+                                ))
+                            }
+                        })
+                        .collect()
+                };
+                let mut severity = std::collections::BTreeMap::new();
+                for (id, sev) in &c.value.severity {
+                    if crate::checks::rule(id).is_none() {
+                        return Err(located(
+                            &name,
+                            c,
+                            format!("checks.severity names `{id}`, which is not a rule id"),
+                            &suggest_rule(id),
+                        ));
+                    }
+                    severity.insert(id.clone(), *sev);
+                }
+                if c.value.page_size == 0 || c.value.page_size > 1000 {
+                    return Err(located(
+                        &name,
+                        c,
+                        format!("checks.page_size {} is outside 1..1000", c.value.page_size),
+                        "the API's maxPageSize is 1 to 1000; a small one (e.g. 7) makes a batch span many pages",
+                    ));
+                }
+                if !(1..=100).contains(&c.value.priority) {
+                    return Err(located(
+                        &name,
+                        c,
+                        format!("checks.priority {} is outside 1..100", c.value.priority),
+                        "priorities run from 1 (first) to 100; batch runs default to 90",
+                    ));
+                }
+                Some(Checks {
+                    selection: crate::checks::Selection {
+                        include: patterns(&c.value.include)?,
+                        exclude: patterns(&c.value.exclude)?,
+                        severity,
+                    },
+                    probes: c.value.probes,
+                    audit_batches: c.value.audit_batches,
+                    page_size: c.value.page_size,
+                    rapid_batches: c.value.rapid_batches,
+                    throttle_probe: c.value.throttle_probe,
+                    missing_version: c.value.missing_version,
+                    priority: c.value.priority,
+                })
+            }
+        };
+
         Ok(Scenario {
             name: file.name.clone().unwrap_or_else(|| {
                 path.file_stem()
@@ -841,6 +996,7 @@ impl Scenario {
             },
             thresholds,
             project_files: file.project.as_ref().map(|p| p.files),
+            checks,
         })
     }
 }

@@ -1,0 +1,134 @@
+//! `error.*`: error bodies have the requested version's shape (`{code, message,
+//! retryable}` from 2026-02-09, `{success: false, error}` before), and a 429 says it is
+//! retryable. Every error answer the run sees — load, polling, audit, probes — is a case.
+
+use serde_json::Value;
+
+use super::probe::Probe;
+use super::{Case, Findings, Rule, Severity, excerpt};
+use crate::api::ApiVersion;
+use crate::api::client::Reply;
+use crate::api::error::{ErrorCode, ErrorShape};
+
+const DOC: &str = "https://docs.extend.ai/api-reference/error-handling";
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "error.shape",
+        title: "Error bodies have the shape of the requested version",
+        severity: Severity::Error,
+        doc: DOC,
+        versions: &[],
+    },
+    Rule {
+        id: "error.throttle_retryable",
+        title: "A 429 carries code RATE_LIMIT_EXCEEDED with retryable: true",
+        severity: Severity::Error,
+        doc: "https://docs.extend.ai/2026-02-09/general/rate-limits",
+        versions: super::CURRENT_ONLY,
+    },
+];
+
+/// Records an answer with status ≥ 400 as a case of `error.shape`.
+pub fn body(findings: &mut Findings, version: ApiVersion, reply: &Reply, request: &str) {
+    let Reply::Answered {
+        status, body, raw, ..
+    } = reply
+    else {
+        return;
+    };
+    if *status < 400 {
+        return;
+    }
+    let shape = ErrorShape::for_version(version);
+    let problem = match body {
+        Some(b) => shape.check(b).err(),
+        None => Some("the body is not JSON".to_string()),
+    };
+    findings.check("error.shape", problem.is_none(), || {
+        Case::new(
+            match shape {
+                ErrorShape::Coded => "{code, message, retryable} (2026-02-09)",
+                ErrorShape::Legacy => "{success: false, error} (2025-04-21, 2024-12-23)",
+            },
+            format!(
+                "HTTP {status}, {}: {}",
+                problem.clone().unwrap_or_default(),
+                excerpt(&String::from_utf8_lossy(raw))
+            ),
+        )
+        .request(request)
+    });
+}
+
+/// Records a 429 answer as a case of `error.throttle_retryable` (and of `error.shape`).
+pub fn throttle_body(findings: &mut Findings, version: ApiVersion, reply: &Reply, request: &str) {
+    let Reply::Answered {
+        status: 429,
+        body: b,
+        raw,
+        ..
+    } = reply
+    else {
+        return;
+    };
+    body(findings, version, reply, request);
+    if version.is_legacy() {
+        return;
+    }
+    let ok = b.as_ref().is_some_and(|b| {
+        b.get("code").and_then(Value::as_str) == Some(ErrorCode::RateLimitExceeded.as_str())
+            && b.get("retryable") == Some(&Value::Bool(true))
+    });
+    findings.check("error.throttle_retryable", ok, || {
+        Case::new(
+            "HTTP 429 {code: \"RATE_LIMIT_EXCEEDED\", retryable: true, …}",
+            format!("HTTP 429: {}", excerpt(&String::from_utf8_lossy(raw))),
+        )
+        .request(request)
+    });
+}
+
+pub async fn probe(p: &mut Probe<'_>) {
+    // An unknown run: a 404 whose body must have the version's shape.
+    let path = "/workflow_runs/workflow_run_batchproof_does_not_exist";
+    let reply = p.client.get(path, &[]).await;
+    p.error_body(&reply, &format!("GET {path}"));
+
+    // Provoke throttling, if asked: a burst of list requests, concurrently.
+    let n = p.config.throttle_probe;
+    if n == 0 {
+        if p.findings.checked("error.throttle_retryable") == 0 {
+            p.findings.note(
+            "error.throttle_retryable",
+                "no 429 was seen; set `checks.throttle_probe: N` to send a burst of N list requests",
+            );
+        }
+        return;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let client = p.client.clone();
+        tasks.spawn(async move {
+            client
+                .get("/workflow_runs", &[("maxPageSize", "1".into())])
+                .await
+        });
+    }
+    let mut throttled = 0;
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(reply) = r
+            && reply.status() == Some(429)
+        {
+            throttled += 1;
+            let v = p.version();
+            throttle_body(&mut p.findings, v, &reply, "GET /workflow_runs (burst)");
+        }
+    }
+    if throttled == 0 && p.findings.checked("error.throttle_retryable") == 0 {
+        p.findings.note(
+            "error.throttle_retryable",
+            format!("a burst of {n} list requests drew no 429"),
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! `webhook.*`: every delivery is signed with the endpoint's secret and fresh, has a
+//! complete envelope, carries the run's batchId and its input's metadata, each run gets
+//! exactly one terminal event (redeliveries of one eventId are counted apart), and the
+//! terminal status agrees with Get Workflow Run.
+//!
+//! The ledger judges deliveries as they arrive; `terminal_events` runs at the end.
+
+use super::{Case, Findings, Rule, Severity};
+use crate::observe::{BatchOutcome, Ledger};
+
+const DOC_EVENTS: &str = "https://docs.extend.ai/2026-02-09/webhooks/events";
+const DOC_SIGNING: &str = "https://docs.extend.ai/developers/webhooks/configuration";
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "webhook.signature",
+        title: "Every delivery carries a valid HMAC-SHA256 signature of v0:timestamp:body",
+        severity: Severity::Error,
+        doc: DOC_SIGNING,
+        versions: &[],
+    },
+    Rule {
+        id: "webhook.signature_age",
+        title: "Every delivery's signed timestamp is within the allowed age (and not in the future)",
+        severity: Severity::Error,
+        doc: DOC_SIGNING,
+        versions: &[],
+    },
+    Rule {
+        id: "webhook.envelope",
+        title: "Every delivery is JSON with eventId, eventType and a payload object",
+        severity: Severity::Error,
+        doc: DOC_EVENTS,
+        versions: &[],
+    },
+    Rule {
+        id: "webhook.batch_id",
+        title: "Every workflow_run.* event of a batch run carries that run's batchId",
+        severity: Severity::Error,
+        doc: DOC_EVENTS,
+        versions: &[],
+    },
+    Rule {
+        id: "webhook.metadata",
+        title: "Every workflow_run.* event carries the run's input metadata, deep and exact",
+        severity: Severity::Error,
+        doc: DOC_EVENTS,
+        versions: &[],
+    },
+    Rule {
+        id: "webhook.one_terminal",
+        title: "Each run gets exactly one terminal event (redeliveries of one eventId counted apart)",
+        severity: Severity::Error,
+        doc: DOC_EVENTS,
+        versions: &[],
+    },
+    Rule {
+        id: "webhook.agrees_with_get",
+        title: "A run's terminal webhook status agrees with Get Workflow Run",
+        severity: Severity::Error,
+        doc: DOC_EVENTS,
+        versions: &[],
+    },
+];
+
+/// At the end of a run: each run known to exist (seen on any channel, or in the audit)
+/// must have had exactly one terminal event, signed or not (the signature rules judge
+/// signatures; this one judges events).
+pub fn terminal_events(ledger: &Ledger, findings: &mut Findings) {
+    for (b, i, r) in ledger.accepted_inputs() {
+        let Some(run_id) = &r.run_id else { continue };
+        let BatchOutcome::Accepted { batch_id } = &b.outcome else {
+            continue;
+        };
+        let n = ledger.terminal_events.get(run_id).copied().unwrap_or(0);
+        findings.check("webhook.one_terminal", n == 1, || {
+            Case::new(
+                "one terminal workflow_run.* event",
+                if n == 0 {
+                    format!(
+                        "none (input {i}; last status {})",
+                        r.last_status.map_or("unknown", |s| s.as_str())
+                    )
+                } else {
+                    format!("{n} terminal events with distinct eventIds")
+                },
+            )
+            .batch(batch_id)
+            .run(run_id)
+        });
+    }
+}

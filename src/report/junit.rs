@@ -1,0 +1,81 @@
+//! JUnit XML for CI test dashboards: one test suite of contract rules, one test case per
+//! rule (failed rules carry their evidence, rules nothing exercised are skipped), and
+//! one suite for the thresholds. Written with quick-junit.
+
+use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Format, Report};
+use crate::checks::{RuleStatus, Severity};
+
+pub struct JunitXml;
+
+impl Format for JunitXml {
+    fn extension(&self) -> &'static str {
+        "junit.xml"
+    }
+
+    fn render(&self, r: &Report) -> anyhow::Result<String> {
+        let mut report = Junit::new(format!("batchproof {}", r.scenario.name));
+        let mut rules = TestSuite::new("contract rules");
+        for rule in &r.rules {
+            let status = match rule.status {
+                RuleStatus::Passed => TestCaseStatus::success(),
+                RuleStatus::NotRun => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(rule.note.clone().unwrap_or_default());
+                    s
+                }
+                RuleStatus::Failed => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!(
+                        "{} of {} cases failed: {}",
+                        rule.failed, rule.checked, rule.title
+                    ));
+                    s.set_type(format!("{} rule", rule.severity.as_str()));
+                    let mut text = String::new();
+                    for c in &rule.examples {
+                        text.push_str(&format!(
+                            "- request: {}\n  batch: {}\n  run: {}\n  expected: {}\n  seen: {}\n",
+                            c.request.as_deref().unwrap_or("-"),
+                            c.batch_id.as_deref().unwrap_or("-"),
+                            c.run_id.as_deref().unwrap_or("-"),
+                            c.expected,
+                            c.seen
+                        ));
+                    }
+                    text.push_str(&format!("documentation: {}\n", rule.doc));
+                    s.set_description(text);
+                    s
+                }
+            };
+            let mut case = TestCase::new(rule.id.clone(), status);
+            case.set_classname(format!(
+                "batchproof.{}",
+                rule.id.split('.').next().unwrap_or("rules")
+            ));
+            case.set_assertions(rule.checked as usize);
+            if rule.status == RuleStatus::Failed && rule.severity == Severity::Warn {
+                // A warning does not fail the run; say so where CI shows it.
+                case.set_system_out("severity warn: reported, does not fail the run");
+            }
+            rules.add_test_case(case);
+        }
+        report.add_test_suite(rules);
+        let mut thresholds = TestSuite::new("thresholds");
+        for t in &r.verdict.thresholds {
+            let value = crate::scenario::threshold::format_value(&t.metric, t.value);
+            let status = if t.passed {
+                TestCaseStatus::success()
+            } else {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("{} measured {value}", t.expr));
+                s
+            };
+            let mut case = TestCase::new(t.expr.clone(), status);
+            case.set_classname("batchproof.thresholds");
+            thresholds.add_test_case(case);
+        }
+        report.add_test_suite(thresholds);
+        Ok(report.to_string()?)
+    }
+}
