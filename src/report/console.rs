@@ -155,6 +155,44 @@ impl Format for Console {
                 )?;
             }
         }
+        if !r.rules.is_empty() {
+            use crate::checks::RuleStatus;
+            let n = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
+            writeln!(
+                s,
+                "\nrules     {} passed · {} failed · {} not run (of {})",
+                n(RuleStatus::Passed),
+                n(RuleStatus::Failed),
+                n(RuleStatus::NotRun),
+                r.rules.len()
+            )?;
+            for rule in r.rules.iter().filter(|x| x.status == RuleStatus::Failed) {
+                writeln!(
+                    s,
+                    "FAIL {:<30} {} of {} cases · {}",
+                    rule.id,
+                    rule.failed,
+                    rule.checked,
+                    rule.severity.as_str()
+                )?;
+                if let Some(c) = rule.examples.first() {
+                    let at = [
+                        c.request.as_deref(),
+                        c.batch_id.as_deref(),
+                        c.run_id.as_deref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" · ");
+                    writeln!(
+                        s,
+                        "     e.g. {at}\n          expected {}\n          seen     {}",
+                        c.expected, c.seen
+                    )?;
+                }
+            }
+        }
         Ok(s)
     }
 }
