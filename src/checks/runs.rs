@@ -176,6 +176,8 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
     // Run ids as listed; a repeat is a failure of runs.count.
     let mut listed: Vec<String> = Vec::new();
     let mut ids = HashSet::new();
+    // batchId as listed, judged once Get has told which input the run belongs to.
+    let mut summary_batch: BTreeMap<String, Value> = BTreeMap::new();
     for run in &walk.runs {
         let Some(id) = run.get("id").and_then(Value::as_str) else {
             continue;
@@ -191,17 +193,10 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
             continue;
         }
         listed.push(id.to_string());
-        let summary_batch = run.get("batchId").and_then(Value::as_str);
-        p.findings
-            .check("runs.batch_id", summary_batch == Some(batch_id), || {
-                Case::new(
-                    format!("batchId \"{batch_id}\""),
-                    format!("batchId {}", run.get("batchId").unwrap_or(&Value::Null)),
-                )
-                .batch(batch_id)
-                .run(id)
-                .request(&list_req)
-            });
+        summary_batch.insert(
+            id.to_string(),
+            run.get("batchId").cloned().unwrap_or(Value::Null),
+        );
         let status = run
             .get("status")
             .and_then(Value::as_str)
@@ -300,17 +295,23 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
         if other_batch {
             continue;
         }
-        let full_batch = run.get("batchId").and_then(Value::as_str);
-        p.findings
-            .check("runs.batch_id", full_batch == Some(batch_id), || {
-                Case::new(
-                    format!("batchId \"{batch_id}\""),
-                    format!("batchId {}", run.get("batchId").unwrap_or(&Value::Null)),
-                )
-                .batch(batch_id)
-                .run(id)
-                .request(&req)
-            });
+        let listed_batch = summary_batch.get(id).cloned().unwrap_or(Value::Null);
+        let on_get = run.get("batchId").cloned().unwrap_or(Value::Null);
+        for (seen_batch, request) in [(&on_get, &req), (&listed_batch, &list_req)] {
+            p.findings.check(
+                "runs.batch_id",
+                seen_batch.as_str() == Some(batch_id),
+                || {
+                    Case::new(
+                        format!("batchId \"{batch_id}\""),
+                        format!("batchId {seen_batch}"),
+                    )
+                    .batch(batch_id)
+                    .run(id)
+                    .request(request)
+                },
+            );
+        }
         if let Some(prio) = run.get("priority").filter(|p| !p.is_null()) {
             priority_exposed = true;
             p.findings.check(

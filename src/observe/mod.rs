@@ -164,6 +164,8 @@ pub struct Ledger {
     /// Batches and runs the probes created: not the load's.
     pub probe_batches: HashSet<String>,
     pub probe_runs: HashSet<String>,
+    /// Run events that arrived before their batch's submission was answered.
+    early: Vec<(usize, Value, bool, bool, Instant)>,
     pub e2e: Latency,
     pub batch_completion: Latency,
     pub timeline: Timeline,
@@ -223,6 +225,7 @@ impl Ledger {
             terminal_events: HashMap::new(),
             probe_batches: HashSet::new(),
             probe_runs: HashSet::new(),
+            early: Vec::new(),
             e2e: Latency::default(),
             batch_completion: Latency::default(),
             timeline: Timeline::default(),
@@ -284,6 +287,15 @@ impl Ledger {
         b.outcome = outcome;
         b.answered = Some(at);
         b.throttles = throttles;
+        if self.early.iter().any(|e| e.0 == pos) {
+            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early)
+                .into_iter()
+                .partition(|e| e.0 == pos);
+            self.early = later;
+            for (_, event, verified, fresh, arrived) in now {
+                self.run_event(&event, verified, fresh, arrived);
+            }
+        }
     }
 
     /// Accepted batches whose inputs do not all have a result on the poll channel.
@@ -535,6 +547,34 @@ impl Ledger {
             }
             return;
         }
+        let run_like = payload.get("id").is_some_and(Value::is_string)
+            && payload
+                .get("status")
+                .and_then(Value::as_str)
+                .and_then(RunStatus::parse)
+                .is_some();
+        if !run_like {
+            if verified {
+                self.webhooks.unparseable += 1;
+            }
+            return;
+        }
+        if let Some(event) = &event {
+            self.run_event(event, verified, fresh, d.arrived);
+        }
+    }
+
+    /// The part of a delivery about a run: correlate it, judge it, record it. A delivery
+    /// for a batch whose submission has not been answered yet (the target was quicker to
+    /// send the webhook than the harness to read the 200) waits until it is.
+    fn run_event(&mut self, event: &Value, verified: bool, fresh: bool, arrived: Instant) {
+        let (Some(event_id), Some(event_type), Some(payload)) = (
+            event.get("eventId").and_then(Value::as_str),
+            event.get("eventType").and_then(Value::as_str),
+            event.get("payload"),
+        ) else {
+            return;
+        };
         let (Some(run_id), Some(status)) = (
             payload.get("id").and_then(Value::as_str),
             payload
@@ -542,9 +582,6 @@ impl Ledger {
                 .and_then(Value::as_str)
                 .and_then(RunStatus::parse),
         ) else {
-            if verified {
-                self.webhooks.unparseable += 1;
-            }
             return;
         };
         let batch_id = payload.get("batchId").and_then(Value::as_str);
@@ -558,6 +595,15 @@ impl Ledger {
             }
             return;
         }
+        let seq = self.correlate(run_id, batch_id, metadata);
+        if let Some(q) = seq {
+            let pos = self.inputs[q as usize].batch as usize;
+            if self.batches[pos].outcome == BatchOutcome::Pending {
+                self.early
+                    .push((pos, event.clone(), verified, fresh, arrived));
+                return;
+            }
+        }
         if batch_id.is_none() && verified {
             self.webhooks.without_batch_id += 1;
         }
@@ -565,7 +611,6 @@ impl Ledger {
         if fresh && status.is_terminal() {
             *self.terminal_events.entry(run_id.to_string()).or_default() += 1;
         }
-        let seq = self.correlate(run_id, batch_id, metadata);
         if fresh {
             // batchId: present, and the batch of the input the run belongs to.
             // Judged only for runs known to be the load's batch runs: a run nothing ties
@@ -615,7 +660,7 @@ impl Ledger {
             self.webhooks.metadata_mismatch += 1;
         }
         if verified {
-            self.observe(seq, run_id, status, d.arrived, Channel::Webhook);
+            self.observe(seq, run_id, status, arrived, Channel::Webhook);
         }
     }
 
@@ -740,6 +785,45 @@ mod tests {
         l.poll_status("workflow_run_1", RunStatus::Processing, Instant::now());
         assert_eq!(l.anomalies.out_of_order, 1);
         assert_eq!(l.anomalies.duplicates, 0);
+    }
+
+    #[test]
+    fn a_webhook_quicker_than_the_submit_answer_is_kept_until_the_answer() {
+        let start = Instant::now();
+        let mut l = Ledger::new(start, Some("bp_input".into()), true);
+        l.judge = true;
+        l.add_batch(0, start, 1);
+        let body = serde_json::json!({"eventId": "evt_1", "eventType": "workflow_run.completed",
+            "payload": {"id": "workflow_run_1", "status": "PROCESSED", "batchId": "batch_x", "metadata": {"bp_input": "0:0"}}});
+        let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap());
+        let now = chrono::Utc::now().timestamp();
+        let d = Delivery {
+            arrived: Instant::now(),
+            timestamp: Some(now.to_string()),
+            signature: Some(signing::sign("wss_s", now, &body)),
+            body,
+        };
+        l.ingest_delivery(&d, "wss_s", Duration::from_secs(300));
+        assert!(
+            l.inputs[0].webhook.is_none(),
+            "not yet: the batch is unanswered"
+        );
+        l.settle_batch(
+            0,
+            BatchOutcome::Accepted {
+                batch_id: "batch_x".into(),
+            },
+            Instant::now(),
+            0,
+        );
+        assert!(
+            l.inputs[0].webhook.is_some(),
+            "replayed once the batch is accepted"
+        );
+        assert_eq!(l.anomalies.from_unconfirmed_batches, 0);
+        assert_eq!(l.terminal_events.get("workflow_run_1"), Some(&1));
+        assert_eq!(l.findings.checked("webhook.batch_id"), 1);
+        assert_eq!(l.findings.failed("webhook.batch_id"), 0);
     }
 
     #[test]

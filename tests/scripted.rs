@@ -1,0 +1,767 @@
+//! Every contract rule against scripted endpoints (`wiremock`): one small, conforming
+//! script of the API, and for each rule a variant that breaks that rule in a way the mock
+//! does not (a 200 with `success: false`, a token chain that never ends, a changed nested
+//! value, a 404 body that is not JSON, an upper-case signature, …). The conforming script
+//! passes every rule; each variant fails its rule, with evidence — and nothing else but
+//! the collateral its table row declares (a target that repeats one batch id cannot keep
+//! its list filter either).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use batchproof::api::{ApiVersion, RunStatus};
+use batchproof::checks::RuleStatus;
+use batchproof::report::Report;
+use batchproof::run::{ProgressMode, RunOptions, run_scenario};
+use batchproof::scenario::Scenario;
+use batchproof::webhook::signing;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const TOKEN: &str = "sk_scripted";
+const TOKEN_ENV: &str = "BATCHPROOF_SCRIPT_TOKEN";
+const WORKFLOW: &str = "workflow_scripted";
+const SECRET: &str = "wss_scripted_secret";
+
+#[derive(Clone)]
+struct Run {
+    id: String,
+    batch_id: String,
+    metadata: Value,
+    status: RunStatus,
+    /// Milliseconds after the script's epoch.
+    start_ms: i64,
+    probe_max: bool,
+}
+
+/// A delivery for the sender task: body, and the run it is about.
+struct Outgoing {
+    body: Value,
+}
+
+struct State {
+    version: ApiVersion,
+    /// The rule this script breaks; None: conforming.
+    breaks: Option<&'static str>,
+    epoch: chrono::DateTime<chrono::Utc>,
+    runs: Vec<Run>,
+    batches: u32,
+    single: Option<Run>,
+    /// List calls per batch id.
+    lists: HashMap<String, u32>,
+    receiver: Option<String>,
+    outbox: mpsc::UnboundedSender<(String, Outgoing)>,
+}
+
+struct Script(Arc<Mutex<State>>);
+
+fn ts(epoch: chrono::DateTime<chrono::Utc>, ms: i64) -> String {
+    (epoch + chrono::Duration::milliseconds(ms))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl State {
+    fn is(&self, rule: &str) -> bool {
+        self.breaks == Some(rule)
+    }
+
+    fn json(&self, status: u16, body: Value) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(body)
+    }
+
+    fn error(&self, status: u16, code: &str, message: &str) -> ResponseTemplate {
+        let body = if self.version.is_legacy() {
+            json!({"success": false, "error": message})
+        } else {
+            json!({"code": code, "message": message, "retryable": code == "RATE_LIMIT_EXCEEDED"})
+        };
+        self.json(status, body)
+    }
+
+    fn full(&self, r: &Run) -> Value {
+        let mut metadata = r.metadata.clone();
+        if self.is("runs.metadata") && metadata["nested"]["tags"].is_array() {
+            metadata["nested"]["tags"][0] = json!("changed");
+        }
+        let batch_id = if self.is("runs.batch_id") {
+            Value::Null
+        } else {
+            json!(r.batch_id)
+        };
+        let failure = (r.status == RunStatus::Failed && !self.is("runs.failure_reason"))
+            .then_some("FAILED_TO_PROCESS_FILE");
+        let start = ts(self.epoch, r.start_ms);
+        let priority = if self.is("runs.priority") {
+            json!("90")
+        } else {
+            json!(90)
+        };
+        if self.version.is_legacy() {
+            let outputs = if self.is("runs.outputs") {
+                json!([])
+            } else {
+                json!([{"processorId": "p", "output": {"value": 1}}])
+            };
+            json!({"object": "workflow_run", "id": r.id, "status": r.status.as_str(), "metadata": metadata,
+                   "batchId": batch_id, "failureReason": failure, "startTime": start, "outputs": outputs, "priority": priority})
+        } else {
+            let steps = if self.is("runs.outputs") {
+                json!([])
+            } else {
+                json!([{"object": "workflow_step_run", "id": "step_1", "status": "PROCESSED", "result": {"extractRun": {"output": {"value": 1}}}}])
+            };
+            json!({"object": "workflow_run", "id": r.id, "status": r.status.as_str(), "metadata": metadata,
+                   "batchId": batch_id, "failureReason": failure, "startTime": start, "files": [], "stepRuns": steps,
+                   "priority": priority})
+        }
+    }
+
+    fn summary(&self, r: &Run) -> Value {
+        json!({"object": "workflow_run", "id": r.id, "status": r.status.as_str(), "batchId": r.batch_id,
+               "startTime": ts(self.epoch, r.start_ms)})
+    }
+
+    fn send(&self, body: Value) {
+        if let Some(url) = &self.receiver {
+            let _ = self.outbox.send((url.clone(), Outgoing { body }));
+        }
+    }
+
+    fn event(&self, r: &Run, n: u32) -> Value {
+        json!({"eventId": format!("evt_{}_{n}", r.id), "eventType": r.status.event_type(self.version).unwrap_or("workflow_run.completed"),
+               "payload": self.full(r)})
+    }
+
+    /// The webhooks for one finished run of the load.
+    fn deliver(&self, r: &Run, first_of_batch: bool) {
+        let mut event = self.event(r, 0);
+        // Breaks of Get alone leave the webhook as it should be.
+        event["payload"]["batchId"] = json!(r.batch_id);
+        event["payload"]["metadata"] = r.metadata.clone();
+        if self.is("webhook.batch_id") {
+            event["payload"]["batchId"] = json!("batch_someone_else");
+        }
+        if self.is("webhook.metadata") {
+            event["payload"]["metadata"]["nested"]["position"] = json!(-1);
+        }
+        if self.is("webhook.agrees_with_get") && first_of_batch {
+            event["eventType"] = json!("workflow_run.failed");
+            event["payload"]["status"] = json!("FAILED");
+        }
+        self.send(event);
+        if first_of_batch {
+            if self.is("webhook.one_terminal") {
+                self.send(self.event(r, 1));
+            }
+            if self.is("webhook.envelope") {
+                let mut e = self.event(r, 2);
+                e.as_object_mut().unwrap().remove("eventId");
+                self.send(e);
+            }
+            if self.is("runs.forward_only") {
+                let mut e = self.event(r, 3);
+                e["payload"]["status"] = json!("PROCESSING");
+                self.send(e);
+            }
+        }
+    }
+
+    fn batch(&mut self, body: &Value) -> ResponseTemplate {
+        let legacy = self.version.is_legacy();
+        let workflow = if legacy {
+            body.get("workflowId")
+        } else {
+            body.get("workflow").and_then(|w| w.get("id"))
+        };
+        let Some(workflow) = workflow.and_then(Value::as_str) else {
+            return if self.is("batch.rejects_missing_workflow") {
+                self.error(404, "NOT_FOUND", "workflow not found")
+            } else {
+                self.error(400, "INVALID_REQUEST", "workflow is required")
+            };
+        };
+        if workflow != WORKFLOW {
+            return if self.is("batch.unknown_workflow") {
+                self.error(400, "INVALID_REQUEST", "bad workflow")
+            } else {
+                self.error(404, "NOT_FOUND", "workflow not found")
+            };
+        }
+        let inputs = body
+            .get("inputs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let max = if self.is("batch.accepts_1000") {
+            999
+        } else {
+            1000
+        };
+        if inputs.is_empty() {
+            let status = if self.is("batch.rejects_empty") {
+                422
+            } else {
+                400
+            };
+            return self.error(status, "INVALID_REQUEST", "inputs must not be empty");
+        }
+        if inputs.len() > max {
+            let status = if self.is("batch.rejects_1001") {
+                413
+            } else {
+                400
+            };
+            return self.error(status, "INVALID_REQUEST", "at most 1000 inputs");
+        }
+        let has_file = |i: &Value| {
+            let f = i.get("file");
+            if legacy {
+                f.is_some_and(|f| f.get("fileUrl").is_some() || f.get("fileId").is_some())
+                    || i.get("rawText").is_some()
+            } else {
+                f.is_some_and(|f| {
+                    f.get("url").is_some() || f.get("id").is_some() || f.get("text").is_some()
+                })
+            }
+        };
+        if !self.is("batch.rejects_bad_file") && !inputs.iter().all(has_file) {
+            return self.error(400, "INVALID_REQUEST", "each input needs a file");
+        }
+        let probe = |i: &Value| i["metadata"]["bp_probe"].as_str().map(str::to_string);
+        let first_probe = inputs.first().and_then(probe);
+        if self.is("batch.rapid_succession")
+            && first_probe
+                .as_deref()
+                .is_some_and(|p| p.starts_with("rapid") && !p.starts_with("rapid0"))
+        {
+            return self.error(429, "RATE_LIMIT_EXCEEDED", "slow down");
+        }
+        self.batches += 1;
+        let batch_id = if self.is("batch.unique_ids") {
+            "batch_same".to_string()
+        } else {
+            format!("batch_{}", self.batches)
+        };
+        let probe_max = first_probe
+            .as_deref()
+            .is_some_and(|p| p.starts_with("max:"));
+        let load = first_probe.is_none();
+        let base = self.runs.len();
+        for (n, input) in inputs.iter().enumerate() {
+            let status = if self.is("runs.terminal") && load && n == 1 {
+                RunStatus::Processing
+            } else if probe_max {
+                RunStatus::Pending
+            } else if load && n == 3 {
+                RunStatus::Failed
+            } else {
+                RunStatus::Processed
+            };
+            let run = Run {
+                id: format!("workflow_run_{}_{n}", self.batches),
+                batch_id: batch_id.clone(),
+                metadata: input.get("metadata").cloned().unwrap_or(json!({})),
+                status,
+                start_ms: if probe_max {
+                    10_000 + n as i64
+                } else {
+                    (base + n) as i64
+                },
+                probe_max,
+            };
+            if load && status.is_terminal() {
+                self.deliver(&run, n == 0);
+            }
+            self.runs.push(run);
+        }
+        let body = if legacy || self.is("batch.accepted") {
+            json!({"success": !self.is("batch.accepted"), "batchId": batch_id})
+        } else {
+            json!({"batchId": batch_id})
+        };
+        self.json(200, body)
+    }
+
+    fn single(&mut self) -> ResponseTemplate {
+        let start = if self.is("runs.priority_order") {
+            20_000
+        } else {
+            5_000
+        };
+        let run = Run {
+            id: "workflow_run_single".into(),
+            batch_id: String::new(),
+            metadata: json!({"bp_probe": "priority:single"}),
+            status: RunStatus::Processed,
+            start_ms: start,
+            probe_max: false,
+        };
+        let full = self.full(&run);
+        self.single = Some(run);
+        if self.version.is_legacy() {
+            self.json(200, json!({"success": true, "workflowRuns": [full]}))
+        } else {
+            self.json(200, full)
+        }
+    }
+
+    fn list(&mut self, q: &HashMap<String, String>) -> ResponseTemplate {
+        let size: i64 = q
+            .get("maxPageSize")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        if !(1..=1000).contains(&size) && !self.is("list.page_size_range") {
+            return self.error(400, "INVALID_REQUEST", "maxPageSize must be 1..1000");
+        }
+        let Some(batch) = q.get("batchId") else {
+            if size != 1 {
+                return self.json(200, self.page(vec![], Value::Null));
+            }
+            // The throttle probe's burst (unfiltered, one run per page).
+            return if self.is("error.throttle_retryable") {
+                self.json(
+                    429,
+                    json!({"code": "RATE_LIMITED", "message": "slow down", "retryable": false}),
+                )
+            } else {
+                self.error(429, "RATE_LIMIT_EXCEEDED", "slow down")
+            };
+        };
+        let calls = {
+            let c = self.lists.entry(batch.clone()).or_default();
+            *c += 1;
+            *c
+        };
+        // The probe batch stays PENDING on its first listing, then has run.
+        if calls > 1 {
+            for r in self
+                .runs
+                .iter_mut()
+                .filter(|r| &r.batch_id == batch && r.probe_max)
+            {
+                r.status = RunStatus::Processed;
+            }
+        }
+        let runs: Vec<&Run> = self
+            .runs
+            .iter()
+            .filter(|r| self.is("list.batch_filter") && !r.probe_max || &r.batch_id == batch)
+            .collect();
+        let size = size.clamp(1, 1000) as usize;
+        let page_len = if self.is("list.page_size") {
+            size + 1
+        } else {
+            size
+        };
+        let offset: usize = q
+            .get("nextPageToken")
+            .and_then(|t| t.strip_prefix("o:")?.parse().ok())
+            .unwrap_or(0);
+        let mut page: Vec<Value> = runs
+            .iter()
+            .skip(offset)
+            .take(page_len)
+            .map(|r| self.summary(r))
+            .collect();
+        let mut next = offset + page_len;
+        if self.is("list.pagination") && offset == 0 && runs.len() > page_len {
+            next += 1; // the first run of page two is never shown
+        }
+        if self.is("runs.count") && offset == 0 && !page.is_empty() && page.len() < page_len {
+            page.push(page[0].clone());
+        }
+        let token = if next < runs.len() {
+            json!(format!("o:{next}"))
+        } else if self.is("list.token_chain_ends") {
+            json!(format!("o:{}", runs.len()))
+        } else {
+            Value::Null
+        };
+        self.json(200, self.page(page, token))
+    }
+
+    fn page(&self, page: Vec<Value>, token: Value) -> Value {
+        if self.version.is_legacy() {
+            json!({"success": true, "workflowRuns": page, "nextPageToken": token})
+        } else {
+            let object = if self.is("version.response_shape") {
+                "workflow_run_list"
+            } else {
+                "list"
+            };
+            json!({"object": object, "data": page, "nextPageToken": token})
+        }
+    }
+
+    fn get(&self, id: &str) -> ResponseTemplate {
+        let run = self
+            .runs
+            .iter()
+            .find(|r| r.id == id)
+            .or(self.single.as_ref().filter(|s| s.id == id));
+        match run {
+            Some(r) if self.version.is_legacy() => {
+                self.json(200, json!({"success": true, "workflowRun": self.full(r)}))
+            }
+            Some(r) => self.json(200, self.full(r)),
+            None if self.is("error.shape") => {
+                ResponseTemplate::new(404).set_body_string("<html>Not Found</html>")
+            }
+            None => self.error(404, "NOT_FOUND", "no such run"),
+        }
+    }
+}
+
+impl Respond for Script {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut s = self.0.lock().unwrap();
+        let header = |k: &str| {
+            req.headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        match header("x-extend-api-version").as_deref() {
+            None if !s.is("version.missing") => {
+                return s.error(400, "INVALID_REQUEST", "x-extend-api-version is required");
+            }
+            Some(v) if v != s.version.as_str() && !s.is("version.unknown") => {
+                return s.error(400, "INVALID_REQUEST", "unknown x-extend-api-version");
+            }
+            _ => {}
+        }
+        match header("authorization").as_deref() {
+            None if !s.is("auth.missing_token") => {
+                return s.error(401, "UNAUTHORIZED", "no API key");
+            }
+            None => return s.error(403, "FORBIDDEN", "forbidden"),
+            Some(a) if a != format!("Bearer {TOKEN}") && !s.is("auth.invalid_token") => {
+                return s.error(401, "UNAUTHORIZED", "bad API key");
+            }
+            _ => {}
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let path = req.url.path().to_string();
+        let q: HashMap<String, String> = req
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        match (req.method.as_str(), path.as_str()) {
+            ("POST", "/webhook_endpoints") => {
+                s.receiver = body["url"].as_str().map(str::to_string);
+                s.json(200, json!({"object": "webhook_endpoint", "id": "webhook_endpoint_1", "signingSecret": SECRET}))
+            }
+            ("POST", "/webhook_subscriptions") => s.json(
+                200,
+                json!({"object": "webhook_subscription", "id": "webhook_subscription_1"}),
+            ),
+            ("POST", "/workflow_runs/batch") => s.batch(&body),
+            ("POST", "/workflow_runs") => s.single(),
+            ("GET", "/workflow_runs") => s.list(&q),
+            ("GET", p) if p.starts_with("/workflow_runs/") => s.get(&p["/workflow_runs/".len()..]),
+            _ => s.error(404, "NOT_FOUND", "no such endpoint"),
+        }
+    }
+}
+
+/// Sends the script's deliveries, signed (or mis-signed, as the script breaks).
+async fn sender(mut rx: mpsc::UnboundedReceiver<(String, Outgoing)>, breaks: Option<&'static str>) {
+    let http = reqwest::Client::new();
+    while let Some((url, out)) = rx.recv().await {
+        let body = serde_json::to_vec(&out.body).unwrap();
+        let mut at = chrono::Utc::now().timestamp();
+        if breaks == Some("webhook.signature_age") {
+            at += 600; // ten minutes in the future
+        }
+        let mut sig = signing::sign(SECRET, at, &body);
+        if breaks == Some("webhook.signature") {
+            sig = sig.to_uppercase();
+        }
+        let _ = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-extend-request-timestamp", at.to_string())
+            .header("x-extend-request-signature", sig)
+            .body(body)
+            .send()
+            .await;
+    }
+}
+
+async fn run_script(breaks: Option<&'static str>, version: ApiVersion) -> Report {
+    // SAFETY: nextest runs each test in its own process; nothing else reads the
+    // environment concurrently at this point.
+    unsafe { std::env::set_var(TOKEN_ENV, TOKEN) };
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(sender(rx, breaks));
+    let state = Arc::new(Mutex::new(State {
+        version,
+        breaks,
+        epoch: chrono::Utc::now(),
+        runs: Vec::new(),
+        batches: 0,
+        single: None,
+        lists: HashMap::new(),
+        receiver: None,
+        outbox: tx,
+    }));
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(Script(state))
+        .mount(&server)
+        .await;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        r#"
+name: scripted
+target: {{url: "{uri}", token_env: {TOKEN_ENV}}}
+api_version: {version}
+workflow: {{id: {WORKFLOW}}}
+load:
+  model: open
+  phases: [{{hold: 1s, rate: 2}}]
+  inputs_per_batch: 6
+  seed: 3
+inputs:
+  file: {{url: "https://files.batchproof.test/{{{{batch}}}}/{{{{index}}}}.pdf"}}
+  metadata:
+    nested: {{position: "{{{{index}}}}", tags: ["a", "{{{{choice:x|y}}}}"]}}
+results:
+  via: both
+  webhooks: {{listen: "127.0.0.1:{port}", public_url: "http://127.0.0.1:{port}", register: true}}
+  polling: {{interval: 100ms}}
+  deadline: 4s
+  settle: 300ms
+checks:
+  audit_batches: 2
+  page_size: 4
+  rapid_batches: 3
+  throttle_probe: 3
+"#,
+        uri = server.uri(),
+        version = version.as_str()
+    );
+    let path = std::path::PathBuf::from("scripted.yaml");
+    let scenario = Scenario::from_text(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    let out = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        scenario: path,
+        target: None,
+        token_env: TOKEN_ENV.into(),
+        out: out.path().to_path_buf(),
+        progress: ProgressMode::None,
+        mock_profile: None,
+    };
+    let (report, _) = run_scenario(scenario, &opts)
+        .await
+        .unwrap_or_else(|(c, m)| panic!("{c}: {m}"));
+    report
+}
+
+fn failed(report: &Report) -> BTreeSet<&str> {
+    report
+        .rules
+        .iter()
+        .filter(|r| r.status == RuleStatus::Failed)
+        .map(|r| r.id.as_str())
+        .collect()
+}
+
+/// Each rule, the version its script runs under, and what else a target breaking it that
+/// way inevitably breaks.
+const TABLE: &[(&str, ApiVersion, &[&str])] = &[
+    ("batch.accepted", ApiVersion::V2025_04_21, &[]),
+    (
+        "batch.unique_ids",
+        ApiVersion::V2026_02_09,
+        &[
+            "list.batch_filter",
+            "runs.count",
+            "list.pagination",
+            "webhook.one_terminal",
+        ],
+    ),
+    ("batch.accepts_1000", ApiVersion::V2026_02_09, &[]),
+    ("batch.rejects_1001", ApiVersion::V2026_02_09, &[]),
+    ("batch.rejects_empty", ApiVersion::V2026_02_09, &[]),
+    ("batch.rejects_bad_file", ApiVersion::V2026_02_09, &[]),
+    (
+        "batch.rejects_missing_workflow",
+        ApiVersion::V2026_02_09,
+        &[],
+    ),
+    ("batch.unknown_workflow", ApiVersion::V2026_02_09, &[]),
+    ("batch.rapid_succession", ApiVersion::V2026_02_09, &[]),
+    ("auth.missing_token", ApiVersion::V2026_02_09, &[]),
+    ("auth.invalid_token", ApiVersion::V2026_02_09, &[]),
+    ("version.missing", ApiVersion::V2026_02_09, &[]),
+    ("version.unknown", ApiVersion::V2026_02_09, &[]),
+    ("version.response_shape", ApiVersion::V2026_02_09, &[]),
+    ("error.shape", ApiVersion::V2026_02_09, &[]),
+    ("error.throttle_retryable", ApiVersion::V2026_02_09, &[]),
+    ("runs.count", ApiVersion::V2026_02_09, &[]),
+    ("runs.batch_id", ApiVersion::V2026_02_09, &[]),
+    ("runs.metadata", ApiVersion::V2026_02_09, &[]),
+    ("runs.priority", ApiVersion::V2026_02_09, &[]),
+    ("runs.priority_order", ApiVersion::V2026_02_09, &[]),
+    ("runs.forward_only", ApiVersion::V2026_02_09, &[]),
+    (
+        "runs.terminal",
+        ApiVersion::V2026_02_09,
+        &["webhook.one_terminal"],
+    ),
+    ("runs.outputs", ApiVersion::V2025_04_21, &[]),
+    ("runs.failure_reason", ApiVersion::V2026_02_09, &[]),
+    ("list.batch_filter", ApiVersion::V2026_02_09, &[]),
+    ("list.pagination", ApiVersion::V2026_02_09, &[]),
+    ("list.page_size", ApiVersion::V2026_02_09, &[]),
+    ("list.page_size_range", ApiVersion::V2026_02_09, &[]),
+    ("list.token_chain_ends", ApiVersion::V2026_02_09, &[]),
+    (
+        "webhook.signature",
+        ApiVersion::V2026_02_09,
+        &["webhook.agrees_with_get"],
+    ),
+    (
+        "webhook.signature_age",
+        ApiVersion::V2026_02_09,
+        &["webhook.agrees_with_get"],
+    ),
+    ("webhook.envelope", ApiVersion::V2026_02_09, &[]),
+    ("webhook.batch_id", ApiVersion::V2026_02_09, &[]),
+    ("webhook.metadata", ApiVersion::V2026_02_09, &[]),
+    ("webhook.one_terminal", ApiVersion::V2026_02_09, &[]),
+    ("webhook.agrees_with_get", ApiVersion::V2026_02_09, &[]),
+];
+
+async fn breaks(rule: &'static str) {
+    let (_, version, collateral) = TABLE
+        .iter()
+        .find(|(r, _, _)| *r == rule)
+        .expect("in the table");
+    let report = run_script(Some(rule), *version).await;
+    let got = failed(&report);
+    assert!(got.contains(rule), "{rule} should fail; failed: {got:?}");
+    let r = report.rules.iter().find(|r| r.id == rule).unwrap();
+    assert!(!r.examples.is_empty(), "{rule}: evidence");
+    let e = &r.examples[0];
+    assert!(
+        !e.expected.is_empty() && !e.seen.is_empty(),
+        "{rule}: {e:?}"
+    );
+    let allowed: BTreeSet<&str> = std::iter::once(rule)
+        .chain(collateral.iter().copied())
+        .collect();
+    assert!(
+        got.is_subset(&allowed),
+        "{rule}: also failed {:?}; evidence {:?}",
+        got.difference(&allowed).collect::<Vec<_>>(),
+        report
+            .rules
+            .iter()
+            .filter(|r| r.status == RuleStatus::Failed)
+            .map(|r| (&r.id, &r.examples))
+            .collect::<Vec<_>>()
+    );
+    assert!(!report.verdict.passed);
+}
+
+async fn conforming(version: ApiVersion) {
+    let report = run_script(None, version).await;
+    let bad: Vec<_> = report
+        .rules
+        .iter()
+        .filter(|r| r.status != RuleStatus::Passed)
+        .map(|r| (&r.id, &r.note, &r.examples))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the conforming script passes every rule: {bad:#?}"
+    );
+    assert!(report.verdict.passed);
+}
+
+#[tokio::test]
+async fn conforming_script_passes_every_rule_2026() {
+    conforming(ApiVersion::V2026_02_09).await;
+}
+
+#[tokio::test]
+async fn conforming_script_passes_every_rule_2025() {
+    conforming(ApiVersion::V2025_04_21).await;
+}
+
+#[test]
+fn the_table_covers_the_catalogue() {
+    let table: BTreeSet<&str> = TABLE.iter().map(|(r, _, _)| *r).collect();
+    let catalogue: BTreeSet<&str> = batchproof::checks::catalogue().map(|r| r.id).collect();
+    assert_eq!(table, catalogue);
+    let src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripted.rs")).unwrap();
+    for rule in table {
+        assert!(
+            src.contains(&format!("    {},\n", rule.replace('.', "_"))),
+            "{rule} has no test"
+        );
+    }
+}
+
+macro_rules! scripted {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let id = stringify!($name).replacen('_', ".", 1);
+                breaks(TABLE.iter().find(|(r, _, _)| *r == id).expect("in the table").0).await;
+            }
+        )+
+    };
+}
+
+scripted!(
+    batch_accepted,
+    batch_unique_ids,
+    batch_accepts_1000,
+    batch_rejects_1001,
+    batch_rejects_empty,
+    batch_rejects_bad_file,
+    batch_rejects_missing_workflow,
+    batch_unknown_workflow,
+    batch_rapid_succession,
+    auth_missing_token,
+    auth_invalid_token,
+    version_missing,
+    version_unknown,
+    version_response_shape,
+    error_shape,
+    error_throttle_retryable,
+    runs_count,
+    runs_batch_id,
+    runs_metadata,
+    runs_priority,
+    runs_priority_order,
+    runs_forward_only,
+    runs_terminal,
+    runs_outputs,
+    runs_failure_reason,
+    list_batch_filter,
+    list_pagination,
+    list_page_size,
+    list_page_size_range,
+    list_token_chain_ends,
+    webhook_signature,
+    webhook_signature_age,
+    webhook_envelope,
+    webhook_batch_id,
+    webhook_metadata,
+    webhook_one_terminal,
+    webhook_agrees_with_get,
+);
