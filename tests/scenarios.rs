@@ -102,6 +102,43 @@ fn broken_scenarios_get_located_errors_that_name_the_fix() {
             format!("{LOAD}results: {{polling: {{page_size: 5000}}}}\n"),
             &["page_size", "1 to 1000"],
         ),
+        (
+            "misspelt rule in checks.include",
+            format!("{LOAD}checks:\n  include: [runs.metdata]\n"),
+            &[
+                "broken.yaml:4:13",
+                "`runs.metdata`",
+                "did you mean `runs.metadata`",
+            ],
+        ),
+        (
+            "unknown family in checks.exclude",
+            format!("{LOAD}checks:\n  exclude: [runz]\n"),
+            &[
+                "broken.yaml:4:13",
+                "neither a rule id nor a family",
+                "did you mean `runs`",
+            ],
+        ),
+        (
+            "severity override of an unknown rule",
+            format!("{LOAD}checks:\n  severity: {{webhook.signatur: warn}}\n"),
+            &[
+                ":4:",
+                "webhook.signatur",
+                "did you mean `webhook.signature`",
+            ],
+        ),
+        (
+            "unknown checks key",
+            format!("{LOAD}checks:\n  probe: false\n"),
+            &["broken.yaml:4:3", "did you mean `probes`"],
+        ),
+        (
+            "bad missing_version expectation",
+            format!("{LOAD}checks: {{missing_version: allow}}\n"),
+            &[":3:", "allow"],
+        ),
     ];
     for (what, yaml, needles) in cases {
         let e = err(yaml);
@@ -127,6 +164,39 @@ fn every_shipped_scenario_validates() {
         }
     }
     assert!(n >= 3, "smoke, capacity and soak at least");
+}
+
+#[test]
+fn checks_command_lists_every_rule_as_text_and_json() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_batchproof"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&["checks"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["checks", "--format", "json"])).unwrap();
+    let rules = json.as_array().unwrap();
+    assert_eq!(rules.len(), batchproof::checks::catalogue().count());
+    for r in batchproof::checks::catalogue() {
+        assert!(
+            text.contains(r.id),
+            "{} missing from the text listing",
+            r.id
+        );
+        let j = rules.iter().find(|j| j["id"] == r.id).unwrap();
+        assert_eq!(j["severity"], r.severity.as_str());
+        assert_eq!(j["doc"], r.doc);
+        assert!(!j["versions"].as_array().unwrap().is_empty());
+    }
+    let throttle = rules
+        .iter()
+        .find(|j| j["id"] == "error.throttle_retryable")
+        .unwrap();
+    assert_eq!(throttle["versions"], serde_json::json!(["2026-02-09"]));
 }
 
 #[test]
