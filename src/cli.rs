@@ -52,6 +52,42 @@ pub enum Command {
         /// Run against the embedded mock with this profile (e.g. a file in mock/defects/).
         #[arg(long, conflicts_with = "target")]
         mock_profile: Option<PathBuf>,
+        /// Send only shard I of N (0-based) of the scenario's batches; merge the shards'
+        /// reports with `batchproof merge`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<crate::report::Shard>,
+    },
+    /// Render a saved report.json again, in any format.
+    Report {
+        /// A report.json written by `run` or `merge`.
+        report: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Compare two runs; exit 1 if NEW regressed against BASE.
+    Compare {
+        base: PathBuf,
+        new: PathBuf,
+        /// Relative change tolerated before a metric counts as regressed.
+        #[arg(long, default_value = "25%")]
+        tolerance: String,
+        /// Latency changes below this are noise, whatever their ratio.
+        #[arg(long, default_value = "2ms")]
+        min_delta: String,
+        /// Folder for compare.md and compare.html (default: NEW's folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Merge the reports of the shards of one scenario into one report.
+    Merge {
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Folder for the merged report (all formats).
+        #[arg(long, default_value = "reports/merged")]
+        out: PathBuf,
     },
     /// List the contract rules: id, severity, versions, title and documentation.
     Checks {
@@ -79,6 +115,14 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+    Junit,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

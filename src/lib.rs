@@ -9,6 +9,7 @@ pub mod api;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod load;
 pub mod metrics;
 pub mod mock;

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
                 out,
                 progress,
                 mock_profile,
+                shard,
             } => {
                 let opts = run::RunOptions {
                     scenario,
@@ -65,9 +66,23 @@ fn main() -> ExitCode {
                     out,
                     progress: progress.into(),
                     mock_profile,
+                    shard,
                 };
                 run::run(opts).await
             }
+            Command::Report {
+                report,
+                format,
+                out,
+            } => batchproof::files::render(&report, format, out.as_deref()),
+            Command::Compare {
+                base,
+                new,
+                tolerance,
+                min_delta,
+                out,
+            } => batchproof::files::compare(&base, &new, &tolerance, &min_delta, out.as_deref()),
+            Command::Merge { reports, out } => batchproof::files::merge(&reports, &out),
             Command::Checks { format } => {
                 print!(
                     "{}",

@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub progress: ProgressMode,
     /// Run against the embedded mock with this profile instead of the scenario's target.
     pub mock_profile: Option<PathBuf>,
+    /// Send only this share of the scenario's batches.
+    pub shard: Option<report::Shard>,
 }
 
 /// `batchproof validate`: exit 0 if every file is valid, 2 otherwise.
@@ -433,7 +435,7 @@ async fn execute(
         ledger: ledger.clone(),
         metrics: metrics.clone(),
         start,
-        shard: (0, 1),
+        shard: opts.shard.map_or((0, 1), |s| (s.index, s.count)),
         in_flight: in_flight.clone(),
     };
     let unsent = engine.drive(load_stop_rx, Duration::from_secs(5)).await;
@@ -510,10 +512,18 @@ async fn execute(
         );
         report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
     }
+    report.shard = opts.shard;
     report.judge(&scenario.thresholds);
-    let dir = report_dir(&opts.out, &scenario.name, started_at);
-    let mut formats: Vec<&dyn report::Format> =
-        vec![&report::json::Json, &report::markdown::Markdown];
+    let name = match opts.shard {
+        Some(s) => format!("{}-shard{}of{}", scenario.name, s.index, s.count),
+        None => scenario.name.clone(),
+    };
+    let dir = report_dir(&opts.out, &name, started_at);
+    let mut formats: Vec<&dyn report::Format> = vec![
+        &report::json::Json,
+        &report::markdown::Markdown,
+        &report::html::Html,
+    ];
     if scenario.checks.is_some() {
         formats.push(&report::junit::JunitXml);
     }
@@ -910,5 +920,7 @@ fn build_report(
         projection,
         timeline: ledger.timeline.finish(),
         rules: Vec::new(),
+        shard: None,
+        merged_from: Vec::new(),
     }
 }

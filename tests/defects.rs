@@ -41,6 +41,7 @@ async fn conformance(profile: Option<&Path>, version: ApiVersion) -> (Report, St
         out: out.path().to_path_buf(),
         progress: ProgressMode::None,
         mock_profile: None,
+        shard: None,
     };
     let (report, paths) = run_scenario(scenario, &opts)
         .await
@@ -252,6 +253,7 @@ async fn missing_version_expectation_can_be_overridden_for_legacy_keys() {
             out: out.path().to_path_buf(),
             progress: ProgressMode::None,
             mock_profile: None,
+            shard: None,
         };
         let (report, _) = run_scenario(scenario, &opts).await.unwrap();
         assert_eq!(

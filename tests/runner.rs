@@ -30,6 +30,7 @@ async fn run_scenario(dir: &Path, yaml: &str, target: Option<String>) -> Outcome
         out: out.clone(),
         progress: ProgressMode::None,
         mock_profile: None,
+        shard: None,
     })
     .await;
     let report = std::fs::read_dir(&out)

@@ -559,6 +559,7 @@ checks:
         out: out.path().to_path_buf(),
         progress: ProgressMode::None,
         mock_profile: None,
+        shard: None,
     };
     let (report, _) = run_scenario(scenario, &opts)
         .await

@@ -138,7 +138,10 @@ impl Engine {
                             if now >= end || *stop.borrow() {
                                 break;
                             }
-                            let level = schedule::closed_level(&phases, now - start);
+                            // Each of N shards runs its share of the workers.
+                            let level = (schedule::closed_level(&phases, now - start)
+                                / engine.shard.1.max(1) as f64)
+                                .ceil();
                             if (worker as f64) >= level {
                                 tokio::select! {
                                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}

@@ -2,10 +2,14 @@
 //! `reports/README.md`) from which every other format is rendered. Each export format is
 //! its own small file behind the `Format` trait.
 
+pub mod compare;
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
+pub mod svg;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,6 +49,36 @@ pub struct Report {
     /// Contract rule results, failures first (empty when the scenario has no `checks:`).
     #[serde(default)]
     pub rules: Vec<RuleResult>,
+    /// Which share of the scenario this run sent (`run --shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// The shard reports a merged report was made from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+}
+
+/// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let err = || format!("`{s}` is not a shard; write I/N with 0 ≤ I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(err)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| err())?,
+            n.trim().parse().map_err(|_| err())?,
+        );
+        if count == 0 || index >= count {
+            return Err(err());
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -158,11 +192,19 @@ pub struct Throughput {
 pub struct Projection {
     pub files: u64,
     pub batches_needed: u64,
-    /// Time to submit every batch at the measured acceptance rate.
+    /// Time to submit every batch at the measured acceptance rate (null: never, no
+    /// rate was measured).
+    #[serde(deserialize_with = "null_is_never")]
     pub submit_s: f64,
     /// Time for every run to finish at the measured steady completion rate.
+    #[serde(deserialize_with = "null_is_never")]
     pub complete_s: f64,
     pub assumptions: Vec<String>,
+}
+
+/// JSON has no infinity: serde_json writes it as null, and null reads back as "never".
+fn null_is_never<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 impl Report {

@@ -1,0 +1,353 @@
+//! `batchproof compare BASE.json NEW.json`: each metric's change, and which changes are
+//! regressions. A latency percentile regresses only when it grew by more than the
+//! tolerance *and* by more than `min_delta`, *and* the two runs' confidence intervals for
+//! that percentile (order-statistic bounds read off each histogram, so they shrink with
+//! the sample count) do not overlap — a re-run on a noisy machine is not a regression.
+//! Rates regress when they fall by more than the tolerance; loss and error counts when
+//! they grow at all.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::Report;
+use crate::metrics::{Latency, LatencySummary};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Tolerance {
+    /// Relative change allowed, e.g. 0.25.
+    pub relative: f64,
+    /// Latency changes smaller than this (ms) are noise whatever their ratio.
+    pub min_delta_ms: f64,
+}
+
+impl Default for Tolerance {
+    fn default() -> Self {
+        Tolerance {
+            relative: 0.25,
+            min_delta_ms: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub metric: String,
+    pub unit: &'static str,
+    pub base: Option<f64>,
+    pub new: Option<f64>,
+    /// (new − base) / base.
+    pub change: Option<f64>,
+    /// The 95 % interval of each percentile, when the metric is one.
+    pub base_interval: Option<(f64, f64)>,
+    pub new_interval: Option<(f64, f64)>,
+    pub better: Better,
+    pub regression: bool,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub base: String,
+    pub new: String,
+    pub tolerance: f64,
+    pub min_delta_ms: f64,
+    pub rows: Vec<Row>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.rows.iter().filter(|r| r.regression).count()
+    }
+}
+
+/// The 95 % confidence interval of the `q` quantile (0..1) of a histogram, from the
+/// normal approximation to the binomial order statistic.
+fn interval(h: &Latency, q: f64) -> (f64, f64) {
+    let n = h.count().max(1) as f64;
+    let half = 1.96 * (q * (1.0 - q) / n).sqrt();
+    let at = |q: f64| h.percentile((q.clamp(0.0, 1.0)) * 100.0).as_secs_f64() * 1e3;
+    (at(q - half), at(q + half))
+}
+
+fn latency_rows(
+    rows: &mut Vec<Row>,
+    name: &str,
+    base: Option<&LatencySummary>,
+    new: Option<&LatencySummary>,
+    tol: Tolerance,
+) {
+    let hist = |s: Option<&LatencySummary>| s.and_then(Report::histogram).filter(|h| h.count() > 0);
+    let (bh, nh) = (hist(base), hist(new));
+    for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
+        let b = bh
+            .as_ref()
+            .map(|h| h.percentile(q * 100.0).as_secs_f64() * 1e3);
+        let n = nh
+            .as_ref()
+            .map(|h| h.percentile(q * 100.0).as_secs_f64() * 1e3);
+        let bi = bh.as_ref().map(|h| interval(h, q));
+        let ni = nh.as_ref().map(|h| interval(h, q));
+        let change = match (b, n) {
+            (Some(b), Some(n)) if b > 0.0 => Some((n - b) / b),
+            _ => None,
+        };
+        let (regression, why) = match (b, n, bi, ni, change) {
+            (Some(b), Some(n), Some(bi), Some(ni), Some(c)) => {
+                if c <= tol.relative {
+                    (false, "within tolerance".to_string())
+                } else if n - b < tol.min_delta_ms {
+                    (false, format!("below the {} ms floor", tol.min_delta_ms))
+                } else if ni.0 <= bi.1 {
+                    (false, "within noise (intervals overlap)".to_string())
+                } else {
+                    (true, format!("+{:.0}% and outside the noise", c * 100.0))
+                }
+            }
+            (Some(_), None, ..) => (false, "no data in the new run".into()),
+            _ => (false, String::new()),
+        };
+        rows.push(Row {
+            metric: format!("{name}.{label}"),
+            unit: "ms",
+            base: b,
+            new: n,
+            change,
+            base_interval: bi,
+            new_interval: ni,
+            better: Better::Lower,
+            regression,
+            why,
+        });
+    }
+}
+
+fn value_row(
+    metric: &str,
+    unit: &'static str,
+    b: Option<f64>,
+    n: Option<f64>,
+    better: Better,
+    tol: Tolerance,
+) -> Row {
+    let change = match (b, n) {
+        (Some(b), Some(n)) if b != 0.0 => Some((n - b) / b.abs()),
+        _ => None,
+    };
+    let (regression, why) = match (b, n, better) {
+        // Losses, duplicates, errors: any growth is a regression.
+        (Some(b), Some(n), Better::Lower) if unit == "count" => {
+            if n > b {
+                (true, format!("{b} → {n}"))
+            } else {
+                (false, String::new())
+            }
+        }
+        (Some(b), Some(n), Better::Lower) => {
+            if n > b * (1.0 + tol.relative) && n - b > 1e-9 {
+                (
+                    true,
+                    format!("+{:.0}%", change.unwrap_or(f64::INFINITY) * 100.0),
+                )
+            } else {
+                (false, "within tolerance".into())
+            }
+        }
+        (Some(b), Some(n), Better::Higher) => {
+            if n < b * (1.0 - tol.relative) {
+                (true, format!("{:.0}%", change.unwrap_or(-1.0) * 100.0))
+            } else {
+                (false, "within tolerance".into())
+            }
+        }
+        _ => (false, String::new()),
+    };
+    Row {
+        metric: metric.into(),
+        unit,
+        base: b,
+        new: n,
+        change,
+        base_interval: None,
+        new_interval: None,
+        better,
+        regression,
+        why,
+    }
+}
+
+pub fn compare(
+    base: &Report,
+    new: &Report,
+    base_name: &str,
+    new_name: &str,
+    tol: Tolerance,
+) -> Comparison {
+    let mut rows = Vec::new();
+    let ops = |r: &Report, k: &str, f: fn(&crate::metrics::OperationSummary) -> &LatencySummary| {
+        r.operations.get(k).map(f).cloned()
+    };
+    for (name, b, n) in [
+        (
+            "submit",
+            ops(base, "submit", |o| &o.response),
+            ops(new, "submit", |o| &o.response),
+        ),
+        (
+            "submit.service",
+            ops(base, "submit", |o| &o.service),
+            ops(new, "submit", |o| &o.service),
+        ),
+        (
+            "list",
+            ops(base, "list", |o| &o.response),
+            ops(new, "list", |o| &o.response),
+        ),
+        (
+            "get",
+            ops(base, "get", |o| &o.response),
+            ops(new, "get", |o| &o.response),
+        ),
+        ("e2e", Some(base.e2e.clone()), Some(new.e2e.clone())),
+        (
+            "batch",
+            Some(base.batches.completion.clone()),
+            Some(new.batches.completion.clone()),
+        ),
+    ] {
+        if b.as_ref().is_some_and(|s| s.count > 0) || n.as_ref().is_some_and(|s| s.count > 0) {
+            latency_rows(&mut rows, name, b.as_ref(), n.as_ref(), tol);
+        }
+    }
+    for (metric, unit, better) in [
+        ("throughput.batches", "per s", Better::Higher),
+        ("throughput.runs", "per s", Better::Higher),
+        ("runs.missing", "count", Better::Lower),
+        ("runs.duplicates", "count", Better::Lower),
+        ("runs.unknown", "count", Better::Lower),
+        ("runs.out_of_order", "count", Better::Lower),
+        ("webhooks.rejected", "count", Better::Lower),
+        ("batches.possible_duplicates", "count", Better::Lower),
+        ("rules.failed", "count", Better::Lower),
+        ("http.errors.rate", "ratio", Better::Lower),
+    ] {
+        rows.push(value_row(
+            metric,
+            unit,
+            base.metric(metric),
+            new.metric(metric),
+            better,
+            tol,
+        ));
+    }
+    Comparison {
+        base: base_name.into(),
+        new: new_name.into(),
+        tolerance: tol.relative,
+        min_delta_ms: tol.min_delta_ms,
+        rows,
+    }
+}
+
+fn fmt(v: Option<f64>, unit: &str) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if unit == "ms" => {
+            crate::config::format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
+        }
+        Some(v) if unit == "count" => format!("{v:.0}"),
+        Some(v) if unit == "ratio" => format!("{:.2}%", v * 100.0),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn change(c: Option<f64>) -> String {
+    c.map_or("–".into(), |c| format!("{:+.1}%", c * 100.0))
+}
+
+pub fn markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    let n = c.regressions();
+    let _ = writeln!(
+        s,
+        "# batchproof compare — {}\n\nBase `{}` → new `{}`; tolerance {:.0}% (latency: and ≥ {} ms, outside the 95% intervals).\n",
+        if n == 0 {
+            "✅ no regression".to_string()
+        } else {
+            format!("❌ {n} regression(s)")
+        },
+        c.base,
+        c.new,
+        c.tolerance * 100.0,
+        c.min_delta_ms
+    );
+    let _ = writeln!(
+        s,
+        "| metric | base | new | change | verdict |\n|---|---|---|---|---|"
+    );
+    for r in &c.rows {
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} | {} |",
+            r.metric,
+            fmt(r.base, r.unit),
+            fmt(r.new, r.unit),
+            change(r.change),
+            if r.regression {
+                format!("**REGRESSION** ({})", r.why)
+            } else {
+                r.why.clone()
+            }
+        );
+    }
+    s
+}
+
+pub fn html(c: &Comparison) -> String {
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let n = c.regressions();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>batchproof compare</title><style>body{{font:14px system-ui,sans-serif;max-width:960px;margin:24px auto;padding:0 16px}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #d1d9e0;padding:4px 6px;text-align:left}}td.num{{text-align:right}}tr.regression td{{background:#ffebe9}}.badge{{padding:2px 10px;border-radius:12px;color:#fff;background:{}}}</style></head><body><h1>batchproof compare <span class=\"badge\" id=\"verdict\">{}</span></h1><p>Base <code>{}</code> → new <code>{}</code>; tolerance {:.0}% (latency: and ≥ {} ms, outside the 95% intervals).</p><table><tr><th>metric</th><th>base</th><th>new</th><th>change</th><th>verdict</th></tr>",
+        if n == 0 { "#1a7f37" } else { "#d1242f" },
+        if n == 0 {
+            "no regression".to_string()
+        } else {
+            format!("{n} regression(s)")
+        },
+        esc(&c.base),
+        esc(&c.new),
+        c.tolerance * 100.0,
+        c.min_delta_ms
+    );
+    for r in &c.rows {
+        let _ = write!(
+            s,
+            "<tr class=\"{}\"><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            if r.regression { "regression" } else { "" },
+            esc(&r.metric),
+            fmt(r.base, r.unit),
+            fmt(r.new, r.unit),
+            change(r.change),
+            esc(&if r.regression {
+                format!("REGRESSION ({})", r.why)
+            } else {
+                r.why.clone()
+            })
+        );
+    }
+    s.push_str("</table></body></html>");
+    s
+}

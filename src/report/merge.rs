@@ -1,0 +1,233 @@
+//! `batchproof merge`: combines the reports of the shards of one scenario (`run --shard
+//! I/N`) into one report, losslessly: histograms are added (their HdrHistogram encodings
+//! decode exactly), counts and per-second timelines are summed (each shard's timeline
+//! shifted by its start), rules are combined case by case, and thresholds are judged again
+//! on the merged figures.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+
+use super::{Report, Shard};
+use crate::checks::{EXAMPLES, RuleResult, RuleStatus};
+use crate::metrics::{Latency, LatencySummary, OperationSummary, Second};
+
+fn add_hist(a: &LatencySummary, b: &LatencySummary) -> anyhow::Result<LatencySummary> {
+    let mut h = Latency::decode(&a.hdr).map_err(anyhow::Error::msg)?;
+    h.add(&Latency::decode(&b.hdr).map_err(anyhow::Error::msg)?);
+    let mut s = h.summary();
+    s.clamped = a.clamped + b.clamped;
+    Ok(s)
+}
+
+fn add_map(a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>) {
+    for (k, v) in b {
+        *a.entry(k.clone()).or_default() += v;
+    }
+}
+
+fn time(s: &str) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(s).with_context(|| format!("bad time `{s}`"))
+}
+
+fn merge_rules(a: &mut Vec<RuleResult>, b: &[RuleResult]) {
+    for r in b {
+        match a.iter_mut().find(|x| x.id == r.id) {
+            None => a.push(r.clone()),
+            Some(m) => {
+                m.checked += r.checked;
+                m.failed += r.failed;
+                let room = EXAMPLES.saturating_sub(m.examples.len());
+                m.examples.extend(r.examples.iter().take(room).cloned());
+                m.status = if m.failed > 0 {
+                    RuleStatus::Failed
+                } else if m.checked > 0 {
+                    RuleStatus::Passed
+                } else {
+                    RuleStatus::NotRun
+                };
+                if m.status != RuleStatus::NotRun
+                    && m.note.as_deref() == Some("nothing in this run exercised it")
+                {
+                    m.note = None;
+                }
+            }
+        }
+    }
+    a.sort_by_key(|r| match r.status {
+        RuleStatus::Failed => 0,
+        RuleStatus::Passed => 1,
+        RuleStatus::NotRun => 2,
+    });
+}
+
+/// Merges shard reports (at least one) of the same scenario.
+pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
+    let Some((_, first)) = reports.first() else {
+        bail!("nothing to merge");
+    };
+    for (name, r) in reports {
+        if r.scenario.text != first.scenario.text {
+            bail!(
+                "{name} is a report of another scenario (or another version of it) than {}",
+                reports[0].0
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (name, r) in reports {
+        if let Some(s) = &r.shard
+            && !seen.insert(s.index)
+        {
+            bail!("{name}: shard {}/{} appears twice", s.index, s.count);
+        }
+    }
+    let start = reports
+        .iter()
+        .map(|(_, r)| time(&r.started_at))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .min()
+        .expect("non-empty");
+    let mut m = first.clone();
+    m.timeline.clear();
+    m.batches.list.clear();
+    m.runs.missing_examples.clear();
+    m.rules.clear();
+    let mut timeline: BTreeMap<u64, Second> = BTreeMap::new();
+    for (i, (_, r)) in reports.iter().enumerate() {
+        let offset = (time(&r.started_at)? - start).num_seconds().max(0) as u64;
+        for sec in &r.timeline {
+            let t = timeline.entry(sec.t + offset).or_insert_with(|| Second {
+                t: sec.t + offset,
+                ..Default::default()
+            });
+            t.batches_submitted += sec.batches_submitted;
+            t.runs_submitted += sec.runs_submitted;
+            t.runs_completed += sec.runs_completed;
+            t.runs_failed += sec.runs_failed;
+            t.http_errors += sec.http_errors;
+            t.throttles += sec.throttles;
+            t.webhooks += sec.webhooks;
+            t.runs_in_flight += sec.runs_in_flight;
+        }
+        m.batches.list.extend(r.batches.list.iter().cloned());
+        m.runs
+            .missing_examples
+            .extend(r.runs.missing_examples.iter().cloned());
+        merge_rules(&mut m.rules, &r.rules);
+        if i == 0 {
+            continue;
+        }
+        m.complete &= r.complete;
+        if let Some(why) = &r.interrupted {
+            m.interrupted = Some(why.clone());
+        }
+        if time(&r.finished_at)? > time(&m.finished_at)? {
+            m.finished_at = r.finished_at.clone();
+        }
+        m.generator.saturated |= r.generator.saturated;
+        m.generator.unsent_batches += r.generator.unsent_batches;
+        for (k, op) in &r.operations {
+            match m.operations.get_mut(k) {
+                None => {
+                    m.operations.insert(k.clone(), op.clone());
+                }
+                Some(mo) => {
+                    *mo = OperationSummary {
+                        ok: mo.ok + op.ok,
+                        errors: mo.errors + op.errors,
+                        response: add_hist(&mo.response, &op.response)?,
+                        service: add_hist(&mo.service, &op.service)?,
+                        lag: add_hist(&mo.lag, &op.lag)?,
+                    };
+                }
+            }
+        }
+        m.http.requests += r.http.requests;
+        m.http.errors += r.http.errors;
+        m.http.throttles += r.http.throttles;
+        add_map(&mut m.http.outcomes, &r.http.outcomes);
+        let (b, rb) = (&mut m.batches, &r.batches);
+        b.scheduled += rb.scheduled;
+        b.accepted += rb.accepted;
+        b.rejected += rb.rejected;
+        b.throttled += rb.throttled;
+        b.possible_duplicates += rb.possible_duplicates;
+        b.unreachable += rb.unreachable;
+        b.unanswered += rb.unanswered;
+        b.completion = add_hist(&b.completion, &rb.completion)?;
+        let (u, ru) = (&mut m.runs, &r.runs);
+        u.submitted += ru.submitted;
+        u.seen += ru.seen;
+        u.missing += ru.missing;
+        u.rejected += ru.rejected;
+        add_map(&mut u.by_status, &ru.by_status);
+        add_map(&mut u.by_channel, &ru.by_channel);
+        u.anomalies.duplicates += ru.anomalies.duplicates;
+        u.anomalies.unknown += ru.anomalies.unknown;
+        u.anomalies.out_of_order += ru.anomalies.out_of_order;
+        u.anomalies.from_unconfirmed_batches += ru.anomalies.from_unconfirmed_batches;
+        let (w, rw) = (&mut m.webhooks, &r.webhooks);
+        w.received += rw.received;
+        w.verified += rw.verified;
+        add_map(&mut w.rejected, &rw.rejected);
+        w.redeliveries += rw.redeliveries;
+        w.unparseable += rw.unparseable;
+        w.other_events += rw.other_events;
+        w.without_batch_id += rw.without_batch_id;
+        w.metadata_mismatch += rw.metadata_mismatch;
+        w.probe_events += rw.probe_events;
+        m.e2e = add_hist(&m.e2e, &r.e2e)?;
+        // Shards run side by side: their rates add up.
+        m.throughput.batches_per_s += r.throughput.batches_per_s;
+        m.throughput.steady_runs_per_s += r.throughput.steady_runs_per_s;
+        m.throughput.steady_window_s = m
+            .throughput
+            .steady_window_s
+            .max(r.throughput.steady_window_s);
+    }
+    m.timeline = timeline.into_values().collect();
+    m.batches.list.sort_by_key(|l| l.index);
+    m.batches.list.truncate(10_000);
+    m.runs.missing_examples.truncate(20);
+    m.started_at = start.to_rfc3339();
+    m.duration_s = (time(&m.finished_at)? - start).num_milliseconds() as f64 / 1e3;
+    if let Some(submit) = m.operations.get("submit") {
+        m.generator.lag_p99_ms = submit.lag.p99_ms;
+    }
+    if let Some(p) = &mut m.projection {
+        let t = &m.throughput;
+        p.submit_s = if t.batches_per_s > 0.0 {
+            p.batches_needed as f64 / t.batches_per_s
+        } else {
+            f64::INFINITY
+        };
+        p.complete_s = if t.steady_runs_per_s > 0.0 {
+            p.files as f64 / t.steady_runs_per_s + m.e2e.p50_ms / 1e3
+        } else {
+            f64::INFINITY
+        };
+        p.assumptions.push(format!(
+            "merged from {} shards running side by side: acceptance and completion rates are the sums of the shards' rates",
+            reports.len()
+        ));
+    }
+    m.shard = None;
+    m.merged_from = reports
+        .iter()
+        .map(|(name, r)| match &r.shard {
+            Some(Shard { index, count }) => format!("{name} (shard {index}/{count})"),
+            None => name.clone(),
+        })
+        .collect();
+    // Judge the merged figures against the same thresholds.
+    let thresholds = m
+        .verdict
+        .thresholds
+        .iter()
+        .filter_map(|t| crate::scenario::threshold::parse(&t.expr).ok())
+        .collect::<Vec<_>>();
+    m.judge(&thresholds);
+    Ok(m)
+}

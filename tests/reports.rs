@@ -1,0 +1,264 @@
+//! Reports people read and compare: `report` re-renders a saved run in every format,
+//! `merge` adds shard reports losslessly, `compare` flags a slowed target as a regression
+//! and a re-run of the same one as not.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use batchproof::metrics::Latency;
+use batchproof::mock::Profile;
+use batchproof::report::{Report, Shard};
+use batchproof::run::{ProgressMode, RunOptions, run_scenario};
+use batchproof::scenario::{Scenario, Target};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// 30 batches of 10 inputs at 15/s on the embedded mock, results both ways.
+const SCENARIO: &str = r#"
+name: reports-test
+target: {mock: {profile: ../mock/default.yaml}}
+load:
+  model: open
+  phases: [{hold: 2s, rate: 15}]
+  inputs_per_batch: 10
+  seed: 11
+results:
+  via: both
+  polling: {interval: 200ms}
+  deadline: 20s
+thresholds:
+  - "runs.missing == 0"
+  - "submit.p99 < 10s"
+project:
+  files: 5000
+"#;
+
+async fn run(profile: Option<&str>, shard: Option<Shard>, out: &Path) -> (Report, PathBuf) {
+    let path = root().join("scenarios/reports-test.yaml");
+    let mut scenario = Scenario::from_text(&path, SCENARIO).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(p) = profile {
+        let p = root().join(p);
+        scenario.target = Target::Mock {
+            profile: Box::new(Profile::load(&p).unwrap()),
+            profile_path: Some(p),
+        };
+    }
+    let opts = RunOptions {
+        scenario: path,
+        target: None,
+        token_env: "UNUSED".into(),
+        out: out.to_path_buf(),
+        progress: ProgressMode::None,
+        mock_profile: None,
+        shard,
+    };
+    let (report, paths) = run_scenario(scenario, &opts)
+        .await
+        .unwrap_or_else(|(c, m)| panic!("{c}: {m}"));
+    let json = paths
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap()
+        .clone();
+    (report, json)
+}
+
+fn bin(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn hist(s: &batchproof::metrics::LatencySummary) -> Latency {
+    Latency::decode(&s.hdr).unwrap()
+}
+
+/// Every recorded value and its count, for exact histogram equality.
+fn values(h: &Latency) -> Vec<(u64, u64)> {
+    h.hist
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+#[tokio::test]
+async fn report_command_re_renders_a_saved_run_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, json) = run(None, None, dir.path()).await;
+    assert!(
+        json.with_file_name("report.html").exists(),
+        "run writes report.html beside the JSON"
+    );
+    let j = json.to_str().unwrap();
+    let out = bin(&["report", j, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let again: Report = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again, report, "json → report → json is lossless");
+    let html = String::from_utf8(bin(&["report", j, "--format", "html"]).stdout).unwrap();
+    for id in [
+        "latency-submit",
+        "latency-e2e",
+        "timeline-runs",
+        "timeline-inflight",
+        "batches-completion",
+    ] {
+        assert!(html.contains(&format!("data-chart=\"{id}\"")), "chart {id}");
+    }
+    assert!(html.contains("id=\"projection\"") && html.contains("id=\"environment\""));
+    // Self-contained: nothing is loaded from anywhere.
+    for needle in ["<link", "src=\"http", "src='http", "@import", "url(http"] {
+        assert!(!html.contains(needle), "the HTML loads `{needle}`");
+    }
+    let md = String::from_utf8(bin(&["report", j, "--format", "md"]).stdout).unwrap();
+    assert!(md.contains("# batchproof: reports-test"));
+    let junit = String::from_utf8(bin(&["report", j, "--format", "junit"]).stdout).unwrap();
+    roxmltree::Document::parse(&junit).unwrap();
+    let file = dir.path().join("again.html");
+    assert_eq!(
+        bin(&[
+            "report",
+            j,
+            "--format",
+            "html",
+            "-o",
+            file.to_str().unwrap()
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), html);
+    // A file that is not a report gets a clear error and exit 2.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"schema\": \"something/else\"}").unwrap();
+    let out = bin(&["report", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema `something/else`"));
+}
+
+#[tokio::test]
+async fn shards_merge_losslessly_and_agree_with_one_whole_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, ja) = run(None, Some(Shard { index: 0, count: 2 }), dir.path()).await;
+    let (b, jb) = run(None, Some(Shard { index: 1, count: 2 }), dir.path()).await;
+    let (whole, _) = run(None, None, dir.path()).await;
+    // Disjoint batches: even and odd indices.
+    assert!(a.batches.list.iter().all(|l| l.index % 2 == 0));
+    assert!(b.batches.list.iter().all(|l| l.index % 2 == 1));
+
+    let merged_dir = dir.path().join("merged");
+    let out = bin(&[
+        "merge",
+        ja.to_str().unwrap(),
+        jb.to_str().unwrap(),
+        "--out",
+        merged_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Report = batchproof::report::json::read(&merged_dir.join("report.json")).unwrap();
+    assert!(merged_dir.join("report.html").exists());
+
+    // Counts are the sums.
+    assert_eq!(m.runs.submitted, a.runs.submitted + b.runs.submitted);
+    assert_eq!(m.runs.seen, a.runs.seen + b.runs.seen);
+    assert_eq!(m.batches.accepted, a.batches.accepted + b.batches.accepted);
+    assert_eq!(m.http.requests, a.http.requests + b.http.requests);
+    assert_eq!(
+        m.webhooks.received,
+        a.webhooks.received + b.webhooks.received
+    );
+    assert_eq!(
+        m.batches.list.len(),
+        a.batches.list.len() + b.batches.list.len()
+    );
+    let tl = |r: &Report| r.timeline.iter().map(|s| s.runs_submitted).sum::<u64>();
+    assert_eq!(tl(&m), tl(&a) + tl(&b));
+    // Histograms are the exact merge.
+    for (name, pick) in [
+        (
+            "submit response",
+            (|r: &Report| r.operations["submit"].response.clone()) as fn(&Report) -> _,
+        ),
+        ("e2e", |r: &Report| r.e2e.clone()),
+        ("batch completion", |r: &Report| {
+            r.batches.completion.clone()
+        }),
+    ] {
+        let mut want = hist(&pick(&a));
+        want.add(&hist(&pick(&b)));
+        assert_eq!(values(&hist(&pick(&m))), values(&want), "{name}");
+    }
+    assert_eq!(m.merged_from.len(), 2);
+    assert!(m.verdict.passed, "{:?}", m.verdict);
+
+    // And the merge agrees with one run of the whole scenario: same work, similar times.
+    assert_eq!(m.runs.submitted, whole.runs.submitted);
+    assert_eq!(m.batches.accepted, whole.batches.accepted);
+    assert_eq!(m.runs.missing, 0);
+    let (pm, pw) = (m.e2e.p50_ms, whole.e2e.p50_ms);
+    assert!(
+        pm < pw * 3.0 + 50.0 && pw < pm * 3.0 + 50.0,
+        "e2e p50 merged {pm} ms vs whole {pw} ms"
+    );
+
+    // Refusals: the same shard twice, or reports of different scenarios.
+    let out = bin(&[
+        "merge",
+        ja.to_str().unwrap(),
+        ja.to_str().unwrap(),
+        "--out",
+        merged_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("appears twice"));
+}
+
+#[tokio::test]
+async fn compare_flags_a_slowed_target_and_not_a_re_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, base) = run(None, None, dir.path()).await;
+    let (_, rerun) = run(None, None, dir.path()).await;
+    let (_, slow) = run(Some("mock/slow.yaml"), None, dir.path()).await;
+    let cmp = |new: &Path| {
+        bin(&[
+            "compare",
+            base.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+    };
+
+    let same = cmp(&rerun);
+    let text = String::from_utf8_lossy(&same.stdout).to_string();
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "a re-run is not a regression:\n{text}"
+    );
+    assert!(text.contains("no regression"));
+
+    let slowed = cmp(&slow);
+    let text = String::from_utf8_lossy(&slowed.stdout).to_string();
+    assert_eq!(
+        slowed.status.code(),
+        Some(1),
+        "the slowed profile is a regression:\n{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("| `submit.p50`"))
+        .unwrap();
+    assert!(line.contains("REGRESSION"), "{line}");
+    assert!(dir.path().join("compare.html").exists() && dir.path().join("compare.md").exists());
+    let html = std::fs::read_to_string(dir.path().join("compare.html")).unwrap();
+    assert!(html.contains("class=\"regression\""));
+}
