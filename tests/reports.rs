@@ -262,3 +262,42 @@ async fn compare_flags_a_slowed_target_and_not_a_re_run() {
     let html = std::fs::read_to_string(dir.path().join("compare.html")).unwrap();
     assert!(html.contains("class=\"regression\""));
 }
+
+#[test]
+fn the_kubernetes_manifests_run_n_shards_and_merge_them() {
+    let docs = |file: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(root().join("deploy").join(file))
+            .unwrap()
+            .split("\n---\n")
+            .map(|d| {
+                serde_saphyr::from_str::<serde_json::Value>(d)
+                    .unwrap_or_else(|e| panic!("{file}: {e}"))
+            })
+            .collect()
+    };
+    let shards = docs("indexed-job.yaml");
+    let job = shards.iter().find(|d| d["kind"] == "Job").expect("a Job");
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!(
+        spec["backoffLimit"], 0,
+        "a failed shard must not re-send its batches"
+    );
+    let n = spec["completions"].as_u64().unwrap();
+    assert_eq!(spec["parallelism"].as_u64(), Some(n));
+    let args = spec["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        args.contains(&format!("--shard \"${{JOB_COMPLETION_INDEX}}/{n}\"")),
+        "{args}"
+    );
+    // The flag it uses exists, with the syntax it uses.
+    let help = String::from_utf8(bin(&["run", "--help"]).stdout).unwrap();
+    assert!(help.contains("--shard <I/N>"));
+    let merge = docs("merge-job.yaml");
+    let args = merge[0]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    assert!(args.starts_with("batchproof merge /reports/shards/*/report.json"));
+}

@@ -20,6 +20,17 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// An RFC 3339 time as `2026-11-30 00:55:35 UTC`.
+fn when(s: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| s.to_string())
+}
+
 fn ms(v: f64) -> String {
     format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
 }
@@ -51,6 +62,14 @@ fn spectrum(summary: &LatencySummary) -> Vec<(f64, f64)> {
     }
     out
 }
+
+/// The report may fetch nothing: the browser enforces it, and reports any attempt as a
+/// console error (which the browser test looks for).
+const CSP: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">";
+
+/// Counts blocked fetches on the page itself (`data-blocked`), registered before any
+/// content so nothing slips past it.
+const WATCH: &str = "<script>document.addEventListener('securitypolicyviolation',()=>{const h=document.documentElement;h.dataset.blocked=String(+(h.dataset.blocked||0)+1)});</script>";
 
 const CSS: &str = r#"
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--ok:#1a7f37;--bad:#d1242f;--warn:#9a6700;--bg:#fff;--soft:#f6f8fa}
@@ -89,7 +108,7 @@ impl Format for Html {
         };
         write!(
             s,
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>batchproof · {} · {}</title><style>{CSS}</style></head><body><main>",
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>batchproof · {} · {}</title><style>{CSS}</style></head><body>{WATCH}<main>",
             esc(&r.scenario.name),
             verdict.1
         )?;
@@ -103,8 +122,8 @@ impl Format for Html {
             esc(&r.target.url),
             esc(&r.target.kind),
             esc(&r.target.api_version),
-            esc(&r.started_at),
-            esc(&r.finished_at),
+            esc(&when(&r.started_at)),
+            esc(&when(&r.finished_at)),
             r.duration_s
         )?;
         if let Some(why) = &r.interrupted {

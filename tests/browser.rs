@@ -1,0 +1,220 @@
+//! The HTML report in a real browser: headless Chromium renders a report from a real run;
+//! the charts and the rule table must be in the DOM, the page must fetch nothing (its
+//! Content-Security-Policy blocks and reports any attempt) and log nothing to the
+//! console. A screenshot is saved under the test's output folder. A tampered copy of the
+//! report proves the checks can fail.
+//!
+//! Without Chromium the test says it is skipped; under CI=true it fails instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use batchproof::checks::RuleStatus;
+use batchproof::mock::Profile;
+use batchproof::run::{ProgressMode, RunOptions, run_scenario};
+use batchproof::scenario::{Scenario, Target};
+
+fn chromium() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("BATCHPROOF_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+    .find(|p| p.is_file())
+}
+
+/// Flags for a quiet, sandbox-free headless run in a container.
+fn base_args(profile: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=3000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+/// What the browser made of a page: its DOM after scripts ran, and console messages.
+struct Rendered {
+    dom: String,
+    console: Vec<String>,
+}
+
+fn render(chrome: &Path, page: &Path, work: &Path) -> Rendered {
+    let out = Command::new(chrome)
+        .args(base_args(&work.join("profile")))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    Rendered {
+        dom: String::from_utf8_lossy(&out.stdout).into_owned(),
+        console,
+    }
+}
+
+/// Problems a rendered report has; empty when it is sound.
+fn problems(r: &Rendered, rules: &[String]) -> Vec<String> {
+    let mut p = Vec::new();
+    if !r.dom.contains("data-rendered=\"ok\"") {
+        p.push("the page's script did not run to its end".to_string());
+    }
+    if let Some(i) = r.dom.find("data-blocked=\"") {
+        p.push(format!(
+            "the page tried to fetch something: {}",
+            &r.dom[i..(i + 20).min(r.dom.len())]
+        ));
+    }
+    for m in &r.console {
+        p.push(format!("console: {m}"));
+    }
+    for id in [
+        "latency-submit",
+        "latency-e2e",
+        "timeline-runs",
+        "timeline-inflight",
+        "batches-completion",
+    ] {
+        let at = format!("data-chart=\"{id}\"");
+        match r.dom.find(&at) {
+            None => p.push(format!("chart `{id}` is missing")),
+            Some(i)
+                if !r.dom[i..]
+                    .trim_start_matches(&at)
+                    .trim_start_matches('>')
+                    .starts_with("<svg") =>
+            {
+                p.push(format!("chart `{id}` has no SVG"))
+            }
+            Some(_) => {}
+        }
+    }
+    if !r.dom.contains("id=\"rule-table\"") {
+        p.push("no rule table".into());
+    }
+    for id in rules {
+        if !r.dom.contains(&format!("data-rule=\"{id}\"")) {
+            p.push(format!("rule `{id}` is not in the table"));
+        }
+    }
+    p
+}
+
+#[tokio::test]
+async fn the_html_report_renders_in_headless_chromium_offline_and_cleanly() {
+    let Some(chrome) = chromium() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("chromium is required under CI=true (.ci/run installs Debian's chromium)");
+        }
+        eprintln!(
+            "SKIPPED: no chromium on PATH (set BATCHPROOF_CHROMIUM, or apt-get install chromium)"
+        );
+        return;
+    };
+    // A real run with failed rules, so the table has evidence to show.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("scenarios/conformance.yaml");
+    let mut scenario = Scenario::load(&path).unwrap();
+    let defect = root.join("mock/defects/webhook_alters_metadata.yaml");
+    scenario.target = Target::Mock {
+        profile: Box::new(Profile::load(&defect).unwrap()),
+        profile_path: Some(defect),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        scenario: path,
+        target: None,
+        token_env: "UNUSED".into(),
+        out: work.path().join("reports"),
+        progress: ProgressMode::None,
+        mock_profile: None,
+        shard: None,
+    };
+    let (report, paths) = run_scenario(scenario, &opts)
+        .await
+        .unwrap_or_else(|(c, m)| panic!("{c}: {m}"));
+    let html = paths
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "html"))
+        .expect("report.html");
+    assert!(report.rules.iter().any(|r| r.status == RuleStatus::Failed));
+    let rules: Vec<String> = report.rules.iter().map(|r| r.id.clone()).collect();
+
+    let rendered = render(&chrome, html, work.path());
+    let found = problems(&rendered, &rules);
+    assert!(
+        found.is_empty(),
+        "the report renders with problems: {found:#?}"
+    );
+    // Failed rules come first, and their evidence is in the page.
+    let first = rendered.dom.find("data-rule=\"").unwrap();
+    assert!(rendered.dom[first..].starts_with("data-rule=\"webhook.metadata\""));
+    assert!(rendered.dom.contains("batchproof_altered"));
+
+    // The checks can fail: a copy that fetches an image and logs to the console.
+    let tampered = work.path().join("tampered.html");
+    let text = std::fs::read_to_string(html).unwrap().replace(
+        "</main>",
+        "<img src=\"http://example.invalid/pixel.png\"><script>console.log('hello')</script></main>",
+    );
+    std::fs::write(&tampered, text).unwrap();
+    let bad = problems(&render(&chrome, &tampered, work.path()), &rules);
+    assert!(bad.iter().any(|p| p.contains("tried to fetch")), "{bad:?}");
+    assert!(bad.iter().any(|p| p.contains("hello")), "{bad:?}");
+
+    // A screenshot for people, under the test's output folder.
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = shots.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    let out = Command::new(&chrome)
+        .args(base_args(&work.path().join("profile")))
+        .args([
+            "--window-size=1280,2400",
+            &format!("--screenshot={}", png.display()),
+        ])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("a screenshot");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "{} bytes",
+        bytes.len()
+    );
+    eprintln!("screenshot: {}", png.display());
+}
