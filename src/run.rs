@@ -536,6 +536,20 @@ async fn execute(
     Ok((report, paths))
 }
 
+/// Times (ms after the batch's intended submit) by which 0, 10, …, 100 % of a batch's
+/// inputs had a result; shorter when not all of them did.
+fn completion_curve(mut done_ms: Vec<f64>, inputs: u32) -> Vec<f64> {
+    if done_ms.is_empty() || inputs == 0 {
+        return Vec::new();
+    }
+    done_ms.sort_by(f64::total_cmp);
+    (0..=10)
+        .map(|d| (d as usize * inputs as usize).div_ceil(10).max(1))
+        .take_while(|&k| k <= done_ms.len())
+        .map(|k| (done_ms[k - 1] * 1e3).round() / 1e3)
+        .collect()
+}
+
 fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
     let safe: String = name
         .chars()
@@ -733,6 +747,9 @@ fn build_report(
             "unreachable" => batches.unreachable += 1,
             _ => batches.unanswered += 1,
         }
+        // When each of this batch's runs was first seen finished (ms after its intended
+        // submit), for its completion curve.
+        let mut done_ms: Vec<f64> = Vec::new();
         if name == "accepted" {
             runs.submitted += b.inputs as u64;
             for i in (0..b.inputs as u64).filter(|_| collecting) {
@@ -741,6 +758,9 @@ fn build_report(
                     Some((seen, _)) => {
                         runs.seen += 1;
                         completions.push(seen.at);
+                        done_ms.push(
+                            seen.at.saturating_duration_since(b.intended).as_secs_f64() * 1e3,
+                        );
                         *runs
                             .by_status
                             .entry(seen.status.as_str().to_string())
@@ -775,6 +795,7 @@ fn build_report(
                 completed_ms: (b.terminal == b.inputs && b.inputs > 0)
                     .then(|| b.last_terminal.map(since))
                     .flatten(),
+                completion_curve_ms: completion_curve(done_ms, b.inputs),
             });
         }
     }

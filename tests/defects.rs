@@ -301,3 +301,69 @@ fn every_profile_loads_and_unknown_keys_are_located() {
     assert_eq!((e.line, e.column), (Some(3), Some(3)), "{e}");
     assert!(e.to_string().contains("did you mean `workers`"), "{e}");
 }
+
+#[tokio::test]
+async fn rules_can_be_excluded_selected_or_demoted_by_the_scenario() {
+    // The same defect, three ways of looking at it.
+    let path = root().join("scenarios/conformance.yaml");
+    let base = std::fs::read_to_string(&path).unwrap();
+    let defect = root().join("mock/defects/webhook_alters_metadata.yaml");
+    let run = |text: String| {
+        let path = path.clone();
+        let defect = defect.clone();
+        async move {
+            let mut scenario = Scenario::from_text(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+            scenario.target = Target::Mock {
+                profile: Box::new(Profile::load(&defect).unwrap()),
+                profile_path: Some(defect),
+            };
+            let out = tempfile::tempdir().unwrap();
+            let opts = RunOptions {
+                scenario: path,
+                target: None,
+                token_env: "UNUSED".into(),
+                out: out.path().to_path_buf(),
+                progress: ProgressMode::None,
+                mock_profile: None,
+                shard: None,
+            };
+            run_scenario(scenario, &opts).await.unwrap().0
+        }
+    };
+    // Excluded: the rule is not judged, and the run passes.
+    let excluded = run(base.replace(
+        "  audit_batches: 4",
+        "  exclude: [webhook.metadata]\n  audit_batches: 4",
+    ))
+    .await;
+    assert!(excluded.rules.iter().all(|r| r.id != "webhook.metadata"));
+    assert!(failed(&excluded).is_empty() && excluded.verdict.passed);
+    // Demoted to a warning: reported as failed, but the run passes.
+    let warned = run(base.replace(
+        "  audit_batches: 4",
+        "  severity: {webhook.metadata: warn}\n  audit_batches: 4",
+    ))
+    .await;
+    let rule = warned
+        .rules
+        .iter()
+        .find(|r| r.id == "webhook.metadata")
+        .unwrap();
+    assert_eq!(
+        (rule.status, rule.severity),
+        (RuleStatus::Failed, Severity::Warn)
+    );
+    assert!(warned.verdict.passed);
+    // Only one family selected.
+    let only = run(base.replace(
+        "  audit_batches: 4",
+        "  include: [webhook]\n  audit_batches: 4",
+    ))
+    .await;
+    assert!(only.rules.iter().all(|r| r.id.starts_with("webhook.")));
+    assert_eq!(only.rules.len(), batchproof::checks::webhook::RULES.len());
+    assert_eq!(
+        failed(&only),
+        BTreeSet::from(["webhook.metadata".to_string()])
+    );
+}

@@ -493,6 +493,43 @@ impl Format for Html {
                 Series { name: "submission answered".into(), points: answered, color: PALETTE[0], markers: true },
             ],
         ));
+        // Completion curves of up to 24 batches, spread over the run.
+        let curves: Vec<&super::BatchLine> = b
+            .list
+            .iter()
+            .filter(|l| !l.completion_curve_ms.is_empty())
+            .collect();
+        let every = curves.len().div_ceil(24).max(1);
+        let series: Vec<Series> = curves
+            .iter()
+            .step_by(every)
+            .enumerate()
+            .map(|(i, l)| Series {
+                name: if i < 6 {
+                    format!("#{}", l.index)
+                } else {
+                    String::new()
+                },
+                points: l
+                    .completion_curve_ms
+                    .iter()
+                    .enumerate()
+                    .map(|(d, t)| (t / 1e3, (d * 10) as f64))
+                    .collect(),
+                color: PALETTE[i % PALETTE.len()],
+                markers: false,
+            })
+            .collect();
+        s.push_str(&line_chart(
+            &Chart {
+                id: "batches-curves",
+                title: "per-batch completion: % of its inputs with a result, by time since the batch was due",
+                x_label: "seconds after the batch was due",
+                y_label: "% done",
+                x_axis: XAxis::Linear,
+            },
+            &series,
+        ));
         if let Some(last) = b
             .list
             .iter()

@@ -147,6 +147,10 @@ pub struct BatchLine {
     pub throttles: u32,
     pub terminal: u32,
     pub completed_ms: Option<f64>,
+    /// ms after the intended submit by which 0 %, 10 %, …, 100 % of the batch's inputs
+    /// had a result (fewer points when not all did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completion_curve_ms: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -66,6 +66,8 @@ fn step(range: f64, ticks: f64) -> f64 {
 fn label(v: f64) -> String {
     if v == 0.0 {
         "0".into()
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
     } else if v.abs() >= 10.0 {
         format!("{:.0}", v)
     } else if v.abs() >= 1.0 {
@@ -237,7 +239,7 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
     }
     // Legend.
     let mut lx = LEFT + 8.0;
-    for se in series {
+    for se in series.iter().filter(|se| !se.name.is_empty()) {
         let _ = write!(
             s,
             "<rect x=\"{lx:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"legend\">{}</text>",
@@ -285,13 +287,13 @@ mod tests {
             },
             &[Series {
                 name: "s".into(),
-                points: vec![(0.0, 0.0), (10.0, 5.0)],
+                points: vec![(0.0, 0.0), (10.0, 8.0)],
                 color: PALETTE[0],
                 markers: false,
             }],
         );
         assert!(svg.contains("a &lt; b"));
-        // (0,0) at the bottom-left corner of the plot, (10,5) at the top-right.
+        // (0,0) at the bottom-left corner of the plot, (10,8) at the top-right (8 is a whole number of y steps).
         assert!(
             svg.contains(&format!("{:.1},{:.1}", LEFT, H - BOTTOM)),
             "{svg}"
