@@ -64,12 +64,9 @@ fn step(range: f64, ticks: f64) -> f64 {
 }
 
 fn label(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if v.fract() == 0.0 {
+    // Whole numbers and large values without decimals.
+    if v.fract() == 0.0 || v.abs() >= 10.0 {
         format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{:.0}", v)
     } else if v.abs() >= 1.0 {
         format!("{:.1}", v)
     } else {
