@@ -353,12 +353,14 @@ async fn execute(
     let mut consumer = None;
     if let Some(w) = &scenario.results.webhooks {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let r = Receiver::start(w.listen, tx).await.map_err(|e| {
-            abort(
-                exit::INVALID,
-                format!("webhook receiver cannot listen on {}: {e}", w.listen),
-            )
-        })?;
+        let r = Receiver::start(w.listen, tx, w.refuse_first)
+            .await
+            .map_err(|e| {
+                abort(
+                    exit::INVALID,
+                    format!("webhook receiver cannot listen on {}: {e}", w.listen),
+                )
+            })?;
         let public = w.public_url.clone().unwrap_or_else(|| r.url());
         let secret = if w.register {
             match register_webhook(&client, &public, &scenario).await {
@@ -465,6 +467,8 @@ async fn execute(
         let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
     }
     if let Some(r) = receiver {
+        ledger.lock().expect("ledger").webhooks.refused =
+            u64::from(r.refused.load(Ordering::Relaxed));
         r.stop().await;
     }
     if let Some(c) = consumer {

@@ -111,6 +111,9 @@ pub struct WebhookCounts {
     /// Events for runs the conformance probes created (not part of the load).
     #[serde(default)]
     pub probe_events: u64,
+    /// Deliveries the receiver answered 503 on purpose (`results.webhooks.refuse_first`).
+    #[serde(default)]
+    pub refused: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -178,6 +178,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         w.without_batch_id += rw.without_batch_id;
         w.metadata_mismatch += rw.metadata_mismatch;
         w.probe_events += rw.probe_events;
+        w.refused += rw.refused;
         m.e2e = add_hist(&m.e2e, &r.e2e)?;
         // Shards run side by side: their rates add up.
         m.throughput.batches_per_s += r.throughput.batches_per_s;

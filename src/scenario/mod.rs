@@ -346,6 +346,9 @@ pub struct WebhooksFile {
     pub register: bool,
     #[serde(default = "default_max_age")]
     pub max_age: Dur,
+    /// Fault injection: answer the first N deliveries 503, to see the target retry.
+    #[serde(default)]
+    pub refuse_first: u32,
 }
 
 impl Default for WebhooksFile {
@@ -356,6 +359,7 @@ impl Default for WebhooksFile {
             secret_env: None,
             register: true,
             max_age: default_max_age(),
+            refuse_first: 0,
         }
     }
 }
@@ -502,6 +506,7 @@ pub struct WebhookResults {
     pub secret_env: Option<String>,
     pub register: bool,
     pub max_age: Duration,
+    pub refuse_first: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -865,6 +870,7 @@ impl Scenario {
             secret_env: r.webhooks.secret_env.clone(),
             register: r.webhooks.register,
             max_age: r.webhooks.max_age.0,
+            refuse_first: r.webhooks.refuse_first,
         });
         if let (Some(w), Target::Url { .. }) = (&webhooks, &target) {
             if w.register && w.public_url.is_none() {

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -30,23 +31,36 @@ pub struct Delivery {
 
 pub struct Receiver {
     pub addr: SocketAddr,
+    /// Deliveries answered 503 on purpose (`refuse_first`).
+    pub refused: Arc<AtomicU32>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn accept(
-    State(tx): State<Arc<mpsc::UnboundedSender<Delivery>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+struct Inbox {
+    tx: mpsc::UnboundedSender<Delivery>,
+    /// Deliveries still to refuse with 503 (fault injection: the target must retry).
+    refuse: AtomicU32,
+    refused: Arc<AtomicU32>,
+}
+
+async fn accept(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let arrived = Instant::now();
+    if inbox
+        .refuse
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        inbox.refused.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let h = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let _ = tx.send(Delivery {
+    let _ = inbox.tx.send(Delivery {
         arrived,
         timestamp: h(TIMESTAMP_HEADER),
         signature: h(SIGNATURE_HEADER),
@@ -56,18 +70,25 @@ async fn accept(
 }
 
 impl Receiver {
-    /// Listens on `bind` and forwards deliveries POSTed to any path to `tx`.
+    /// Listens on `bind` and forwards deliveries POSTed to any path to `tx`, after
+    /// answering the first `refuse_first` of them 503.
     pub async fn start(
         bind: SocketAddr,
         tx: mpsc::UnboundedSender<Delivery>,
+        refuse_first: u32,
     ) -> anyhow::Result<Receiver> {
+        let refused = Arc::new(AtomicU32::new(0));
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/", post(accept))
             .route("/{*path}", post(accept))
             .layer(DefaultBodyLimit::max(MAX_DELIVERY_BYTES))
-            .with_state(Arc::new(tx));
+            .with_state(Arc::new(Inbox {
+                tx,
+                refuse: AtomicU32::new(refuse_first),
+                refused: refused.clone(),
+            }));
         let (shutdown, mut rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -78,6 +99,7 @@ impl Receiver {
         });
         Ok(Receiver {
             addr,
+            refused,
             shutdown,
             task,
         })
