@@ -443,6 +443,7 @@ async fn execute(
     let unsent = engine.drive(load_stop_rx, Duration::from_secs(5)).await;
     let load_end = Instant::now();
     forward.abort();
+    tracing::info!(unsent, "load finished; waiting for results");
 
     // Results.
     if stop_rx.borrow().is_none() {

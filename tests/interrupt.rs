@@ -117,3 +117,117 @@ fn the_mock_stops_cleanly_on_sigterm() {
     assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(status.code(), Some(0));
 }
+
+/// Starts `batchproof run` on `scenario_text`, sends `signal` once a stderr line contains
+/// `marker` (the phase has begun), and returns the exit code, the report and stderr.
+fn interrupt_at(
+    scenario_text: &str,
+    marker: &str,
+    signal: &str,
+) -> (Option<i32>, batchproof::report::Report, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("phase.yaml");
+    std::fs::write(&scenario, scenario_text).unwrap();
+    let out = dir.path().join("reports");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--progress",
+            "none",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("the run ended before `{marker}`:\n{seen}");
+        }
+        seen.push_str(&line);
+        if line.contains(marker) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{marker}` within 60 s:\n{seen}"
+        );
+    }
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped promptly"
+    );
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report = batchproof::report::json::read(&run_dir.join("report.json")).unwrap();
+    assert!(run_dir.join("report.html").exists() && run_dir.join("report.md").exists());
+    (status.code(), report, seen)
+}
+
+#[test]
+fn a_signal_while_waiting_for_results_leaves_an_incomplete_report_with_the_runs_so_far() {
+    // Real-time processing (median 2 s): the one batch is in, its results are not.
+    let (code, report, stderr) = interrupt_at(
+        "name: waiting\ntarget: {mock: {time_scale: 1}}\nload:\n  phases: [{hold: 1s, rate: 1}]\n  inputs_per_batch: 200\nresults: {via: both, deadline: 120s}\n",
+        "waiting for results",
+        "INT",
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(!report.complete);
+    assert_eq!(report.batches.accepted, 1);
+    assert_eq!(report.generator.unsent_batches, 0, "the load had finished");
+    assert_eq!(report.runs.submitted, 200);
+    assert!(
+        report.runs.seen < 200,
+        "interrupted before every result was in"
+    );
+    assert_eq!(
+        report.runs.seen + report.runs.missing,
+        200,
+        "every input accounted for"
+    );
+}
+
+#[test]
+fn a_signal_during_the_conformance_checks_leaves_an_incomplete_report_without_rules() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/conformance.yaml"
+    ))
+    .unwrap()
+    .replace(
+        "profile: ../mock/conformance.yaml",
+        &format!(
+            "profile: {}/mock/conformance.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    let (code, report, stderr) = interrupt_at(&text, "checking the contract", "TERM");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(!report.complete);
+    assert!(report.interrupted.as_deref().unwrap().contains("TERM"));
+    assert!(report.rules.is_empty(), "half-run checks are not judged");
+    assert_eq!(
+        report.runs.missing, 0,
+        "the load's results were all in before the checks"
+    );
+}
