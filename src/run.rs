@@ -422,6 +422,22 @@ async fn execute(
         progress_done.clone(),
     );
 
+    // Memory, once a second, into the timeline (soak runs watch it plateau).
+    let sampler = {
+        let ledger = ledger.clone();
+        let done = progress_done.clone();
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kib) = crate::metrics::rss_kib() {
+                    let mut l = ledger.lock().expect("ledger");
+                    let since = start.elapsed();
+                    l.timeline.at(since).rss_kib = kib;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+
     // Load.
     let (load_stop_tx, load_stop_rx) = watch::channel(false);
     let mut stop_watch = stop_rx.clone();
@@ -476,6 +492,7 @@ async fn execute(
         let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
     }
     progress_done.store(true, Ordering::Relaxed);
+    sampler.abort();
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -518,6 +535,7 @@ async fn execute(
         report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
     }
     report.shard = opts.shard;
+    report.resources = report::Resources::from_timeline(&report.timeline);
     report.judge(&scenario.thresholds);
     let name = match opts.shard {
         Some(s) => format!("{}-shard{}of{}", scenario.name, s.index, s.count),
@@ -946,6 +964,7 @@ fn build_report(
         projection,
         timeline: ledger.timeline.finish(),
         rules: Vec::new(),
+        resources: None,
         shard: None,
         merged_from: Vec::new(),
     }

@@ -175,6 +175,10 @@ pub struct Second {
     pub webhooks: u64,
     /// Runs submitted and not yet seen terminal, at the end of this second.
     pub runs_in_flight: u64,
+    /// Resident memory of this process (harness, and the embedded mock when it is the
+    /// target) sampled in this second, KiB; 0 when not sampled.
+    #[serde(default)]
+    pub rss_kib: u64,
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +202,7 @@ impl Timeline {
         };
         let mut out = Vec::with_capacity(last as usize + 1);
         let mut in_flight: i64 = 0;
+        let mut rss = 0;
         for t in 0..=last {
             let mut s = self.seconds.get(&t).cloned().unwrap_or(Second {
                 t,
@@ -205,10 +210,22 @@ impl Timeline {
             });
             in_flight += s.runs_submitted as i64 - s.runs_completed as i64;
             s.runs_in_flight = in_flight.max(0) as u64;
+            // A second without a sample keeps the last one.
+            if s.rss_kib == 0 {
+                s.rss_kib = rss;
+            }
+            rss = s.rss_kib;
             out.push(s);
         }
         out
     }
+}
+
+/// Resident set size of this process in KiB, from /proc (Linux); None elsewhere.
+pub fn rss_kib() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4)
 }
 
 #[cfg(test)]

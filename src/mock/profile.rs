@@ -369,6 +369,15 @@ impl Profile {
         Ok(profile)
     }
 
+    /// Parses and validates a profile from text; `name` names it in errors.
+    pub fn from_text(name: &str, text: &str) -> Result<Profile, ConfigError> {
+        let profile: Profile = crate::config::parse_yaml(name, text)?;
+        profile
+            .validate()
+            .map_err(|(msg, fix)| ConfigError::new(name, msg).with_fix(fix))?;
+        Ok(profile)
+    }
+
     /// Checks what serde cannot: ranges and relations between fields.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |m: String, f: &str| Err((m, f.to_string()));

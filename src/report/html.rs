@@ -465,6 +465,31 @@ impl Format for Html {
                 },
             ],
         ));
+        if let Some(res) = &r.resources {
+            s.push_str(&line_chart(
+                &Chart {
+                    id: "timeline-memory",
+                    title: "memory of the harness process (with the embedded mock, when it is the target)",
+                    x_label: "seconds since start",
+                    y_label: "RSS, MiB",
+                    x_axis: XAxis::Linear,
+                },
+                &[Series {
+                    name: "RSS".into(),
+                    points: downsample(
+                        r.timeline.iter().filter(|x| x.rss_kib > 0).map(|x| (x.t as f64, x.rss_kib as f64 / 1024.0)).collect(),
+                        1200,
+                    ),
+                    color: PALETTE[5],
+                    markers: false,
+                }],
+            ));
+            write!(
+                s,
+                "<p>Memory: {:.0} MiB at the start, {:.0} MiB half way, {:.0} MiB at the end (peak {:.0} MiB, {} samples).</p>",
+                res.rss_start_mib, res.rss_mid_mib, res.rss_end_mib, res.rss_max_mib, res.samples
+            )?;
+        }
         s.push_str("</section>");
 
         // Batches.

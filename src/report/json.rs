@@ -16,17 +16,19 @@ impl Format for Json {
 
 /// Reads a JSON report, refusing other schemas with a message that says which one it is.
 pub fn read(path: &std::path::Path) -> anyhow::Result<Report> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?;
+    let text =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    parse(&path.display().to_string(), &text)
+}
+
+/// Parses a JSON report from bytes; `name` names it in errors.
+pub fn parse(name: &str, text: &[u8]) -> anyhow::Result<Report> {
+    let v: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| anyhow::anyhow!("{name}: not JSON: {e}"))?;
     match v.get("schema").and_then(|s| s.as_str()) {
         Some(SCHEMA) => {}
-        Some(other) => anyhow::bail!(
-            "{}: schema `{other}`, this batchproof reads `{SCHEMA}`",
-            path.display()
-        ),
-        None => anyhow::bail!("{}: not a batchproof report (no `schema`)", path.display()),
+        Some(other) => anyhow::bail!("{name}: schema `{other}`, this batchproof reads `{SCHEMA}`"),
+        None => anyhow::bail!("{name}: not a batchproof report (no `schema`)"),
     }
-    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }

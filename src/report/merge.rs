@@ -110,6 +110,8 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             t.throttles += sec.throttles;
             t.webhooks += sec.webhooks;
             t.runs_in_flight += sec.runs_in_flight;
+            // Shards run in separate processes: the largest, not the sum.
+            t.rss_kib = t.rss_kib.max(sec.rss_kib);
         }
         m.batches.list.extend(r.batches.list.iter().cloned());
         m.runs
@@ -189,6 +191,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             .max(r.throughput.steady_window_s);
     }
     m.timeline = timeline.into_values().collect();
+    m.resources = super::Resources::from_timeline(&m.timeline);
     m.batches.list.sort_by_key(|l| l.index);
     m.batches.list.truncate(10_000);
     m.runs.missing_examples.truncate(20);

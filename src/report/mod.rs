@@ -49,12 +49,46 @@ pub struct Report {
     /// Contract rule results, failures first (empty when the scenario has no `checks:`).
     #[serde(default)]
     pub rules: Vec<RuleResult>,
+    /// Memory of this process over the run (from the timeline's samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
     /// Which share of the scenario this run sent (`run --shard I/N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
     /// The shard reports a merged report was made from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+}
+
+/// Resident memory of the harness process (which includes the embedded mock when it is
+/// the target), sampled once a second: does it plateau?
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    pub samples: u64,
+    pub rss_start_mib: f64,
+    pub rss_mid_mib: f64,
+    pub rss_end_mib: f64,
+    pub rss_max_mib: f64,
+}
+
+impl Resources {
+    pub fn from_timeline(timeline: &[Second]) -> Option<Resources> {
+        let rss: Vec<f64> = timeline
+            .iter()
+            .filter(|s| s.rss_kib > 0)
+            .map(|s| s.rss_kib as f64 / 1024.0)
+            .collect();
+        if rss.is_empty() {
+            return None;
+        }
+        Some(Resources {
+            samples: rss.len() as u64,
+            rss_start_mib: rss[0],
+            rss_mid_mib: rss[rss.len() / 2],
+            rss_end_mib: rss[rss.len() - 1],
+            rss_max_mib: rss.iter().copied().fold(0.0, f64::max),
+        })
+    }
 }
 
 /// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.
@@ -263,6 +297,12 @@ impl Report {
             "throughput.batches" => Some(self.throughput.batches_per_s),
             "throughput.runs" => Some(self.throughput.steady_runs_per_s),
             "generator.saturated" => Some(if self.generator.saturated { 1.0 } else { 0.0 }),
+            "rss.max" => self.resources.as_ref().map(|r| r.rss_max_mib),
+            "rss.growth" => self
+                .resources
+                .as_ref()
+                .filter(|r| r.rss_mid_mib > 0.0)
+                .map(|r| r.rss_end_mib / r.rss_mid_mib),
             "rules.failed" => Some(
                 self.rules
                     .iter()

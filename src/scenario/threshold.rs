@@ -32,7 +32,7 @@ const STATS: [&str; 9] = [
 ];
 
 /// Metrics that are plain numbers.
-pub const SCALAR_METRICS: [(&str, Unit, &str); 19] = [
+pub const SCALAR_METRICS: [(&str, Unit, &str); 23] = [
     (
         "runs.submitted",
         Unit::Count,
@@ -111,6 +111,26 @@ pub const SCALAR_METRICS: [(&str, Unit, &str); 19] = [
         "generator.saturated",
         Unit::Count,
         "1 if schedule lag p99 exceeded its bound",
+    ),
+    (
+        "rules.failed",
+        Unit::Count,
+        "contract rules that failed (any severity)",
+    ),
+    (
+        "rules.not_run",
+        Unit::Count,
+        "contract rules nothing exercised",
+    ),
+    (
+        "rss.max",
+        Unit::Count,
+        "peak resident memory of the harness process, MiB",
+    ),
+    (
+        "rss.growth",
+        Unit::Ratio,
+        "resident memory at the end ÷ half way (1.0 = flat)",
     ),
 ];
 
