@@ -195,6 +195,14 @@ fn watch_signals(stop: watch::Sender<Option<String>>) {
                         _ = term.recv() => "terminated (SIGTERM)",
                     };
                     let _ = stop.send(Some(reason.into()));
+                    // A second signal means "now": leave at once. Report files are only
+                    // ever renamed into place whole, so none is left truncated.
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    eprintln!("second signal: exiting without finishing the report");
+                    std::process::exit(i32::from(exit::ABORTED));
                 }
                 _ => {
                     let _ = tokio::signal::ctrl_c().await;
@@ -549,6 +557,15 @@ async fn execute(
     ];
     if scenario.checks.is_some() {
         formats.push(&report::junit::JunitXml);
+    }
+    tracing::info!(dir = %dir.display(), "writing the report");
+    // Test seam (debug builds only): hold the write open so a test can signal during it.
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("BATCHPROOF_TEST_SLOW_WRITE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let paths = report::write_all(&report, &dir, &formats).map_err(|e| {
         abort(

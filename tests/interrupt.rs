@@ -125,6 +125,15 @@ fn interrupt_at(
     marker: &str,
     signal: &str,
 ) -> (Option<i32>, batchproof::report::Report, String) {
+    interrupt_at_with(scenario_text, marker, signal, &[])
+}
+
+fn interrupt_at_with(
+    scenario_text: &str,
+    marker: &str,
+    signal: &str,
+    env: &[(&str, &str)],
+) -> (Option<i32>, batchproof::report::Report, String) {
     use std::io::{BufRead, BufReader, Read};
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("phase.yaml");
@@ -139,6 +148,7 @@ fn interrupt_at(
             "--out",
             out.to_str().unwrap(),
         ])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -230,4 +240,19 @@ fn a_signal_during_the_conformance_checks_leaves_an_incomplete_report_without_ru
         report.runs.missing, 0,
         "the load's results were all in before the checks"
     );
+}
+
+#[test]
+fn a_signal_while_the_report_is_written_lets_the_write_finish_whole() {
+    // The report is already built when the signal comes: it is complete, and it is
+    // written whole (each file is renamed into place only once fully written).
+    let (code, report, stderr) = interrupt_at_with(
+        "name: writing\ntarget: {mock: {time_scale: 100}}\nload:\n  phases: [{hold: 1s, rate: 2}]\n  inputs_per_batch: 5\nresults: {via: both, deadline: 20s}\n",
+        "writing the report",
+        "INT",
+        &[("BATCHPROOF_TEST_SLOW_WRITE_MS", "1500")],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(report.complete, "the run had finished before the signal");
+    assert_eq!(report.runs.seen, report.runs.submitted);
 }
