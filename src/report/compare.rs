@@ -101,7 +101,9 @@ fn latency_rows(
         };
         let (regression, why) = match (b, n, bi, ni, change) {
             (Some(b), Some(n), Some(bi), Some(ni), Some(c)) => {
-                if c <= tol.relative {
+                if c < 0.0 {
+                    (false, "better".to_string())
+                } else if c <= tol.relative {
                     (false, "within tolerance".to_string())
                 } else if n - b < tol.min_delta_ms {
                     (false, format!("below the {} ms floor", tol.min_delta_ms))
@@ -146,10 +148,13 @@ fn value_row(
         (Some(b), Some(n), Better::Lower) if unit == "count" => {
             if n > b {
                 (true, format!("{b} → {n}"))
+            } else if n < b {
+                (false, "better".into())
             } else {
-                (false, String::new())
+                (false, "unchanged".into())
             }
         }
+        (Some(b), Some(n), Better::Lower) if n < b => (false, "better".into()),
         (Some(b), Some(n), Better::Lower) => {
             if n > b * (1.0 + tol.relative) && n - b > 1e-9 {
                 (
@@ -160,6 +165,7 @@ fn value_row(
                 (false, "within tolerance".into())
             }
         }
+        (Some(b), Some(n), Better::Higher) if n > b => (false, "better".into()),
         (Some(b), Some(n), Better::Higher) => {
             if n < b * (1.0 - tol.relative) {
                 (true, format!("{:.0}%", change.unwrap_or(-1.0) * 100.0))
