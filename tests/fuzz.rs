@@ -263,7 +263,10 @@ fn mock_request_bodies() {
 #[test]
 fn known_crashers_stay_fixed() {
     let dir = root().join("fuzz/regressions");
-    assert!(dir.join("README.md").exists(), "fuzz/regressions/ documents itself");
+    assert!(
+        dir.join("README.md").exists(),
+        "fuzz/regressions/ documents itself"
+    );
     let mut n = 0;
     for target in ["scenario", "profile", "delivery", "report"] {
         let Ok(entries) = std::fs::read_dir(dir.join(target)) else {
