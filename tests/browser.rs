@@ -6,12 +6,14 @@
 //!
 //! Without Chromium the test says it is skipped; under CI=true it fails instead.
 
+mod common;
+use common::run_in_process;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use batchproof::checks::RuleStatus;
 use batchproof::mock::Profile;
-use batchproof::run::{ProgressMode, RunOptions, run_scenario};
 use batchproof::scenario::{Scenario, Target};
 
 fn chromium() -> Option<PathBuf> {
@@ -150,18 +152,7 @@ async fn the_html_report_renders_in_headless_chromium_offline_and_cleanly() {
         profile_path: Some(defect),
     };
     let work = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        scenario: path,
-        target: None,
-        token_env: "UNUSED".into(),
-        out: work.path().join("reports"),
-        progress: ProgressMode::None,
-        mock_profile: None,
-        shard: None,
-    };
-    let (report, paths) = run_scenario(scenario, &opts)
-        .await
-        .unwrap_or_else(|(c, m)| panic!("{c}: {m}"));
+    let (report, paths) = run_in_process(scenario, &work.path().join("reports"), None).await;
     let html = paths
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "html"))

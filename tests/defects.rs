@@ -5,6 +5,7 @@
 //! of every run is parsed and must agree with the JSON report.
 
 mod common;
+use common::run_in_process;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,6 @@ use batchproof::checks::{RuleStatus, Severity};
 use batchproof::mock::Profile;
 use batchproof::mock::profile::MissingVersion;
 use batchproof::report::Report;
-use batchproof::run::{ProgressMode, RunOptions, run_scenario};
 use batchproof::scenario::{Scenario, Target};
 
 fn root() -> PathBuf {
@@ -34,18 +34,7 @@ async fn conformance(profile: Option<&Path>, version: ApiVersion) -> (Report, St
         };
     }
     let out = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        scenario: path,
-        target: None,
-        token_env: "UNUSED".into(),
-        out: out.path().to_path_buf(),
-        progress: ProgressMode::None,
-        mock_profile: None,
-        shard: None,
-    };
-    let (report, paths) = run_scenario(scenario, &opts)
-        .await
-        .unwrap_or_else(|(code, m)| panic!("run failed ({code}): {m}"));
+    let (report, paths) = run_in_process(scenario, out.path(), None).await;
     let junit = paths
         .iter()
         .find(|p| p.to_string_lossy().ends_with(".junit.xml"))
@@ -246,16 +235,7 @@ async fn missing_version_expectation_can_be_overridden_for_legacy_keys() {
             profile_path: None,
         };
         let out = tempfile::tempdir().unwrap();
-        let opts = RunOptions {
-            scenario: path.clone(),
-            target: None,
-            token_env: "UNUSED".into(),
-            out: out.path().to_path_buf(),
-            progress: ProgressMode::None,
-            mock_profile: None,
-            shard: None,
-        };
-        let (report, _) = run_scenario(scenario, &opts).await.unwrap();
+        let (report, _) = run_in_process(scenario, out.path(), None).await;
         assert_eq!(
             failed(&report).len(),
             usize::from(want == RuleStatus::Failed)
@@ -318,16 +298,7 @@ async fn rules_can_be_excluded_selected_or_demoted_by_the_scenario() {
                 profile_path: Some(defect),
             };
             let out = tempfile::tempdir().unwrap();
-            let opts = RunOptions {
-                scenario: path,
-                target: None,
-                token_env: "UNUSED".into(),
-                out: out.path().to_path_buf(),
-                progress: ProgressMode::None,
-                mock_profile: None,
-                shard: None,
-            };
-            run_scenario(scenario, &opts).await.unwrap().0
+            run_in_process(scenario, out.path(), None).await.0
         }
     };
     // Excluded: the rule is not judged, and the run passes.

@@ -4,13 +4,15 @@
 //! submitted input must still be accounted for exactly once, and the report must say which
 //! channel saw what.
 
+mod common;
+use common::run_in_process;
+
 use std::path::PathBuf;
 
 use batchproof::config::Dur;
 use batchproof::mock::Profile;
 use batchproof::mock::profile::Endpoint;
 use batchproof::report::Report;
-use batchproof::run::{ProgressMode, RunOptions, run_scenario};
 use batchproof::scenario::{Scenario, Target};
 
 fn scenario(refuse_first: u32) -> String {
@@ -53,19 +55,7 @@ async fn run(p: Profile, refuse_first: u32) -> Report {
         profile_path: None,
     };
     let out = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        scenario: path,
-        target: None,
-        token_env: "UNUSED".into(),
-        out: out.path().to_path_buf(),
-        progress: ProgressMode::None,
-        mock_profile: None,
-        shard: None,
-    };
-    run_scenario(s, &opts)
-        .await
-        .unwrap_or_else(|(c, m)| panic!("{c}: {m}"))
-        .0
+    run_in_process(s, out.path(), None).await.0
 }
 
 /// Every input accounted for exactly once, whatever the faults.

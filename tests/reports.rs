@@ -2,13 +2,15 @@
 //! `merge` adds shard reports losslessly, `compare` flags a slowed target as a regression
 //! and a re-run of the same one as not.
 
+mod common;
+use common::run_in_process;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use batchproof::metrics::Latency;
 use batchproof::mock::Profile;
 use batchproof::report::{Report, Shard};
-use batchproof::run::{ProgressMode, RunOptions, run_scenario};
 use batchproof::scenario::{Scenario, Target};
 
 fn root() -> PathBuf {
@@ -45,18 +47,7 @@ async fn run(profile: Option<&str>, shard: Option<Shard>, out: &Path) -> (Report
             profile_path: Some(p),
         };
     }
-    let opts = RunOptions {
-        scenario: path,
-        target: None,
-        token_env: "UNUSED".into(),
-        out: out.to_path_buf(),
-        progress: ProgressMode::None,
-        mock_profile: None,
-        shard,
-    };
-    let (report, paths) = run_scenario(scenario, &opts)
-        .await
-        .unwrap_or_else(|(c, m)| panic!("{c}: {m}"));
+    let (report, paths) = run_in_process(scenario, out, shard).await;
     let json = paths
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "json"))

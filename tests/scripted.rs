@@ -6,6 +6,9 @@
 //! the collateral its table row declares (a target that repeats one batch id cannot keep
 //! its list filter either).
 
+mod common;
+use common::run_in_process;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -13,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use batchproof::api::{ApiVersion, RunStatus};
 use batchproof::checks::RuleStatus;
 use batchproof::report::Report;
-use batchproof::run::{ProgressMode, RunOptions, run_scenario};
 use batchproof::scenario::Scenario;
 use batchproof::webhook::signing;
 use serde_json::{Value, json};
@@ -552,19 +554,7 @@ checks:
     let path = std::path::PathBuf::from("scripted.yaml");
     let scenario = Scenario::from_text(&path, &text).unwrap_or_else(|e| panic!("{e}"));
     let out = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        scenario: path,
-        target: None,
-        token_env: TOKEN_ENV.into(),
-        out: out.path().to_path_buf(),
-        progress: ProgressMode::None,
-        mock_profile: None,
-        shard: None,
-    };
-    let (report, _) = run_scenario(scenario, &opts)
-        .await
-        .unwrap_or_else(|(c, m)| panic!("{c}: {m}"));
-    report
+    run_in_process(scenario, out.path(), None).await.0
 }
 
 fn failed(report: &Report) -> BTreeSet<&str> {

@@ -4,9 +4,11 @@
 //! scenario's own threshold `rss.growth < 1.25` (end ÷ half way) must hold. For hours,
 //! run `batchproof run scenarios/soak.yaml` with a longer hold.
 
+mod common;
+use common::run_in_process;
+
 use std::path::PathBuf;
 
-use batchproof::run::{ProgressMode, RunOptions, run_scenario};
 use batchproof::scenario::Scenario;
 
 #[tokio::test]
@@ -19,16 +21,7 @@ async fn a_bounded_soak_loses_nothing_and_memory_plateaus() {
     );
     let scenario = Scenario::from_text(&path, &text.replace("hold: 10m", "hold: 45s")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        scenario: path,
-        target: None,
-        token_env: "UNUSED".into(),
-        out: out.path().to_path_buf(),
-        progress: ProgressMode::None,
-        mock_profile: None,
-        shard: None,
-    };
-    let (report, _) = run_scenario(scenario, &opts).await.unwrap();
+    let (report, _) = run_in_process(scenario, out.path(), None).await;
     let res = report.resources.clone().expect("memory was sampled");
     eprintln!(
         "soak: {} runs; RSS start {:.1} MiB, middle {:.1} MiB, end {:.1} MiB, peak {:.1} MiB ({} samples)",
