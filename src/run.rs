@@ -38,6 +38,8 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// Target unreachable, or the run was aborted.
     pub const ABORTED: u8 = 3;
+    /// A fault of the harness: an invariant of its own accounting did not hold.
+    pub const HARNESS_FAULT: u8 = 4;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +163,8 @@ pub async fn run(opts: RunOptions) -> u8 {
             }
             if !report.complete {
                 exit::ABORTED
+            } else if report.harness_fault() {
+                exit::HARNESS_FAULT
             } else if report.batches.accepted == 0 && report.batches.unreachable > 0 {
                 eprintln!("error: target unreachable: no batch could be sent");
                 exit::ABORTED
@@ -542,6 +546,7 @@ async fn execute(
         );
         report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
     }
+    report.invariants = ledger.lock().expect("ledger").judge_invariants(report.complete);
     report.shard = opts.shard;
     report.resources = report::Resources::from_timeline(&report.timeline);
     report.judge(&scenario.thresholds);
@@ -981,6 +986,7 @@ fn build_report(
         projection,
         timeline: ledger.timeline.finish(),
         rules: Vec::new(),
+        invariants: Vec::new(),
         resources: None,
         shard: None,
         merged_from: Vec::new(),

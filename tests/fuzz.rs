@@ -156,7 +156,18 @@ fn ledger() -> Ledger {
         start,
         0,
     );
-    l.expected_metadata = Some(Box::new(|_, _| serde_json::json!({"bp_input": "0:0"})));
+    // A second batch, so a delivery can name one batch in its batchId and another in
+    // its correlation tag.
+    l.add_batch(1, start, 1);
+    l.settle_batch(
+        1,
+        batchproof::observe::BatchOutcome::Accepted {
+            batch_id: "batch_y".into(),
+        },
+        start,
+        0,
+    );
+    l.expected_metadata = Some(Box::new(|b, i| serde_json::json!({"bp_input": format!("{b}:{i}")})));
     l
 }
 
@@ -194,12 +205,22 @@ proptest! {
     #[test]
     fn webhook_deliveries(bytes in mutated("delivery"), sign in any::<bool>(), skew in -1000i64..1000) {
         let mut l = ledger();
-        delivery(&mut l, &bytes, sign, chrono::Utc::now().timestamp() + skew);
-        // The same bytes again: a replay, never a second result.
-        let seen_before = l.inputs[0].webhook.is_some();
-        delivery(&mut l, &bytes, sign, chrono::Utc::now().timestamp() + skew);
-        prop_assert_eq!(l.inputs[0].webhook.is_some(), seen_before || l.inputs[0].webhook.is_some());
+        let ts = chrono::Utc::now().timestamp() + skew;
+        delivery(&mut l, &bytes, sign, ts);
+        let first = l.inputs[0].webhook.map(|w| (w.status, w.at));
+        let (verified, redeliveries) = (l.webhooks.verified, l.webhooks.redeliveries);
+        // The same bytes again: a replay changes no result and adds no second one.
+        delivery(&mut l, &bytes, sign, ts);
+        prop_assert_eq!(l.inputs[0].webhook.map(|w| (w.status, w.at)), first);
         prop_assert_eq!(l.anomalies.duplicates, 0);
+        prop_assert_eq!(l.webhooks.verified, 2 * verified, "same bytes, same verdict");
+        if first.is_some() {
+            // It counted as a result, so it had an event id: the replay is a redelivery.
+            prop_assert_eq!(l.webhooks.redeliveries, redeliveries + 1);
+        }
+        for inv in l.judge_invariants(true) {
+            prop_assert!(inv.held, "{inv:?}");
+        }
     }
 
     #[test]
@@ -273,17 +294,25 @@ fn known_crashers_stay_fixed() {
             continue;
         };
         for e in entries {
-            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
             match target {
                 "scenario" => scenario(&bytes),
                 "profile" => profile(&bytes),
-                "delivery" => delivery(&mut ledger(), &bytes, true, chrono::Utc::now().timestamp()),
+                "delivery" => {
+                    let mut l = ledger();
+                    delivery(&mut l, &bytes, true, chrono::Utc::now().timestamp());
+                    for inv in l.judge_invariants(true) {
+                        assert!(inv.held, "{target}/{:?}: {inv:?}", e.path());
+                    }
+                }
                 _ => report(&bytes),
             }
             n += 1;
         }
     }
-    let _ = n;
+    // An empty folder would make this test pass by replaying nothing.
+    assert!(n >= 2, "fuzz/regressions/ holds {n} inputs; the replay needs its examples");
     assert!(
         Path::new(&dir).exists(),
         "fuzz/regressions/ holds the replayed crashers"

@@ -13,7 +13,7 @@ fn interrupt_with(signal: &str) {
     )
     .unwrap();
     let out = dir.path().join("reports");
-    let child = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_batchproof"))
         .args([
             "run",
             scenario.to_str().unwrap(),
@@ -22,11 +22,13 @@ fn interrupt_with(signal: &str) {
             "--out",
             out.to_str().unwrap(),
         ])
+        .env("RUST_LOG", "info,batchproof::load=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Signal once the run has said it had 4 batches accepted, not after a guessed time.
+    let stderr = wait_for_lines(&mut child, "batch accepted", 4, Duration::from_secs(30));
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())
@@ -39,12 +41,8 @@ fn interrupt_with(signal: &str) {
         started.elapsed() < Duration::from_secs(15),
         "stopped promptly"
     );
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = stderr.join().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
     let run_dir = std::fs::read_dir(&out)
         .unwrap()
         .next()
@@ -77,6 +75,43 @@ fn interrupt_with(signal: &str) {
     );
     let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(md.contains("INCOMPLETE"));
+}
+
+/// Reads the child's stderr on a thread until `needle` has appeared on `count` lines
+/// (or panics after `timeout`); the thread goes on collecting the rest, returned on join.
+fn wait_for_lines(
+    child: &mut std::process::Child,
+    needle: &'static str,
+    count: usize,
+    timeout: Duration,
+) -> std::thread::JoinHandle<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut seen = 0;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains(needle) {
+                seen += 1;
+                if seen == count {
+                    let _ = tx.send(());
+                }
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    if rx.recv_timeout(timeout).is_err() {
+        let _ = child.kill();
+        panic!(
+            "the run did not print {count} × `{needle}` in {timeout:?}: {}",
+            reader.join().unwrap()
+        );
+    }
+    reader
 }
 
 #[test]

@@ -100,6 +100,13 @@ impl Engine {
                         p = sem.clone().acquire_owned() => p.expect("semaphore open"),
                         _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
                     };
+                    // Registered here, in schedule order, before the task that builds
+                    // and sends it exists: its answer always finds its record.
+                    self.ledger.lock().expect("ledger").add_batch(
+                        this,
+                        intended,
+                        factory.size(this),
+                    );
                     let job = self.job(factory.clone(), this, intended);
                     tasks.spawn(async move {
                         job.await;
@@ -149,16 +156,26 @@ impl Engine {
                                 }
                                 continue;
                             }
-                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            // Closed model: the next batch is intended the moment the
+                            // submitter is free, so lag is ~0 by construction. Its number
+                            // is drawn and registered under one lock, so batches enter the
+                            // ledger in schedule order whichever submitter is quicker.
+                            let intended = Instant::now();
+                            let index = {
+                                let mut ledger = engine.ledger.lock().expect("ledger");
+                                let index = next.fetch_add(1, Ordering::Relaxed);
+                                if index < limit && index % engine.shard.1 == engine.shard.0 {
+                                    ledger.add_batch(index, intended, factory.size(index));
+                                }
+                                index
+                            };
                             if index >= limit {
                                 break;
                             }
                             if index % engine.shard.1 != engine.shard.0 {
                                 continue;
                             }
-                            // Closed model: the next batch is intended the moment the
-                            // submitter is free, so lag is ~0 by construction.
-                            engine.job(factory.clone(), index, Instant::now()).await;
+                            engine.job(factory.clone(), index, intended).await;
                         }
                     });
                 }
@@ -176,6 +193,8 @@ impl Engine {
             }
         }
         tasks.abort_all();
+        #[cfg(debug_assertions)]
+        test_seam::forged_answer(&self.ledger);
         unsent
     }
 
@@ -192,7 +211,7 @@ impl Engine {
         }
     }
 
-    /// Builds, registers and submits one batch.
+    /// Builds and submits one registered batch, and settles its outcome.
     fn job(
         &self,
         factory: Arc<InputFactory>,
@@ -201,12 +220,9 @@ impl Engine {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let engine = self.clone_parts();
         async move {
-            let (body, inputs) = factory.body(index);
-            engine
-                .ledger
-                .lock()
-                .expect("ledger")
-                .add_batch(index, intended, inputs);
+            #[cfg(debug_assertions)]
+            test_seam::slow_body(index).await;
+            let (body, _) = factory.body(index);
             engine.in_flight.fetch_add(1, Ordering::Relaxed);
             let result = submit::submit(
                 &engine.client,
@@ -218,9 +234,50 @@ impl Engine {
             )
             .await;
             engine.in_flight.fetch_sub(1, Ordering::Relaxed);
+            if let crate::observe::BatchOutcome::Accepted { batch_id } = &result.outcome {
+                tracing::debug!(index, batch_id = batch_id.as_str(), "batch accepted");
+            }
             let mut ledger = engine.ledger.lock().expect("ledger");
             ledger.findings.merge(result.findings);
             ledger.settle_batch(index, result.outcome, result.answered, result.throttles);
+        }
+    }
+}
+
+/// Debug builds only, for tests. `BATCHPROOF_TEST_SLOW_BODY_MS=N` makes every
+/// even-numbered batch take N ms longer to build, so batches reach the target (and the
+/// ledger) out of schedule order, deterministically, as they do on a loaded machine.
+#[cfg(debug_assertions)]
+mod test_seam {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    pub async fn slow_body(index: u64) {
+        static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+        let delay = DELAY.get_or_init(|| {
+            std::env::var("BATCHPROOF_TEST_SLOW_BODY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+        });
+        if let Some(d) = delay
+            && index % 2 == 0
+        {
+            tokio::time::sleep(*d).await;
+        }
+    }
+
+    /// `BATCHPROOF_TEST_FORGE_ANSWER=1` settles a batch that was never registered, the
+    /// state the accounting promises never to reach, to prove it is reported as a
+    /// harness fault end to end.
+    pub fn forged_answer(ledger: &std::sync::Mutex<crate::observe::Ledger>) {
+        if std::env::var_os("BATCHPROOF_TEST_FORGE_ANSWER").is_some() {
+            ledger.lock().expect("ledger").settle_batch(
+                u64::MAX,
+                crate::observe::BatchOutcome::Throttled,
+                std::time::Instant::now(),
+                0,
+            );
         }
     }
 }

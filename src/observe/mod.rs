@@ -146,6 +146,9 @@ pub struct Ledger {
     /// Set once every result is in: the poller then keeps polling every batch.
     pub settling: bool,
     pub batches: Vec<BatchRecord>,
+    /// Position in `batches` of each registered batch index. A map, not a search: shards
+    /// skip indices and nothing may depend on batches arriving in index order.
+    by_index: HashMap<u64, usize>,
     by_batch_id: HashMap<String, usize>,
     pub inputs: Vec<InputRecord>,
     by_run_id: HashMap<String, u64>,
@@ -172,6 +175,8 @@ pub struct Ledger {
     pub e2e: Latency,
     pub batch_completion: Latency,
     pub timeline: Timeline,
+    /// States the accounting promises never happen, counted when they do.
+    pub faults: Faults,
 }
 
 /// A hash of a JSON value that ignores object key order (targets may reorder keys), made
@@ -214,6 +219,7 @@ impl Ledger {
             settling: false,
             start,
             batches: Vec::new(),
+            by_index: HashMap::new(),
             by_batch_id: HashMap::new(),
             inputs: Vec::new(),
             by_run_id: HashMap::new(),
@@ -232,16 +238,24 @@ impl Ledger {
             e2e: Latency::default(),
             batch_completion: Latency::default(),
             timeline: Timeline::default(),
+            faults: Faults::default(),
         }
     }
 
-    /// Registers a batch of `count` inputs about to be sent.
+    /// Registers a batch of `count` inputs before it is built and sent. The load engine
+    /// registers batches in schedule order; a second registration of one index is a fault.
     pub fn add_batch(&mut self, index: u64, intended: Instant, count: u64) -> u64 {
         let first_seq = self.inputs.len() as u64;
-        let pos = self.batches.len() as u32;
+        let pos = self.batches.len();
+        if self.by_index.insert(index, pos).is_some() {
+            self.faults.record(
+                Invariant::OneOutcome,
+                format!("batch #{index} was registered twice"),
+            );
+        }
         if self.track_inputs {
             self.inputs.extend((0..count).map(|_| InputRecord {
-                batch: pos,
+                batch: pos as u32,
                 ..Default::default()
             }));
         }
@@ -260,15 +274,27 @@ impl Ledger {
     }
 
     pub fn batch_position(&self, index: u64) -> Option<usize> {
-        // Batches are added in index order, but shards and skipped indices make the
-        // index and the position differ; search.
-        self.batches.binary_search_by_key(&index, |b| b.index).ok()
+        self.by_index.get(&index).copied()
     }
 
+    /// Records how batch `index` ended. Its outcome is set once: an answer for a batch
+    /// never registered, or a second answer, is a fault of the harness, never dropped.
     pub fn settle_batch(&mut self, index: u64, outcome: BatchOutcome, at: Instant, throttles: u32) {
         let Some(pos) = self.batch_position(index) else {
+            self.faults.record(
+                Invariant::OneOutcome,
+                format!("batch #{index} was answered ({outcome:?}) but never registered"),
+            );
             return;
         };
+        if self.batches[pos].outcome != BatchOutcome::Pending {
+            let first = self.batches[pos].outcome.clone();
+            self.faults.record(
+                Invariant::OneOutcome,
+                format!("batch #{index} was answered twice: {first:?}, then {outcome:?}"),
+            );
+            return;
+        }
         let since = at.saturating_duration_since(self.start);
         let inputs = self.batches[pos].inputs as u64;
         {
@@ -357,16 +383,39 @@ impl Ledger {
         let (b, i): (u64, u64) = (b.parse().ok()?, i.parse().ok()?);
         // Prefer the batch the target named; fall back to the tag's own batch index when
         // the target left batchId out (counted separately as a contract problem).
-        let pos = match batch_id.and_then(|id| self.by_batch_id.get(id)) {
-            Some(pos) => *pos,
-            None => self.batch_position(b)?,
-        };
+        // A batchId naming another of our batches is the target's mistake (judged by
+        // webhook.batch_id); the tag, which we wrote, still says whose result this is.
+        let pos = batch_id
+            .and_then(|id| self.by_batch_id.get(id))
+            .copied()
+            .filter(|&p| self.batches[p].index == b)
+            .or_else(|| self.batch_position(b))?;
         let batch = &self.batches[pos];
-        if batch.index != b || i >= batch.inputs as u64 {
+        if i >= batch.inputs as u64 {
             return None;
         }
-        let seq = batch.first_seq + i;
-        Some(seq)
+        Some(batch.first_seq + i)
+    }
+
+    /// Does this metadata carry our correlation tag for an input of a batch this run
+    /// registered? Such a result can never be unknown.
+    fn names_own_input(&self, metadata: Option<&Value>) -> Option<(u64, u64)> {
+        let key = self.correlation_key.as_deref()?;
+        let (b, i) = metadata?.get(key)?.as_str()?.split_once(':')?;
+        let (b, i): (u64, u64) = (b.parse().ok()?, i.parse().ok()?);
+        let pos = self.batch_position(b)?;
+        (self.track_inputs && i < self.batches[pos].inputs as u64).then_some((b, i))
+    }
+
+    /// Counts a result nothing ties to an input; a fault when its tag names one of ours.
+    fn unknown_result(&mut self, run_id: &str, metadata: Option<&Value>) {
+        self.anomalies.unknown += 1;
+        if let Some((b, i)) = self.names_own_input(metadata) {
+            self.faults.record(
+                Invariant::NoUnknownOwnResult,
+                format!("run {run_id} carries the tag of batch #{b} input {i} but was counted unknown"),
+            );
+        }
     }
 
     /// The metadata input `seq` was sent with, rebuilt.
@@ -655,7 +704,7 @@ impl Ledger {
         }
         let Some(seq) = seq else {
             if verified {
-                self.anomalies.unknown += 1;
+                self.unknown_result(run_id, metadata);
             }
             return;
         };
@@ -694,7 +743,7 @@ impl Ledger {
             run.get("metadata"),
         ) {
             Some(seq) => self.observe(seq, run_id, status, at, Channel::Poll),
-            None => self.anomalies.unknown += 1,
+            None => self.unknown_result(run_id, run.get("metadata")),
         }
     }
 
@@ -743,7 +792,10 @@ impl Ledger {
     }
 }
 
+pub mod invariants;
 pub mod poller;
+
+pub use invariants::{Faults, Invariant, InvariantResult};
 
 #[cfg(test)]
 mod tests {
@@ -827,6 +879,40 @@ mod tests {
         assert_eq!(l.terminal_events.get("workflow_run_1"), Some(&1));
         assert_eq!(l.findings.checked("webhook.batch_id"), 1);
         assert_eq!(l.findings.failed("webhook.batch_id"), 0);
+    }
+
+    #[test]
+    fn batches_registered_out_of_order_are_found_and_faults_are_counted() {
+        let start = Instant::now();
+        let mut l = Ledger::new(start, Some("bp_input".into()), true);
+        for index in [3, 1, 2, 0] {
+            l.add_batch(index, start, 2);
+        }
+        for index in [0, 1, 2, 3] {
+            let outcome = BatchOutcome::Accepted {
+                batch_id: format!("batch_{index}"),
+            };
+            l.settle_batch(index, outcome, start, 0);
+        }
+        assert!(l.batches.iter().all(|b| b.outcome != BatchOutcome::Pending));
+        // A result whose batchId names batch 1 but whose tag names batch 2, input 1.
+        let run = serde_json::json!({"id": "workflow_run_9", "status": "PROCESSED", "batchId": "batch_1", "metadata": {"bp_input": "2:1"}});
+        l.poll_run(run.as_object().unwrap(), Instant::now());
+        let pos = l.batch_position(2).unwrap();
+        assert!(l.inputs[l.batches[pos].first_seq as usize + 1].poll.is_some());
+        assert_eq!(l.anomalies.unknown, 0);
+        assert!(l.judge_invariants(true).iter().all(|i| i.held));
+
+        // What cannot happen is counted, never dropped.
+        l.settle_batch(7, BatchOutcome::Throttled, start, 0);
+        l.settle_batch(0, BatchOutcome::Throttled, start, 0);
+        l.add_batch(3, start, 1);
+        assert_eq!(l.faults.count(Invariant::OneOutcome), 3);
+        let judged = l.judge_invariants(true);
+        let one = judged.iter().find(|i| i.id == "ledger.one_outcome_per_batch").unwrap();
+        // The duplicate registration of #3 is also a batch with no outcome.
+        assert_eq!((one.held, one.violations), (false, 4));
+        assert!(one.examples[0].contains("#7"), "{one:?}");
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Results by polling: List Workflow Runs by batchId (following nextPageToken to its end),
 //! then Get Workflow Run for each run newly seen terminal, to read its metadata and
 //! correlate it. A status seen on a list page is timestamped when that page arrived.
+//!
+//! Polling is timed like submission: round *n* is intended at `start + n × interval`, and
+//! each request has an intended start — the round's for a batch's first list page, the
+//! previous page's arrival for the next page, the revealing page's arrival for a Get. So
+//! response time and schedule lag count from there, and a stalled target (or a poller
+//! that cannot keep its cadence) shows as lag rather than vanishing from the figures.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -13,6 +19,7 @@ use super::Ledger;
 use crate::api::client::Client;
 use crate::api::{ApiVersion, RunStatus, shapes};
 use crate::load::HttpMetrics;
+use crate::metrics::Operation;
 use crate::scenario::PollResults;
 
 /// Pages followed for one batch before the chain is declared endless (a 1,000-run batch
@@ -30,23 +37,27 @@ pub struct Poller {
 impl Poller {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let gets = Arc::new(Semaphore::new(self.config.get_concurrency));
-        loop {
-            let tick = Instant::now();
+        let first = Instant::now();
+        for round in 1u32.. {
+            let intended = first + self.config.interval * (round - 1);
             let batches = self.ledger.lock().expect("ledger").batches_to_poll();
             for (_, batch_id) in batches {
                 if *stop.borrow() {
                     return;
                 }
-                self.poll_batch(&batch_id, &gets).await;
+                self.poll_batch(&batch_id, &gets, intended).await;
             }
+            // The next round keeps the cadence; when this one overran, it starts at once
+            // and its lag says by how much it is late.
             tokio::select! {
-                _ = tokio::time::sleep_until((tick + self.config.interval).into()) => {}
+                _ = tokio::time::sleep_until((first + self.config.interval * round).into()) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
     }
 
-    async fn poll_batch(&self, batch_id: &str, gets: &Arc<Semaphore>) {
+    async fn poll_batch(&self, batch_id: &str, gets: &Arc<Semaphore>, round_intended: Instant) {
+        let mut intended = round_intended;
         let mut token: Option<String> = None;
         let mut seen_tokens = HashSet::new();
         let mut to_get: Vec<(String, Instant)> = Vec::new();
@@ -60,14 +71,7 @@ impl Poller {
             {
                 let mut m = self.metrics.lock().expect("metrics");
                 m.count_reply(&reply);
-                m.list.response.record(at - sent);
-                m.list.service.record(at - sent);
-                m.list.lag.record(std::time::Duration::ZERO);
-                if reply.status() == Some(200) {
-                    m.list.ok += 1;
-                } else {
-                    m.list.errors += 1;
-                }
+                record(&mut m.list, intended, sent, at, reply.status() == Some(200));
             }
             let Some(body) = reply.body().filter(|_| reply.status() == Some(200)) else {
                 break;
@@ -95,6 +99,7 @@ impl Poller {
                 Some(t) if seen_tokens.insert(t.clone()) => token = Some(t),
                 _ => break,
             }
+            intended = at;
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (id, at) in to_get {
@@ -110,14 +115,7 @@ impl Poller {
                 {
                     let mut m = metrics.lock().expect("metrics");
                     m.count_reply(&reply);
-                    m.get.response.record(done - sent);
-                    m.get.service.record(done - sent);
-                    m.get.lag.record(std::time::Duration::ZERO);
-                    if reply.status() == Some(200) {
-                        m.get.ok += 1;
-                    } else {
-                        m.get.errors += 1;
-                    }
+                    record(&mut m.get, at, sent, done, reply.status() == Some(200));
                 }
                 if reply.status() == Some(200)
                     && let Some(run) = reply.body().and_then(|b| shapes::run_object(version, b))
@@ -128,5 +126,38 @@ impl Poller {
             });
         }
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// One poll request's three times: response and lag from its intended start, service
+/// from its send.
+fn record(op: &mut Operation, intended: Instant, sent: Instant, done: Instant, ok: bool) {
+    op.response.record(done.saturating_duration_since(intended));
+    op.service.record(done.saturating_duration_since(sent));
+    op.lag.record(sent.saturating_duration_since(intended));
+    if ok {
+        op.ok += 1;
+    } else {
+        op.errors += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_late_poll_shows_as_lag_and_in_its_response_time() {
+        let mut op = Operation::default();
+        let intended = Instant::now();
+        let sent = intended + Duration::from_millis(300);
+        let done = sent + Duration::from_millis(20);
+        record(&mut op, intended, sent, done, true);
+        let s = op.summary();
+        assert!((s.lag.max_ms - 300.0).abs() < 1.0, "{:?}", s.lag);
+        assert!((s.response.max_ms - 320.0).abs() < 1.0, "{:?}", s.response);
+        assert!((s.service.max_ms - 20.0).abs() < 1.0, "{:?}", s.service);
+        assert_eq!((s.ok, s.errors), (1, 0));
     }
 }

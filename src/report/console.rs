@@ -20,6 +20,8 @@ impl Format for Console {
         let mut s = String::new();
         let verdict = if !r.complete {
             "INCOMPLETE"
+        } else if r.harness_fault() {
+            "HARNESS FAULT"
         } else if r.verdict.passed {
             "PASSED"
         } else {
@@ -37,6 +39,16 @@ impl Format for Console {
         )?;
         if let Some(why) = &r.interrupted {
             writeln!(s, "status    interrupted: {why}")?;
+        }
+        for i in r.invariants.iter().filter(|i| !i.held) {
+            writeln!(
+                s,
+                "HARNESS FAULT  invariant {} broke ({} of {} cases): {}",
+                i.id, i.violations, i.checked, i.title
+            )?;
+            for e in &i.examples {
+                writeln!(s, "               e.g. {e}")?;
+            }
         }
         writeln!(
             s,

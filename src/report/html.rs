@@ -101,6 +101,8 @@ impl Format for Html {
         let mut s = String::new();
         let verdict = if !r.complete {
             ("incomplete", "INCOMPLETE")
+        } else if r.harness_fault() {
+            ("failed", "HARNESS FAULT")
         } else if r.verdict.passed {
             ("passed", "PASSED")
         } else {
@@ -211,6 +213,21 @@ impl Format for Html {
             )?;
         }
 
+        if r.harness_fault() {
+            s.push_str("<section id=\"invariants\"><h2>Harness fault</h2><p class=\"note\">The accounting broke one of its own invariants, so its figures cannot be trusted.</p><table><tr><th>invariant</th><th>cases</th><th>violations</th><th>examples</th></tr>");
+            for i in r.invariants.iter().filter(|i| !i.held) {
+                write!(
+                    s,
+                    "<tr class=\"failed\"><td><code>{}</code> {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    esc(&i.id),
+                    esc(&i.title),
+                    i.checked,
+                    i.violations,
+                    esc(&i.examples.join("; "))
+                )?;
+            }
+            s.push_str("</table></section>");
+        }
         // Thresholds.
         s.push_str("<section id=\"thresholds\"><h2>Verdict and thresholds</h2>");
         if r.verdict.thresholds.is_empty() {

@@ -19,6 +19,8 @@ impl Format for Markdown {
         let mut s = String::new();
         let verdict = if !r.complete {
             "⚠️ INCOMPLETE"
+        } else if r.harness_fault() {
+            "🛑 HARNESS FAULT"
         } else if r.verdict.passed {
             "✅ PASSED"
         } else {
@@ -35,6 +37,25 @@ impl Format for Markdown {
                 s,
                 "> Run interrupted: {why}. Figures cover what happened before.\n"
             )?;
+        }
+        if r.harness_fault() {
+            writeln!(
+                s,
+                "> **Harness fault**: the accounting broke one of its own invariants, so its figures cannot be trusted. Please report it.\n"
+            )?;
+            writeln!(s, "| invariant | cases | violations | e.g. |\n|---|---|---|---|")?;
+            for i in r.invariants.iter().filter(|i| !i.held) {
+                writeln!(
+                    s,
+                    "| `{}` {} | {} | **{}** | {} |",
+                    i.id,
+                    i.title,
+                    i.checked,
+                    i.violations,
+                    i.examples.join("; ").replace('|', "\\|")
+                )?;
+            }
+            writeln!(s)?;
         }
         if !r.verdict.thresholds.is_empty() {
             writeln!(s, "| threshold | measured | result |\n|---|---|---|")?;

@@ -118,6 +118,9 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             .missing_examples
             .extend(r.runs.missing_examples.iter().cloned());
         merge_rules(&mut m.rules, &r.rules);
+        if i > 0 {
+            merge_invariants(&mut m.invariants, &r.invariants);
+        }
         if i == 0 {
             continue;
         }
@@ -234,4 +237,21 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         .collect::<Vec<_>>();
     m.judge(&thresholds);
     Ok(m)
+}
+
+/// Each shard judged its own invariants; the merged run holds one only where every shard
+/// held it.
+fn merge_invariants(into: &mut Vec<crate::observe::InvariantResult>, from: &[crate::observe::InvariantResult]) {
+    for inv in from {
+        match into.iter_mut().find(|i| i.id == inv.id) {
+            Some(m) => {
+                m.checked += inv.checked;
+                m.violations += inv.violations;
+                m.held &= inv.held;
+                m.examples.extend(inv.examples.iter().cloned());
+                m.examples.truncate(5);
+            }
+            None => into.push(inv.clone()),
+        }
+    }
 }

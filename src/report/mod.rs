@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::{RuleResult, RuleStatus};
 use crate::metrics::{Latency, LatencySummary, OperationSummary, Second};
-use crate::observe::{Anomalies, MissingExample, WebhookCounts};
+use crate::observe::{Anomalies, InvariantResult, MissingExample, WebhookCounts};
 use crate::scenario::threshold::{Threshold, ThresholdResult};
 
 pub const SCHEMA: &str = "batchproof.report/v1";
@@ -49,6 +49,10 @@ pub struct Report {
     /// Contract rule results, failures first (empty when the scenario has no `checks:`).
     #[serde(default)]
     pub rules: Vec<RuleResult>,
+    /// The accounting's own invariants, judged on every run. One that did not hold is a
+    /// fault of the harness: the run fails with its own exit code.
+    #[serde(default)]
+    pub invariants: Vec<InvariantResult>,
     /// Memory of this process over the run (from the timeline's samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
@@ -339,11 +343,19 @@ impl Report {
             .iter()
             .map(|t| t.evaluate(self.metric(&t.metric)))
             .collect();
-        // A failed rule of severity `error` fails the run like a failed threshold.
+        // A failed rule of severity `error` fails the run like a failed threshold, and so
+        // does a broken invariant of the harness's own accounting.
         self.verdict = Verdict {
-            passed: results.iter().all(|r| r.passed) && !self.rules.iter().any(|r| r.fails_run()),
+            passed: results.iter().all(|r| r.passed)
+                && !self.rules.iter().any(|r| r.fails_run())
+                && !self.harness_fault(),
             thresholds: results,
         };
+    }
+
+    /// An invariant of the accounting did not hold: the figures cannot be trusted.
+    pub fn harness_fault(&self) -> bool {
+        self.invariants.iter().any(|i| !i.held)
     }
 
     pub fn histogram(summary: &LatencySummary) -> Option<Latency> {
