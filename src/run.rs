@@ -546,7 +546,10 @@ async fn execute(
         );
         report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
     }
-    report.invariants = ledger.lock().expect("ledger").judge_invariants(report.complete);
+    report.invariants = ledger
+        .lock()
+        .expect("ledger")
+        .judge_invariants(report.complete);
     report.shard = opts.shard;
     report.resources = report::Resources::from_timeline(&report.timeline);
     report.judge(&scenario.thresholds);
@@ -802,15 +805,14 @@ fn build_report(
                 match r.first_seen() {
                     Some((seen, _)) => {
                         runs.seen += 1;
-                        completions.push(seen.at);
-                        done_ms.push(
-                            seen.at.saturating_duration_since(b.intended).as_secs_f64() * 1e3,
-                        );
+                        let at = ledger.instant(seen.micros);
+                        completions.push(at);
+                        done_ms.push(at.saturating_duration_since(b.intended).as_secs_f64() * 1e3);
                         *runs
                             .by_status
                             .entry(seen.status.as_str().to_string())
                             .or_default() += 1;
-                        let key = match (r.webhook.is_some(), r.poll.is_some()) {
+                        let key = match (r.webhook().is_some(), r.poll().is_some()) {
                             (true, true) => "both",
                             (true, false) => "webhook_only",
                             _ => "poll_only",

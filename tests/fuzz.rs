@@ -167,7 +167,9 @@ fn ledger() -> Ledger {
         start,
         0,
     );
-    l.expected_metadata = Some(Box::new(|b, i| serde_json::json!({"bp_input": format!("{b}:{i}")})));
+    l.expected_metadata = Some(Box::new(
+        |b, i| serde_json::json!({"bp_input": format!("{b}:{i}")}),
+    ));
     l
 }
 
@@ -207,11 +209,11 @@ proptest! {
         let mut l = ledger();
         let ts = chrono::Utc::now().timestamp() + skew;
         delivery(&mut l, &bytes, sign, ts);
-        let first = l.inputs[0].webhook.map(|w| (w.status, w.at));
+        let first = l.inputs[0].webhook();
         let (verified, redeliveries) = (l.webhooks.verified, l.webhooks.redeliveries);
         // The same bytes again: a replay changes no result and adds no second one.
         delivery(&mut l, &bytes, sign, ts);
-        prop_assert_eq!(l.inputs[0].webhook.map(|w| (w.status, w.at)), first);
+        prop_assert_eq!(l.inputs[0].webhook(), first);
         prop_assert_eq!(l.anomalies.duplicates, 0);
         prop_assert_eq!(l.webhooks.verified, 2 * verified, "same bytes, same verdict");
         if first.is_some() {
@@ -312,7 +314,10 @@ fn known_crashers_stay_fixed() {
         }
     }
     // An empty folder would make this test pass by replaying nothing.
-    assert!(n >= 2, "fuzz/regressions/ holds {n} inputs; the replay needs its examples");
+    assert!(
+        n >= 2,
+        "fuzz/regressions/ holds {n} inputs; the replay needs its examples"
+    );
     assert!(
         Path::new(&dir).exists(),
         "fuzz/regressions/ holds the replayed crashers"

@@ -403,7 +403,7 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
         let webhook_status = l
             .inputs
             .get(seq as usize)
-            .and_then(|r| r.webhook)
+            .and_then(|r| r.webhook())
             .map(|s| s.status);
         drop(l);
         if let (true, Some(w), Some(g)) = (webhooks_used, webhook_status, status)

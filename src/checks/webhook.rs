@@ -68,11 +68,13 @@ pub const RULES: &[Rule] = &[
 /// signatures; this one judges events).
 pub fn terminal_events(ledger: &Ledger, findings: &mut Findings) {
     for (b, i, r) in ledger.accepted_inputs() {
-        let Some(run_id) = &r.run_id else { continue };
+        let Some(run_id) = ledger.run_id(b.first_seq + i) else {
+            continue;
+        };
         let BatchOutcome::Accepted { batch_id } = &b.outcome else {
             continue;
         };
-        let n = ledger.terminal_events.get(run_id).copied().unwrap_or(0);
+        let n = ledger.terminal_events_of(run_id);
         findings.check("webhook.one_terminal", n == 1, || {
             Case::new(
                 "one terminal workflow_run.* event",

@@ -25,36 +25,6 @@ pub enum Channel {
     Poll,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Seen {
-    pub status: RunStatus,
-    pub at: Instant,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct InputRecord {
-    pub batch: u32,
-    pub webhook: Option<Seen>,
-    pub poll: Option<Seen>,
-    pub run_id: Option<String>,
-    /// Highest lifecycle rank observed per channel (webhook, poll), to detect statuses
-    /// going backwards. Per channel, because a list page fetched before a run finished can
-    /// legitimately be read after that run's webhook arrived.
-    pub max_rank: [u8; 2],
-    pub last_status: Option<RunStatus>,
-}
-
-impl InputRecord {
-    pub fn first_seen(&self) -> Option<(Seen, Channel)> {
-        match (self.webhook, self.poll) {
-            (Some(w), Some(p)) if p.at < w.at => Some((p, Channel::Poll)),
-            (Some(w), _) => Some((w, Channel::Webhook)),
-            (None, Some(p)) => Some((p, Channel::Poll)),
-            (None, None) => None,
-        }
-    }
-}
-
 /// How a batch submission ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -146,13 +116,17 @@ pub struct Ledger {
     /// Set once every result is in: the poller then keeps polling every batch.
     pub settling: bool,
     pub batches: Vec<BatchRecord>,
+    /// One compact record per input of every registered batch (when tracking inputs).
+    pub inputs: Vec<InputRecord>,
+    run_ids: RunIds,
+    /// Further runs tied to an input that already had one (a target creating two runs
+    /// for one input): rare, so kept by text.
+    extra_runs: HashMap<String, u64>,
     /// Position in `batches` of each registered batch index. A map, not a search: shards
     /// skip indices and nothing may depend on batches arriving in index order.
     by_index: HashMap<u64, usize>,
     by_batch_id: HashMap<String, usize>,
-    pub inputs: Vec<InputRecord>,
-    by_run_id: HashMap<String, u64>,
-    event_ids: HashSet<String>,
+    event_ids: HashSet<u128>,
     pub correlation_key: Option<String>,
     /// Rebuilds the metadata an input (batch index, input index) was sent with, to compare
     /// with what comes back; None skips the comparison.
@@ -164,9 +138,9 @@ pub struct Ledger {
     /// Judge deliveries for the webhook rules (a `checks:` block is present); costs one
     /// set of event ids and one counter per run.
     pub judge: bool,
-    judged_events: HashSet<String>,
-    /// Terminal events (distinct eventIds) per run id, signed or not.
-    pub terminal_events: HashMap<String, u32>,
+    judged_events: HashSet<u128>,
+    /// Terminal events (distinct eventIds) per run id digest, signed or not.
+    terminal_events: HashMap<u128, u32>,
     /// Batches and runs the probes created: not the load's.
     pub probe_batches: HashSet<String>,
     pub probe_runs: HashSet<String>,
@@ -222,7 +196,8 @@ impl Ledger {
             by_index: HashMap::new(),
             by_batch_id: HashMap::new(),
             inputs: Vec::new(),
-            by_run_id: HashMap::new(),
+            run_ids: RunIds::default(),
+            extra_runs: HashMap::new(),
             event_ids: HashSet::new(),
             correlation_key,
             expected_metadata: None,
@@ -254,10 +229,8 @@ impl Ledger {
             );
         }
         if self.track_inputs {
-            self.inputs.extend((0..count).map(|_| InputRecord {
-                batch: pos as u32,
-                ..Default::default()
-            }));
+            self.inputs
+                .extend((0..count).map(|_| InputRecord::new(pos as u32)));
         }
         self.batches.push(BatchRecord {
             index,
@@ -335,7 +308,7 @@ impl Ledger {
             .filter_map(|b| match &b.outcome {
                 BatchOutcome::Accepted { batch_id } => {
                     let range = b.first_seq as usize..(b.first_seq + b.inputs as u64) as usize;
-                    let done = self.inputs[range].iter().all(|i| i.poll.is_some());
+                    let done = self.inputs[range].iter().all(|i| i.poll().is_some());
                     (!done || self.settling).then(|| (b.index, batch_id.clone()))
                 }
                 _ => None,
@@ -345,12 +318,45 @@ impl Ledger {
 
     /// Ties a run found by the audit to its input, if the input has none yet.
     pub fn link_run(&mut self, run_id: &str, seq: u64) {
-        if let Some(input) = self.inputs.get_mut(seq as usize)
-            && input.run_id.is_none()
+        if self.inputs.get(seq as usize).is_some_and(|i| !i.has_run())
+            && self.find_run(run_id).is_none()
         {
-            input.run_id = Some(run_id.to_string());
-            self.by_run_id.insert(run_id.to_string(), seq);
+            self.run_ids.link(&mut self.inputs, seq, run_id);
         }
+    }
+
+    /// The input a run id is tied to.
+    fn find_run(&self, run_id: &str) -> Option<u64> {
+        self.run_ids
+            .find(&self.inputs, run_id)
+            .or_else(|| self.extra_runs.get(run_id).copied())
+    }
+
+    /// The run id tied to input `seq`.
+    pub fn run_id(&self, seq: u64) -> Option<&str> {
+        self.run_ids.of(self.inputs.get(seq as usize)?)
+    }
+
+    /// Distinct terminal events seen for `run_id` (counted while judging webhooks).
+    pub fn terminal_events_of(&self, run_id: &str) -> u32 {
+        self.terminal_events
+            .get(&records::digest(run_id))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The instant `micros` after the run's start.
+    pub fn instant(&self, micros: u64) -> Instant {
+        self.start + Duration::from_micros(micros)
+    }
+
+    /// Bytes the per-input accounting holds (records, run ids, event digests): the figure
+    /// `scripts/bench_scale.sh` divides by the runs.
+    pub fn accounting_bytes(&self) -> usize {
+        self.inputs.capacity() * std::mem::size_of::<InputRecord>()
+            + self.run_ids.heap_bytes()
+            + (self.event_ids.capacity() + self.judged_events.capacity()) * 17
+            + self.terminal_events.capacity() * 21
     }
 
     /// The batch id of the batch input `seq` belongs to.
@@ -362,10 +368,6 @@ impl Ledger {
         }
     }
 
-    pub fn known_run(&self, run_id: &str) -> bool {
-        self.by_run_id.contains_key(run_id)
-    }
-
     /// Finds the input a run belongs to: by run id if known, else by batch id and the
     /// correlation key in its metadata.
     fn correlate(
@@ -374,8 +376,8 @@ impl Ledger {
         batch_id: Option<&str>,
         metadata: Option<&Value>,
     ) -> Option<u64> {
-        if let Some(seq) = self.by_run_id.get(run_id) {
-            return Some(*seq);
+        if let Some(seq) = self.find_run(run_id) {
+            return Some(seq);
         }
         let key = self.correlation_key.as_deref()?;
         let tag = metadata?.get(key)?.as_str()?;
@@ -413,7 +415,9 @@ impl Ledger {
         if let Some((b, i)) = self.names_own_input(metadata) {
             self.faults.record(
                 Invariant::NoUnknownOwnResult,
-                format!("run {run_id} carries the tag of batch #{b} input {i} but was counted unknown"),
+                format!(
+                    "run {run_id} carries the tag of batch #{b} input {i} but was counted unknown"
+                ),
             );
         }
     }
@@ -450,22 +454,19 @@ impl Ledger {
             self.anomalies.from_unconfirmed_batches += 1;
             return;
         }
-        let input = &mut self.inputs[seq as usize];
-        match &input.run_id {
-            None => {
-                input.run_id = Some(run_id.to_string());
-                self.by_run_id.insert(run_id.to_string(), seq);
-            }
+        match self.run_id(seq) {
+            None => self.run_ids.link(&mut self.inputs, seq, run_id),
             Some(existing) if existing != run_id => {
                 // A second run for one input (e.g. an extra run per batch).
                 if status.is_terminal() {
                     self.anomalies.duplicates += 1;
                 }
-                self.by_run_id.insert(run_id.to_string(), seq);
+                self.extra_runs.insert(run_id.to_string(), seq);
                 return;
             }
             Some(_) => {}
         }
+        let input = &mut self.inputs[seq as usize];
         let ch = channel as usize;
         if status.rank() < input.max_rank[ch] {
             self.anomalies.out_of_order += 1;
@@ -483,17 +484,13 @@ impl Ledger {
             return;
         }
         let before = input.first_seen();
-        let slot = match channel {
-            Channel::Webhook => &mut input.webhook,
-            Channel::Poll => &mut input.poll,
-        };
-        if slot.is_some() {
+        let micros = at.saturating_duration_since(start).as_micros() as u64;
+        if !input.mark(channel, SeenAt { status, micros }) {
             if channel == Channel::Webhook {
                 self.anomalies.duplicates += 1;
             }
             return;
         }
-        *slot = Some(Seen { status, at });
         if before.is_none() {
             let pos = input.batch as usize;
             let b = &mut self.batches[pos];
@@ -588,8 +585,9 @@ impl Ledger {
         };
         self.findings.pass("webhook.envelope");
         // Each distinct event is judged once; redeliveries are counted apart.
-        let fresh = self.judge && self.judged_events.insert(event_id.to_string());
-        if verified && !self.event_ids.insert(event_id.to_string()) {
+        let digest = records::digest(event_id);
+        let fresh = self.judge && self.judged_events.insert(digest);
+        if verified && !self.event_ids.insert(digest) {
             self.webhooks.redeliveries += 1;
             return;
         }
@@ -661,7 +659,10 @@ impl Ledger {
         }
         let request = || format!("webhook {event_type} {event_id}");
         if fresh && status.is_terminal() {
-            *self.terminal_events.entry(run_id.to_string()).or_default() += 1;
+            *self
+                .terminal_events
+                .entry(records::digest(run_id))
+                .or_default() += 1;
         }
         if fresh {
             // batchId: present, and the batch of the input the run belongs to.
@@ -718,7 +719,7 @@ impl Ledger {
 
     /// Records a status seen by polling for a run already mapped to an input.
     pub fn poll_status(&mut self, run_id: &str, status: RunStatus, at: Instant) -> bool {
-        match self.by_run_id.get(run_id).copied() {
+        match self.find_run(run_id) {
             Some(seq) => {
                 self.observe(seq, run_id, status, at, Channel::Poll);
                 true
@@ -761,8 +762,8 @@ impl Ledger {
     pub fn coverage(&self) -> (u64, u64) {
         let (mut webhook, mut poll) = (0, 0);
         for (_, _, r) in self.accepted_inputs() {
-            webhook += u64::from(r.webhook.is_none());
-            poll += u64::from(r.poll.is_none());
+            webhook += u64::from(r.webhook().is_none());
+            poll += u64::from(r.poll().is_none());
         }
         (webhook, poll)
     }
@@ -785,7 +786,7 @@ impl Ledger {
                     _ => None,
                 },
                 input_index: i,
-                run_id: r.run_id.clone(),
+                run_id: self.run_ids.of(r).map(str::to_string),
                 last_status: r.last_status.map(|s| s.as_str().to_string()),
             })
             .collect()
@@ -794,8 +795,11 @@ impl Ledger {
 
 pub mod invariants;
 pub mod poller;
+mod records;
 
 pub use invariants::{Faults, Invariant, InvariantResult};
+use records::RunIds;
+pub use records::{InputRecord, SeenAt};
 
 #[cfg(test)]
 mod tests {
@@ -860,7 +864,7 @@ mod tests {
         };
         l.ingest_delivery(&d, "wss_s", Duration::from_secs(300));
         assert!(
-            l.inputs[0].webhook.is_none(),
+            l.inputs[0].webhook().is_none(),
             "not yet: the batch is unanswered"
         );
         l.settle_batch(
@@ -872,11 +876,11 @@ mod tests {
             0,
         );
         assert!(
-            l.inputs[0].webhook.is_some(),
+            l.inputs[0].webhook().is_some(),
             "replayed once the batch is accepted"
         );
         assert_eq!(l.anomalies.from_unconfirmed_batches, 0);
-        assert_eq!(l.terminal_events.get("workflow_run_1"), Some(&1));
+        assert_eq!(l.terminal_events_of("workflow_run_1"), 1);
         assert_eq!(l.findings.checked("webhook.batch_id"), 1);
         assert_eq!(l.findings.failed("webhook.batch_id"), 0);
     }
@@ -899,7 +903,11 @@ mod tests {
         let run = serde_json::json!({"id": "workflow_run_9", "status": "PROCESSED", "batchId": "batch_1", "metadata": {"bp_input": "2:1"}});
         l.poll_run(run.as_object().unwrap(), Instant::now());
         let pos = l.batch_position(2).unwrap();
-        assert!(l.inputs[l.batches[pos].first_seq as usize + 1].poll.is_some());
+        assert!(
+            l.inputs[l.batches[pos].first_seq as usize + 1]
+                .poll()
+                .is_some()
+        );
         assert_eq!(l.anomalies.unknown, 0);
         assert!(l.judge_invariants(true).iter().all(|i| i.held));
 
@@ -909,7 +917,10 @@ mod tests {
         l.add_batch(3, start, 1);
         assert_eq!(l.faults.count(Invariant::OneOutcome), 3);
         let judged = l.judge_invariants(true);
-        let one = judged.iter().find(|i| i.id == "ledger.one_outcome_per_batch").unwrap();
+        let one = judged
+            .iter()
+            .find(|i| i.id == "ledger.one_outcome_per_batch")
+            .unwrap();
         // The duplicate registration of #3 is also a batch with no outcome.
         assert_eq!((one.held, one.violations), (false, 4));
         assert!(one.examples[0].contains("#7"), "{one:?}");

@@ -43,7 +43,10 @@ impl Format for Markdown {
                 s,
                 "> **Harness fault**: the accounting broke one of its own invariants, so its figures cannot be trusted. Please report it.\n"
             )?;
-            writeln!(s, "| invariant | cases | violations | e.g. |\n|---|---|---|---|")?;
+            writeln!(
+                s,
+                "| invariant | cases | violations | e.g. |\n|---|---|---|---|"
+            )?;
             for i in r.invariants.iter().filter(|i| !i.held) {
                 writeln!(
                     s,

@@ -241,7 +241,10 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
 
 /// Each shard judged its own invariants; the merged run holds one only where every shard
 /// held it.
-fn merge_invariants(into: &mut Vec<crate::observe::InvariantResult>, from: &[crate::observe::InvariantResult]) {
+fn merge_invariants(
+    into: &mut Vec<crate::observe::InvariantResult>,
+    from: &[crate::observe::InvariantResult],
+) {
     for inv in from {
         match into.iter_mut().find(|i| i.id == inv.id) {
             Some(m) => {

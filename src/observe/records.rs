@@ -1,0 +1,184 @@
+//! Compact per-input records, sized for a bulk job of a million runs: 32 bytes per input,
+//! run ids stored once in one text arena (no `String` per input), found again through a
+//! table of input numbers, and event ids kept as 128-bit digests. The ledger holds one
+//! `Records`; nothing else stores per-input data.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use crate::api::RunStatus;
+
+/// Marks an absent time or run in the packed fields.
+const NONE: u32 = u32::MAX;
+
+/// What the ledger keeps of one input: when each channel first saw it terminal (µs after
+/// the run's start), with which status, its run id (an index into the arena), and the
+/// highest status rank seen per channel (to detect statuses going backwards).
+#[derive(Debug, Clone, Copy)]
+pub struct InputRecord {
+    webhook_us: u64,
+    poll_us: u64,
+    /// Position of the input's batch in the ledger.
+    pub batch: u32,
+    run: u32,
+    webhook_status: Option<RunStatus>,
+    poll_status: Option<RunStatus>,
+    pub max_rank: [u8; 2],
+    pub last_status: Option<RunStatus>,
+}
+
+/// A terminal observation: status and µs after the run's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenAt {
+    pub status: RunStatus,
+    pub micros: u64,
+}
+
+impl InputRecord {
+    pub fn new(batch: u32) -> InputRecord {
+        InputRecord {
+            webhook_us: 0,
+            poll_us: 0,
+            batch,
+            run: NONE,
+            webhook_status: None,
+            poll_status: None,
+            max_rank: [0; 2],
+            last_status: None,
+        }
+    }
+
+    pub fn webhook(&self) -> Option<SeenAt> {
+        self.webhook_status.map(|status| SeenAt {
+            status,
+            micros: self.webhook_us,
+        })
+    }
+
+    pub fn poll(&self) -> Option<SeenAt> {
+        self.poll_status.map(|status| SeenAt {
+            status,
+            micros: self.poll_us,
+        })
+    }
+
+    /// Sets the channel's first terminal observation; false if it already had one.
+    pub fn mark(&mut self, channel: super::Channel, seen: SeenAt) -> bool {
+        let (slot, at) = match channel {
+            super::Channel::Webhook => (&mut self.webhook_status, &mut self.webhook_us),
+            super::Channel::Poll => (&mut self.poll_status, &mut self.poll_us),
+        };
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(seen.status);
+        *at = seen.micros;
+        true
+    }
+
+    pub fn first_seen(&self) -> Option<(SeenAt, super::Channel)> {
+        use super::Channel;
+        match (self.webhook(), self.poll()) {
+            (Some(w), Some(p)) if p.micros < w.micros => Some((p, Channel::Poll)),
+            (Some(w), _) => Some((w, Channel::Webhook)),
+            (None, Some(p)) => Some((p, Channel::Poll)),
+            (None, None) => None,
+        }
+    }
+
+    pub fn has_run(&self) -> bool {
+        self.run != NONE
+    }
+}
+
+/// Run ids, each stored once: the concatenated text, where each id ends, and a table of
+/// input numbers keyed by their run id's text.
+#[derive(Default)]
+pub struct RunIds {
+    text: String,
+    ends: Vec<u32>,
+    table: hashbrown::HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl RunIds {
+    fn get(&self, k: u32) -> &str {
+        let k = k as usize;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        &self.text[start..self.ends[k] as usize]
+    }
+
+    /// The run id of `input`, if it has one.
+    pub fn of<'a>(&'a self, input: &InputRecord) -> Option<&'a str> {
+        input.has_run().then(|| self.get(input.run))
+    }
+
+    /// The input number `run_id` belongs to.
+    pub fn find(&self, inputs: &[InputRecord], run_id: &str) -> Option<u64> {
+        let hash = self.hasher.hash_one(run_id);
+        self.table
+            .find(hash, |&seq| self.get(inputs[seq as usize].run) == run_id)
+            .map(|&seq| u64::from(seq))
+    }
+
+    /// Gives input `seq` the run id `run_id`. The input must have none yet.
+    pub fn link(&mut self, inputs: &mut [InputRecord], seq: u64, run_id: &str) {
+        debug_assert!(!inputs[seq as usize].has_run());
+        self.text.push_str(run_id);
+        let k = self.ends.len() as u32;
+        self.ends.push(self.text.len() as u32);
+        inputs[seq as usize].run = k;
+        let hash = self.hasher.hash_one(run_id);
+        let (ends, text, hasher) = (&self.ends, &self.text, &self.hasher);
+        let id_of = |seq: u32| {
+            let k = inputs[seq as usize].run as usize;
+            let start = if k == 0 { 0 } else { ends[k - 1] as usize };
+            &text[start..ends[k] as usize]
+        };
+        self.table
+            .insert_unique(hash, seq as u32, |&s| hasher.hash_one(id_of(s)));
+    }
+
+    /// Bytes held, for the memory figures.
+    pub fn heap_bytes(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5
+    }
+}
+
+/// A 128-bit digest of an id: sets of them de-duplicate events without keeping each id's
+/// text (two SipHash passes with different keys; a collision among a million ids has a
+/// probability near 10⁻²⁶).
+pub fn digest(id: &str) -> u128 {
+    let half = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        salt.hash(&mut h);
+        id.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_record_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<InputRecord>(), 32);
+    }
+
+    #[test]
+    fn run_ids_round_trip_through_the_arena() {
+        let mut inputs: Vec<InputRecord> = (0..1000).map(|_| InputRecord::new(0)).collect();
+        let mut ids = RunIds::default();
+        for seq in (0..1000).rev() {
+            ids.link(&mut inputs, seq, &format!("workflow_run_{seq:021}"));
+        }
+        for seq in 0..1000u64 {
+            let id = format!("workflow_run_{seq:021}");
+            assert_eq!(ids.find(&inputs, &id), Some(seq));
+            assert_eq!(ids.of(&inputs[seq as usize]), Some(id.as_str()));
+        }
+        assert_eq!(ids.find(&inputs, "workflow_run_nope"), None);
+        assert_ne!(digest("evt_a"), digest("evt_b"));
+    }
+}
