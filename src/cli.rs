@@ -57,15 +57,30 @@ pub enum Command {
         #[arg(long, value_name = "I/N")]
         shard: Option<crate::report::Shard>,
     },
-    /// Render a saved report.json again, in any format.
+    /// Render a saved report.json again, in any format; or, with --from-journal, write the
+    /// partial report of a killed run from the journal in its report folder.
     Report {
         /// A report.json written by `run` or `merge`.
-        report: PathBuf,
+        #[arg(required_unless_present = "from_journal")]
+        report: Option<PathBuf>,
+        /// The report folder of a killed run: write its partial report (all formats, marked
+        /// incomplete) from the journal there.
+        #[arg(long, value_name = "DIR", conflicts_with = "report")]
+        from_journal: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
         format: ReportFormat,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         out: Option<PathBuf>,
+    },
+    /// Finish a killed run: read its journal, collect the results of its accepted batches
+    /// by polling (never submitting anything again), and write the complete report.
+    Resume {
+        /// The killed run's report folder (it holds journal.txt).
+        dir: PathBuf,
+        /// Environment variable holding the API key.
+        #[arg(long, default_value = "EXTEND_API_KEY")]
+        token_env: String,
     },
     /// Compare two runs; exit 1 if NEW regressed against BASE.
     Compare {

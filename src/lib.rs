@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod mock;
 pub mod observe;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod scenario;
 pub mod webhook;

@@ -71,10 +71,23 @@ fn main() -> ExitCode {
                 run::run(opts).await
             }
             Command::Report {
+                from_journal: Some(dir),
+                ..
+            } => finish(batchproof::resume::report_from_journal(&dir), exit::ABORTED),
+            Command::Report {
                 report,
                 format,
                 out,
-            } => batchproof::files::render(&report, format, out.as_deref()),
+                ..
+            } => batchproof::files::render(
+                &report.expect("clap requires REPORT without --from-journal"),
+                format,
+                out.as_deref(),
+            ),
+            Command::Resume { dir, token_env } => finish(
+                batchproof::resume::resume(&dir, &token_env).await,
+                exit::PASSED,
+            ),
             Command::Compare {
                 base,
                 new,
@@ -93,6 +106,38 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// Prints a rebuilt or resumed report's summary and files; maps it to an exit code
+/// (`complete` is what a whole run would have exited with).
+fn finish(
+    result: Result<(batchproof::report::Report, Vec<std::path::PathBuf>), (u8, String)>,
+    complete: u8,
+) -> u8 {
+    use batchproof::report::Format;
+    match result {
+        Ok((report, paths)) => {
+            if let Ok(text) = batchproof::report::console::Console.render(&report) {
+                println!("{text}");
+            }
+            for p in &paths {
+                println!("report: {}", p.display());
+            }
+            if !report.complete {
+                exit::ABORTED
+            } else if report.harness_fault() {
+                exit::HARNESS_FAULT
+            } else if report.verdict.passed {
+                complete
+            } else {
+                exit::FAILED
+            }
+        }
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    }
 }
 
 async fn serve_mock(

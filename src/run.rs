@@ -183,7 +183,7 @@ pub async fn run(opts: RunOptions) -> u8 {
 
 /// Listens for Ctrl-C and SIGTERM; turns `stop` on with the reason. The handlers are
 /// registered before this returns, so no signal is missed while the run starts.
-fn watch_signals(stop: watch::Sender<Option<String>>) {
+pub(crate) fn watch_signals(stop: watch::Sender<Option<String>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -350,6 +350,29 @@ async fn execute(
         collecting,
     )));
     ledger.lock().expect("ledger").judge = scenario.checks.is_some();
+    // The report folder exists from the start: the journal grows in it as the run goes.
+    let name = match opts.shard {
+        Some(s) => format!("{}-shard{}of{}", scenario.name, s.index, s.count),
+        None => scenario.name.clone(),
+    };
+    let dir = report_dir(&opts.out, &name, started_at);
+    let header = crate::observe::journal::Header {
+        scenario_file: std::fs::canonicalize(&scenario.path)
+            .unwrap_or_else(|_| scenario.path.clone())
+            .display()
+            .to_string(),
+        scenario_text: scenario.text.clone(),
+        target_url: base.clone(),
+        embedded_mock: mock.is_some(),
+        started_at: started_at.to_rfc3339(),
+        shard: opts.shard,
+    };
+    match crate::observe::Journal::create(&dir, &header) {
+        Ok(j) => ledger.lock().expect("ledger").journal = Some(j),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "cannot write the journal ({e}); a killed run will leave nothing to resume from")
+        }
+    }
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     // One factory builds the bodies and, later, rebuilds an input's metadata to compare
     // with what comes back, so the ledger keeps no copy of it.
@@ -440,10 +463,16 @@ async fn execute(
         let done = progress_done.clone();
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                if let Some(kib) = crate::metrics::rss_kib() {
+                {
                     let mut l = ledger.lock().expect("ledger");
-                    let since = start.elapsed();
-                    l.timeline.at(since).rss_kib = kib;
+                    if let Some(kib) = crate::metrics::rss_kib() {
+                        let since = start.elapsed();
+                        l.timeline.at(since).rss_kib = kib;
+                    }
+                    // Results reach the journal's file at least once a second.
+                    if let Some(j) = &mut l.journal {
+                        j.flush();
+                    }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -553,11 +582,12 @@ async fn execute(
     report.shard = opts.shard;
     report.resources = report::Resources::from_timeline(&report.timeline);
     report.judge(&scenario.thresholds);
-    let name = match opts.shard {
-        Some(s) => format!("{}-shard{}of{}", scenario.name, s.index, s.count),
-        None => scenario.name.clone(),
-    };
-    let dir = report_dir(&opts.out, &name, started_at);
+    if let Some(j) = &mut ledger.lock().expect("ledger").journal {
+        j.flush();
+        if let Some(e) = &j.error {
+            tracing::warn!(path = %j.path.display(), "the journal is incomplete: {e}");
+        }
+    }
     let mut formats: Vec<&dyn report::Format> = vec![
         &report::json::Json,
         &report::markdown::Markdown,
@@ -598,7 +628,7 @@ fn completion_curve(mut done_ms: Vec<f64>, inputs: u32) -> Vec<f64> {
         .collect()
 }
 
-fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
+pub(crate) fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
     let safe: String = name
         .chars()
         .map(|c| {
@@ -615,7 +645,7 @@ fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> Path
 /// Waits until every accepted input has a result on the channels in use, or the deadline
 /// passes, or the run is stopped. With both channels, polling is the authority: once it
 /// has seen everything, webhooks get a short settling time to catch up.
-async fn wait_for_results(
+pub(crate) async fn wait_for_results(
     scenario: &Scenario,
     ledger: &Mutex<Ledger>,
     mut stop: watch::Receiver<Option<String>>,
@@ -735,7 +765,7 @@ fn spawn_progress(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build_report(
+pub(crate) fn build_report(
     scenario: &Scenario,
     ledger: &Ledger,
     metrics: &HttpMetrics,
@@ -989,6 +1019,7 @@ fn build_report(
         timeline: ledger.timeline.finish(),
         rules: Vec::new(),
         invariants: Vec::new(),
+        resumed: None,
         resources: None,
         shard: None,
         merged_from: Vec::new(),

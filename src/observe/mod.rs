@@ -115,6 +115,9 @@ pub struct Ledger {
     pub track_inputs: bool,
     /// Set once every result is in: the poller then keeps polling every batch.
     pub settling: bool,
+    /// A resume: an input needs polling only while no channel has seen it (results seen by
+    /// webhook before the kill need no second look).
+    pub poll_until_seen: bool,
     pub batches: Vec<BatchRecord>,
     /// One compact record per input of every registered batch (when tracking inputs).
     pub inputs: Vec<InputRecord>,
@@ -151,6 +154,8 @@ pub struct Ledger {
     pub timeline: Timeline,
     /// States the accounting promises never happen, counted when they do.
     pub faults: Faults,
+    /// Where the run's accounting is appended as it happens (see `journal`).
+    pub journal: Option<Journal>,
 }
 
 /// A hash of a JSON value that ignores object key order (targets may reorder keys), made
@@ -191,6 +196,7 @@ impl Ledger {
         Ledger {
             track_inputs,
             settling: false,
+            poll_until_seen: false,
             start,
             batches: Vec::new(),
             by_index: HashMap::new(),
@@ -214,6 +220,7 @@ impl Ledger {
             batch_completion: Latency::default(),
             timeline: Timeline::default(),
             faults: Faults::default(),
+            journal: None,
         }
     }
 
@@ -231,6 +238,10 @@ impl Ledger {
         if self.track_inputs {
             self.inputs
                 .extend((0..count).map(|_| InputRecord::new(pos as u32)));
+        }
+        if let Some(j) = &mut self.journal {
+            let us = intended.saturating_duration_since(self.start).as_micros() as u64;
+            j.scheduled(index, count, us);
         }
         self.batches.push(BatchRecord {
             index,
@@ -285,6 +296,9 @@ impl Ledger {
         if let BatchOutcome::Accepted { batch_id } = &outcome {
             self.by_batch_id.insert(batch_id.clone(), pos);
         }
+        if let Some(j) = &mut self.journal {
+            j.settled(index, since.as_micros() as u64, throttles, &outcome);
+        }
         let b = &mut self.batches[pos];
         b.outcome = outcome;
         b.answered = Some(at);
@@ -308,7 +322,13 @@ impl Ledger {
             .filter_map(|b| match &b.outcome {
                 BatchOutcome::Accepted { batch_id } => {
                     let range = b.first_seq as usize..(b.first_seq + b.inputs as u64) as usize;
-                    let done = self.inputs[range].iter().all(|i| i.poll().is_some());
+                    let done = self.inputs[range].iter().all(|i| {
+                        if self.poll_until_seen {
+                            i.first_seen().is_some()
+                        } else {
+                            i.poll().is_some()
+                        }
+                    });
                     (!done || self.settling).then(|| (b.index, batch_id.clone()))
                 }
                 _ => None,
@@ -490,6 +510,10 @@ impl Ledger {
                 self.anomalies.duplicates += 1;
             }
             return;
+        }
+        if let Some(j) = &mut self.journal {
+            let b = &self.batches[input.batch as usize];
+            j.result(b.index, seq - b.first_seq, channel, status, micros, run_id);
         }
         if before.is_none() {
             let pos = input.batch as usize;
@@ -794,8 +818,11 @@ impl Ledger {
 }
 
 pub mod invariants;
+pub mod journal;
 pub mod poller;
 mod records;
+
+pub use journal::Journal;
 
 pub use invariants::{Faults, Invariant, InvariantResult};
 use records::RunIds;

@@ -56,6 +56,10 @@ pub struct Report {
     /// Memory of this process over the run (from the timeline's samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Set when the run was killed and finished by `batchproof resume`: what the resume
+    /// read back and collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<String>,
     /// Which share of the scenario this run sent (`run --shard I/N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
