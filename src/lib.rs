@@ -3,7 +3,27 @@
 //! Data flows one way: scenario → load engine → target → observations → checks and
 //! metrics → report. The mock is only ever a *target*: the harness reaches it over HTTP,
 //! exactly as it reaches the real API, so nothing it checks can be faked through shared
-//! memory.
+//! memory. `tests/layout.rs` fails when a cycle between these modules appears.
+//!
+//! # Layout, in the order data flows
+//!
+//! - `cli`: the command line (clap definitions only).
+//! - `config`: durations, distributions and located YAML errors shared by scenarios and
+//!   mock profiles.
+//! - `scenario`: the scenario file, its validation (file:line:column) and its checked form.
+//! - `api`: the contract as types and constants (requests, runs, events, errors, versions)
+//!   shared by harness and mock, and the HTTP client.
+//! - `load`: the load engine — schedules, body building, submission.
+//! - `mock`: the stateful simulator of the API, a target reached only over HTTP.
+//! - `webhook`: signing and verification, and the receiver of deliveries.
+//! - `observe`: what a run saw — the ledger (one record per batch and input), polling,
+//!   correlation, the accounting's invariants and the journal that survives a kill.
+//! - `checks`: the rule catalogue — rules, findings, judging over plain data (a leaf).
+//! - `probes`: the active conformance phase — audit, pagination walk, edge probes.
+//! - `metrics`: HdrHistogram recorders, request counters, the per-second timeline.
+//! - `report`: the report model and one file per format; compare and merge.
+//! - `run`: `batchproof run` end to end; `resume`: a killed run's journal, read back and
+//!   finished; `files`: the report, compare and merge commands over saved files.
 
 pub mod api;
 pub mod checks;
@@ -14,6 +34,7 @@ pub mod load;
 pub mod metrics;
 pub mod mock;
 pub mod observe;
+pub mod probes;
 pub mod report;
 pub mod resume;
 pub mod run;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::api::client::Client;
-use crate::load::HttpMetrics;
 use crate::load::inputs::InputFactory;
+use crate::metrics::HttpMetrics;
 use crate::observe::journal::{self, Replay};
 use crate::observe::poller::Poller;
 use crate::observe::{BatchOutcome, Journal, Ledger};

@@ -387,7 +387,7 @@ async fn execute(
     let mut receiver = None;
     let mut consumer = None;
     if let Some(w) = &scenario.results.webhooks {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(crate::webhook::receiver::QUEUE);
         let r = Receiver::start(w.listen, tx, w.refuse_first)
             .await
             .map_err(|e| {
@@ -423,11 +423,13 @@ async fn execute(
         let ledger = ledger.clone();
         let max_age = w.max_age;
         consumer = Some(tokio::spawn(async move {
-            while let Some(d) = rx.recv().await {
-                ledger
-                    .lock()
-                    .expect("ledger")
-                    .ingest_delivery(&d, &secret, max_age);
+            // Many deliveries per lock: the ledger is shared with the submitters.
+            let mut batch = Vec::with_capacity(256);
+            while rx.recv_many(&mut batch, 256).await > 0 {
+                let mut ledger = ledger.lock().expect("ledger");
+                for d in batch.drain(..) {
+                    ledger.ingest_delivery(&d, &secret, max_age);
+                }
             }
         }));
         receiver = Some(r);
@@ -515,7 +517,7 @@ async fn execute(
         tracing::info!("checking the contract: audit of accepted batches and probes");
         let mut stop = stop_rx.clone();
         tokio::select! {
-            f = crate::checks::probe::run(&client, &scenario, checks, &ledger) => probe_findings = Some(f),
+            f = crate::probes::run(&client, &scenario, checks, &ledger) => probe_findings = Some(f),
             _ = stop.wait_for(|s| s.is_some()) => {}
         }
     }
@@ -564,7 +566,7 @@ async fn execute(
         let ledger = ledger.lock().expect("ledger");
         findings.merge(ledger.findings.clone());
         if scenario.results.webhooks.is_some() {
-            crate::checks::webhook::terminal_events(&ledger, &mut findings);
+            ledger.judge_terminal_events(&mut findings);
         }
         crate::checks::batch::unique_ids(
             &mut findings,
@@ -582,6 +584,16 @@ async fn execute(
     report.shard = opts.shard;
     report.resources = report::Resources::from_timeline(&report.timeline);
     report.judge(&scenario.thresholds);
+    {
+        let l = ledger.lock().expect("ledger");
+        let inputs = l.inputs.len().max(1);
+        tracing::info!(
+            inputs = l.inputs.len(),
+            bytes = l.accounting_bytes(),
+            bytes_per_input = l.accounting_bytes() / inputs,
+            "per-input accounting held"
+        );
+    }
     if let Some(j) = &mut ledger.lock().expect("ledger").journal {
         j.flush();
         if let Some(e) = &j.error {

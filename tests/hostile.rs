@@ -143,7 +143,7 @@ async fn a_trickling_client_and_many_idle_connections_do_not_block_others() {
 
 #[tokio::test]
 async fn the_receiver_refuses_oversized_deliveries_and_keeps_receiving() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(batchproof::webhook::receiver::QUEUE);
     let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tx, 0)
         .await
         .unwrap();

@@ -34,7 +34,7 @@ async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
             0,
         );
     }
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(batchproof::webhook::receiver::QUEUE);
     let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tx, 0)
         .await
         .unwrap();

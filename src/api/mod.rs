@@ -20,6 +20,10 @@ pub const REQUEST_ID_HEADER: &str = "x-extend-request-id";
 
 /// Most inputs one batch may carry (and the least is one).
 pub const MAX_BATCH_INPUTS: usize = 1000;
+
+/// Metadata key marking runs the conformance probes created, so neither the harness nor
+/// a reader confuses their results with the load's.
+pub const PROBE_KEY: &str = "bp_probe";
 /// Documented limit on a run's metadata object, serialised.
 pub const MAX_METADATA_BYTES: usize = 10 * 1024;
 /// Priority the API gives to batch-created runs when none is asked for.

@@ -11,7 +11,6 @@ pub mod auth;
 pub mod batch;
 pub mod error;
 pub mod list;
-pub mod probe;
 pub mod runs;
 pub mod version;
 pub mod webhook;
@@ -180,7 +179,7 @@ impl Case {
 pub const EXAMPLES: usize = 5;
 
 #[derive(Debug, Clone, Default)]
-struct Tally {
+pub(crate) struct Tally {
     checked: u64,
     failed: u64,
     examples: Vec<Case>,

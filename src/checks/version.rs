@@ -5,12 +5,10 @@
 
 use serde_json::Value;
 
-use super::probe::{Probe, seen};
 use super::{Case, Findings, Rule, Severity, json_excerpt};
 use crate::api::ApiVersion;
-use crate::scenario::MissingVersion;
 
-const DOC: &str = "https://docs.extend.ai/api-reference/api-versioning";
+pub(crate) const DOC: &str = "https://docs.extend.ai/api-reference/api-versioning";
 
 pub const RULES: &[Rule] = &[
     Rule {
@@ -126,43 +124,4 @@ pub fn response(
         )
         .request(request)
     });
-}
-
-pub async fn probe(p: &mut Probe<'_>) {
-    let path = "/workflow_runs";
-    let missing = p.client.with_version_header(None);
-    let reply = p.send(&missing, "GET", path, None).await;
-    let req = format!("GET {path} (no x-extend-api-version)");
-    match p.config.missing_version {
-        MissingVersion::Reject => {
-            // Which version's error shape a versionless request gets is not documented:
-            // not an error.shape case.
-            p.findings
-                .check("version.missing", reply.status() == Some(400), || {
-                    Case::new("HTTP 400", seen(&reply)).request(req.clone())
-                });
-        }
-        MissingVersion::Legacy => {
-            let ok = reply.status() == Some(200)
-                && reply
-                    .body()
-                    .is_some_and(|b| list_problem(ApiVersion::V2024_12_23, b).is_none());
-            p.findings.check("version.missing", ok, || {
-                Case::new(
-                    "HTTP 200 in the legacy shape {success: true, workflowRuns: […]}",
-                    seen(&reply),
-                )
-                .request(req.clone())
-            });
-        }
-    }
-
-    let unknown = p.client.with_version_header(Some("1999-01-01"));
-    let reply = p.send(&unknown, "GET", path, None).await;
-    let req = format!("GET {path} (x-extend-api-version: 1999-01-01)");
-    // The error shape of an unknown version is anyone's guess: not an error.shape case.
-    p.findings
-        .check("version.unknown", reply.status() == Some(400), || {
-            Case::new("HTTP 400", seen(&reply)).request(req.clone())
-        });
 }

@@ -3,10 +3,9 @@
 //! exactly one terminal event (redeliveries of one eventId are counted apart), and the
 //! terminal status agrees with Get Workflow Run.
 //!
-//! The ledger judges deliveries as they arrive; `terminal_events` runs at the end.
+//! The ledger judges deliveries as they arrive, and the one-terminal-event rule at the end.
 
-use super::{Case, Findings, Rule, Severity};
-use crate::observe::{BatchOutcome, Ledger};
+use super::{Rule, Severity};
 
 const DOC_EVENTS: &str = "https://docs.extend.ai/2026-02-09/webhooks/events";
 const DOC_SIGNING: &str = "https://docs.extend.ai/developers/webhooks/configuration";
@@ -62,33 +61,3 @@ pub const RULES: &[Rule] = &[
         versions: &[],
     },
 ];
-
-/// At the end of a run: each run known to exist (seen on any channel, or in the audit)
-/// must have had exactly one terminal event, signed or not (the signature rules judge
-/// signatures; this one judges events).
-pub fn terminal_events(ledger: &Ledger, findings: &mut Findings) {
-    for (b, i, r) in ledger.accepted_inputs() {
-        let Some(run_id) = ledger.run_id(b.first_seq + i) else {
-            continue;
-        };
-        let BatchOutcome::Accepted { batch_id } = &b.outcome else {
-            continue;
-        };
-        let n = ledger.terminal_events_of(run_id);
-        findings.check("webhook.one_terminal", n == 1, || {
-            Case::new(
-                "one terminal workflow_run.* event",
-                if n == 0 {
-                    format!(
-                        "none (input {i}; last status {})",
-                        r.last_status.map_or("unknown", |s| s.as_str())
-                    )
-                } else {
-                    format!("{n} terminal events with distinct eventIds")
-                },
-            )
-            .batch(batch_id)
-            .run(run_id)
-        });
-    }
-}

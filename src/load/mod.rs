@@ -8,7 +8,6 @@ pub mod inputs;
 pub mod schedule;
 pub mod submit;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,43 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 
 use crate::api::client::Client;
-use crate::metrics::Operation;
+pub use crate::metrics::HttpMetrics;
 use crate::observe::Ledger;
 use crate::scenario::{Model, Phase, Scenario};
 use inputs::InputFactory;
-
-/// Request metrics shared by the submitters and the poller.
-#[derive(Debug, Default)]
-pub struct HttpMetrics {
-    pub submit: Operation,
-    pub list: Operation,
-    pub get: Operation,
-    /// Responses by status code ("200", "429", …) and failures without one ("timeout",
-    /// "connect", "other").
-    pub outcomes: BTreeMap<String, u64>,
-    pub requests: u64,
-    pub errors: u64,
-    pub throttles: u64,
-}
-
-impl HttpMetrics {
-    pub fn count_reply(&mut self, reply: &crate::api::client::Reply) {
-        use crate::api::client::Reply;
-        self.requests += 1;
-        let key = match reply {
-            Reply::Answered { status, .. } => status.to_string(),
-            Reply::Timeout { .. } => "timeout".into(),
-            Reply::Connect { .. } => "connect".into(),
-            Reply::Other { .. } => "other".into(),
-        };
-        match reply.status() {
-            Some(429) => self.throttles += 1,
-            Some(s) if s < 400 => {}
-            _ => self.errors += 1,
-        }
-        *self.outcomes.entry(key).or_default() += 1;
-    }
-}
 
 /// What the engine needs from the run.
 pub struct Engine {

@@ -261,3 +261,36 @@ mod tests {
         );
     }
 }
+
+/// Request metrics shared by the submitters and the poller.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    pub submit: Operation,
+    pub list: Operation,
+    pub get: Operation,
+    /// Responses by status code ("200", "429", …) and failures without one ("timeout",
+    /// "connect", "other").
+    pub outcomes: BTreeMap<String, u64>,
+    pub requests: u64,
+    pub errors: u64,
+    pub throttles: u64,
+}
+
+impl HttpMetrics {
+    pub fn count_reply(&mut self, reply: &crate::api::client::Reply) {
+        use crate::api::client::Reply;
+        self.requests += 1;
+        let key = match reply {
+            Reply::Answered { status, .. } => status.to_string(),
+            Reply::Timeout { .. } => "timeout".into(),
+            Reply::Connect { .. } => "connect".into(),
+            Reply::Other { .. } => "other".into(),
+        };
+        match reply.status() {
+            Some(429) => self.throttles += 1,
+            Some(s) if s < 400 => {}
+            _ => self.errors += 1,
+        }
+        *self.outcomes.entry(key).or_default() += 1;
+    }
+}

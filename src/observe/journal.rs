@@ -42,7 +42,7 @@ pub struct Header {
     /// Wall-clock start of the run (RFC 3339).
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<crate::report::Shard>,
+    pub shard: Option<crate::scenario::Shard>,
 }
 
 /// Appends to a run's journal. Write errors are remembered, not fatal: a full disk must

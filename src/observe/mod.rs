@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::api::PROBE_KEY;
 use crate::api::{RUN_EVENT_TYPES, RunStatus};
-use crate::checks::probe::PROBE_KEY;
 use crate::checks::{self, Case, Findings, json_excerpt};
 use crate::metrics::{Latency, Timeline};
 use crate::webhook::receiver::Delivery;
@@ -496,7 +496,10 @@ impl Ledger {
             run_id,
             input.max_rank[ch],
             status,
-            channel,
+            match channel {
+                Channel::Webhook => "webhook",
+                Channel::Poll => "GET /workflow_runs (polling)",
+            },
         );
         input.max_rank[ch] = input.max_rank[ch].max(status.rank());
         input.last_status = Some(status);
@@ -814,6 +817,39 @@ impl Ledger {
                 last_status: r.last_status.map(|s| s.as_str().to_string()),
             })
             .collect()
+    }
+}
+
+impl Ledger {
+    /// At the end of a run: each run known to exist (seen on any channel, or in the audit)
+    /// must have had exactly one terminal event, signed or not (the signature rules judge
+    /// signatures; this one judges events).
+    pub fn judge_terminal_events(&self, findings: &mut Findings) {
+        let ledger = self;
+        for (b, i, r) in ledger.accepted_inputs() {
+            let Some(run_id) = ledger.run_id(b.first_seq + i) else {
+                continue;
+            };
+            let BatchOutcome::Accepted { batch_id } = &b.outcome else {
+                continue;
+            };
+            let n = ledger.terminal_events_of(run_id);
+            findings.check("webhook.one_terminal", n == 1, || {
+                Case::new(
+                    "one terminal workflow_run.* event",
+                    if n == 0 {
+                        format!(
+                            "none (input {i}; last status {})",
+                            r.last_status.map_or("unknown", |s| s.as_str())
+                        )
+                    } else {
+                        format!("{n} terminal events with distinct eventIds")
+                    },
+                )
+                .batch(batch_id)
+                .run(run_id)
+            });
+        }
     }
 }
 

@@ -18,8 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use super::Ledger;
 use crate::api::client::Client;
 use crate::api::{ApiVersion, RunStatus, shapes};
-use crate::load::HttpMetrics;
-use crate::metrics::Operation;
+use crate::metrics::{HttpMetrics, Operation};
 use crate::scenario::PollResults;
 
 /// Pages followed for one batch before the chain is declared endless (a 1,000-run batch

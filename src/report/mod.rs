@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::{RuleResult, RuleStatus};
 use crate::metrics::{Latency, LatencySummary, OperationSummary, Second};
 use crate::observe::{Anomalies, InvariantResult, MissingExample, WebhookCounts};
+pub use crate::scenario::Shard;
 use crate::scenario::threshold::{Threshold, ThresholdResult};
 
 pub const SCHEMA: &str = "batchproof.report/v1";
@@ -96,30 +97,6 @@ impl Resources {
             rss_end_mib: rss[rss.len() - 1],
             rss_max_mib: rss.iter().copied().fold(0.0, f64::max),
         })
-    }
-}
-
-/// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let err = || format!("`{s}` is not a shard; write I/N with 0 ≤ I < N, e.g. 0/4");
-        let (i, n) = s.split_once('/').ok_or_else(err)?;
-        let (index, count): (u64, u64) = (
-            i.trim().parse().map_err(|_| err())?,
-            n.trim().parse().map_err(|_| err())?,
-        );
-        if count == 0 || index >= count {
-            return Err(err());
-        }
-        Ok(Shard { index, count })
     }
 }
 

@@ -1006,3 +1006,27 @@ impl Scenario {
         })
     }
 }
+
+/// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let err = || format!("`{s}` is not a shard; write I/N with 0 ≤ I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(err)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| err())?,
+            n.trim().parse().map_err(|_| err())?,
+        );
+        if count == 0 || index >= count {
+            return Err(err());
+        }
+        Ok(Shard { index, count })
+    }
+}

@@ -1,5 +1,6 @@
 //! The harness's webhook receiver: an axum server that stamps each delivery on arrival,
-//! answers 200 at once and hands the raw delivery to the run's observer over a channel.
+//! answers 200 once it has handed the raw delivery to the run's observer over a bounded
+//! channel (`QUEUE` deliveries at most: memory stays bounded when the observer lags).
 //! Verification and correlation happen off the request path so a slow observer never
 //! makes the target's deliveries time out (which would trigger retries and skew counts).
 
@@ -20,6 +21,9 @@ use super::signing::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 /// Largest delivery accepted; WorkflowRun payloads are a few KB.
 pub const MAX_DELIVERY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Deliveries queued between the receiver and the run's observer.
+pub const QUEUE: usize = 4096;
+
 /// One delivery as it arrived, not yet verified or parsed.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -38,7 +42,7 @@ pub struct Receiver {
 }
 
 struct Inbox {
-    tx: mpsc::UnboundedSender<Delivery>,
+    tx: mpsc::Sender<Delivery>,
     /// Deliveries still to refuse with 503 (fault injection: the target must retry).
     refuse: AtomicU32,
     refused: Arc<AtomicU32>,
@@ -60,13 +64,20 @@ async fn accept(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let _ = inbox.tx.send(Delivery {
+    // A bounded queue: when the run's observer falls behind, the answer waits, and the
+    // sender slows down (as a webhook target that is busy would make it), instead of the
+    // harness holding an ever longer queue of bodies in memory.
+    let delivery = Delivery {
         arrived,
         timestamp: h(TIMESTAMP_HEADER),
         signature: h(SIGNATURE_HEADER),
         body,
-    });
-    StatusCode::OK
+    };
+    match inbox.tx.send(delivery).await {
+        Ok(()) => StatusCode::OK,
+        // The run is over and no longer listening: the target should retry elsewhere.
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 impl Receiver {
@@ -74,7 +85,7 @@ impl Receiver {
     /// answering the first `refuse_first` of them 503.
     pub async fn start(
         bind: SocketAddr,
-        tx: mpsc::UnboundedSender<Delivery>,
+        tx: mpsc::Sender<Delivery>,
         refuse_first: u32,
     ) -> anyhow::Result<Receiver> {
         let refused = Arc::new(AtomicU32::new(0));

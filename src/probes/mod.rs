@@ -12,15 +12,21 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Findings, excerpt, json_excerpt};
 use crate::api::client::{Client, Reply};
 use crate::api::shapes::{self, BatchInput, FileRef};
 use crate::api::{ApiVersion, RunStatus};
+use crate::checks::{Findings, excerpt, json_excerpt};
 use crate::observe::Ledger;
 use crate::scenario::{Checks, Scenario};
 
-/// Metadata key marking runs created by probes.
-pub const PROBE_KEY: &str = "bp_probe";
+mod auth;
+mod batch;
+mod error;
+mod list;
+mod runs;
+mod version;
+
+pub use crate::api::PROBE_KEY;
 
 /// 429s a probe waits out before it gives up.
 const PATIENCE: u32 = 6;
@@ -95,13 +101,13 @@ impl<'a> Probe<'a> {
     /// Records a 429 answer for `error.throttle_retryable`.
     pub fn throttled(&mut self, reply: &Reply, request: &str) {
         let v = self.version();
-        super::error::throttle_body(&mut self.findings, v, reply, request);
+        crate::checks::error::throttle_body(&mut self.findings, v, reply, request);
     }
 
     /// Records an error answer's body for `error.shape`.
     pub fn error_body(&mut self, reply: &Reply, request: &str) {
         let v = self.version();
-        super::error::body(&mut self.findings, v, reply, request);
+        crate::checks::error::body(&mut self.findings, v, reply, request);
     }
 
     /// A batch body of `n` probe inputs named `name`, in the scenario's version.
@@ -213,13 +219,13 @@ pub async fn run(
         ledger,
         findings: Findings::default(),
     };
-    super::runs::audit(&mut p).await;
+    runs::audit(&mut p).await;
     if config.probes {
-        super::batch::probe(&mut p).await;
-        super::auth::probe(&mut p).await;
-        super::version::probe(&mut p).await;
-        super::list::probe(&mut p).await;
-        super::error::probe(&mut p).await;
+        batch::probe(&mut p).await;
+        auth::probe(&mut p).await;
+        version::probe(&mut p).await;
+        list::probe(&mut p).await;
+        error::probe(&mut p).await;
     }
     p.findings
 }

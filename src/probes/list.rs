@@ -1,0 +1,135 @@
+//! The active part of the `list.*` rules: requests the probe phase sends and what
+//! their answers show.
+
+use super::{Probe, seen};
+use crate::api::shapes;
+use crate::checks::Case;
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// One walk through a batch's pages.
+pub struct Walk {
+    pub runs: Vec<Value>,
+    /// Run ids per page, in order.
+    pub pages: Vec<Vec<String>>,
+}
+
+/// Lists every run of `batch_id` at `page_size`, judging each page's shape and size and
+/// whether the chain ends within `expected_runs / page_size + 2` pages.
+pub async fn walk(p: &mut Probe<'_>, batch_id: &str, page_size: u32, expected_runs: u64) -> Walk {
+    let v = p.version();
+    let max_pages = expected_runs / u64::from(page_size) + 2;
+    let mut out = Walk {
+        runs: Vec::new(),
+        pages: Vec::new(),
+    };
+    let mut token: Option<String> = None;
+    let mut tokens = HashSet::new();
+    let req = format!("GET /workflow_runs?batchId={batch_id}&maxPageSize={page_size}");
+    loop {
+        let reply = p.list_page(batch_id, page_size, token.as_deref()).await;
+        if reply.status() != Some(200) {
+            p.error_body(&reply, &req);
+            p.findings.fail(
+                "list.pagination",
+                Case::new("HTTP 200 for every page", seen(&reply))
+                    .batch(batch_id)
+                    .request(&req),
+            );
+            return out;
+        }
+        let Some(body) = reply.body() else {
+            return out;
+        };
+        crate::checks::version::response(&mut p.findings, v, body, false, &req);
+        let Ok((page, next)) = shapes::list_page(v, body) else {
+            return out;
+        };
+        p.findings
+            .check("list.page_size", page.len() <= page_size as usize, || {
+                Case::new(
+                    format!("at most {page_size} runs"),
+                    format!("{} runs on page {}", page.len(), out.pages.len() + 1),
+                )
+                .batch(batch_id)
+                .request(&req)
+            });
+        out.pages.push(
+            page.iter()
+                .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+                .collect(),
+        );
+        out.runs.extend(page);
+        match next {
+            None => {
+                p.findings.pass("list.token_chain_ends");
+                return out;
+            }
+            Some(t) => {
+                let repeated = !tokens.insert(t.clone());
+                if repeated || out.pages.len() as u64 >= max_pages {
+                    p.findings.fail(
+                        "list.token_chain_ends",
+                        Case::new(
+                            format!("no nextPageToken after at most {max_pages} pages"),
+                            if repeated {
+                                format!("token `{t}` again after {} pages", out.pages.len())
+                            } else {
+                                format!("still a nextPageToken after {} pages", out.pages.len())
+                            },
+                        )
+                        .batch(batch_id)
+                        .request(&req),
+                    );
+                    return out;
+                }
+                token = Some(t);
+            }
+        }
+    }
+}
+
+/// Small pages must be disjoint and add up to `complete` (the ids from one big page).
+pub async fn pagination(p: &mut Probe<'_>, batch_id: &str, complete: &HashSet<String>) {
+    let size = p.config.page_size;
+    let walk = walk(p, batch_id, size, complete.len() as u64).await;
+    let mut seen_ids = HashSet::new();
+    let mut repeated = Vec::new();
+    for (n, page) in walk.pages.iter().enumerate() {
+        for id in page {
+            if !seen_ids.insert(id.clone()) {
+                repeated.push(format!("{id} (again on page {})", n + 1));
+            }
+        }
+    }
+    let missing: Vec<&String> = complete.difference(&seen_ids).take(5).collect();
+    let ok = repeated.is_empty() && missing.is_empty();
+    p.findings.check("list.pagination", ok, || {
+        Case::new(
+            format!("{} distinct runs over pages of {size}", complete.len()),
+            format!(
+                "{} pages; repeated: {:?}; missing from the pages: {:?}",
+                walk.pages.len(),
+                repeated.iter().take(5).collect::<Vec<_>>(),
+                missing
+            ),
+        )
+        .batch(batch_id)
+        .request(format!(
+            "GET /workflow_runs?batchId={batch_id}&maxPageSize={size} (all pages)"
+        ))
+    });
+}
+
+pub async fn probe(p: &mut Probe<'_>) {
+    for size in ["0", "1001"] {
+        let path = format!("/workflow_runs?maxPageSize={size}");
+        let reply = p.send(p.client, "GET", &path, None).await;
+        let req = format!("GET {path}");
+        p.error_body(&reply, &req);
+        p.findings
+            .check("list.page_size_range", reply.status() == Some(400), || {
+                Case::new("HTTP 400", seen(&reply)).request(req.clone())
+            });
+    }
+}

@@ -1,0 +1,133 @@
+//! The module graph stays acyclic, as `src/lib.rs` promises: data flows one way, scenario →
+//! load engine → target → observations → checks and metrics → report. Edges are read from
+//! `crate::<module>` paths in each top-level module's files; a cycle between top-level
+//! modules fails this test with the cycle spelled out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn rust_files(path: &Path, out: &mut Vec<std::path::PathBuf>) {
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            rust_files(&e.unwrap().path(), out);
+        }
+    } else if path.extension().is_some_and(|e| e == "rs") {
+        out.push(path.to_path_buf());
+    }
+}
+
+/// Top-level module → the top-level modules it names.
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut modules = BTreeMap::new();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        if name == "lib" || name == "main" {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&path, &mut files);
+        modules.insert(name, files);
+    }
+    let names: BTreeSet<String> = modules.keys().cloned().collect();
+    let mut edges = BTreeMap::new();
+    for (name, files) in &modules {
+        let mut to = BTreeSet::new();
+        for f in files {
+            let text = std::fs::read_to_string(f).unwrap();
+            for (i, _) in text.match_indices("crate::") {
+                let rest = &text[i + 7..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                let target = &rest[..end];
+                if target != name && names.contains(target) {
+                    to.insert(target.to_string());
+                }
+            }
+        }
+        edges.insert(name.clone(), to);
+    }
+    edges
+}
+
+/// A cycle through `from`, if any (depth-first search).
+fn cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut c = path[at..].to_vec();
+            c.push(node.to_string());
+            return Some(c);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        if let Some(c) = visit(node, edges, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[test]
+fn top_level_modules_form_no_cycle() {
+    let edges = graph();
+    assert!(edges.len() >= 10, "modules found: {edges:?}");
+    for (from, to) in &edges {
+        eprintln!(
+            "{from} -> {}",
+            to.iter().cloned().collect::<Vec<_>>().join(" ")
+        );
+    }
+    if let Some(c) = cycle(&edges) {
+        panic!("module cycle: {}", c.join(" -> "));
+    }
+}
+
+#[test]
+fn the_cycle_check_finds_a_cycle_when_there_is_one() {
+    let mut edges = graph();
+    // Add the edge that once existed: the catalogue reading the ledger.
+    edges
+        .get_mut("checks")
+        .unwrap()
+        .insert("observe".to_string());
+    let c = cycle(&edges).expect("checks -> observe -> checks is a cycle");
+    assert!(
+        c.contains(&"checks".to_string()) && c.contains(&"observe".to_string()),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn the_catalogue_is_a_leaf_and_the_mock_is_reached_only_over_http() {
+    let edges = graph();
+    let checks = &edges["checks"];
+    assert!(
+        checks.iter().all(|m| m == "api"),
+        "checks imports only the API types: {checks:?}"
+    );
+    for (from, to) in &edges {
+        if from != "run" && from != "scenario" {
+            assert!(!to.contains("mock"), "{from} reaches into the mock");
+        }
+    }
+}
