@@ -17,7 +17,7 @@ BATCHES=${1:-500}
 # Measured on 960967a (before the compact accounting) with this script, 500 batches,
 # 2026-11-30, this kind of machine: the figures the accounting issue started from.
 REF_LABEL="fixed reference (960967a, 500 batches)"
-REF_LINE="500000 runs · wall 30.6 s · 3.05 CPU-s per 100k runs · 421 B/run"
+REF_LINE="500000 runs · wall 27.2 s · 3.63 CPU-s per 100k runs · 441 B/run (peak RSS 248 MiB)"
 
 cargo build --release --quiet --locked --bin batchproof
 WORK=$(mktemp -d)
