@@ -191,6 +191,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A duration given in milliseconds (as reports store them), formatted as
+/// `format_duration` does; negative values show as zero.
+pub fn format_ms(ms: f64) -> String {
+    format_duration(std::time::Duration::from_secs_f64((ms / 1e3).max(0.0)))
+}
+
 /// Formats a duration the way `parse_duration` reads it, choosing a readable unit.
 pub fn format_duration(d: Duration) -> String {
     let us = d.as_micros();

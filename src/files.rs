@@ -137,14 +137,7 @@ pub fn merge(paths: &[PathBuf], out: &Path) -> u8 {
             return exit::INVALID;
         }
     };
-    let mut formats: Vec<&dyn Format> = vec![
-        &report::json::Json,
-        &report::markdown::Markdown,
-        &report::html::Html,
-    ];
-    if !merged.rules.is_empty() {
-        formats.push(&report::junit::JunitXml);
-    }
+    let formats = report::run_formats(!merged.rules.is_empty());
     match report::write_all(&merged, out, &formats) {
         Ok(paths) => {
             if let Ok(text) = report::console::Console.render(&merged) {

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             Command::Report {
                 from_journal: Some(dir),
                 ..
-            } => finish(batchproof::resume::report_from_journal(&dir), exit::ABORTED),
+            } => finish(batchproof::resume::report_from_journal(&dir)),
             Command::Report {
                 report,
                 format,
@@ -84,10 +84,9 @@ fn main() -> ExitCode {
                 format,
                 out.as_deref(),
             ),
-            Command::Resume { dir, token_env } => finish(
-                batchproof::resume::resume(&dir, &token_env).await,
-                exit::PASSED,
-            ),
+            Command::Resume { dir, token_env } => {
+                finish(batchproof::resume::resume(&dir, &token_env).await)
+            }
             Command::Compare {
                 base,
                 new,
@@ -108,11 +107,9 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Prints a rebuilt or resumed report's summary and files; maps it to an exit code
-/// (`complete` is what a whole run would have exited with).
+/// Prints a rebuilt or resumed report's summary and files; maps it to its exit code.
 fn finish(
     result: Result<(batchproof::report::Report, Vec<std::path::PathBuf>), (u8, String)>,
-    complete: u8,
 ) -> u8 {
     use batchproof::report::Format;
     match result {
@@ -123,15 +120,7 @@ fn finish(
             for p in &paths {
                 println!("report: {}", p.display());
             }
-            if !report.complete {
-                exit::ABORTED
-            } else if report.harness_fault() {
-                exit::HARNESS_FAULT
-            } else if report.verdict.passed {
-                complete
-            } else {
-                exit::FAILED
-            }
+            exit::for_report(&report)
         }
         Err((code, message)) => {
             eprintln!("error: {message}");

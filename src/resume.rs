@@ -85,14 +85,7 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
 }
 
 fn write(report: &Report, dir: &Path, scenario: &Scenario) -> Result<Vec<PathBuf>, (u8, String)> {
-    let mut formats: Vec<&dyn report::Format> = vec![
-        &report::json::Json,
-        &report::markdown::Markdown,
-        &report::html::Html,
-    ];
-    if scenario.checks.is_some() {
-        formats.push(&report::junit::JunitXml);
-    }
+    let formats = report::run_formats(scenario.checks.is_some());
     report::write_all(report, dir, &formats).map_err(|e| {
         (
             exit::ABORTED,

@@ -40,6 +40,21 @@ pub mod exit {
     pub const ABORTED: u8 = 3;
     /// A fault of the harness: an invariant of its own accounting did not hold.
     pub const HARNESS_FAULT: u8 = 4;
+
+    /// The exit code a finished report calls for.
+    pub fn for_report(report: &crate::report::Report) -> u8 {
+        if !report.complete {
+            ABORTED
+        } else if report.harness_fault() {
+            HARNESS_FAULT
+        } else if report.batches.accepted == 0 && report.batches.unreachable > 0 {
+            ABORTED
+        } else if report.verdict.passed {
+            PASSED
+        } else {
+            FAILED
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,18 +176,10 @@ pub async fn run(opts: RunOptions) -> u8 {
             for p in &paths {
                 println!("report: {}", p.display());
             }
-            if !report.complete {
-                exit::ABORTED
-            } else if report.harness_fault() {
-                exit::HARNESS_FAULT
-            } else if report.batches.accepted == 0 && report.batches.unreachable > 0 {
+            if report.complete && report.batches.accepted == 0 && report.batches.unreachable > 0 {
                 eprintln!("error: target unreachable: no batch could be sent");
-                exit::ABORTED
-            } else if report.verdict.passed {
-                exit::PASSED
-            } else {
-                exit::FAILED
             }
+            exit::for_report(&report)
         }
         Err(a) => {
             eprintln!("error: {}", a.message);
@@ -600,14 +607,7 @@ async fn execute(
             tracing::warn!(path = %j.path.display(), "the journal is incomplete: {e}");
         }
     }
-    let mut formats: Vec<&dyn report::Format> = vec![
-        &report::json::Json,
-        &report::markdown::Markdown,
-        &report::html::Html,
-    ];
-    if scenario.checks.is_some() {
-        formats.push(&report::junit::JunitXml);
-    }
+    let formats = report::run_formats(scenario.checks.is_some());
     tracing::info!(dir = %dir.display(), "writing the report");
     // Test seam (debug builds only): hold the write open so a test can signal during it.
     #[cfg(debug_assertions)]

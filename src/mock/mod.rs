@@ -6,17 +6,17 @@
 //! It is served with axum (not the `wiremock` crate) so it stays bounded under hours of
 //! load: no per-request journal, evicted finished runs, ring-buffer logs.
 
-pub mod delivery;
-pub mod http;
-pub mod limiter;
+mod delivery;
+mod http;
+mod limiter;
 pub mod profile;
-pub mod render;
-pub mod scheduler;
-pub mod state;
-pub mod validate;
+mod render;
+mod scheduler;
+mod state;
+mod validate;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -105,7 +105,6 @@ impl Shared {
 /// A running mock: its address, and the handle to stop it.
 pub struct MockServer {
     pub addr: SocketAddr,
-    shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -141,7 +140,6 @@ impl MockServer {
         tracing::info!(%addr, "mock listening");
         Ok(MockServer {
             addr,
-            shared,
             shutdown,
             tasks: vec![server, scheduler, dispatcher],
         })
@@ -150,11 +148,6 @@ impl MockServer {
     /// Base URL of the mock, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// Deliveries still waiting for an attempt or a retry.
-    pub fn pending_deliveries(&self) -> u64 {
-        self.shared.stats.pending.load(Ordering::Relaxed)
     }
 
     /// Stops accepting requests, stops processing and delivering, and waits for the

@@ -265,9 +265,7 @@ pub fn compare(
 fn fmt(v: Option<f64>, unit: &str) -> String {
     match v {
         None => "–".into(),
-        Some(v) if unit == "ms" => {
-            crate::config::format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
-        }
+        Some(v) if unit == "ms" => crate::config::format_ms(v),
         Some(v) if unit == "count" => format!("{v:.0}"),
         Some(v) if unit == "ratio" => format!("{:.2}%", v * 100.0),
         Some(v) => format!("{v:.2}"),
@@ -317,11 +315,7 @@ pub fn markdown(c: &Comparison) -> String {
 }
 
 pub fn html(c: &Comparison) -> String {
-    let esc = |t: &str| {
-        t.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    use super::svg::esc;
     let n = c.regressions();
     let mut s = String::new();
     let _ = write!(

@@ -7,9 +7,7 @@ use crate::config::format_duration;
 
 pub struct Console;
 
-fn ms(v: f64) -> String {
-    format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
-}
+use crate::config::format_ms as ms;
 
 impl Format for Console {
     fn extension(&self) -> &'static str {

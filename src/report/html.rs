@@ -5,20 +5,13 @@
 
 use std::fmt::Write;
 
-use super::svg::{Chart, PALETTE, Series, XAxis, downsample, line_chart};
+use super::svg::{Chart, PALETTE, Series, XAxis, downsample, esc, line_chart};
 use super::{Format, Report};
 use crate::checks::RuleStatus;
 use crate::config::format_duration;
 use crate::metrics::LatencySummary;
 
 pub struct Html;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// An RFC 3339 time as `2026-11-30 00:55:35 UTC`.
 fn when(s: &str) -> String {
@@ -31,9 +24,7 @@ fn when(s: &str) -> String {
         .unwrap_or_else(|_| s.to_string())
 }
 
-fn ms(v: f64) -> String {
-    format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
-}
+use crate::config::format_ms as ms;
 
 fn secs(v: f64) -> String {
     if v.is_finite() {

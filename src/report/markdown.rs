@@ -6,9 +6,7 @@ use super::{Format, Report};
 
 pub struct Markdown;
 
-fn ms(v: f64) -> String {
-    crate::config::format_duration(std::time::Duration::from_secs_f64((v / 1e3).max(0.0)))
-}
+use crate::config::format_ms as ms;
 
 impl Format for Markdown {
     fn extension(&self) -> &'static str {

@@ -350,6 +350,16 @@ pub trait Format {
     fn render(&self, report: &Report) -> anyhow::Result<String>;
 }
 
+/// The formats a run's folder holds: JSON, Markdown and HTML always, JUnit XML when the
+/// run judged contract rules.
+pub fn run_formats(with_rules: bool) -> Vec<&'static dyn Format> {
+    let mut formats: Vec<&'static dyn Format> = vec![&json::Json, &markdown::Markdown, &html::Html];
+    if with_rules {
+        formats.push(&junit::JunitXml);
+    }
+    formats
+}
+
 /// Writes `report` in each format into `dir` as `report.<ext>`; returns the paths.
 pub fn write_all(
     report: &Report,

@@ -58,10 +58,6 @@ impl Template {
             .all(|p| matches!(p, Part::Lit(_) | Part::Batch | Part::Index | Part::Seq))
     }
 
-    pub fn is_literal(&self) -> bool {
-        self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
-    }
-
     pub fn render<R: Rng + ?Sized>(&self, slot: Slot, rng: &mut R) -> String {
         let mut out = String::new();
         for p in &self.parts {
