@@ -55,7 +55,7 @@ pub enum Command {
         /// Send only shard I of N (0-based) of the scenario's batches; merge the shards'
         /// reports with `batchproof merge`.
         #[arg(long, value_name = "I/N")]
-        shard: Option<crate::scenario::Shard>,
+        shard: Option<batchproof::scenario::Shard>,
     },
     /// Render a saved report.json again, in any format; or, with --from-journal, write the
     /// partial report of a killed run from the journal in its report folder.

@@ -7,7 +7,6 @@
 //!
 //! # Layout, in the order data flows
 //!
-//! - `cli`: the command line (clap definitions only).
 //! - `config`: durations, distributions and located YAML errors shared by scenarios and
 //!   mock profiles.
 //! - `scenario`: the scenario file, its validation (file:line:column) and its checked form.
@@ -22,14 +21,16 @@
 //! - `probes`: the active conformance phase — audit, pagination walk, edge probes.
 //! - `metrics`: HdrHistogram recorders, request counters, the per-second timeline.
 //! - `report`: the report model and one file per format; compare and merge.
-//! - `run`: `batchproof run` end to end; `resume`: a killed run's journal, read back and
-//!   finished; `files`: the report, compare and merge commands over saved files.
+//! - `run`: a scenario run end to end; `resume`: a killed run's journal, read back and
+//!   finished.
+//!
+//! The command line (`src/cli.rs`, `src/commands/`) belongs to the binary: it alone parses
+//! arguments, prints to the terminal, handles signals and chooses exit codes; this library
+//! returns values and errors.
 
 pub mod api;
 pub mod checks;
-pub mod cli;
 pub mod config;
-pub mod files;
 pub mod load;
 pub mod metrics;
 pub mod mock;

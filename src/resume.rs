@@ -128,7 +128,13 @@ pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), (u8, St
 
 /// Finishes a killed run: collects the remaining results of its accepted batches by
 /// polling, never submitting, and writes the complete report into `dir`.
-pub async fn resume(dir: &Path, token_env: &str) -> Result<(Report, Vec<PathBuf>), (u8, String)> {
+/// `stop` turns to `Some(reason)` to end the collection early (the report is then
+/// written marked incomplete).
+pub async fn resume(
+    dir: &Path,
+    token_env: &str,
+    mut stop_rx: watch::Receiver<Option<String>>,
+) -> Result<(Report, Vec<PathBuf>), (u8, String)> {
     // The ledger's clock starts when the dead run started, so a result collected now
     // counts its whole wait, the time the run was dead included (when this machine's
     // monotonic clock reaches back that far; else the dead time is left out).
@@ -191,8 +197,6 @@ pub async fn resume(dir: &Path, token_env: &str) -> Result<(Report, Vec<PathBuf>
     .map_err(|e| (exit::ABORTED, format!("building the HTTP client: {e}")))?;
     let ledger = Arc::new(Mutex::new(ledger));
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
-    let (stop_tx, mut stop_rx) = watch::channel::<Option<String>>(None);
-    crate::run::watch_signals(stop_tx);
     let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
     let poller = Poller {
         client,

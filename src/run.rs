@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::client::Client;
 use crate::api::{RUN_EVENT_TYPES, RunStatus};
-use crate::cli;
 use crate::load::inputs::InputFactory;
 use crate::load::{Engine, HttpMetrics};
 use crate::mock::MockServer;
@@ -65,17 +64,6 @@ pub enum ProgressMode {
     None,
 }
 
-impl From<cli::Progress> for ProgressMode {
-    fn from(p: cli::Progress) -> Self {
-        match p {
-            cli::Progress::Auto => ProgressMode::Auto,
-            cli::Progress::Bars => ProgressMode::Bars,
-            cli::Progress::Lines => ProgressMode::Lines,
-            cli::Progress::None => ProgressMode::None,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub scenario: PathBuf,
@@ -87,30 +75,9 @@ pub struct RunOptions {
     pub mock_profile: Option<PathBuf>,
     /// Send only this share of the scenario's batches.
     pub shard: Option<report::Shard>,
-}
-
-/// `batchproof validate`: exit 0 if every file is valid, 2 otherwise.
-pub fn validate_files(files: &[PathBuf]) -> u8 {
-    let mut code = exit::PASSED;
-    for f in files {
-        match Scenario::load(f) {
-            Ok(s) => println!(
-                "{}: ok ({} phase(s), {} threshold(s), target {})",
-                f.display(),
-                s.load.phases.len(),
-                s.thresholds.len(),
-                match &s.target {
-                    Target::Mock { .. } => "embedded mock".to_string(),
-                    Target::Url { url, .. } => url.clone(),
-                }
-            ),
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = exit::INVALID;
-            }
-        }
-    }
-    code
+    /// Turns to `Some(reason)` when the run must stop (Ctrl-C, SIGTERM: the command line
+    /// owns the signals); the run then writes its partial report. None: never.
+    pub stop: Option<watch::Receiver<Option<String>>>,
 }
 
 /// What went wrong before a report could exist.
@@ -126,32 +93,20 @@ fn abort(code: u8, message: impl Into<String>) -> Abort {
     }
 }
 
-pub async fn run(opts: RunOptions) -> u8 {
-    let mut scenario = match Scenario::load(&opts.scenario) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
-    };
+/// The scenario a run will execute: the file, with `--mock-profile` or `--target` applied.
+pub fn prepare(opts: &RunOptions) -> Result<Scenario, (u8, String)> {
+    let invalid = |m: String| (exit::INVALID, m);
+    let mut scenario = Scenario::load(&opts.scenario).map_err(|e| invalid(e.to_string()))?;
     if let Some(path) = &opts.mock_profile {
-        match crate::mock::Profile::load(path) {
-            Ok(profile) => {
-                scenario.target = Target::Mock {
-                    profile: Box::new(profile),
-                    profile_path: Some(path.clone()),
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::INVALID;
-            }
-        }
+        let profile = crate::mock::Profile::load(path).map_err(|e| invalid(e.to_string()))?;
+        scenario.target = Target::Mock {
+            profile: Box::new(profile),
+            profile_path: Some(path.clone()),
+        };
     }
     if let Some(url) = &opts.target {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            eprintln!("error: --target `{url}` is not an http(s) URL");
-            return exit::INVALID;
+            return Err(invalid(format!("--target `{url}` is not an http(s) URL")));
         }
         scenario.target = Target::Url {
             url: url.trim_end_matches('/').to_string(),
@@ -162,71 +117,10 @@ pub async fn run(opts: RunOptions) -> u8 {
             && w.register
             && w.public_url.is_none()
         {
-            eprintln!(
-                "error: results via webhooks from --target need `results.webhooks.public_url` in the scenario\n  fix: set it to a URL the target can reach, or use `results.via: polling`"
-            );
-            return exit::INVALID;
+            return Err(invalid("results via webhooks from --target need `results.webhooks.public_url` in the scenario\n  fix: set it to a URL the target can reach, or use `results.via: polling`".into()));
         }
     }
-    match execute(Arc::new(scenario), &opts).await {
-        Ok((report, paths)) => {
-            if let Ok(text) = report::Format::render(&report::console::Console, &report) {
-                println!("{text}");
-            }
-            for p in &paths {
-                println!("report: {}", p.display());
-            }
-            if report.complete && report.batches.accepted == 0 && report.batches.unreachable > 0 {
-                eprintln!("error: target unreachable: no batch could be sent");
-            }
-            exit::for_report(&report)
-        }
-        Err(a) => {
-            eprintln!("error: {}", a.message);
-            a.code
-        }
-    }
-}
-
-/// Listens for Ctrl-C and SIGTERM; turns `stop` on with the reason. The handlers are
-/// registered before this returns, so no signal is missed while the run starts.
-pub(crate) fn watch_signals(stop: watch::Sender<Option<String>>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (int, term) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        );
-        tokio::spawn(async move {
-            match (int, term) {
-                (Ok(mut int), Ok(mut term)) => {
-                    let reason = tokio::select! {
-                        _ = int.recv() => "interrupted (SIGINT)",
-                        _ = term.recv() => "terminated (SIGTERM)",
-                    };
-                    let _ = stop.send(Some(reason.into()));
-                    // A second signal means "now": leave at once. Report files are only
-                    // ever renamed into place whole, so none is left truncated.
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                    eprintln!("second signal: exiting without finishing the report");
-                    std::process::exit(i32::from(exit::ABORTED));
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    let _ = stop.send(Some("interrupted (SIGINT)".into()));
-                }
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(Some("interrupted".into()));
-    });
+    Ok(scenario)
 }
 
 async fn register_webhook(
@@ -311,8 +205,9 @@ async fn execute(
     opts: &RunOptions,
 ) -> Result<(Report, Vec<PathBuf>), Abort> {
     let started_at = chrono::Utc::now();
-    let (stop_tx, stop_rx) = watch::channel::<Option<String>>(None);
-    watch_signals(stop_tx);
+    // Without a stop signal from the caller, a sender kept alive here never fires.
+    let (_never, idle) = watch::channel::<Option<String>>(None);
+    let stop_rx = opts.stop.clone().unwrap_or(idle);
 
     // The target.
     let (mock, base, token, workspace) = match &scenario.target {

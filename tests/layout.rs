@@ -131,3 +131,41 @@ fn the_catalogue_is_a_leaf_and_the_mock_is_reached_only_over_http() {
         }
     }
 }
+
+#[test]
+fn only_the_command_line_prints_or_exits() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let edge = |p: &Path| {
+        let rel = p.strip_prefix(&src).unwrap();
+        rel.starts_with("commands") || rel == Path::new("main.rs") || rel == Path::new("cli.rs")
+    };
+    let mut offenders = Vec::new();
+    for f in files.iter().filter(|f| !edge(f)) {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            if [
+                "println!",
+                "eprintln!",
+                "print!(",
+                "process::exit",
+                "clap::",
+            ]
+            .iter()
+            .any(|m| code.contains(m))
+            {
+                offenders.push(format!("{}:{}: {code}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "the library prints, exits or sees clap:\n{}",
+        offenders.join("\n")
+    );
+}

@@ -7,7 +7,18 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use batchproof::report::Report;
-use batchproof::run::{ProgressMode, RunOptions, exit, run};
+use batchproof::run::{ProgressMode, RunOptions, exit};
+
+/// What `batchproof run` does with its options, less the printing: the exit code.
+async fn run(opts: RunOptions) -> u8 {
+    match batchproof::run::prepare(&opts) {
+        Err((code, _)) => code,
+        Ok(scenario) => match batchproof::run::run_scenario(scenario, &opts).await {
+            Ok((report, _)) => exit::for_report(&report),
+            Err((code, _)) => code,
+        },
+    }
+}
 
 struct Outcome {
     code: u8,
@@ -31,6 +42,7 @@ async fn run_scenario(dir: &Path, yaml: &str, target: Option<String>) -> Outcome
         progress: ProgressMode::None,
         mock_profile: None,
         shard: None,
+        stop: None,
     })
     .await;
     let report = std::fs::read_dir(&out)

@@ -328,6 +328,7 @@ pub async fn run_in_process(
         progress: batchproof::run::ProgressMode::None,
         mock_profile: None,
         shard,
+        stop: None,
     };
     batchproof::run::run_scenario(scenario, &opts)
         .await

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::ReportFormat;
-use crate::report::{self, Format, Report};
-use crate::run::exit;
+use batchproof::report::{self, Format, Report};
+use batchproof::run::exit;
 
 fn read(path: &Path) -> Result<Report, u8> {
     report::json::read(path).map_err(|e| {
@@ -75,7 +75,7 @@ pub fn compare(
         eprintln!("error: --tolerance `{tolerance}` is not a ratio\n  fix: write e.g. 25% or 0.25");
         return exit::INVALID;
     };
-    let min_delta_ms = match crate::config::parse_duration(min_delta) {
+    let min_delta_ms = match batchproof::config::parse_duration(min_delta) {
         Ok(d) => d.as_secs_f64() * 1e3,
         Err(e) => {
             eprintln!("error: --min-delta: {e}");

@@ -1,0 +1,36 @@
+//! The command line's edge: one module per command group. Only this code (and `main.rs`)
+//! parses clap types, prints to the terminal, handles signals and chooses exit codes; the
+//! library returns values and errors.
+
+pub mod files;
+pub mod mock;
+pub mod run;
+pub mod signals;
+
+use std::path::PathBuf;
+
+use batchproof::report::{Format, Report, console::Console};
+use batchproof::run::exit;
+
+/// Prints a run's summary and the files written, or the error that kept a report from
+/// existing; returns the exit code.
+pub fn finish(result: Result<(Report, Vec<PathBuf>), (u8, String)>) -> u8 {
+    match result {
+        Ok((report, paths)) => {
+            if let Ok(text) = Console.render(&report) {
+                println!("{text}");
+            }
+            for p in &paths {
+                println!("report: {}", p.display());
+            }
+            if report.complete && report.batches.accepted == 0 && report.batches.unreachable > 0 {
+                eprintln!("error: target unreachable: no batch could be sent");
+            }
+            exit::for_report(&report)
+        }
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    }
+}
