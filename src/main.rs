@@ -86,7 +86,7 @@ async fn dispatch(command: Command) -> u8 {
             format,
             out,
             ..
-        } => commands::files::render(
+        } => commands::reports::render(
             &report.expect("clap requires REPORT without --from-journal"),
             format,
             out.as_deref(),
@@ -97,8 +97,8 @@ async fn dispatch(command: Command) -> u8 {
             tolerance,
             min_delta,
             out,
-        } => commands::files::compare(&base, &new, &tolerance, &min_delta, out.as_deref()),
-        Command::Merge { reports, out } => commands::files::merge(&reports, &out),
+        } => commands::reports::compare(&base, &new, &tolerance, &min_delta, out.as_deref()),
+        Command::Merge { reports, out } => commands::reports::merge(&reports, &out),
         Command::Checks { format } => {
             print!(
                 "{}",

@@ -2,8 +2,8 @@
 //! parses clap types, prints to the terminal, handles signals and chooses exit codes; the
 //! library returns values and errors.
 
-pub mod files;
 pub mod mock;
+pub mod reports;
 pub mod run;
 pub mod signals;
 

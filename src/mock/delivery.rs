@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::Shared;
 use super::profile::{MetadataDefect, Profile};
-use super::render;
 use super::state::Run;
+use super::wire;
 use crate::api::ApiVersion;
 use crate::webhook::signing;
 
@@ -228,7 +228,7 @@ fn event_body(shared: &Shared, run: &Run, target: &Target) -> (String, Arc<Vec<u
     let profile = &shared.profile;
     let defects = &profile.defects;
     let batch_visible = !(defects.runs_without_batch_id || defects.webhook_without_batch_id);
-    let mut payload = render::run_full(target.version, run, profile, batch_visible);
+    let mut payload = wire::run_full(target.version, run, profile, batch_visible);
     match defects.webhook_metadata {
         Some(MetadataDefect::Drop) => {
             if let Some(m) = payload.as_object_mut() {

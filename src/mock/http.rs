@@ -29,9 +29,9 @@ use super::Shared;
 use super::delivery::{HookEndpoint, Subscription, log_json};
 use super::limiter::Category;
 use super::profile::{Endpoint, MissingVersion};
-use super::render;
 use super::state::{FAILURE_REASONS, ListQuery, Outcome, Run, RunFile, Store};
 use super::validate::{self, BatchLimits, FileSpec, NewRun, Reject, Source};
+use super::wire;
 use crate::api::error::{ErrorCode, ErrorShape};
 use crate::api::{
     ApiVersion, BATCH_DEFAULT_PRIORITY, MAX_BATCH_INPUTS, REQUEST_ID_HEADER, RunStatus,
@@ -545,7 +545,7 @@ async fn create_run(
             .map(|input| {
                 let seq = store.reserve_seqs(1);
                 let run = new_run(&s, seq, input, req.workflow, &req.version, None, priority);
-                let v = render::run_full(ctx.version, &run, &s.profile, true);
+                let v = wire::run_full(ctx.version, &run, &s.profile, true);
                 store.insert(run, s.profile.defects.ignore_priority);
                 v
             })
@@ -638,7 +638,7 @@ async fn list_runs(
         }
         let runs: Vec<Value> = page
             .iter()
-            .map(|r| render::run_summary(ctx.version, r, &s.profile, visible))
+            .map(|r| wire::run_summary(ctx.version, r, &s.profile, visible))
             .collect();
         (runs, token)
     };
@@ -682,7 +682,7 @@ async fn get_run(
         let store = s.store.lock().expect("store");
         store
             .get(&id)
-            .map(|r| render::run_full(ctx.version, r, &s.profile, batch_id_visible(&s)))
+            .map(|r| wire::run_full(ctx.version, r, &s.profile, batch_id_visible(&s)))
     };
     match run {
         Some(run) => finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, run))),
@@ -755,7 +755,7 @@ async fn update_run(
                 }
             }
             run.updated_at = Utc::now();
-            render::run_full(ctx.version, run, &s.profile, batch_id_visible(&s))
+            wire::run_full(ctx.version, run, &s.profile, batch_id_visible(&s))
         })
     };
     match run {
@@ -803,7 +803,7 @@ async fn cancel_run(
             },
         ),
         Some(Ok(run)) => {
-            let body = render::run_full(ctx.version, &run, &s.profile, batch_id_visible(&s));
+            let body = wire::run_full(ctx.version, &run, &s.profile, batch_id_visible(&s));
             let _ = s.announce.send(run);
             s.wake.notify_one();
             finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, body)))
@@ -898,7 +898,7 @@ async fn create_webhook_endpoint(
     };
     let secret = format!("wss_{}", random_id(32));
     let id = format!("wh_{}", random_id(12));
-    let now = render::ts(Utc::now());
+    let now = wire::ts(Utc::now());
     s.hooks.lock().expect("hooks").endpoints.push(HookEndpoint {
         id: id.clone(),
         url: url.clone(),
@@ -982,7 +982,7 @@ async fn create_webhook_subscription(
             events: events.clone(),
         });
     }
-    let now = render::ts(Utc::now());
+    let now = wire::ts(Utc::now());
     let body = json!({
         "object": "webhook_subscription", "id": id, "webhookEndpointId": endpoint_id,
         "resourceType": "workflow", "resourceId": resource_id, "enabledEvents": events,

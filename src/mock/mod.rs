@@ -10,10 +10,10 @@ mod delivery;
 mod http;
 mod limiter;
 pub mod profile;
-mod render;
 mod scheduler;
 mod state;
 mod validate;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;

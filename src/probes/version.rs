@@ -5,7 +5,7 @@ use super::{Probe, seen};
 use crate::api::ApiVersion;
 use crate::checks::Case;
 use crate::checks::version::*;
-use crate::scenario::MissingVersion;
+use crate::scenario::MissingVersionExpectation;
 
 pub async fn probe(p: &mut Probe<'_>) {
     let path = "/workflow_runs";
@@ -13,7 +13,7 @@ pub async fn probe(p: &mut Probe<'_>) {
     let reply = p.send(&missing, "GET", path, None).await;
     let req = format!("GET {path} (no x-extend-api-version)");
     match p.config.missing_version {
-        MissingVersion::Reject => {
+        MissingVersionExpectation::Reject => {
             // Which version's error shape a versionless request gets is not documented:
             // not an error.shape case.
             p.findings
@@ -21,7 +21,7 @@ pub async fn probe(p: &mut Probe<'_>) {
                     Case::new("HTTP 400", seen(&reply)).request(req.clone())
                 });
         }
-        MissingVersion::Legacy => {
+        MissingVersionExpectation::Legacy => {
             let ok = reply.status() == Some(200)
                 && reply
                     .body()

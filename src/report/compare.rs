@@ -315,7 +315,7 @@ pub fn markdown(c: &Comparison) -> String {
 }
 
 pub fn html(c: &Comparison) -> String {
-    use super::svg::esc;
+    use super::charts::esc;
     let n = c.regressions();
     let mut s = String::new();
     let _ = write!(

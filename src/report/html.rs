@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::svg::{Chart, PALETTE, Series, XAxis, downsample, esc, line_chart};
+use super::charts::{Chart, PALETTE, Series, XAxis, downsample, esc, line_chart};
 use super::{Format, Report};
 use crate::checks::RuleStatus;
 use crate::config::format_duration;

@@ -2,6 +2,7 @@
 //! `reports/README.md`) from which every other format is rendered. Each export format is
 //! its own small file behind the `Format` trait.
 
+pub mod charts;
 pub mod compare;
 pub mod console;
 pub mod html;
@@ -9,7 +10,6 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
-pub mod svg;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -695,8 +695,11 @@ fn the_table_covers_the_catalogue() {
     let table: BTreeSet<&str> = TABLE.iter().map(|(r, _, _)| *r).collect();
     let catalogue: BTreeSet<&str> = batchproof::checks::catalogue().map(|r| r.id).collect();
     assert_eq!(table, catalogue);
-    let src =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripted.rs")).unwrap();
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scripted_rules.rs"
+    ))
+    .unwrap();
     for rule in table {
         assert!(
             src.contains(&format!("    {},\n", rule.replace('.', "_"))),
