@@ -1,0 +1,59 @@
+//! Waiting for a run's results: until every accepted input has one on the channels in use,
+//! the deadline passes, or the run is stopped.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::observe::Ledger;
+use crate::scenario::Scenario;
+
+/// Waits until every accepted input has a result on the channels in use, or the deadline
+/// passes, or the run is stopped. With both channels, polling is the authority: once it
+/// has seen everything, webhooks get a short settling time to catch up.
+pub(crate) async fn wait_for_results(
+    scenario: &Scenario,
+    ledger: &Mutex<Ledger>,
+    mut stop: watch::Receiver<Option<String>>,
+) {
+    let webhooks = scenario.results.webhooks.is_some();
+    let polling = scenario.results.polling.is_some();
+    let deadline = Instant::now() + scenario.results.deadline;
+    let settle = Duration::from_secs(2);
+    let mut polled_all_at: Option<Instant> = None;
+    loop {
+        let (wm, pm) = ledger.lock().expect("ledger").coverage();
+        let now = Instant::now();
+        let done = match (webhooks, polling) {
+            (true, false) => wm == 0,
+            (false, true) => pm == 0,
+            (true, true) => {
+                if pm == 0 {
+                    let at = *polled_all_at.get_or_insert(now);
+                    wm == 0 || now.duration_since(at) >= settle
+                } else {
+                    false
+                }
+            }
+            (false, false) => true,
+        };
+        if now >= deadline {
+            return;
+        }
+        if done {
+            if !scenario.results.settle.is_zero() {
+                ledger.lock().expect("ledger").settling = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(scenario.results.settle) => {}
+                    _ = stop.wait_for(|s| s.is_some()) => {}
+                }
+            }
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.wait_for(|s| s.is_some()) => return,
+        }
+    }
+}
