@@ -21,7 +21,7 @@ use crate::observe::journal::{self, Replay};
 use crate::observe::poller::Poller;
 use crate::observe::{BatchOutcome, Journal, Ledger};
 use crate::report::{self, Report};
-use crate::run::exit;
+use crate::run::RunError;
 use crate::scenario::{PollResults, Scenario, Target};
 
 /// A journal's run, read back: its scenario and its rebuilt ledger.
@@ -34,25 +34,19 @@ struct Rebuilt {
     last_us: u64,
 }
 
-fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuilt, (u8, String)> {
+fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuilt, RunError> {
     let replay = journal::read(&dir.join(journal::FILE)).map_err(|e| {
-        (
-            exit::INVALID,
-            format!(
-                "{e}\n  fix: pass the report folder of a run (it holds {})",
-                journal::FILE
-            ),
-        )
+        RunError::Invalid(format!(
+            "{e}\n  fix: pass the report folder of a run (it holds {})",
+            journal::FILE
+        ))
     })?;
     let h = &replay.header;
     let scenario = Scenario::from_text(Path::new(&h.scenario_file), &h.scenario_text)
-        .map_err(|e| (exit::INVALID, format!("the journal's scenario: {e}")))?;
+        .map_err(|e| RunError::Invalid(format!("the journal's scenario: {e}")))?;
     let started_at = chrono::DateTime::parse_from_rfc3339(&h.started_at)
         .map_err(|e| {
-            (
-                exit::INVALID,
-                format!("the journal's start time {:?}: {e}", h.started_at),
-            )
+            RunError::Invalid(format!("the journal's start time {:?}: {e}", h.started_at))
         })?
         .with_timezone(&chrono::Utc);
     let last_us = replay
@@ -84,18 +78,14 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     })
 }
 
-fn write(report: &Report, dir: &Path, scenario: &Scenario) -> Result<Vec<PathBuf>, (u8, String)> {
+fn write(report: &Report, dir: &Path, scenario: &Scenario) -> Result<Vec<PathBuf>, RunError> {
     let formats = report::run_formats(scenario.checks.is_some());
-    report::write_all(report, dir, &formats).map_err(|e| {
-        (
-            exit::ABORTED,
-            format!("writing the report to {}: {e}", dir.display()),
-        )
-    })
+    report::write_all(report, dir, &formats)
+        .map_err(|e| RunError::Aborted(format!("writing the report to {}: {e}", dir.display())))
 }
 
 /// The partial report of a killed run, from its journal alone; marked incomplete.
-pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), (u8, String)> {
+pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunError> {
     let now = Instant::now();
     let r = rebuild(dir, |_| now)?;
     let mut report = crate::run::build_report(
@@ -134,7 +124,7 @@ pub async fn resume(
     dir: &Path,
     token_env: &str,
     mut stop_rx: watch::Receiver<Option<String>>,
-) -> Result<(Report, Vec<PathBuf>), (u8, String)> {
+) -> Result<(Report, Vec<PathBuf>), RunError> {
     // The ledger's clock starts when the dead run started, so a result collected now
     // counts its whole wait, the time the run was dead included (when this machine's
     // monotonic clock reaches back that far; else the dead time is left out).
@@ -146,9 +136,7 @@ pub async fn resume(
             .unwrap_or(now)
     })?;
     if r.replay.header.embedded_mock {
-        return Err((
-            exit::INVALID,
-            "the run's target was the embedded mock, which died with it: there is nothing to collect\n  fix: `batchproof report --from-journal DIR` writes what the run saw".into(),
+        return Err(RunError::Invalid("the run's target was the embedded mock, which died with it: there is nothing to collect\n  fix: `batchproof report --from-journal DIR` writes what the run saw".into(),
         ));
     }
     let scenario = r.scenario.clone();
@@ -177,9 +165,7 @@ pub async fn resume(
 
     let base = r.replay.header.target_url.clone();
     let token = std::env::var(token_env).map_err(|_| {
-        (
-            exit::INVALID,
-            format!("environment variable `{token_env}` (the API key) is not set\n  fix: export {token_env}=sk_… or pass --token-env NAME"),
+        RunError::Invalid(format!("environment variable `{token_env}` (the API key) is not set\n  fix: export {token_env}=sk_… or pass --token-env NAME"),
         )
     })?;
     let workspace = match &scenario.target {
@@ -194,7 +180,7 @@ pub async fn resume(
         scenario.load.request_timeout,
         16,
     )
-    .map_err(|e| (exit::ABORTED, format!("building the HTTP client: {e}")))?;
+    .map_err(|e| RunError::Aborted(format!("building the HTTP client: {e}")))?;
     let ledger = Arc::new(Mutex::new(ledger));
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     let (poll_stop_tx, poll_stop_rx) = watch::channel(false);

@@ -12,10 +12,10 @@ use batchproof::run::{ProgressMode, RunOptions, exit};
 /// What `batchproof run` does with its options, less the printing: the exit code.
 async fn run(opts: RunOptions) -> u8 {
     match batchproof::run::prepare(&opts) {
-        Err((code, _)) => code,
+        Err(e) => e.exit_code(),
         Ok(scenario) => match batchproof::run::run_scenario(scenario, &opts).await {
             Ok((report, _)) => exit::for_report(&report),
-            Err((code, _)) => code,
+            Err(e) => e.exit_code(),
         },
     }
 }

@@ -10,11 +10,11 @@ pub mod signals;
 use std::path::PathBuf;
 
 use batchproof::report::{Format, Report, console::Console};
-use batchproof::run::exit;
+use batchproof::run::{RunError, exit};
 
 /// Prints a run's summary and the files written, or the error that kept a report from
 /// existing; returns the exit code.
-pub fn finish(result: Result<(Report, Vec<PathBuf>), (u8, String)>) -> u8 {
+pub fn finish(result: Result<(Report, Vec<PathBuf>), RunError>) -> u8 {
     match result {
         Ok((report, paths)) => {
             if let Ok(text) = Console.render(&report) {
@@ -28,9 +28,9 @@ pub fn finish(result: Result<(Report, Vec<PathBuf>), (u8, String)>) -> u8 {
             }
             exit::for_report(&report)
         }
-        Err((code, message)) => {
-            eprintln!("error: {message}");
-            code
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
         }
     }
 }

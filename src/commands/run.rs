@@ -25,9 +25,9 @@ pub async fn run(mut opts: RunOptions) -> u8 {
     opts.stop = Some(signals::stop_on_signal());
     let scenario = match run::prepare(&opts) {
         Ok(s) => s,
-        Err((code, message)) => {
-            eprintln!("error: {message}");
-            return code;
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
         }
     };
     finish(run::run_scenario(scenario, &opts).await)

@@ -90,644 +90,710 @@ impl Format for Html {
 
     fn render(&self, r: &Report) -> anyhow::Result<String> {
         let mut s = String::new();
-        let verdict = if !r.complete {
-            ("incomplete", "INCOMPLETE")
-        } else if r.harness_fault() {
-            ("failed", "HARNESS FAULT")
+        header(&mut s, r)?;
+        lead(&mut s, r)?;
+        thresholds(&mut s, r)?;
+        rules(&mut s, r)?;
+        latency(&mut s, r)?;
+        timelines(&mut s, r)?;
+        batches(&mut s, r)?;
+        completion_curves(&mut s, r)?;
+        accounting(&mut s, r)?;
+        projection(&mut s, r)?;
+        scenario_and_environment(&mut s, r)?;
+        footer(&mut s, r)?;
+        Ok(s)
+    }
+}
+
+/// The page head, the verdict badge and the target.
+fn header(s: &mut String, r: &Report) -> std::fmt::Result {
+    let verdict = if !r.complete {
+        ("incomplete", "INCOMPLETE")
+    } else if r.harness_fault() {
+        ("failed", "HARNESS FAULT")
+    } else if r.verdict.passed {
+        ("passed", "PASSED")
+    } else {
+        ("failed", "FAILED")
+    };
+    write!(
+        s,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>batchproof · {} · {}</title><style>{CSS}</style></head><body>{WATCH}<main>",
+        esc(&r.scenario.name),
+        verdict.1
+    )?;
+    write!(
+        s,
+        "<header><h1>batchproof · {} <span class=\"badge {}\" id=\"verdict\">{}</span></h1><div>{}</div><div class=\"muted\">Target <code>{}</code> ({}), API version {}; from {} to {} ({:.1} s).</div>",
+        esc(&r.scenario.name),
+        verdict.0,
+        verdict.1,
+        esc(r.scenario.description.as_deref().unwrap_or("")),
+        esc(&r.target.url),
+        esc(&r.target.kind),
+        esc(&r.target.api_version),
+        esc(&when(&r.started_at)),
+        esc(&when(&r.finished_at)),
+        r.duration_s
+    )?;
+    if let Some(why) = &r.interrupted {
+        write!(
+            s,
+            "<p class=\"note\">This run was interrupted ({}). Every figure covers only what happened before; rules were not judged.</p>",
+            esc(why)
+        )?;
+    }
+    Ok(())
+}
+
+/// The one paragraph a newcomer needs, the headline cards, and warnings about the run itself.
+fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
+    // The one paragraph a newcomer needs.
+    let failed_rules: Vec<&str> = r
+        .rules
+        .iter()
+        .filter(|x| x.fails_run())
+        .map(|x| x.id.as_str())
+        .collect();
+    let failed_thresholds = r.verdict.thresholds.iter().filter(|t| !t.passed).count();
+    write!(
+        s,
+        "<p class=\"lead\">{} batches were accepted carrying {} inputs; results came back for <b>{}</b> of them, <b>{}</b> are missing{}. {}</p>",
+        r.batches.accepted,
+        r.runs.submitted,
+        r.runs.seen,
+        r.runs.missing,
+        if r.runs.rejected > 0 {
+            format!(
+                " and {} inputs were in batches the target did not accept",
+                r.runs.rejected
+            )
+        } else {
+            String::new()
+        },
+        if !r.complete {
+            "The run did not finish.".to_string()
         } else if r.verdict.passed {
-            ("passed", "PASSED")
+            "Every threshold held and no contract rule of severity error failed.".to_string()
         } else {
-            ("failed", "FAILED")
-        };
+            format!(
+                "{} threshold(s) failed and {} contract rule(s) failed{}.",
+                failed_thresholds,
+                failed_rules.len(),
+                if failed_rules.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", failed_rules.join(", "))
+                }
+            )
+        }
+    )?;
+    let submit = r.operations.get("submit");
+    s.push_str("<div class=\"cards\">");
+    for (label, value) in [
+        (
+            "runs seen / submitted",
+            format!("{} / {}", r.runs.seen, r.runs.submitted),
+        ),
+        ("missing", r.runs.missing.to_string()),
+        ("end to end p95", ms(r.e2e.p95_ms)),
+        (
+            "submit p99 (response)",
+            submit.map_or("–".into(), |o| ms(o.response.p99_ms)),
+        ),
+        (
+            "steady completion",
+            format!("{:.1} runs/s", r.throughput.steady_runs_per_s),
+        ),
+        (
+            "accepted",
+            format!("{:.2} batches/s", r.throughput.batches_per_s),
+        ),
+    ] {
         write!(
             s,
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>batchproof · {} · {}</title><style>{CSS}</style></head><body>{WATCH}<main>",
-            esc(&r.scenario.name),
-            verdict.1
+            "<div class=\"card\"><span class=\"muted\">{label}</span><b>{}</b></div>",
+            esc(&value)
         )?;
+    }
+    s.push_str("</div></header>");
+    if r.generator.saturated {
         write!(
             s,
-            "<header><h1>batchproof · {} <span class=\"badge {}\" id=\"verdict\">{}</span></h1><div>{}</div><div class=\"muted\">Target <code>{}</code> ({}), API version {}; from {} to {} ({:.1} s).</div>",
-            esc(&r.scenario.name),
-            verdict.0,
-            verdict.1,
-            esc(r.scenario.description.as_deref().unwrap_or("")),
-            esc(&r.target.url),
-            esc(&r.target.kind),
-            esc(&r.target.api_version),
-            esc(&when(&r.started_at)),
-            esc(&when(&r.finished_at)),
-            r.duration_s
+            "<p class=\"note\">The load generator could not keep its schedule (lag p99 {} &gt; {}): latencies describe the harness as much as the target.</p>",
+            ms(r.generator.lag_p99_ms),
+            ms(r.generator.lag_bound_ms)
         )?;
-        if let Some(why) = &r.interrupted {
-            write!(
-                s,
-                "<p class=\"note\">This run was interrupted ({}). Every figure covers only what happened before; rules were not judged.</p>",
-                esc(why)
-            )?;
-        }
-        // The one paragraph a newcomer needs.
-        let failed_rules: Vec<&str> = r
-            .rules
-            .iter()
-            .filter(|x| x.fails_run())
-            .map(|x| x.id.as_str())
-            .collect();
-        let failed_thresholds = r.verdict.thresholds.iter().filter(|t| !t.passed).count();
-        write!(
-            s,
-            "<p class=\"lead\">{} batches were accepted carrying {} inputs; results came back for <b>{}</b> of them, <b>{}</b> are missing{}. {}</p>",
-            r.batches.accepted,
-            r.runs.submitted,
-            r.runs.seen,
-            r.runs.missing,
-            if r.runs.rejected > 0 {
-                format!(
-                    " and {} inputs were in batches the target did not accept",
-                    r.runs.rejected
-                )
-            } else {
-                String::new()
-            },
-            if !r.complete {
-                "The run did not finish.".to_string()
-            } else if r.verdict.passed {
-                "Every threshold held and no contract rule of severity error failed.".to_string()
-            } else {
-                format!(
-                    "{} threshold(s) failed and {} contract rule(s) failed{}.",
-                    failed_thresholds,
-                    failed_rules.len(),
-                    if failed_rules.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", failed_rules.join(", "))
-                    }
-                )
-            }
-        )?;
-        let submit = r.operations.get("submit");
-        s.push_str("<div class=\"cards\">");
-        for (label, value) in [
-            (
-                "runs seen / submitted",
-                format!("{} / {}", r.runs.seen, r.runs.submitted),
-            ),
-            ("missing", r.runs.missing.to_string()),
-            ("end to end p95", ms(r.e2e.p95_ms)),
-            (
-                "submit p99 (response)",
-                submit.map_or("–".into(), |o| ms(o.response.p99_ms)),
-            ),
-            (
-                "steady completion",
-                format!("{:.1} runs/s", r.throughput.steady_runs_per_s),
-            ),
-            (
-                "accepted",
-                format!("{:.2} batches/s", r.throughput.batches_per_s),
-            ),
-        ] {
-            write!(
-                s,
-                "<div class=\"card\"><span class=\"muted\">{label}</span><b>{}</b></div>",
-                esc(&value)
-            )?;
-        }
-        s.push_str("</div></header>");
-        if r.generator.saturated {
-            write!(
-                s,
-                "<p class=\"note\">The load generator could not keep its schedule (lag p99 {} &gt; {}): latencies describe the harness as much as the target.</p>",
-                ms(r.generator.lag_p99_ms),
-                ms(r.generator.lag_bound_ms)
-            )?;
-        }
+    }
 
-        if r.harness_fault() {
-            s.push_str("<section id=\"invariants\"><h2>Harness fault</h2><p class=\"note\">The accounting broke one of its own invariants, so its figures cannot be trusted.</p><table><tr><th>invariant</th><th>cases</th><th>violations</th><th>examples</th></tr>");
-            for i in r.invariants.iter().filter(|i| !i.held) {
-                write!(
-                    s,
-                    "<tr class=\"failed\"><td><code>{}</code> {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                    esc(&i.id),
-                    esc(&i.title),
-                    i.checked,
-                    i.violations,
-                    esc(&i.examples.join("; "))
-                )?;
-            }
-            s.push_str("</table></section>");
-        }
-        // Thresholds.
-        s.push_str("<section id=\"thresholds\"><h2>Verdict and thresholds</h2>");
-        if r.verdict.thresholds.is_empty() {
-            s.push_str("<p class=\"muted\">The scenario sets no thresholds.</p>");
-        } else {
-            s.push_str("<table><tr><th>threshold</th><th>measured</th><th>result</th></tr>");
-            for t in &r.verdict.thresholds {
-                write!(
-                    s,
-                    "<tr class=\"{}\"><td><code>{}</code></td><td class=\"num\">{}</td><td><span class=\"badge {}\">{}</span></td></tr>",
-                    if t.passed { "passed" } else { "failed" },
-                    esc(&t.expr),
-                    esc(&crate::scenario::threshold::format_value(
-                        &t.metric, t.value
-                    )),
-                    if t.passed { "passed" } else { "failed" },
-                    if t.passed { "pass" } else { "FAIL" }
-                )?;
-            }
-            s.push_str("</table>");
-        }
-        s.push_str("</section>");
-
-        // Rules.
-        if !r.rules.is_empty() {
-            let n = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
+    if r.harness_fault() {
+        s.push_str("<section id=\"invariants\"><h2>Harness fault</h2><p class=\"note\">The accounting broke one of its own invariants, so its figures cannot be trusted.</p><table><tr><th>invariant</th><th>cases</th><th>violations</th><th>examples</th></tr>");
+        for i in r.invariants.iter().filter(|i| !i.held) {
             write!(
                 s,
-                "<section id=\"rules\"><h2>Contract rules: {} failed, {} passed, {} not run</h2><table id=\"rule-table\"><tr><th>rule</th><th>severity</th><th>result</th><th class=\"num\">cases</th><th>what it checks</th></tr>",
-                n(RuleStatus::Failed),
-                n(RuleStatus::Passed),
-                n(RuleStatus::NotRun)
+                "<tr class=\"failed\"><td><code>{}</code> {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(&i.id),
+                esc(&i.title),
+                i.checked,
+                i.violations,
+                esc(&i.examples.join("; "))
             )?;
-            for rule in &r.rules {
-                let status = rule.status.as_str();
-                write!(
-                    s,
-                    "<tr class=\"rule {status}\" data-rule=\"{}\"><td><a href=\"{}\"><code>{}</code></a></td><td>{}</td><td><span class=\"badge {status}\">{}</span></td><td class=\"num\">{}</td><td>",
-                    esc(&rule.id),
-                    esc(&rule.doc),
-                    esc(&rule.id),
-                    rule.severity.as_str(),
-                    match rule.status {
-                        RuleStatus::Failed => format!("failed {} of {}", rule.failed, rule.checked),
-                        RuleStatus::Passed => "passed".into(),
-                        RuleStatus::NotRun => "not run".into(),
-                    },
-                    rule.checked
-                )?;
-                if rule.status == RuleStatus::Failed {
-                    write!(s, "<details open><summary>{}</summary>", esc(&rule.title))?;
-                    for (i, c) in rule.examples.iter().enumerate() {
-                        if i == 1 {
-                            write!(
-                                s,
-                                "<details><summary>{} more example(s)</summary>",
-                                rule.examples.len() - 1
-                            )?;
-                        }
-                        let mut lines = Vec::new();
-                        if let Some(q) = &c.request {
-                            lines.push(format!("request  {q}"));
-                        }
-                        if let Some(b) = &c.batch_id {
-                            lines.push(format!("batch    {b}"));
-                        }
-                        if let Some(x) = &c.run_id {
-                            lines.push(format!("run      {x}"));
-                        }
-                        lines.push(format!("expected {}", c.expected));
-                        lines.push(format!("seen     {}", c.seen));
+        }
+        s.push_str("</table></section>");
+    }
+    Ok(())
+}
+
+/// The verdict and each threshold.
+fn thresholds(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Thresholds.
+    s.push_str("<section id=\"thresholds\"><h2>Verdict and thresholds</h2>");
+    if r.verdict.thresholds.is_empty() {
+        s.push_str("<p class=\"muted\">The scenario sets no thresholds.</p>");
+    } else {
+        s.push_str("<table><tr><th>threshold</th><th>measured</th><th>result</th></tr>");
+        for t in &r.verdict.thresholds {
+            write!(
+                s,
+                "<tr class=\"{}\"><td><code>{}</code></td><td class=\"num\">{}</td><td><span class=\"badge {}\">{}</span></td></tr>",
+                if t.passed { "passed" } else { "failed" },
+                esc(&t.expr),
+                esc(&crate::scenario::threshold::format_value(
+                    &t.metric, t.value
+                )),
+                if t.passed { "passed" } else { "failed" },
+                if t.passed { "pass" } else { "FAIL" }
+            )?;
+        }
+        s.push_str("</table>");
+    }
+    s.push_str("</section>");
+    Ok(())
+}
+
+/// Contract rules, failed first, with their evidence.
+fn rules(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Rules.
+    if !r.rules.is_empty() {
+        let n = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
+        write!(
+            s,
+            "<section id=\"rules\"><h2>Contract rules: {} failed, {} passed, {} not run</h2><table id=\"rule-table\"><tr><th>rule</th><th>severity</th><th>result</th><th class=\"num\">cases</th><th>what it checks</th></tr>",
+            n(RuleStatus::Failed),
+            n(RuleStatus::Passed),
+            n(RuleStatus::NotRun)
+        )?;
+        for rule in &r.rules {
+            let status = rule.status.as_str();
+            write!(
+                s,
+                "<tr class=\"rule {status}\" data-rule=\"{}\"><td><a href=\"{}\"><code>{}</code></a></td><td>{}</td><td><span class=\"badge {status}\">{}</span></td><td class=\"num\">{}</td><td>",
+                esc(&rule.id),
+                esc(&rule.doc),
+                esc(&rule.id),
+                rule.severity.as_str(),
+                match rule.status {
+                    RuleStatus::Failed => format!("failed {} of {}", rule.failed, rule.checked),
+                    RuleStatus::Passed => "passed".into(),
+                    RuleStatus::NotRun => "not run".into(),
+                },
+                rule.checked
+            )?;
+            if rule.status == RuleStatus::Failed {
+                write!(s, "<details open><summary>{}</summary>", esc(&rule.title))?;
+                for (i, c) in rule.examples.iter().enumerate() {
+                    if i == 1 {
                         write!(
                             s,
-                            "<div class=\"evidence\">{}</div>",
-                            esc(&lines.join("\n"))
+                            "<details><summary>{} more example(s)</summary>",
+                            rule.examples.len() - 1
                         )?;
                     }
-                    if rule.examples.len() > 1 {
-                        s.push_str("</details>");
+                    let mut lines = Vec::new();
+                    if let Some(q) = &c.request {
+                        lines.push(format!("request  {q}"));
                     }
-                    s.push_str("</details>");
-                } else {
-                    s.push_str(&esc(&rule.title));
-                    if let Some(note) = &rule.note {
-                        write!(s, "<div class=\"muted\">{}</div>", esc(note))?;
+                    if let Some(b) = &c.batch_id {
+                        lines.push(format!("batch    {b}"));
                     }
+                    if let Some(x) = &c.run_id {
+                        lines.push(format!("run      {x}"));
+                    }
+                    lines.push(format!("expected {}", c.expected));
+                    lines.push(format!("seen     {}", c.seen));
+                    write!(
+                        s,
+                        "<div class=\"evidence\">{}</div>",
+                        esc(&lines.join("\n"))
+                    )?;
                 }
-                s.push_str("</td></tr>");
+                if rule.examples.len() > 1 {
+                    s.push_str("</details>");
+                }
+                s.push_str("</details>");
+            } else {
+                s.push_str(&esc(&rule.title));
+                if let Some(note) = &rule.note {
+                    write!(s, "<div class=\"muted\">{}</div>", esc(note))?;
+                }
             }
-            s.push_str("</table></section>");
+            s.push_str("</td></tr>");
         }
+        s.push_str("</table></section>");
+    }
+    Ok(())
+}
 
-        // Latency.
-        s.push_str("<section id=\"latency\"><h2>Latency</h2><p class=\"muted\">Percentile spectra (HdrHistogram style): the x axis runs from the fastest request (p0) through p90, p99 and p99.9 on a log scale, so the tail gets as much room as the body. <i>Response</i> time counts from when the request was due on the schedule; <i>service</i> time from when it was actually sent. A gap between them is queueing in the harness or the connection pool.</p>");
-        let ordered: Vec<(&String, &crate::metrics::OperationSummary)> = ["submit", "list", "get"]
-            .iter()
-            .filter_map(|k| r.operations.get_key_value(*k))
-            .chain(
-                r.operations
-                    .iter()
-                    .filter(|(k, _)| !["submit", "list", "get"].contains(&k.as_str())),
-            )
-            .collect();
-        for (name, op) in ordered.iter().copied() {
-            let series = vec![
-                Series {
-                    name: "response".into(),
-                    points: spectrum(&op.response),
-                    color: PALETTE[0],
-                    markers: false,
-                },
-                Series {
-                    name: "service".into(),
-                    points: spectrum(&op.service),
-                    color: PALETTE[2],
-                    markers: false,
-                },
-            ];
-            let title = format!("{name}: response vs service time (ms)");
-            let id = format!("latency-{name}");
-            s.push_str(&line_chart(
-                &Chart {
-                    id: &id,
-                    title: &title,
-                    x_label: "percentile",
-                    y_label: "ms",
-                    x_axis: XAxis::Percentile,
-                },
-                &series,
-            ));
-        }
+/// Latency percentile spectra and the summary table.
+fn latency(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Latency.
+    s.push_str("<section id=\"latency\"><h2>Latency</h2><p class=\"muted\">Percentile spectra (HdrHistogram style): the x axis runs from the fastest request (p0) through p90, p99 and p99.9 on a log scale, so the tail gets as much room as the body. <i>Response</i> time counts from when the request was due on the schedule; <i>service</i> time from when it was actually sent. A gap between them is queueing in the harness or the connection pool.</p>");
+    let ordered: Vec<(&String, &crate::metrics::OperationSummary)> = ["submit", "list", "get"]
+        .iter()
+        .filter_map(|k| r.operations.get_key_value(*k))
+        .chain(
+            r.operations
+                .iter()
+                .filter(|(k, _)| !["submit", "list", "get"].contains(&k.as_str())),
+        )
+        .collect();
+    for (name, op) in ordered.iter().copied() {
+        let series = vec![
+            Series {
+                name: "response".into(),
+                points: spectrum(&op.response),
+                color: PALETTE[0],
+                markers: false,
+            },
+            Series {
+                name: "service".into(),
+                points: spectrum(&op.service),
+                color: PALETTE[2],
+                markers: false,
+            },
+        ];
+        let title = format!("{name}: response vs service time (ms)");
+        let id = format!("latency-{name}");
         s.push_str(&line_chart(
             &Chart {
-                id: "latency-e2e",
-                title: "end to end: submit (as scheduled) → first terminal result (ms)",
+                id: &id,
+                title: &title,
                 x_label: "percentile",
                 y_label: "ms",
                 x_axis: XAxis::Percentile,
             },
-            &[
-                Series {
-                    name: "run end to end".into(),
-                    points: spectrum(&r.e2e),
-                    color: PALETTE[4],
-                    markers: false,
-                },
-                Series {
-                    name: "batch complete".into(),
-                    points: spectrum(&r.batches.completion),
-                    color: PALETTE[3],
-                    markers: false,
-                },
-            ],
-        ));
-        s.push_str("<table><tr><th>histogram</th><th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th><th class=\"num\">max</th><th class=\"num\">count</th></tr>");
-        let mut row = |name: String, h: &LatencySummary| {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                esc(&name),
-                ms(h.p50_ms),
-                ms(h.p90_ms),
-                ms(h.p99_ms),
-                ms(h.p999_ms),
-                ms(h.max_ms),
-                h.count
-            );
-        };
-        for (name, op) in ordered {
-            row(format!("{name} response"), &op.response);
-            row(format!("{name} service"), &op.service);
-            if name == "submit" {
-                row("submit schedule lag".into(), &op.lag);
-            }
-        }
-        row("end to end".into(), &r.e2e);
-        row("batch completion".into(), &r.batches.completion);
-        s.push_str("</table></section>");
-
-        // Timelines.
-        let tl = |f: fn(&crate::metrics::Second) -> u64| -> Vec<(f64, f64)> {
-            downsample(
-                r.timeline
-                    .iter()
-                    .map(|x| (x.t as f64, f(x) as f64))
-                    .collect(),
-                1200,
-            )
-        };
-        s.push_str("<section id=\"timeline\"><h2>Over time</h2>");
-        s.push_str(&line_chart(
-            &Chart {
-                id: "timeline-runs",
-                title: "runs per second",
-                x_label: "seconds since start",
-                y_label: "runs / s",
-                x_axis: XAxis::Linear,
-            },
-            &[
-                Series {
-                    name: "submitted".into(),
-                    points: tl(|x| x.runs_submitted),
-                    color: PALETTE[0],
-                    markers: false,
-                },
-                Series {
-                    name: "completed".into(),
-                    points: tl(|x| x.runs_completed),
-                    color: PALETTE[2],
-                    markers: false,
-                },
-                Series {
-                    name: "failed".into(),
-                    points: tl(|x| x.runs_failed),
-                    color: PALETTE[1],
-                    markers: false,
-                },
-                Series {
-                    name: "webhooks".into(),
-                    points: tl(|x| x.webhooks),
-                    color: PALETTE[4],
-                    markers: false,
-                },
-            ],
-        ));
-        s.push_str(&line_chart(
-            &Chart {
-                id: "timeline-inflight",
-                title: "runs in flight (submitted, no result yet) and HTTP trouble",
-                x_label: "seconds since start",
-                y_label: "count",
-                x_axis: XAxis::Linear,
-            },
-            &[
-                Series {
-                    name: "in flight".into(),
-                    points: tl(|x| x.runs_in_flight),
-                    color: PALETTE[3],
-                    markers: false,
-                },
-                Series {
-                    name: "http errors".into(),
-                    points: tl(|x| x.http_errors),
-                    color: PALETTE[1],
-                    markers: false,
-                },
-                Series {
-                    name: "429s".into(),
-                    points: tl(|x| x.throttles),
-                    color: PALETTE[5],
-                    markers: false,
-                },
-            ],
-        ));
-        if let Some(res) = &r.resources {
-            s.push_str(&line_chart(
-                &Chart {
-                    id: "timeline-memory",
-                    title: "memory of the harness process (with the embedded mock, when it is the target)",
-                    x_label: "seconds since start",
-                    y_label: "RSS, MiB",
-                    x_axis: XAxis::Linear,
-                },
-                &[Series {
-                    name: "RSS".into(),
-                    points: downsample(
-                        r.timeline.iter().filter(|x| x.rss_kib > 0).map(|x| (x.t as f64, x.rss_kib as f64 / 1024.0)).collect(),
-                        1200,
-                    ),
-                    color: PALETTE[5],
-                    markers: false,
-                }],
-            ));
-            write!(
-                s,
-                "<p>Memory: {:.0} MiB at the start, {:.0} MiB half way, {:.0} MiB at the end (peak {:.0} MiB, {} samples).</p>",
-                res.rss_start_mib, res.rss_mid_mib, res.rss_end_mib, res.rss_max_mib, res.samples
-            )?;
-        }
-        s.push_str("</section>");
-
-        // Batches.
-        let b = &r.batches;
-        s.push_str("<section id=\"batches\"><h2>Batches</h2>");
-        let answered: Vec<(f64, f64)> = b
-            .list
-            .iter()
-            .filter_map(|l| Some((l.index as f64, (l.answered_ms? - l.intended_ms) / 1e3)))
-            .collect();
-        let completed: Vec<(f64, f64)> = b
-            .list
-            .iter()
-            .filter_map(|l| Some((l.index as f64, (l.completed_ms? - l.intended_ms) / 1e3)))
-            .collect();
-        s.push_str(&line_chart(
-            &Chart {
-                id: "batches-completion",
-                title: "per batch: submission answered and every run finished (s after scheduled submit)",
-                x_label: "batch index",
-                y_label: "seconds",
-                x_axis: XAxis::Linear,
-            },
-            &[
-                Series { name: "all runs finished".into(), points: completed, color: PALETTE[2], markers: true },
-                Series { name: "submission answered".into(), points: answered, color: PALETTE[0], markers: true },
-            ],
-        ));
-        // Completion curves of up to 24 batches, spread over the run.
-        let curves: Vec<&super::BatchLine> = b
-            .list
-            .iter()
-            .filter(|l| !l.completion_curve_ms.is_empty())
-            .collect();
-        let every = curves.len().div_ceil(24).max(1);
-        let series: Vec<Series> = curves
-            .iter()
-            .step_by(every)
-            .enumerate()
-            .map(|(i, l)| Series {
-                name: if i < 6 {
-                    format!("#{}", l.index)
-                } else {
-                    String::new()
-                },
-                points: l
-                    .completion_curve_ms
-                    .iter()
-                    .enumerate()
-                    .map(|(d, t)| (t / 1e3, (d * 10) as f64))
-                    .collect(),
-                color: PALETTE[i % PALETTE.len()],
-                markers: false,
-            })
-            .collect();
-        s.push_str(&line_chart(
-            &Chart {
-                id: "batches-curves",
-                title: "per-batch completion: % of its inputs with a result, by time since the batch was due",
-                x_label: "seconds after the batch was due",
-                y_label: "% done",
-                x_axis: XAxis::Linear,
-            },
             &series,
         ));
-        if let Some(last) = b
-            .list
-            .iter()
-            .filter(|l| l.completed_ms.is_some())
-            .max_by(|x, y| {
-                x.completed_ms
-                    .partial_cmp(&y.completed_ms)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-        {
-            write!(
-                s,
-                "<p>The last batch to finish was #{} (<code>{}</code>, {} inputs): all its runs were done {} after the run started.</p>",
-                last.index,
-                esc(last.batch_id.as_deref().unwrap_or("?")),
-                last.inputs,
-                ms(last.completed_ms.unwrap_or(0.0))
-            )?;
-        }
-        let unfinished = b
-            .list
-            .iter()
-            .filter(|l| l.outcome == "accepted" && l.completed_ms.is_none())
-            .count();
-        if unfinished > 0 {
-            write!(
-                s,
-                "<p class=\"note\">{unfinished} accepted batch(es) never had every run finish.</p>"
-            )?;
-        }
-        write!(
-            s,
-            "<table><tr><th>scheduled</th><th>accepted</th><th>rejected</th><th>throttled</th><th>possible duplicates</th><th>unreachable</th><th>unanswered</th></tr><tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr></table>",
-            b.scheduled,
-            b.accepted,
-            b.rejected,
-            b.throttled,
-            b.possible_duplicates,
-            b.unreachable,
-            b.unanswered
-        )?;
-        s.push_str("</section>");
-
-        // Accounting.
-        let a = &r.runs.anomalies;
-        s.push_str("<section id=\"accounting\"><h2>Every input accounted for</h2><table><tr><th>inputs</th><th class=\"num\">count</th></tr>");
-        for (k, v) in [
-            ("submitted in accepted batches", r.runs.submitted),
-            ("result seen", r.runs.seen),
-            ("missing at the deadline", r.runs.missing),
-            ("in batches not accepted", r.runs.rejected),
-            ("duplicate results", a.duplicates),
-            ("results matching no input", a.unknown),
-            ("statuses going backwards", a.out_of_order),
-            (
-                "results from unconfirmed (5xx/timeout) batches",
-                a.from_unconfirmed_batches,
-            ),
-        ] {
-            write!(s, "<tr><td>{k}</td><td class=\"num\">{v}</td></tr>")?;
-        }
-        s.push_str("</table><table><tr><th>terminal status</th><th class=\"num\">runs</th><th>seen through</th><th class=\"num\">runs</th></tr>");
-        let statuses: Vec<_> = r.runs.by_status.iter().collect();
-        let channels: Vec<_> = r.runs.by_channel.iter().collect();
-        for i in 0..statuses.len().max(channels.len()) {
-            let (sk, sv) = statuses
-                .get(i)
-                .map_or((String::new(), String::new()), |(k, v)| {
-                    ((*k).clone(), v.to_string())
-                });
-            let (ck, cv) = channels
-                .get(i)
-                .map_or((String::new(), String::new()), |(k, v)| {
-                    ((*k).replace('_', " "), v.to_string())
-                });
-            write!(
-                s,
-                "<tr><td>{}</td><td class=\"num\">{sv}</td><td>{}</td><td class=\"num\">{cv}</td></tr>",
-                esc(&sk),
-                esc(&ck)
-            )?;
-        }
-        s.push_str("</table>");
-        if !r.runs.missing_examples.is_empty() {
-            s.push_str("<details><summary>Missing inputs (first examples)</summary><table><tr><th>batch</th><th>batch id</th><th>input</th><th>run</th><th>last status</th></tr>");
-            for m in &r.runs.missing_examples {
-                write!(
-                    s,
-                    "<tr><td class=\"num\">{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td><code>{}</code></td><td>{}</td></tr>",
-                    m.batch_index,
-                    esc(m.batch_id.as_deref().unwrap_or("–")),
-                    m.input_index,
-                    esc(m.run_id.as_deref().unwrap_or("–")),
-                    esc(m.last_status.as_deref().unwrap_or("never seen"))
-                )?;
-            }
-            s.push_str("</table></details>");
-        }
-        let w = &r.webhooks;
-        let rejected: u64 = w.rejected.values().sum();
-        write!(
-            s,
-            "<p>Webhooks: {} received, {} verified, {} rejected{}, {} redeliveries of an eventId already seen, {} for the conformance probes' own runs.</p></section>",
-            w.received,
-            w.verified,
-            rejected,
-            if w.rejected.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({})",
-                    w.rejected
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-            w.redeliveries,
-            w.probe_events
-        )?;
-
-        // Projection.
-        if let Some(p) = &r.projection {
-            write!(
-                s,
-                "<section id=\"projection\"><h2>Capacity projection: {} files</h2><p><b>{}</b> batches; submitted in about <b>{}</b>; all finished in about <b>{}</b>.</p><ul>",
-                p.files,
-                p.batches_needed,
-                secs(p.submit_s),
-                secs(p.complete_s)
-            )?;
-            for a in &p.assumptions {
-                write!(s, "<li>{}</li>", esc(a))?;
-            }
-            s.push_str("</ul></section>");
-        }
-
-        // Scenario and environment.
-        write!(
-            s,
-            "<section id=\"environment\"><h2>Scenario and environment</h2><table><tr><th>target</th><td><code>{}</code> ({})</td></tr><tr><th>API version</th><td>{}</td></tr><tr><th>workflow</th><td><code>{}</code></td></tr><tr><th>results via</th><td>{}</td></tr>{}<tr><th>harness</th><td>{} {}</td></tr><tr><th>scenario</th><td><code>{}</code>, model {}, seed {}</td></tr></table><details><summary>The scenario as it was run</summary><pre>{}</pre></details></section>",
-            esc(&r.target.url),
-            esc(&r.target.kind),
-            esc(&r.target.api_version),
-            esc(&r.target.workflow_id),
-            esc(&r.target.results_via.join(" and ")),
-            match (&r.target.mock_profile, r.target.mock_time_scale) {
-                (Some(p), Some(ts)) => format!(
-                    "<tr><th>mock profile</th><td><code>{}</code>, time scale {ts} (mock times are real times ÷ {ts})</td></tr>",
-                    esc(p)
-                ),
-                _ => String::new(),
-            },
-            esc(&r.harness.name),
-            esc(&r.harness.version),
-            esc(&r.scenario.file),
-            esc(&r.scenario.model),
-            r.scenario.seed,
-            esc(&r.scenario.text)
-        )?;
-        s.push_str("<footer class=\"muted\"><p>Rendered from report.json (schema batchproof.report/v1); <code>batchproof report report.json --format html</code> renders it again.</p></footer>");
-        // Print everything, folded or not.
-        s.push_str("<script>addEventListener('beforeprint',()=>document.querySelectorAll('details').forEach(d=>d.open=true));document.documentElement.dataset.rendered='ok';</script>");
-        s.push_str("</main></body></html>");
-        Ok(s)
     }
+    s.push_str(&line_chart(
+        &Chart {
+            id: "latency-e2e",
+            title: "end to end: submit (as scheduled) → first terminal result (ms)",
+            x_label: "percentile",
+            y_label: "ms",
+            x_axis: XAxis::Percentile,
+        },
+        &[
+            Series {
+                name: "run end to end".into(),
+                points: spectrum(&r.e2e),
+                color: PALETTE[4],
+                markers: false,
+            },
+            Series {
+                name: "batch complete".into(),
+                points: spectrum(&r.batches.completion),
+                color: PALETTE[3],
+                markers: false,
+            },
+        ],
+    ));
+    s.push_str("<table><tr><th>histogram</th><th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th><th class=\"num\">max</th><th class=\"num\">count</th></tr>");
+    let mut row = |name: String, h: &LatencySummary| {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&name),
+            ms(h.p50_ms),
+            ms(h.p90_ms),
+            ms(h.p99_ms),
+            ms(h.p999_ms),
+            ms(h.max_ms),
+            h.count
+        );
+    };
+    for (name, op) in ordered {
+        row(format!("{name} response"), &op.response);
+        row(format!("{name} service"), &op.service);
+        if name == "submit" {
+            row("submit schedule lag".into(), &op.lag);
+        }
+    }
+    row("end to end".into(), &r.e2e);
+    row("batch completion".into(), &r.batches.completion);
+    s.push_str("</table></section>");
+    Ok(())
+}
+
+/// Per-second timelines.
+fn timelines(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Timelines.
+    let tl = |f: fn(&crate::metrics::Second) -> u64| -> Vec<(f64, f64)> {
+        downsample(
+            r.timeline
+                .iter()
+                .map(|x| (x.t as f64, f(x) as f64))
+                .collect(),
+            1200,
+        )
+    };
+    s.push_str("<section id=\"timeline\"><h2>Over time</h2>");
+    s.push_str(&line_chart(
+        &Chart {
+            id: "timeline-runs",
+            title: "runs per second",
+            x_label: "seconds since start",
+            y_label: "runs / s",
+            x_axis: XAxis::Linear,
+        },
+        &[
+            Series {
+                name: "submitted".into(),
+                points: tl(|x| x.runs_submitted),
+                color: PALETTE[0],
+                markers: false,
+            },
+            Series {
+                name: "completed".into(),
+                points: tl(|x| x.runs_completed),
+                color: PALETTE[2],
+                markers: false,
+            },
+            Series {
+                name: "failed".into(),
+                points: tl(|x| x.runs_failed),
+                color: PALETTE[1],
+                markers: false,
+            },
+            Series {
+                name: "webhooks".into(),
+                points: tl(|x| x.webhooks),
+                color: PALETTE[4],
+                markers: false,
+            },
+        ],
+    ));
+    s.push_str(&line_chart(
+        &Chart {
+            id: "timeline-inflight",
+            title: "runs in flight (submitted, no result yet) and HTTP trouble",
+            x_label: "seconds since start",
+            y_label: "count",
+            x_axis: XAxis::Linear,
+        },
+        &[
+            Series {
+                name: "in flight".into(),
+                points: tl(|x| x.runs_in_flight),
+                color: PALETTE[3],
+                markers: false,
+            },
+            Series {
+                name: "http errors".into(),
+                points: tl(|x| x.http_errors),
+                color: PALETTE[1],
+                markers: false,
+            },
+            Series {
+                name: "429s".into(),
+                points: tl(|x| x.throttles),
+                color: PALETTE[5],
+                markers: false,
+            },
+        ],
+    ));
+    if let Some(res) = &r.resources {
+        s.push_str(&line_chart(
+            &Chart {
+                id: "timeline-memory",
+                title: "memory of the harness process (with the embedded mock, when it is the target)",
+                x_label: "seconds since start",
+                y_label: "RSS, MiB",
+                x_axis: XAxis::Linear,
+            },
+            &[Series {
+                name: "RSS".into(),
+                points: downsample(
+                    r.timeline.iter().filter(|x| x.rss_kib > 0).map(|x| (x.t as f64, x.rss_kib as f64 / 1024.0)).collect(),
+                    1200,
+                ),
+                color: PALETTE[5],
+                markers: false,
+            }],
+        ));
+        write!(
+            s,
+            "<p>Memory: {:.0} MiB at the start, {:.0} MiB half way, {:.0} MiB at the end (peak {:.0} MiB, {} samples).</p>",
+            res.rss_start_mib, res.rss_mid_mib, res.rss_end_mib, res.rss_max_mib, res.samples
+        )?;
+    }
+    s.push_str("</section>");
+    Ok(())
+}
+
+/// Batch outcomes.
+fn batches(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Batches.
+    let b = &r.batches;
+    s.push_str("<section id=\"batches\"><h2>Batches</h2>");
+    let answered: Vec<(f64, f64)> = b
+        .list
+        .iter()
+        .filter_map(|l| Some((l.index as f64, (l.answered_ms? - l.intended_ms) / 1e3)))
+        .collect();
+    let completed: Vec<(f64, f64)> = b
+        .list
+        .iter()
+        .filter_map(|l| Some((l.index as f64, (l.completed_ms? - l.intended_ms) / 1e3)))
+        .collect();
+    s.push_str(&line_chart(
+        &Chart {
+            id: "batches-completion",
+            title: "per batch: submission answered and every run finished (s after scheduled submit)",
+            x_label: "batch index",
+            y_label: "seconds",
+            x_axis: XAxis::Linear,
+        },
+        &[
+            Series { name: "all runs finished".into(), points: completed, color: PALETTE[2], markers: true },
+            Series { name: "submission answered".into(), points: answered, color: PALETTE[0], markers: true },
+        ],
+    ));
+    Ok(())
+}
+
+/// Completion curves of up to 24 batches, spread over the run.
+fn completion_curves(s: &mut String, r: &Report) -> std::fmt::Result {
+    let b = &r.batches;
+    // Completion curves of up to 24 batches, spread over the run.
+    let curves: Vec<&super::BatchLine> = b
+        .list
+        .iter()
+        .filter(|l| !l.completion_curve_ms.is_empty())
+        .collect();
+    let every = curves.len().div_ceil(24).max(1);
+    let series: Vec<Series> = curves
+        .iter()
+        .step_by(every)
+        .enumerate()
+        .map(|(i, l)| Series {
+            name: if i < 6 {
+                format!("#{}", l.index)
+            } else {
+                String::new()
+            },
+            points: l
+                .completion_curve_ms
+                .iter()
+                .enumerate()
+                .map(|(d, t)| (t / 1e3, (d * 10) as f64))
+                .collect(),
+            color: PALETTE[i % PALETTE.len()],
+            markers: false,
+        })
+        .collect();
+    s.push_str(&line_chart(
+        &Chart {
+            id: "batches-curves",
+            title: "per-batch completion: % of its inputs with a result, by time since the batch was due",
+            x_label: "seconds after the batch was due",
+            y_label: "% done",
+            x_axis: XAxis::Linear,
+        },
+        &series,
+    ));
+    if let Some(last) = b
+        .list
+        .iter()
+        .filter(|l| l.completed_ms.is_some())
+        .max_by(|x, y| {
+            x.completed_ms
+                .partial_cmp(&y.completed_ms)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    {
+        write!(
+            s,
+            "<p>The last batch to finish was #{} (<code>{}</code>, {} inputs): all its runs were done {} after the run started.</p>",
+            last.index,
+            esc(last.batch_id.as_deref().unwrap_or("?")),
+            last.inputs,
+            ms(last.completed_ms.unwrap_or(0.0))
+        )?;
+    }
+    let unfinished = b
+        .list
+        .iter()
+        .filter(|l| l.outcome == "accepted" && l.completed_ms.is_none())
+        .count();
+    if unfinished > 0 {
+        write!(
+            s,
+            "<p class=\"note\">{unfinished} accepted batch(es) never had every run finish.</p>"
+        )?;
+    }
+    write!(
+        s,
+        "<table><tr><th>scheduled</th><th>accepted</th><th>rejected</th><th>throttled</th><th>possible duplicates</th><th>unreachable</th><th>unanswered</th></tr><tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr></table>",
+        b.scheduled,
+        b.accepted,
+        b.rejected,
+        b.throttled,
+        b.possible_duplicates,
+        b.unreachable,
+        b.unanswered
+    )?;
+    s.push_str("</section>");
+    Ok(())
+}
+
+/// The accounting of every input.
+fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Accounting.
+    let a = &r.runs.anomalies;
+    s.push_str("<section id=\"accounting\"><h2>Every input accounted for</h2><table><tr><th>inputs</th><th class=\"num\">count</th></tr>");
+    for (k, v) in [
+        ("submitted in accepted batches", r.runs.submitted),
+        ("result seen", r.runs.seen),
+        ("missing at the deadline", r.runs.missing),
+        ("in batches not accepted", r.runs.rejected),
+        ("duplicate results", a.duplicates),
+        ("results matching no input", a.unknown),
+        ("statuses going backwards", a.out_of_order),
+        (
+            "results from unconfirmed (5xx/timeout) batches",
+            a.from_unconfirmed_batches,
+        ),
+    ] {
+        write!(s, "<tr><td>{k}</td><td class=\"num\">{v}</td></tr>")?;
+    }
+    s.push_str("</table><table><tr><th>terminal status</th><th class=\"num\">runs</th><th>seen through</th><th class=\"num\">runs</th></tr>");
+    let statuses: Vec<_> = r.runs.by_status.iter().collect();
+    let channels: Vec<_> = r.runs.by_channel.iter().collect();
+    for i in 0..statuses.len().max(channels.len()) {
+        let (sk, sv) = statuses
+            .get(i)
+            .map_or((String::new(), String::new()), |(k, v)| {
+                ((*k).clone(), v.to_string())
+            });
+        let (ck, cv) = channels
+            .get(i)
+            .map_or((String::new(), String::new()), |(k, v)| {
+                ((*k).replace('_', " "), v.to_string())
+            });
+        write!(
+            s,
+            "<tr><td>{}</td><td class=\"num\">{sv}</td><td>{}</td><td class=\"num\">{cv}</td></tr>",
+            esc(&sk),
+            esc(&ck)
+        )?;
+    }
+    s.push_str("</table>");
+    if !r.runs.missing_examples.is_empty() {
+        s.push_str("<details><summary>Missing inputs (first examples)</summary><table><tr><th>batch</th><th>batch id</th><th>input</th><th>run</th><th>last status</th></tr>");
+        for m in &r.runs.missing_examples {
+            write!(
+                s,
+                "<tr><td class=\"num\">{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td><code>{}</code></td><td>{}</td></tr>",
+                m.batch_index,
+                esc(m.batch_id.as_deref().unwrap_or("–")),
+                m.input_index,
+                esc(m.run_id.as_deref().unwrap_or("–")),
+                esc(m.last_status.as_deref().unwrap_or("never seen"))
+            )?;
+        }
+        s.push_str("</table></details>");
+    }
+    let w = &r.webhooks;
+    let rejected: u64 = w.rejected.values().sum();
+    write!(
+        s,
+        "<p>Webhooks: {} received, {} verified, {} rejected{}, {} redeliveries of an eventId already seen, {} for the conformance probes' own runs.</p></section>",
+        w.received,
+        w.verified,
+        rejected,
+        if w.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                w.rejected
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        w.redeliveries,
+        w.probe_events
+    )?;
+    Ok(())
+}
+
+/// The capacity projection.
+fn projection(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Projection.
+    if let Some(p) = &r.projection {
+        write!(
+            s,
+            "<section id=\"projection\"><h2>Capacity projection: {} files</h2><p><b>{}</b> batches; submitted in about <b>{}</b>; all finished in about <b>{}</b>.</p><ul>",
+            p.files,
+            p.batches_needed,
+            secs(p.submit_s),
+            secs(p.complete_s)
+        )?;
+        for a in &p.assumptions {
+            write!(s, "<li>{}</li>", esc(a))?;
+        }
+        s.push_str("</ul></section>");
+    }
+    Ok(())
+}
+
+/// The scenario and environment the run used.
+fn scenario_and_environment(s: &mut String, r: &Report) -> std::fmt::Result {
+    // Scenario and environment.
+    write!(
+        s,
+        "<section id=\"environment\"><h2>Scenario and environment</h2><table><tr><th>target</th><td><code>{}</code> ({})</td></tr><tr><th>API version</th><td>{}</td></tr><tr><th>workflow</th><td><code>{}</code></td></tr><tr><th>results via</th><td>{}</td></tr>{}<tr><th>harness</th><td>{} {}</td></tr><tr><th>scenario</th><td><code>{}</code>, model {}, seed {}</td></tr></table><details><summary>The scenario as it was run</summary><pre>{}</pre></details></section>",
+        esc(&r.target.url),
+        esc(&r.target.kind),
+        esc(&r.target.api_version),
+        esc(&r.target.workflow_id),
+        esc(&r.target.results_via.join(" and ")),
+        match (&r.target.mock_profile, r.target.mock_time_scale) {
+            (Some(p), Some(ts)) => format!(
+                "<tr><th>mock profile</th><td><code>{}</code>, time scale {ts} (mock times are real times ÷ {ts})</td></tr>",
+                esc(p)
+            ),
+            _ => String::new(),
+        },
+        esc(&r.harness.name),
+        esc(&r.harness.version),
+        esc(&r.scenario.file),
+        esc(&r.scenario.model),
+        r.scenario.seed,
+        esc(&r.scenario.text)
+    )?;
+    s.push_str("<footer class=\"muted\"><p>Rendered from report.json (schema batchproof.report/v1); <code>batchproof report report.json --format html</code> renders it again.</p></footer>");
+    Ok(())
+}
+
+/// The footer, and a script that unfolds everything for printing.
+fn footer(s: &mut String, _: &Report) -> std::fmt::Result {
+    // Print everything, folded or not.
+    s.push_str("<script>addEventListener('beforeprint',()=>document.querySelectorAll('details').forEach(d=>d.open=true));document.documentElement.dataset.rendered='ok';</script>");
+    s.push_str("</main></body></html>");
+    Ok(())
 }

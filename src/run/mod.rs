@@ -83,22 +83,39 @@ pub struct RunOptions {
     pub stop: Option<watch::Receiver<Option<String>>>,
 }
 
-/// What went wrong before a report could exist.
-struct Abort {
-    code: u8,
-    message: String,
+/// What kept a run (or a resume) from producing a report. Each kind has its documented
+/// exit code; the message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario, the options or the environment cannot be used (exit 2).
+    #[error("{0}")]
+    Invalid(String),
+    /// The run could not start or finish: the target unreachable, a file not writable
+    /// (exit 3).
+    #[error("{0}")]
+    Aborted(String),
 }
 
-fn abort(code: u8, message: impl Into<String>) -> Abort {
-    Abort {
-        code,
-        message: message.into(),
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Invalid(_) => exit::INVALID,
+            RunError::Aborted(_) => exit::ABORTED,
+        }
+    }
+}
+
+fn abort(code: u8, message: impl Into<String>) -> RunError {
+    if code == exit::INVALID {
+        RunError::Invalid(message.into())
+    } else {
+        RunError::Aborted(message.into())
     }
 }
 
 /// The scenario a run will execute: the file, with `--mock-profile` or `--target` applied.
-pub fn prepare(opts: &RunOptions) -> Result<Scenario, (u8, String)> {
-    let invalid = |m: String| (exit::INVALID, m);
+pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
+    let invalid = RunError::Invalid;
     let mut scenario = Scenario::load(&opts.scenario).map_err(|e| invalid(e.to_string()))?;
     if let Some(path) = &opts.mock_profile {
         let profile = crate::mock::Profile::load(path).map_err(|e| invalid(e.to_string()))?;
@@ -130,7 +147,7 @@ async fn register_webhook(
     client: &Client,
     url: &str,
     scenario: &Scenario,
-) -> Result<String, Abort> {
+) -> Result<String, RunError> {
     let version = scenario.api_version;
     let reply = client
         .post_json(
@@ -193,20 +210,18 @@ async fn register_webhook(
 }
 
 /// Runs `scenario` and writes its reports; returns the report and the files written.
-/// Errors before a report exists come back as (exit code, message).
+/// Errors before a report exists come back typed, each with its exit code.
 pub async fn run_scenario(
     scenario: Scenario,
     opts: &RunOptions,
-) -> Result<(Report, Vec<PathBuf>), (u8, String)> {
-    execute(Arc::new(scenario), opts)
-        .await
-        .map_err(|a| (a.code, a.message))
+) -> Result<(Report, Vec<PathBuf>), RunError> {
+    execute(Arc::new(scenario), opts).await
 }
 
 async fn execute(
     scenario: Arc<Scenario>,
     opts: &RunOptions,
-) -> Result<(Report, Vec<PathBuf>), Abort> {
+) -> Result<(Report, Vec<PathBuf>), RunError> {
     let started_at = chrono::Utc::now();
     // Without a stop signal from the caller, a sender kept alive here never fires.
     let (_never, idle) = watch::channel::<Option<String>>(None);

@@ -18,5 +18,5 @@ pub async fn run_in_process(
     };
     batchproof::run::run_scenario(scenario, &opts)
         .await
-        .unwrap_or_else(|(code, m)| panic!("run failed ({code}): {m}"))
+        .unwrap_or_else(|e| panic!("run failed ({}): {e}", e.exit_code()))
 }

@@ -1,0 +1,377 @@
+//! The mock's HTTP front: routes, the per-request prelude (version, auth, workspace, rate
+//! limit, injected latency and stalls), handlers for every workflow-run endpoint in each
+//! version's shapes, webhook endpoint registration, and the `/_mock/` admin surface.
+
+// Handlers return early with a ready `Response` as their error; it is built once per
+// request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+mod admin;
+mod runs;
+mod webhooks;
+
+use admin::*;
+use runs::*;
+use webhooks::*;
+
+use super::Shared;
+use super::delivery::{HookEndpoint, Subscription, log_json};
+use super::limiter::Category;
+use super::profile::{Endpoint, MissingVersion};
+use super::state::{FAILURE_REASONS, ListQuery, Outcome, Run, RunFile, Store};
+use super::validate::{self, BatchLimits, FileSpec, NewRun, Reject, Source};
+use super::wire;
+use crate::api::error::{ErrorCode, ErrorShape};
+use crate::api::{
+    ApiVersion, BATCH_DEFAULT_PRIORITY, MAX_BATCH_INPUTS, REQUEST_ID_HEADER, RunStatus,
+    SINGLE_DEFAULT_PRIORITY, VERSION_HEADER, WORKSPACE_HEADER,
+};
+
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+/// A random URL-safe id tail of `n` characters.
+pub fn random_id(n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.profile.max_body_bytes;
+    Router::new()
+        .route("/workflow_runs/batch", post(create_batch))
+        .route("/workflow_runs", post(create_run).get(list_runs))
+        .route(
+            "/workflow_runs/{id}",
+            get(get_run).post(update_run).delete(delete_run),
+        )
+        .route("/workflow_runs/{id}/cancel", post(cancel_run))
+        .route("/webhook_endpoints", post(create_webhook_endpoint))
+        .route("/webhook_subscriptions", post(create_webhook_subscription))
+        .route("/_mock/state", get(admin_state))
+        .route("/_mock/batches/{id}", get(admin_batch))
+        .route("/_mock/reset", post(admin_reset))
+        .route("/_mock/pause", post(admin_pause))
+        .route("/_mock/resume", post(admin_resume))
+        .route("/_mock/deliveries", get(admin_deliveries))
+        .route("/_mock/endpoints", get(admin_endpoints))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+/// What the prelude learned about a request that passed it.
+struct Ctx {
+    version: ApiVersion,
+    request_id: String,
+    endpoint: Endpoint,
+}
+
+fn error_response(
+    shared: &Shared,
+    version: ApiVersion,
+    code: ErrorCode,
+    message: &str,
+    request_id: &str,
+    retry_after: Option<Duration>,
+) -> Response {
+    let mut shape = ErrorShape::for_version(version);
+    if shared.profile.defects.wrong_error_shape {
+        shape = match shape {
+            ErrorShape::Coded => ErrorShape::Legacy,
+            ErrorShape::Legacy => ErrorShape::Coded,
+        };
+    }
+    let body = shape.body(code, message, request_id);
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(REQUEST_ID_HEADER, v);
+    }
+    if let Some(wait) = retry_after {
+        // Whole seconds for Retry-After (what every client reads) and milliseconds in
+        // retry-after-ms, which the Python SDK prefers; time-scaled waits are often < 1 s.
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        h.insert("retry-after", HeaderValue::from(secs));
+        h.insert(
+            "retry-after-ms",
+            HeaderValue::from(wait.as_millis().max(1) as u64),
+        );
+    }
+    resp
+}
+
+fn reject(shared: &Shared, ctx: &Ctx, r: Reject) -> Response {
+    error_response(
+        shared,
+        ctx.version,
+        r.code,
+        &r.message,
+        &ctx.request_id,
+        None,
+    )
+}
+
+fn ok_json(ctx: &Ctx, body: Value) -> Response {
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    resp
+}
+
+/// Version, auth, workspace and rate limit, plus the latency and stall faults, in the
+/// order a real gateway would apply them.
+async fn prelude(
+    shared: &Shared,
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+) -> Result<Ctx, Response> {
+    let profile = &shared.profile;
+    let request_id = format!("req_{}", random_id(20));
+    let nth = {
+        let mut counts = shared.request_counts.lock().expect("counts");
+        let c = counts.entry(endpoint).or_default();
+        *c += 1;
+        *c
+    };
+    for stall in &profile.faults.stalls {
+        if stall.endpoint == endpoint && stall.at_request == nth {
+            tokio::time::sleep(stall.duration.0).await;
+        }
+    }
+    if let Some(dist) = profile.faults.latency.get(&endpoint) {
+        let d = dist.sample(&mut *shared.fault_rng.lock().expect("rng"));
+        tokio::time::sleep(d).await;
+    }
+    let version = match headers.get(VERSION_HEADER).map(|v| v.to_str()) {
+        Some(Ok(v)) => match v.trim().parse::<ApiVersion>() {
+            Ok(v) => v,
+            Err(msg) => {
+                return Err(error_response(
+                    shared,
+                    ApiVersion::CURRENT,
+                    ErrorCode::InvalidRequest,
+                    &format!("Invalid {VERSION_HEADER} header: {msg}"),
+                    &request_id,
+                    None,
+                ));
+            }
+        },
+        Some(Err(_)) => {
+            return Err(error_response(
+                shared,
+                ApiVersion::CURRENT,
+                ErrorCode::InvalidRequest,
+                &format!("Invalid {VERSION_HEADER} header: not ASCII"),
+                &request_id,
+                None,
+            ));
+        }
+        None if profile.defects.accept_missing_version => ApiVersion::CURRENT,
+        None => match profile.missing_version {
+            MissingVersion::Legacy(v) => v,
+            MissingVersion::Reject => {
+                return Err(error_response(
+                    shared,
+                    ApiVersion::CURRENT,
+                    ErrorCode::InvalidRequest,
+                    &format!(
+                        "Missing {VERSION_HEADER} header; send e.g. `{VERSION_HEADER}: {}`",
+                        ApiVersion::CURRENT
+                    ),
+                    &request_id,
+                    None,
+                ));
+            }
+        },
+    };
+    if !profile.defects.auth_not_enforced {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let message = match token {
+            None => Some(
+                "Missing or malformed Authorization header; send `Authorization: Bearer <API key>`",
+            ),
+            Some(t) if !profile.auth.tokens.iter().any(|k| k == t) => Some("Invalid API key"),
+            Some(_) => None,
+        };
+        if let Some(message) = message {
+            return Err(error_response(
+                shared,
+                version,
+                ErrorCode::Unauthorized,
+                message,
+                &request_id,
+                None,
+            ));
+        }
+    }
+    if let Some(ws) = headers.get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok())
+        && !profile.auth.workspaces.is_empty()
+        && !profile.auth.workspaces.iter().any(|w| w == ws)
+    {
+        return Err(error_response(
+            shared,
+            version,
+            ErrorCode::Forbidden,
+            &format!("This API key has no access to workspace `{ws}`"),
+            &request_id,
+            None,
+        ));
+    }
+    let limited = shared
+        .limiters
+        .lock()
+        .expect("limiters")
+        .take(Category::of(endpoint));
+    if let Err(wait) = limited {
+        return Err(error_response(
+            shared,
+            version,
+            ErrorCode::RateLimitExceeded,
+            "Too many requests. Back off and retry.",
+            &request_id,
+            // Retry-After is in real time: the bucket already runs at the scaled rate.
+            Some(wait),
+        ));
+    }
+    Ok(Ctx {
+        version,
+        request_id,
+        endpoint,
+    })
+}
+
+/// Applies the 5xx fault *after* the work is done, so (as with a real server that fails
+/// late) a batch may exist although its caller saw a 500.
+fn finish(shared: &Shared, ctx: &Ctx, resp: Response) -> Response {
+    let p = shared
+        .profile
+        .faults
+        .errors
+        .get(&ctx.endpoint)
+        .copied()
+        .unwrap_or(0.0);
+    if resp.status().is_success() && shared.chance(p) {
+        return error_response(
+            shared,
+            ctx.version,
+            ErrorCode::InternalError,
+            "Internal error (injected by the mock's fault profile)",
+            &ctx.request_id,
+            None,
+        );
+    }
+    resp
+}
+
+fn read_json(
+    shared: &Shared,
+    ctx: &Ctx,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, Response> {
+    let bytes = match body {
+        Ok(b) => b,
+        Err(rej) => {
+            let (code, msg) = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                (
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "Request body is larger than {} bytes",
+                        shared.profile.max_body_bytes
+                    ),
+                )
+            } else {
+                (
+                    ErrorCode::InvalidRequest,
+                    format!("Cannot read request body: {rej}"),
+                )
+            };
+            return Err(error_response(
+                shared,
+                ctx.version,
+                code,
+                &msg,
+                &ctx.request_id,
+                None,
+            ));
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error_response(
+            shared,
+            ctx.version,
+            ErrorCode::InvalidRequest,
+            &format!("Request body is not valid JSON: {e}"),
+            &ctx.request_id,
+            None,
+        )
+    })
+}
+
+async fn fallback(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let version = headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ApiVersion::CURRENT);
+    error_response(
+        &s,
+        version,
+        ErrorCode::NotFound,
+        "No such endpoint",
+        &format!("req_{}", random_id(20)),
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let t = encode_token((1_700_000_000_123_456_789, 42));
+        assert_eq!(decode_token(&t), Some((1_700_000_000_123_456_789, 42)));
+        assert_eq!(decode_token("not a token"), None);
+    }
+
+    #[test]
+    fn file_names_and_kinds_come_from_the_url() {
+        let f = run_file(&FileSpec {
+            source: Source::Url("https://x.test/a/b/scan.PNG?sig=1".into()),
+            name: None,
+        });
+        assert_eq!((f.name.as_str(), f.kind), ("scan.PNG", "IMG"));
+        let t = run_file(&FileSpec {
+            source: Source::Text("hi".into()),
+            name: None,
+        });
+        assert_eq!(t.kind, "TXT");
+    }
+}

@@ -1,0 +1,512 @@
+//! Workflow runs: batch and single creation, list (with page tokens), get, update,
+//! cancel and delete.
+
+use super::*;
+
+pub(super) fn file_kind(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "png" | "jpg" | "jpeg" | "gif" | "tif" | "tiff" | "webp" | "heic" => "IMG",
+        "csv" => "CSV",
+        "txt" => "TXT",
+        "doc" | "docx" => "DOCX",
+        "xls" | "xlsx" => "EXCEL",
+        "xml" => "XML",
+        "html" | "htm" => "HTML",
+        _ => "PDF",
+    }
+}
+
+pub(super) fn run_file(spec: &FileSpec) -> RunFile {
+    let (source, default_name, kind) = match &spec.source {
+        Source::Url(u) => {
+            let path = u.split(['?', '#']).next().unwrap_or(u);
+            let last = path
+                .rsplit('/')
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("document.pdf");
+            (format!("url:{u}"), last.to_string(), None)
+        }
+        Source::Id(id) => (format!("id:{id}"), format!("{id}.pdf"), None),
+        Source::Text(t) => (format!("text:{t}"), "text.txt".to_string(), Some("TXT")),
+    };
+    let name = spec.name.clone().unwrap_or(default_name);
+    let hash = source
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    RunFile {
+        id: match &spec.source {
+            Source::Id(id) => id.clone(),
+            _ => format!("file_{}", random_id(20)),
+        },
+        kind: kind.unwrap_or_else(|| file_kind(&name)),
+        name,
+        source,
+        page_count: 1 + hash % 12,
+    }
+}
+
+/// Makes a run from a validated input, drawing its outcome from the seed and its seq.
+pub(super) fn new_run(
+    shared: &Shared,
+    seq: u64,
+    input: NewRun,
+    workflow: usize,
+    version: &str,
+    batch_id: Option<&str>,
+    priority: u8,
+) -> Run {
+    let profile = &shared.profile;
+    let mut rng = ChaCha8Rng::seed_from_u64(profile.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let o = &profile.processing.outcomes;
+    let total = o.processed + o.failed + o.needs_review;
+    let pick = rng.random::<f64>() * total;
+    let outcome = if pick < o.processed {
+        Outcome::Processed
+    } else if pick < o.processed + o.failed {
+        Outcome::Failed(FAILURE_REASONS[rng.random_range(0..FAILURE_REASONS.len())])
+    } else {
+        Outcome::NeedsReview
+    };
+    let duration = profile.scaled(profile.processing.duration.sample(&mut rng));
+    let mute = rng.random::<f64>() < profile.defects.missing_terminal_webhook;
+    let now = Utc::now();
+    let files: Vec<RunFile> = input.files.iter().map(run_file).collect();
+    Run {
+        seq,
+        id: format!("workflow_run_{}", random_id(21)),
+        workflow,
+        version: version.to_string(),
+        batch_id: batch_id.map(str::to_string),
+        status: RunStatus::Pending,
+        priority,
+        metadata: input.metadata,
+        name: files.first().map(|f| f.name.clone()).unwrap_or_default(),
+        files,
+        created_at: now,
+        updated_at: now,
+        start_time: None,
+        end_time: None,
+        outcome,
+        duration,
+        regress: profile.defects.status_regression && seq % 5 == 0,
+        mute_terminal: mute,
+    }
+}
+
+pub(super) fn batch_id_visible(shared: &Shared) -> bool {
+    !shared.profile.defects.runs_without_batch_id
+}
+
+pub(super) async fn create_batch(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::Batch).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body = match read_json(&s, &ctx, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let defects = &s.profile.defects;
+    let limits = BatchLimits {
+        min: if defects.accept_empty_batch { 0 } else { 1 },
+        max: if defects.accept_oversized_batch {
+            usize::MAX
+        } else {
+            MAX_BATCH_INPUTS
+        },
+    };
+    let req = match validate::batch(ctx.version, &s.profile, &body, limits) {
+        Ok(r) => r,
+        Err(e) => return reject(&s, &ctx, e),
+    };
+    // Defect: throttle valid batches that follow another closely. Applied after
+    // validation, so invalid batches still get their 400 and only the rapid-succession
+    // rule breaks.
+    if let Some(window) = defects.throttle_rapid_batches {
+        let mut last = s.last_batch.lock().expect("last batch");
+        let now = Instant::now();
+        let rapid = last.is_some_and(|t| now.duration_since(t) < window.0);
+        *last = Some(now);
+        if rapid {
+            return error_response(
+                &s,
+                ctx.version,
+                ErrorCode::RateLimitExceeded,
+                "Too many requests. Back off and retry.",
+                &ctx.request_id,
+                Some(window.0),
+            );
+        }
+    }
+    let batch_id = format!("batch_{}", random_id(8));
+    let priority = defects
+        .batch_priority
+        .unwrap_or(req.priority.unwrap_or(BATCH_DEFAULT_PRIORITY));
+    let (workflow, version) = (req.workflow, req.version);
+    let mut inputs: Vec<NewRun> = req.runs;
+    // Defects: one run too few (the last input's) or one too many (the last input twice).
+    let extra = defects
+        .extra_run_per_batch
+        .then(|| inputs.last().cloned())
+        .flatten();
+    if defects.lost_run_per_batch {
+        inputs.pop();
+    }
+    // Sequence numbers are reserved first and the runs built outside the lock, so the
+    // scheduler and other requests wait only for the inserts.
+    let inputs: Vec<NewRun> = inputs.into_iter().chain(extra).collect();
+    let first = s
+        .store
+        .lock()
+        .expect("store")
+        .reserve_seqs(inputs.len() as u64);
+    let runs: Vec<Run> = inputs
+        .into_iter()
+        .zip(first..)
+        .map(|(input, seq)| {
+            new_run(
+                &s,
+                seq,
+                input,
+                workflow,
+                &version,
+                Some(&batch_id),
+                priority,
+            )
+        })
+        .collect();
+    {
+        let mut store = s.store.lock().expect("store");
+        for run in runs {
+            store.insert(run, defects.ignore_priority);
+        }
+        store.batches_created += 1;
+    }
+    s.wake.notify_one();
+    let body = if ctx.version.is_legacy() {
+        json!({"success": true, "batchId": batch_id})
+    } else {
+        json!({"batchId": batch_id})
+    };
+    finish(&s, &ctx, ok_json(&ctx, body))
+}
+
+pub(super) async fn create_run(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::Create).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body = match read_json(&s, &ctx, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let req = match validate::single(ctx.version, &s.profile, &body) {
+        Ok(r) => r,
+        Err(e) => return reject(&s, &ctx, e),
+    };
+    let priority = req.priority.unwrap_or(SINGLE_DEFAULT_PRIORITY);
+    let runs: Vec<Value> = {
+        let mut store = s.store.lock().expect("store");
+        req.runs
+            .into_iter()
+            .map(|input| {
+                let seq = store.reserve_seqs(1);
+                let run = new_run(&s, seq, input, req.workflow, &req.version, None, priority);
+                let v = wire::run_full(ctx.version, &run, &s.profile, true);
+                store.insert(run, s.profile.defects.ignore_priority);
+                v
+            })
+            .collect()
+    };
+    s.wake.notify_one();
+    let body = if ctx.version.is_legacy() {
+        json!({"success": true, "workflowRuns": runs})
+    } else {
+        runs.into_iter().next().unwrap_or(Value::Null)
+    };
+    finish(&s, &ctx, ok_json(&ctx, body))
+}
+
+pub(super) fn encode_token(key: (i64, u64)) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", key.0, key.1))
+}
+
+pub(super) fn decode_token(token: &str) -> Option<(i64, u64)> {
+    let raw = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut parts = text.strip_prefix("v1:")?.split(':');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+pub(super) async fn list_runs(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::List).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let params = match validate::list(ctx.version, &q) {
+        Ok(p) => p,
+        Err(e) => return reject(&s, &ctx, e),
+    };
+    let after = match &params.next_page_token {
+        None => None,
+        Some(t) => match decode_token(t) {
+            Some(k) => Some(k),
+            None => {
+                return reject(
+                    &s,
+                    &ctx,
+                    Reject {
+                        code: ErrorCode::InvalidRequest,
+                        message: "`nextPageToken` is not a token this server issued".into(),
+                    },
+                );
+            }
+        },
+    };
+    let workflow_id = match &params.workflow_id {
+        None => None,
+        Some(w) => match s.profile.workflows.iter().position(|x| &x.id == w) {
+            Some(i) => Some(i),
+            // An unknown workflow simply matches nothing.
+            None => Some(usize::MAX),
+        },
+    };
+    let query = ListQuery {
+        status: params.status,
+        workflow_id,
+        batch_id: params.batch_id.clone(),
+        file_name_contains: params.file_name_contains.clone(),
+        sort_by_created: params.sort_by_created,
+        ascending: params.ascending,
+        after,
+        page_size: params.max_page_size,
+    };
+    let visible = batch_id_visible(&s);
+    let (runs, token) = {
+        let store = s.store.lock().expect("store");
+        let (page, more) = store.list(&query);
+        let mut token = if more {
+            page.last()
+                .map(|r| encode_token(Store::sort_key(r, params.sort_by_created)))
+        } else {
+            None
+        };
+        // Defect: the cursor points one run back, so each page repeats the previous
+        // page's last run.
+        if s.profile.defects.repeat_across_pages && more && page.len() >= 2 {
+            token = Some(encode_token(Store::sort_key(
+                page[page.len() - 2],
+                params.sort_by_created,
+            )));
+        }
+        let runs: Vec<Value> = page
+            .iter()
+            .map(|r| wire::run_summary(ctx.version, r, &s.profile, visible))
+            .collect();
+        (runs, token)
+    };
+    let body = if ctx.version.is_legacy() {
+        json!({"success": true, "workflowRuns": runs, "nextPageToken": token})
+    } else {
+        json!({"object": "list", "data": runs, "nextPageToken": token})
+    };
+    finish(&s, &ctx, ok_json(&ctx, body))
+}
+
+pub(super) fn run_not_found(s: &Shared, ctx: &Ctx, id: &str) -> Response {
+    reject(
+        s,
+        ctx,
+        Reject {
+            code: ErrorCode::NotFound,
+            message: format!("Workflow run `{id}` not found"),
+        },
+    )
+}
+
+pub(super) fn wrap_run(version: ApiVersion, run: Value) -> Value {
+    if version.is_legacy() {
+        json!({"success": true, "workflowRun": run})
+    } else {
+        run
+    }
+}
+
+pub(super) async fn get_run(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::Get).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let run = {
+        let store = s.store.lock().expect("store");
+        store
+            .get(&id)
+            .map(|r| wire::run_full(ctx.version, r, &s.profile, batch_id_visible(&s)))
+    };
+    match run {
+        Some(run) => finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, run))),
+        None => run_not_found(&s, &ctx, &id),
+    }
+}
+
+pub(super) async fn update_run(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::Update).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body = match read_json(&s, &ctx, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(m) = body.as_object() else {
+        return reject(
+            &s,
+            &ctx,
+            Reject {
+                code: ErrorCode::InvalidRequest,
+                message: "`body` must be a JSON object".into(),
+            },
+        );
+    };
+    let name = match m.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) => Some(n.clone()),
+        Some(_) => {
+            return reject(
+                &s,
+                &ctx,
+                Reject {
+                    code: ErrorCode::InvalidRequest,
+                    message: "`name` must be a string".into(),
+                },
+            );
+        }
+    };
+    let meta = match m.get("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => Some(o.clone()),
+        Some(_) => {
+            return reject(
+                &s,
+                &ctx,
+                Reject {
+                    code: ErrorCode::InvalidRequest,
+                    message: "`metadata` must be a JSON object".into(),
+                },
+            );
+        }
+    };
+    let run = {
+        let mut store = s.store.lock().expect("store");
+        store.get_mut(&id).map(|run| {
+            if let Some(n) = name {
+                run.name = n;
+            }
+            if let Some(meta) = meta {
+                // Merge: incoming keys win, other keys stay.
+                if let Some(existing) = run.metadata.as_object_mut() {
+                    existing.extend(meta);
+                }
+            }
+            run.updated_at = Utc::now();
+            wire::run_full(ctx.version, run, &s.profile, batch_id_visible(&s))
+        })
+    };
+    match run {
+        Some(run) => finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, run))),
+        None => run_not_found(&s, &ctx, &id),
+    }
+}
+
+pub(super) async fn cancel_run(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::Cancel).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = {
+        let mut store = s.store.lock().expect("store");
+        match store.get_mut(&id) {
+            None => None,
+            Some(run) if matches!(run.status, RunStatus::Pending | RunStatus::Processing) => {
+                let now = Utc::now();
+                run.status = RunStatus::Cancelled;
+                run.updated_at = now;
+                run.end_time = Some(now);
+                let snapshot = run.clone();
+                let seq = run.seq;
+                store.mark_finished(seq, Instant::now());
+                Some(Ok(snapshot))
+            }
+            Some(run) => Some(Err(run.status)),
+        }
+    };
+    match result {
+        None => run_not_found(&s, &ctx, &id),
+        Some(Err(status)) => reject(
+            &s,
+            &ctx,
+            Reject {
+                code: ErrorCode::InvalidRequest,
+                message: format!(
+                    "Only PENDING or PROCESSING runs can be cancelled; this run is {status}"
+                ),
+            },
+        ),
+        Some(Ok(run)) => {
+            let body = wire::run_full(ctx.version, &run, &s.profile, batch_id_visible(&s));
+            let _ = s.announce.send(run);
+            s.wake.notify_one();
+            finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, body)))
+        }
+    }
+}
+
+pub(super) async fn delete_run(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::Delete).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let removed = s.store.lock().expect("store").delete(&id);
+    match removed {
+        None => run_not_found(&s, &ctx, &id),
+        Some(_) => {
+            let body = if ctx.version.is_legacy() {
+                json!({"success": true, "workflowRunId": id, "message": "Workflow run deleted"})
+            } else {
+                json!({"id": id})
+            };
+            finish(&s, &ctx, ok_json(&ctx, body))
+        }
+    }
+}
