@@ -67,7 +67,7 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     );
     let scenario = Arc::new(scenario);
     let factory = Arc::new(InputFactory::new(&scenario));
-    ledger.expected_metadata = Some(Box::new(move |b, i| factory.metadata(b, i)));
+    ledger.set_expected_metadata(Box::new(move |b, i| factory.metadata(b, i)));
     ledger.replay(&replay.entries);
     Ok(Rebuilt {
         replay,
@@ -94,8 +94,8 @@ pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunErro
         &HttpMetrics::default(),
         &r.replay.header.target_url,
         r.started_at,
-        r.ledger.start,
-        r.ledger.start + Duration::from_micros(r.last_us),
+        r.ledger.start(),
+        r.ledger.start() + Duration::from_micros(r.last_us),
         0,
         Some(format!(
             "killed; rebuilt from its journal ({} records{}): figures cover what it recorded, and request latencies were not journaled",
@@ -143,7 +143,7 @@ pub async fn resume(
     let mut ledger = r.ledger;
     // Batches whose answer the kill lost may exist at the target: say so, never "accepted".
     let lost: Vec<u64> = ledger
-        .batches
+        .batches()
         .iter()
         .filter(|b| b.outcome == BatchOutcome::Pending)
         .map(|b| b.index)
@@ -158,9 +158,11 @@ pub async fn resume(
             0,
         );
     }
-    ledger.poll_until_seen = true;
+    ledger.poll_until_seen();
     let path = dir.join(journal::FILE);
-    ledger.journal = Journal::append(&path).ok();
+    if let Ok(j) = Journal::append(&path) {
+        ledger.set_journal(j);
+    }
     let outstanding_before = ledger.outstanding();
 
     let base = r.replay.header.target_url.clone();
@@ -219,7 +221,7 @@ pub async fn resume(
         &metrics,
         &base,
         r.started_at,
-        ledger.start,
+        ledger.start(),
         now,
         0,
         interrupted,
@@ -230,7 +232,7 @@ pub async fn resume(
     report.resumed = Some(format!(
         "killed, then resumed from its journal: {} accepted batches read back, {} results collected by polling without resubmitting anything, {} batch(es) whose answer the kill lost reported as possible duplicates",
         ledger
-            .batches
+            .batches()
             .iter()
             .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
             .count(),

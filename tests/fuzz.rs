@@ -146,7 +146,7 @@ fn delivery(ledger: &mut Ledger, bytes: &[u8], sign: bool, ts: i64) {
 fn ledger() -> Ledger {
     let start = Instant::now();
     let mut l = Ledger::new(start, Some("bp_input".into()), true);
-    l.judge = true;
+    l.set_judging(true);
     l.add_batch(0, start, 1);
     l.settle_batch(
         0,
@@ -167,7 +167,7 @@ fn ledger() -> Ledger {
         start,
         0,
     );
-    l.expected_metadata = Some(Box::new(
+    l.set_expected_metadata(Box::new(
         |b, i| serde_json::json!({"bp_input": format!("{b}:{i}")}),
     ));
     l
@@ -209,16 +209,16 @@ proptest! {
         let mut l = ledger();
         let ts = chrono::Utc::now().timestamp() + skew;
         delivery(&mut l, &bytes, sign, ts);
-        let first = l.inputs[0].webhook();
-        let (verified, redeliveries) = (l.webhooks.verified, l.webhooks.redeliveries);
+        let first = l.input(0).unwrap().webhook();
+        let (verified, redeliveries) = (l.webhooks().verified, l.webhooks().redeliveries);
         // The same bytes again: a replay changes no result and adds no second one.
         delivery(&mut l, &bytes, sign, ts);
-        prop_assert_eq!(l.inputs[0].webhook(), first);
-        prop_assert_eq!(l.anomalies.duplicates, 0);
-        prop_assert_eq!(l.webhooks.verified, 2 * verified, "same bytes, same verdict");
+        prop_assert_eq!(l.input(0).unwrap().webhook(), first);
+        prop_assert_eq!(l.anomalies().duplicates, 0);
+        prop_assert_eq!(l.webhooks().verified, 2 * verified, "same bytes, same verdict");
         if first.is_some() {
             // It counted as a result, so it had an event id: the replay is a redelivery.
-            prop_assert_eq!(l.webhooks.redeliveries, redeliveries + 1);
+            prop_assert_eq!(l.webhooks().redeliveries, redeliveries + 1);
         }
         for inv in l.judge_invariants(true) {
             prop_assert!(inv.held, "{inv:?}");

@@ -24,7 +24,7 @@ async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
         let mut l = ledger.lock().unwrap();
         l.add_batch(0, start, 2);
         // The metadata each input was sent with, as the input factory would rebuild it.
-        l.expected_metadata = Some(Box::new(|b, i| json!({"bp_input": format!("{b}:{i}")})));
+        l.set_expected_metadata(Box::new(|b, i| json!({"bp_input": format!("{b}:{i}")})));
         l.settle_batch(
             0,
             BatchOutcome::Accepted {
@@ -148,7 +148,7 @@ async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
     receiver.stop().await;
     consumer.await.unwrap();
     let l = ledger.lock().unwrap();
-    let w = &l.webhooks;
+    let w = l.webhooks();
     assert_eq!(w.received, 9);
     assert_eq!(w.rejected.get("bad_signature"), Some(&1));
     assert_eq!(w.rejected.get("stale"), Some(&1));
@@ -156,8 +156,8 @@ async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
     assert_eq!(w.rejected.get("missing_headers"), Some(&1));
     assert_eq!(w.redeliveries, 1);
     assert_eq!(w.unparseable, 1);
-    assert_eq!(l.anomalies.unknown, 1);
-    assert_eq!(l.anomalies.duplicates, 0);
+    assert_eq!(l.anomalies().unknown, 1);
+    assert_eq!(l.anomalies().duplicates, 0);
     assert_eq!(l.coverage().0, 0, "both inputs have their result");
     assert_eq!(w.metadata_mismatch, 0);
 }

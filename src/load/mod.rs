@@ -204,7 +204,7 @@ impl Engine {
                 tracing::debug!(index, batch_id = batch_id.as_str(), "batch accepted");
             }
             let mut ledger = engine.ledger.lock().expect("ledger");
-            ledger.findings.merge(result.findings);
+            ledger.add_findings(result.findings);
             ledger.settle_batch(index, result.outcome, result.answered, result.throttles);
         }
     }

@@ -107,16 +107,16 @@ pub struct MissingExample {
 }
 
 pub struct Ledger {
-    pub start: Instant,
-    pub track_inputs: bool,
+    start: Instant,
+    track_inputs: bool,
     /// Set once every result is in: the poller then keeps polling every batch.
-    pub settling: bool,
+    settling: bool,
     /// A resume: an input needs polling only while no channel has seen it (results seen by
     /// webhook before the kill need no second look).
-    pub poll_until_seen: bool,
-    pub batches: Vec<BatchRecord>,
+    poll_until_seen: bool,
+    batches: Vec<BatchRecord>,
     /// One compact record per input of every registered batch (when tracking inputs).
-    pub inputs: Vec<InputRecord>,
+    inputs: Vec<InputRecord>,
     run_ids: RunIds,
     /// Further runs tied to an input that already had one (a target creating two runs
     /// for one input): rare, so kept by text.
@@ -126,32 +126,32 @@ pub struct Ledger {
     by_index: HashMap<u64, usize>,
     by_batch_id: HashMap<String, usize>,
     event_ids: HashSet<u128>,
-    pub correlation_key: Option<String>,
+    correlation_key: Option<String>,
     /// Rebuilds the metadata an input (batch index, input index) was sent with, to compare
     /// with what comes back; None skips the comparison.
-    pub expected_metadata: Option<Box<dyn Fn(u64, u64) -> Value + Send>>,
-    pub webhooks: WebhookCounts,
-    pub anomalies: Anomalies,
+    expected_metadata: Option<Box<dyn Fn(u64, u64) -> Value + Send>>,
+    webhooks: WebhookCounts,
+    anomalies: Anomalies,
     /// Contract findings from what the run saw (submissions, webhooks, polls).
-    pub findings: Findings,
+    findings: Findings,
     /// Judge deliveries for the webhook rules (a `checks:` block is present); costs one
     /// set of event ids and one counter per run.
-    pub judge: bool,
+    judge: bool,
     judged_events: HashSet<u128>,
     /// Terminal events (distinct eventIds) per run id digest, signed or not.
     terminal_events: HashMap<u128, u32>,
     /// Batches and runs the probes created: not the load's.
-    pub probe_batches: HashSet<String>,
-    pub probe_runs: HashSet<String>,
+    probe_batches: HashSet<String>,
+    probe_runs: HashSet<String>,
     /// Run events that arrived before their batch's submission was answered.
     early: Vec<(usize, Value, bool, bool, Instant)>,
-    pub e2e: Latency,
-    pub batch_completion: Latency,
-    pub timeline: Timeline,
+    e2e: Latency,
+    batch_completion: Latency,
+    timeline: Timeline,
     /// States the accounting promises never happen, counted when they do.
-    pub faults: Faults,
+    faults: Faults,
     /// Where the run's accounting is appended as it happens (see `journal`).
-    pub journal: Option<Journal>,
+    journal: Option<Journal>,
 }
 
 /// A hash of a JSON value that ignores object key order (targets may reorder keys), made
@@ -426,6 +426,119 @@ impl Ledger {
                 last_status: r.last_status.map(|s| s.as_str().to_string()),
             })
             .collect()
+    }
+}
+
+/// Reading and steering the ledger from outside: the fields stay private, so every change
+/// to the accounting goes through the methods that keep its invariants.
+impl Ledger {
+    /// When the run started: every recorded time is an offset from it.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Every registered batch, in registration (schedule) order.
+    pub fn batches(&self) -> &[BatchRecord] {
+        &self.batches
+    }
+
+    /// Input `seq`'s record.
+    pub fn input(&self, seq: u64) -> Option<&InputRecord> {
+        self.inputs.get(seq as usize)
+    }
+
+    /// Inputs tracked (zero when the run collects no results).
+    pub fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Judge deliveries for the webhook rules (the scenario has a `checks:` block).
+    pub fn set_judging(&mut self, judge: bool) {
+        self.judge = judge;
+    }
+
+    /// How to rebuild the metadata an input (batch index, input index) was sent with.
+    pub fn set_expected_metadata(&mut self, f: Box<dyn Fn(u64, u64) -> Value + Send>) {
+        self.expected_metadata = Some(f);
+    }
+
+    /// The metadata input `input` of batch `batch` was sent with, rebuilt.
+    pub fn expected_metadata(&self, batch: u64, input: u64) -> Option<Value> {
+        self.expected_metadata.as_ref().map(|f| f(batch, input))
+    }
+
+    /// Every result is in: the poller keeps polling every batch while the run settles.
+    pub fn start_settling(&mut self) {
+        self.settling = true;
+    }
+
+    /// A resume: an input needs polling only while no channel has seen it.
+    pub fn poll_until_seen(&mut self) {
+        self.poll_until_seen = true;
+    }
+
+    pub fn webhooks(&self) -> &WebhookCounts {
+        &self.webhooks
+    }
+
+    /// Deliveries the receiver refused on purpose (`results.webhooks.refuse_first`).
+    pub fn set_refused(&mut self, refused: u64) {
+        self.webhooks.refused = refused;
+    }
+
+    pub fn anomalies(&self) -> &Anomalies {
+        &self.anomalies
+    }
+
+    /// Contract findings from what the run saw.
+    pub fn findings(&self) -> &Findings {
+        &self.findings
+    }
+
+    /// Adds findings judged elsewhere (a submission's answers).
+    pub fn add_findings(&mut self, findings: Findings) {
+        self.findings.merge(findings);
+    }
+
+    /// A batch the probes created: its results are not the load's.
+    pub fn mark_probe_batch(&mut self, batch_id: String) {
+        self.probe_batches.insert(batch_id);
+    }
+
+    /// A run the probes created: its results are not the load's.
+    pub fn mark_probe_run(&mut self, run_id: String) {
+        self.probe_runs.insert(run_id);
+    }
+
+    /// End-to-end latency of every input's first result.
+    pub fn e2e(&self) -> &Latency {
+        &self.e2e
+    }
+
+    /// Submit → last run terminal, for batches whose runs all finished.
+    pub fn batch_completion(&self) -> &Latency {
+        &self.batch_completion
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// The process's memory, sampled at `since` after the start.
+    pub fn record_rss(&mut self, since: Duration, kib: u64) {
+        self.timeline.at(since).rss_kib = kib;
+    }
+
+    /// Appends the accounting to `journal` from now on.
+    pub fn set_journal(&mut self, journal: Journal) {
+        self.journal = Some(journal);
+    }
+
+    /// Flushes the journal's buffered results to its file; its first write error, if any.
+    pub fn flush_journal(&mut self) -> Option<(std::path::PathBuf, String)> {
+        let j = self.journal.as_mut()?;
+        j.flush();
+        j.error.clone().map(|e| (j.path.clone(), e))
     }
 }
 

@@ -137,8 +137,7 @@ impl<'a> Probe<'a> {
         self.ledger
             .lock()
             .expect("ledger")
-            .probe_batches
-            .insert(id.clone());
+            .mark_probe_batch(id.clone());
         Some(id)
     }
 

@@ -21,7 +21,7 @@ struct Audited {
 pub async fn audit(p: &mut Probe<'_>) {
     let batches: Vec<Audited> = {
         let l = p.ledger.lock().expect("ledger");
-        l.batches
+        l.batches()
             .iter()
             .enumerate()
             .filter_map(|(pos, b)| match &b.outcome {
@@ -259,9 +259,9 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
 
         // Metadata, deep and exact (key order aside), and agreement with the webhook.
         let mut l = p.ledger.lock().expect("ledger");
-        let seq = l.batches[b.pos].first_seq + input;
+        let seq = l.batches()[b.pos].first_seq + input;
         l.link_run(id, seq);
-        if let Some(expected) = l.expected_metadata.as_ref().map(|f| f(b.index, input)) {
+        if let Some(expected) = l.expected_metadata(b.index, input) {
             let seen_md = run.get("metadata").cloned().unwrap_or(Value::Null);
             p.findings.check(
                 "runs.metadata",
@@ -274,11 +274,7 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
                 },
             );
         }
-        let webhook_status = l
-            .inputs
-            .get(seq as usize)
-            .and_then(|r| r.webhook())
-            .map(|s| s.status);
+        let webhook_status = l.input(seq).and_then(|r| r.webhook()).map(|s| s.status);
         drop(l);
         if let (true, Some(w), Some(g)) = (webhooks_used, webhook_status, status)
             && g.is_terminal()
@@ -359,8 +355,7 @@ pub async fn priority_order(p: &mut Probe<'_>, batch_id: &str) {
     p.ledger
         .lock()
         .expect("ledger")
-        .probe_runs
-        .insert(single.clone());
+        .mark_probe_run(single.clone());
     let (listing, _) = p.list_all(batch_id, 1000).await;
     let pending: HashSet<String> = listing
         .iter()

@@ -25,121 +25,15 @@ pub(crate) fn build_report(
     unsent: u64,
     interrupted: Option<String>,
 ) -> Report {
-    let since = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1e3;
-    let mut batches = Batches {
-        scheduled: ledger.batches.len() as u64 + unsent,
-        accepted: 0,
-        rejected: 0,
-        throttled: 0,
-        possible_duplicates: 0,
-        unreachable: 0,
-        unanswered: unsent,
-        completion: ledger.batch_completion.summary(),
-        list: Vec::new(),
-    };
-    let mut runs = Runs {
-        submitted: 0,
-        seen: 0,
-        missing: 0,
-        rejected: 0,
-        by_status: BTreeMap::new(),
-        by_channel: BTreeMap::new(),
-        anomalies: ledger.anomalies.clone(),
-        missing_examples: ledger.missing_examples(20),
-    };
-    for s in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
-        runs.by_status.insert(s.as_str().to_string(), 0);
-    }
-    for k in ["webhook_only", "poll_only", "both"] {
-        runs.by_channel.insert(k.to_string(), 0);
-    }
-    let collecting = scenario.results.webhooks.is_some() || scenario.results.polling.is_some();
-    let mut completions: Vec<Instant> = Vec::new();
-    for b in &ledger.batches {
-        let (name, detail, batch_id) = match &b.outcome {
-            BatchOutcome::Pending => ("unanswered", None, None),
-            BatchOutcome::Accepted { batch_id } => ("accepted", None, Some(batch_id.clone())),
-            BatchOutcome::Rejected { error, .. } => ("rejected", Some(error.clone()), None),
-            BatchOutcome::Throttled => ("throttled", None, None),
-            BatchOutcome::PossibleDuplicate { reason } => {
-                ("possible_duplicate", Some(reason.clone()), None)
-            }
-            BatchOutcome::Unreachable { error } => ("unreachable", Some(error.clone()), None),
-        };
-        match name {
-            "accepted" => batches.accepted += 1,
-            "rejected" => batches.rejected += 1,
-            "throttled" => batches.throttled += 1,
-            "possible_duplicate" => batches.possible_duplicates += 1,
-            "unreachable" => batches.unreachable += 1,
-            _ => batches.unanswered += 1,
-        }
-        // When each of this batch's runs was first seen finished (ms after its intended
-        // submit), for its completion curve.
-        let mut done_ms: Vec<f64> = Vec::new();
-        if name == "accepted" {
-            runs.submitted += b.inputs as u64;
-            for i in (0..b.inputs as u64).filter(|_| collecting) {
-                let r = &ledger.inputs[(b.first_seq + i) as usize];
-                match r.first_seen() {
-                    Some((seen, _)) => {
-                        runs.seen += 1;
-                        let at = ledger.instant(seen.micros);
-                        completions.push(at);
-                        done_ms.push(at.saturating_duration_since(b.intended).as_secs_f64() * 1e3);
-                        *runs
-                            .by_status
-                            .entry(seen.status.as_str().to_string())
-                            .or_default() += 1;
-                        let key = match (r.webhook().is_some(), r.poll().is_some()) {
-                            (true, true) => "both",
-                            (true, false) => "webhook_only",
-                            _ => "poll_only",
-                        };
-                        *runs.by_channel.entry(key.to_string()).or_default() += 1;
-                    }
-                    // Without a results channel nothing is expected back: such inputs are
-                    // submitted, not missing.
-                    None if collecting => runs.missing += 1,
-                    None => {}
-                }
-            }
-        } else {
-            runs.rejected += b.inputs as u64;
-        }
-        if batches.list.len() < 10_000 {
-            batches.list.push(BatchLine {
-                index: b.index,
-                batch_id,
-                inputs: b.inputs,
-                outcome: name.to_string(),
-                detail,
-                intended_ms: since(b.intended),
-                answered_ms: b.answered.map(since),
-                throttles: b.throttles,
-                terminal: b.terminal,
-                completed_ms: (b.terminal == b.inputs && b.inputs > 0)
-                    .then(|| b.last_terminal.map(since))
-                    .flatten(),
-                completion_curve_ms: completion_curve(done_ms, b.inputs),
-            });
-        }
-    }
-    // Steady completion rate: between the 10th and 90th percentile of completion times,
-    // which leaves out the ramp-up of the queue and the tail of the slowest runs.
-    completions.sort();
-    let (steady, window) = if completions.len() >= 10 {
-        let a = completions[completions.len() / 10];
-        let b = completions[completions.len() * 9 / 10];
-        let w = b.saturating_duration_since(a).as_secs_f64();
-        let n = (completions.len() * 9 / 10 - completions.len() / 10) as f64;
-        if w > 0.0 { (n / w, w) } else { (0.0, 0.0) }
-    } else {
-        (0.0, 0.0)
-    };
-    let first_intended = ledger.batches.first().map(|b| b.intended).unwrap_or(start);
+    let (batches, runs, mut completions) = account(scenario, ledger, start, unsent);
+    let (steady, window) = steady_rate(&mut completions);
+    let first_intended = ledger
+        .batches()
+        .first()
+        .map(|b| b.intended)
+        .unwrap_or(start);
     let last_answer = ledger
-        .batches
+        .batches()
         .iter()
         .filter_map(|b| b.answered)
         .max()
@@ -168,26 +62,15 @@ pub(crate) fn build_report(
         Target::Url { .. } => None,
     };
     let projection = scenario.project_files.map(|files| {
-        let avg = if batches.accepted > 0 { runs.submitted as f64 / batches.accepted as f64 } else { 0.0 };
-        let batches_needed = if avg > 0.0 { (files as f64 / avg).ceil() as u64 } else { 0 };
-        let mut assumptions = vec![
-            format!("batches of {avg:.0} inputs on average, as in this run"),
-            format!("batches accepted at {batches_per_s:.2}/s, as measured here"),
-            format!("runs completing at {steady:.1}/s, the steady rate measured between the 10th and 90th percentile of completions"),
-            "the target's capacity is not shared with other traffic, and rate limits stay as they were during this run".to_string(),
-        ];
-        if let Some((_, ts)) = &mock_info
-            && (*ts - 1.0).abs() > f64::EPSILON
-        {
-            assumptions.push(format!("the target is the mock at time scale {ts}: multiply times by {ts} for the simulated real duration"));
-        }
-        Projection {
+        project(
             files,
-            batches_needed,
-            submit_s: if batches_per_s > 0.0 { batches_needed as f64 / batches_per_s } else { f64::INFINITY },
-            complete_s: if steady > 0.0 { files as f64 / steady + ledger.e2e.percentile(50.0).as_secs_f64() } else { f64::INFINITY },
-            assumptions,
-        }
+            &batches,
+            &runs,
+            batches_per_s,
+            steady,
+            ledger.e2e().percentile(50.0).as_secs_f64(),
+            mock_info.as_ref().map(|m| m.1),
+        )
     });
     let mut operations = BTreeMap::new();
     operations.insert("submit".to_string(), submit);
@@ -257,21 +140,199 @@ pub(crate) fn build_report(
         },
         batches,
         runs,
-        webhooks: ledger.webhooks.clone(),
-        e2e: ledger.e2e.summary(),
+        webhooks: ledger.webhooks().clone(),
+        e2e: ledger.e2e().summary(),
         throughput: Throughput {
             batches_per_s,
             steady_runs_per_s: steady,
             steady_window_s: window,
         },
         projection,
-        timeline: ledger.timeline.finish(),
+        timeline: ledger.timeline().finish(),
         rules: Vec::new(),
         invariants: Vec::new(),
         resumed: None,
         resources: None,
         shard: None,
         merged_from: Vec::new(),
+    }
+}
+
+/// What the run's own rates say about a job of `files` files, with the assumptions that
+/// figure rests on.
+fn project(
+    files: u64,
+    batches: &Batches,
+    runs: &Runs,
+    batches_per_s: f64,
+    steady: f64,
+    e2e_p50_s: f64,
+    time_scale: Option<f64>,
+) -> Projection {
+    let avg = if batches.accepted > 0 {
+        runs.submitted as f64 / batches.accepted as f64
+    } else {
+        0.0
+    };
+    let batches_needed = if avg > 0.0 {
+        (files as f64 / avg).ceil() as u64
+    } else {
+        0
+    };
+    let mut assumptions = vec![
+        format!("batches of {avg:.0} inputs on average, as in this run"),
+        format!("batches accepted at {batches_per_s:.2}/s, as measured here"),
+        format!("runs completing at {steady:.1}/s, the steady rate measured between the 10th and 90th percentile of completions"),
+        "the target's capacity is not shared with other traffic, and rate limits stay as they were during this run".to_string(),
+    ];
+    if let Some(ts) = time_scale
+        && (ts - 1.0).abs() > f64::EPSILON
+    {
+        assumptions.push(format!("the target is the mock at time scale {ts}: multiply times by {ts} for the simulated real duration"));
+    }
+    Projection {
+        files,
+        batches_needed,
+        submit_s: if batches_per_s > 0.0 {
+            batches_needed as f64 / batches_per_s
+        } else {
+            f64::INFINITY
+        },
+        complete_s: if steady > 0.0 {
+            files as f64 / steady + e2e_p50_s
+        } else {
+            f64::INFINITY
+        },
+        assumptions,
+    }
+}
+
+/// Every scheduled batch and every input of the accepted ones, counted by outcome, with
+/// the per-batch lines and the instants results were first seen (for the steady rate).
+fn account(
+    scenario: &Scenario,
+    ledger: &Ledger,
+    start: Instant,
+    unsent: u64,
+) -> (Batches, Runs, Vec<Instant>) {
+    let since = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1e3;
+    let mut batches = Batches {
+        scheduled: ledger.batches().len() as u64 + unsent,
+        accepted: 0,
+        rejected: 0,
+        throttled: 0,
+        possible_duplicates: 0,
+        unreachable: 0,
+        unanswered: unsent,
+        completion: ledger.batch_completion().summary(),
+        list: Vec::new(),
+    };
+    let mut runs = Runs {
+        submitted: 0,
+        seen: 0,
+        missing: 0,
+        rejected: 0,
+        by_status: BTreeMap::new(),
+        by_channel: BTreeMap::new(),
+        anomalies: ledger.anomalies().clone(),
+        missing_examples: ledger.missing_examples(20),
+    };
+    for s in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
+        runs.by_status.insert(s.as_str().to_string(), 0);
+    }
+    for k in ["webhook_only", "poll_only", "both"] {
+        runs.by_channel.insert(k.to_string(), 0);
+    }
+    let collecting = scenario.results.webhooks.is_some() || scenario.results.polling.is_some();
+    let mut completions: Vec<Instant> = Vec::new();
+    for b in ledger.batches() {
+        let (name, detail, batch_id) = match &b.outcome {
+            BatchOutcome::Pending => ("unanswered", None, None),
+            BatchOutcome::Accepted { batch_id } => ("accepted", None, Some(batch_id.clone())),
+            BatchOutcome::Rejected { error, .. } => ("rejected", Some(error.clone()), None),
+            BatchOutcome::Throttled => ("throttled", None, None),
+            BatchOutcome::PossibleDuplicate { reason } => {
+                ("possible_duplicate", Some(reason.clone()), None)
+            }
+            BatchOutcome::Unreachable { error } => ("unreachable", Some(error.clone()), None),
+        };
+        match name {
+            "accepted" => batches.accepted += 1,
+            "rejected" => batches.rejected += 1,
+            "throttled" => batches.throttled += 1,
+            "possible_duplicate" => batches.possible_duplicates += 1,
+            "unreachable" => batches.unreachable += 1,
+            _ => batches.unanswered += 1,
+        }
+        // When each of this batch's runs was first seen finished (ms after its intended
+        // submit), for its completion curve.
+        let mut done_ms: Vec<f64> = Vec::new();
+        if name == "accepted" {
+            runs.submitted += b.inputs as u64;
+            for i in (0..b.inputs as u64).filter(|_| collecting) {
+                let r = ledger
+                    .input(b.first_seq + i)
+                    .expect("an accepted batch's inputs are tracked");
+                match r.first_seen() {
+                    Some((seen, _)) => {
+                        runs.seen += 1;
+                        let at = ledger.instant(seen.micros);
+                        completions.push(at);
+                        done_ms.push(at.saturating_duration_since(b.intended).as_secs_f64() * 1e3);
+                        *runs
+                            .by_status
+                            .entry(seen.status.as_str().to_string())
+                            .or_default() += 1;
+                        let key = match (r.webhook().is_some(), r.poll().is_some()) {
+                            (true, true) => "both",
+                            (true, false) => "webhook_only",
+                            _ => "poll_only",
+                        };
+                        *runs.by_channel.entry(key.to_string()).or_default() += 1;
+                    }
+                    // Without a results channel nothing is expected back: such inputs are
+                    // submitted, not missing.
+                    None if collecting => runs.missing += 1,
+                    None => {}
+                }
+            }
+        } else {
+            runs.rejected += b.inputs as u64;
+        }
+        if batches.list.len() < 10_000 {
+            batches.list.push(BatchLine {
+                index: b.index,
+                batch_id,
+                inputs: b.inputs,
+                outcome: name.to_string(),
+                detail,
+                intended_ms: since(b.intended),
+                answered_ms: b.answered.map(since),
+                throttles: b.throttles,
+                terminal: b.terminal,
+                completed_ms: (b.terminal == b.inputs && b.inputs > 0)
+                    .then(|| b.last_terminal.map(since))
+                    .flatten(),
+                completion_curve_ms: completion_curve(done_ms, b.inputs),
+            });
+        }
+    }
+    (batches, runs, completions)
+}
+
+/// Runs seen terminal per second between the 10th and 90th percentile of completion
+/// times, which leaves out the ramp-up of the queue and the tail of the slowest runs; and
+/// that window's length in seconds.
+fn steady_rate(completions: &mut [Instant]) -> (f64, f64) {
+    completions.sort();
+    if completions.len() >= 10 {
+        let a = completions[completions.len() / 10];
+        let b = completions[completions.len() * 9 / 10];
+        let w = b.saturating_duration_since(a).as_secs_f64();
+        let n = (completions.len() * 9 / 10 - completions.len() / 10) as f64;
+        if w > 0.0 { (n / w, w) } else { (0.0, 0.0) }
+    } else {
+        (0.0, 0.0)
     }
 }
 

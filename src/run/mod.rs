@@ -218,17 +218,86 @@ pub async fn run_scenario(
     execute(Arc::new(scenario), opts).await
 }
 
-async fn execute(
-    scenario: Arc<Scenario>,
+/// Step 6: the verdict — contract rules (only on a run that finished), the accounting's
+/// invariants, memory, thresholds — and the journal's last flush.
+fn judge(
+    report: &mut Report,
+    scenario: &Scenario,
     opts: &RunOptions,
-) -> Result<(Report, Vec<PathBuf>), RunError> {
-    let started_at = chrono::Utc::now();
-    // Without a stop signal from the caller, a sender kept alive here never fires.
-    let (_never, idle) = watch::channel::<Option<String>>(None);
-    let stop_rx = opts.stop.clone().unwrap_or(idle);
+    ledger: &Mutex<Ledger>,
+    probe_findings: Option<crate::checks::Findings>,
+) {
+    // Rules are judged only on a run that finished: half a run would fail rules (runs
+    // not terminal, webhooks not arrived) that the target did not break.
+    if let (Some(checks), Some(mut findings), true) =
+        (&scenario.checks, probe_findings, report.complete)
+    {
+        let ledger = ledger.lock().expect("ledger");
+        findings.merge(ledger.findings().clone());
+        if scenario.results.webhooks.is_some() {
+            ledger.judge_terminal_events(&mut findings);
+        }
+        crate::checks::batch::unique_ids(
+            &mut findings,
+            ledger.batches().iter().filter_map(|b| match &b.outcome {
+                BatchOutcome::Accepted { batch_id } => Some(batch_id.as_str()),
+                _ => None,
+            }),
+        );
+        report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
+    }
+    report.invariants = ledger
+        .lock()
+        .expect("ledger")
+        .judge_invariants(report.complete);
+    report.shard = opts.shard;
+    report.resources = report::Resources::from_timeline(&report.timeline);
+    report.judge(&scenario.thresholds);
+    {
+        let l = ledger.lock().expect("ledger");
+        let inputs = l.input_count().max(1);
+        tracing::info!(
+            inputs = l.input_count(),
+            bytes = l.accounting_bytes(),
+            bytes_per_input = l.accounting_bytes() / inputs,
+            "per-input accounting held"
+        );
+    }
+    if let Some((path, e)) = ledger.lock().expect("ledger").flush_journal() {
+        tracing::warn!(path = %path.display(), "the journal is incomplete: {e}");
+    }
+}
 
-    // The target.
-    let (mock, base, token, workspace) = match &scenario.target {
+/// Memory, once a second, into the timeline (soak runs watch it plateau); and the
+/// journal's buffered results to its file at the same pace.
+fn spawn_sampler(
+    ledger: Arc<Mutex<Ledger>>,
+    start: Instant,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !done.load(Ordering::Relaxed) {
+            {
+                let mut l = ledger.lock().expect("ledger");
+                if let Some(kib) = crate::metrics::rss_kib() {
+                    let since = start.elapsed();
+                    l.record_rss(since, kib);
+                }
+                // Results reach the journal's file at least once a second.
+                l.flush_journal();
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// A started target: the embedded mock (if any), its base URL, the API key and workspace.
+type StartedTarget = (Option<MockServer>, String, Option<String>, Option<String>);
+
+/// Step 1: the target — the embedded mock started on a free loopback port, or the URL
+/// with its API key from the environment.
+async fn start_target(scenario: &Scenario) -> Result<StartedTarget, RunError> {
+    Ok(match &scenario.target {
         Target::Mock { profile, .. } => {
             let token = profile.auth.tokens.first().cloned();
             let server = MockServer::start(
@@ -250,26 +319,29 @@ async fn execute(
             })?;
             (None, url.clone(), Some(token), workspace_id.clone())
         }
-    };
-    let load = &scenario.load;
-    let client = Client::new(
-        &base,
-        token,
-        Some(scenario.api_version),
-        workspace,
-        load.request_timeout,
-        load.max_in_flight.max(16),
-    )
-    .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?;
+    })
+}
 
-    let start = Instant::now();
+/// Step 2: the ledger, with its journal in the report folder (which exists from the start)
+/// and the factory that builds bodies and later rebuilds an input's metadata.
+fn open_ledger(
+    scenario: &Arc<Scenario>,
+    opts: &RunOptions,
+    start: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+    base: &str,
+    embedded_mock: bool,
+) -> (Arc<Mutex<Ledger>>, PathBuf, Arc<InputFactory>) {
     let collecting = scenario.results.webhooks.is_some() || scenario.results.polling.is_some();
     let ledger = Arc::new(Mutex::new(Ledger::new(
         start,
         scenario.inputs.correlation_key.clone(),
         collecting,
     )));
-    ledger.lock().expect("ledger").judge = scenario.checks.is_some();
+    ledger
+        .lock()
+        .expect("ledger")
+        .set_judging(scenario.checks.is_some());
     // The report folder exists from the start: the journal grows in it as the run goes.
     let name = match opts.shard {
         Some(s) => format!("{}-shard{}of{}", scenario.name, s.index, s.count),
@@ -282,80 +354,131 @@ async fn execute(
             .display()
             .to_string(),
         scenario_text: scenario.text.clone(),
-        target_url: base.clone(),
-        embedded_mock: mock.is_some(),
+        target_url: base.to_string(),
+        embedded_mock,
         started_at: started_at.to_rfc3339(),
         shard: opts.shard,
     };
     match crate::observe::Journal::create(&dir, &header) {
-        Ok(j) => ledger.lock().expect("ledger").journal = Some(j),
+        Ok(j) => ledger.lock().expect("ledger").set_journal(j),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), "cannot write the journal ({e}); a killed run will leave nothing to resume from")
         }
     }
-    let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     // One factory builds the bodies and, later, rebuilds an input's metadata to compare
     // with what comes back, so the ledger keeps no copy of it.
-    let factory = Arc::new(InputFactory::new(&scenario));
+    let factory = Arc::new(InputFactory::new(scenario));
     {
         let f = factory.clone();
-        ledger.lock().expect("ledger").expected_metadata =
-            Some(Box::new(move |b, i| f.metadata(b, i)));
+        ledger
+            .lock()
+            .expect("ledger")
+            .set_expected_metadata(Box::new(move |b, i| f.metadata(b, i)));
     }
 
-    // Webhook receiver.
-    let mut receiver = None;
-    let mut consumer = None;
-    if let Some(w) = &scenario.results.webhooks {
-        let (tx, mut rx) = mpsc::channel(crate::webhook::receiver::QUEUE);
-        let r = Receiver::start(w.listen, tx, w.refuse_first)
-            .await
-            .map_err(|e| {
-                abort(
-                    exit::INVALID,
-                    format!("webhook receiver cannot listen on {}: {e}", w.listen),
-                )
-            })?;
-        let public = w.public_url.clone().unwrap_or_else(|| r.url());
-        let secret = if w.register {
-            match register_webhook(&client, &public, &scenario).await {
-                Ok(s) => s,
-                Err(a) => {
-                    r.stop().await;
-                    if let Some(m) = mock {
-                        m.shutdown().await;
-                    }
-                    return Err(a);
-                }
-            }
-        } else {
-            let env = w
-                .secret_env
-                .as_deref()
-                .unwrap_or("BATCHPROOF_WEBHOOK_SECRET");
-            std::env::var(env).map_err(|_| {
-                abort(
-                    exit::INVALID,
-                    format!("environment variable `{env}` (the webhook signing secret) is not set"),
-                )
-            })?
-        };
-        let ledger = ledger.clone();
-        let max_age = w.max_age;
-        consumer = Some(tokio::spawn(async move {
-            // Many deliveries per lock: the ledger is shared with the submitters.
-            let mut batch = Vec::with_capacity(256);
-            while rx.recv_many(&mut batch, 256).await > 0 {
-                let mut ledger = ledger.lock().expect("ledger");
-                for d in batch.drain(..) {
-                    ledger.ingest_delivery(&d, &secret, max_age);
-                }
-            }
-        }));
-        receiver = Some(r);
-    }
+    (ledger, dir, factory)
+}
 
-    // Poller.
+/// Step 3: the webhook receiver (when results come by webhook), its endpoint registered
+/// with the target, and the task that feeds its deliveries to the ledger.
+async fn start_receiver(
+    scenario: &Scenario,
+    client: &Client,
+    ledger: &Arc<Mutex<Ledger>>,
+) -> Result<Option<(Receiver, tokio::task::JoinHandle<()>)>, RunError> {
+    let Some(w) = &scenario.results.webhooks else {
+        return Ok(None);
+    };
+    let (tx, mut rx) = mpsc::channel(crate::webhook::receiver::QUEUE);
+    let r = Receiver::start(w.listen, tx, w.refuse_first)
+        .await
+        .map_err(|e| {
+            abort(
+                exit::INVALID,
+                format!("webhook receiver cannot listen on {}: {e}", w.listen),
+            )
+        })?;
+    let public = w.public_url.clone().unwrap_or_else(|| r.url());
+    let secret = if w.register {
+        match register_webhook(client, &public, scenario).await {
+            Ok(s) => s,
+            Err(a) => {
+                r.stop().await;
+                return Err(a);
+            }
+        }
+    } else {
+        let env = w
+            .secret_env
+            .as_deref()
+            .unwrap_or("BATCHPROOF_WEBHOOK_SECRET");
+        std::env::var(env).map_err(|_| {
+            abort(
+                exit::INVALID,
+                format!("environment variable `{env}` (the webhook signing secret) is not set"),
+            )
+        })?
+    };
+    let ledger = ledger.clone();
+    let max_age = w.max_age;
+    let consumer = tokio::spawn(async move {
+        // Many deliveries per lock: the ledger is shared with the submitters.
+        let mut batch = Vec::with_capacity(256);
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            let mut ledger = ledger.lock().expect("ledger");
+            for d in batch.drain(..) {
+                ledger.ingest_delivery(&d, &secret, max_age);
+            }
+        }
+    });
+    Ok(Some((r, consumer)))
+}
+
+/// The run's flow as numbered steps: (1) the target, (2) the ledger and its journal, (3)
+/// the webhook receiver, (4) the poller, progress and memory sampler, (5) the load, its
+/// results and the conformance checks, then teardown, (6) the verdict and the files. Each
+/// step's work is a function of its own; what stays here is the order and the teardown.
+async fn execute(
+    scenario: Arc<Scenario>,
+    opts: &RunOptions,
+) -> Result<(Report, Vec<PathBuf>), RunError> {
+    let started_at = chrono::Utc::now();
+    // Without a stop signal from the caller, a sender kept alive here never fires.
+    let (_never, idle) = watch::channel::<Option<String>>(None);
+    let stop_rx = opts.stop.clone().unwrap_or(idle);
+
+    // 1. The target.
+    let (mock, base, token, workspace) = start_target(&scenario).await?;
+    let load = &scenario.load;
+    let client = Client::new(
+        &base,
+        token,
+        Some(scenario.api_version),
+        workspace,
+        load.request_timeout,
+        load.max_in_flight.max(16),
+    )
+    .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?;
+
+    // 2. The ledger and its journal.
+    let start = Instant::now();
+    let (ledger, dir, factory) =
+        open_ledger(&scenario, opts, start, started_at, &base, mock.is_some());
+    let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
+
+    // 3. The webhook receiver.
+    let (receiver, consumer) = match start_receiver(&scenario, &client, &ledger).await {
+        Ok(Some((r, c))) => (Some(r), Some(c)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            if let Some(m) = mock {
+                m.shutdown().await;
+            }
+            return Err(e);
+        }
+    };
+
+    // 4. The poller, the progress line and the memory sampler.
     let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
     let poller = scenario.results.polling.clone().map(|config| {
         let p = Poller {
@@ -368,7 +491,6 @@ async fn execute(
         tokio::spawn(p.run(poll_stop_rx))
     });
 
-    // Progress.
     let in_flight = Arc::new(AtomicU64::new(0));
     let progress_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let progress = spawn_progress(
@@ -379,29 +501,9 @@ async fn execute(
         progress_done.clone(),
     );
 
-    // Memory, once a second, into the timeline (soak runs watch it plateau).
-    let sampler = {
-        let ledger = ledger.clone();
-        let done = progress_done.clone();
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                {
-                    let mut l = ledger.lock().expect("ledger");
-                    if let Some(kib) = crate::metrics::rss_kib() {
-                        let since = start.elapsed();
-                        l.timeline.at(since).rss_kib = kib;
-                    }
-                    // Results reach the journal's file at least once a second.
-                    if let Some(j) = &mut l.journal {
-                        j.flush();
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        })
-    };
+    let sampler = spawn_sampler(ledger.clone(), start, progress_done.clone());
 
-    // Load.
+    // 5. The load, then its results, then the conformance checks.
     let (load_stop_tx, load_stop_rx) = watch::channel(false);
     let mut stop_watch = stop_rx.clone();
     let forward = tokio::spawn(async move {
@@ -424,7 +526,6 @@ async fn execute(
     forward.abort();
     tracing::info!(unsent, "load finished; waiting for results");
 
-    // Results.
     if stop_rx.borrow().is_none() {
         wait_for_results(&scenario, &ledger, stop_rx.clone()).await;
     }
@@ -447,8 +548,10 @@ async fn execute(
         let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
     }
     if let Some(r) = receiver {
-        ledger.lock().expect("ledger").webhooks.refused =
-            u64::from(r.refused.load(Ordering::Relaxed));
+        ledger
+            .lock()
+            .expect("ledger")
+            .set_refused(u64::from(r.refused.load(Ordering::Relaxed)));
         r.stop().await;
     }
     if let Some(c) = consumer {
@@ -478,48 +581,8 @@ async fn execute(
             interrupted,
         )
     };
-    // Rules are judged only on a run that finished: half a run would fail rules (runs
-    // not terminal, webhooks not arrived) that the target did not break.
-    if let (Some(checks), Some(mut findings), true) =
-        (&scenario.checks, probe_findings, report.complete)
-    {
-        let ledger = ledger.lock().expect("ledger");
-        findings.merge(ledger.findings.clone());
-        if scenario.results.webhooks.is_some() {
-            ledger.judge_terminal_events(&mut findings);
-        }
-        crate::checks::batch::unique_ids(
-            &mut findings,
-            ledger.batches.iter().filter_map(|b| match &b.outcome {
-                BatchOutcome::Accepted { batch_id } => Some(batch_id.as_str()),
-                _ => None,
-            }),
-        );
-        report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
-    }
-    report.invariants = ledger
-        .lock()
-        .expect("ledger")
-        .judge_invariants(report.complete);
-    report.shard = opts.shard;
-    report.resources = report::Resources::from_timeline(&report.timeline);
-    report.judge(&scenario.thresholds);
-    {
-        let l = ledger.lock().expect("ledger");
-        let inputs = l.inputs.len().max(1);
-        tracing::info!(
-            inputs = l.inputs.len(),
-            bytes = l.accounting_bytes(),
-            bytes_per_input = l.accounting_bytes() / inputs,
-            "per-input accounting held"
-        );
-    }
-    if let Some(j) = &mut ledger.lock().expect("ledger").journal {
-        j.flush();
-        if let Some(e) = &j.error {
-            tracing::warn!(path = %j.path.display(), "the journal is incomplete: {e}");
-        }
-    }
+    // 6. The verdict, then the report's files.
+    judge(&mut report, &scenario, opts, &ledger, probe_findings);
     let formats = report::run_formats(scenario.checks.is_some());
     tracing::info!(dir = %dir.display(), "writing the report");
     // Test seam (debug builds only): hold the write open so a test can signal during it.

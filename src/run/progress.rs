@@ -43,18 +43,18 @@ pub(crate) fn spawn_progress(
             let (accepted, runs, seen, webhooks) = {
                 let l = ledger.lock().expect("ledger");
                 let accepted = l
-                    .batches
+                    .batches()
                     .iter()
                     .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
                     .count() as u64;
                 let runs: u64 = l
-                    .batches
+                    .batches()
                     .iter()
                     .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
                     .map(|b| b.inputs as u64)
                     .sum();
                 let seen = runs - l.outstanding();
-                (accepted, runs, seen, l.webhooks.received)
+                (accepted, runs, seen, l.webhooks().received)
             };
             let errors = metrics.lock().expect("metrics").errors;
             let dt = last.0.elapsed().as_secs_f64().max(1e-3);

@@ -43,7 +43,7 @@ pub(crate) async fn wait_for_results(
         }
         if done {
             if !scenario.results.settle.is_zero() {
-                ledger.lock().expect("ledger").settling = true;
+                ledger.lock().expect("ledger").start_settling();
                 tokio::select! {
                     _ = tokio::time::sleep(scenario.results.settle) => {}
                     _ = stop.wait_for(|s| s.is_some()) => {}

@@ -50,402 +50,14 @@ impl Scenario {
         let name = path.display().to_string();
         let file: ScenarioFile = parse_yaml(&name, text)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let err = |msg: String, fix: &str| ConfigError::new(&name, msg).with_fix(fix);
 
-        // Target.
-        let target = match &file.target {
-            None => Target::Mock {
-                profile: Box::new(Profile::default()),
-                profile_path: None,
-            },
-            Some(spanned) => {
-                let t = &spanned.value;
-                match (&t.mock, &t.url) {
-                    (Some(_), Some(_)) => {
-                        return Err(located(
-                            &name,
-                            spanned,
-                            "target has both `mock` and `url`".into(),
-                            "keep one: `mock:` for the embedded mock, `url:` for a real endpoint",
-                        ));
-                    }
-                    (None, Some(url)) => {
-                        if !(url.starts_with("http://") || url.starts_with("https://")) {
-                            return Err(located(
-                                &name,
-                                spanned,
-                                format!("target.url `{url}` is not an http(s) URL"),
-                                "write e.g. `url: https://api.extend.ai`",
-                            ));
-                        }
-                        Target::Url {
-                            url: url.trim_end_matches('/').to_string(),
-                            token_env: t
-                                .token_env
-                                .clone()
-                                .unwrap_or_else(|| "EXTEND_API_KEY".into()),
-                            workspace_id: t.workspace_id.clone(),
-                        }
-                    }
-                    (mock, None) => {
-                        let m = mock.clone().unwrap_or_default();
-                        let (mut profile, profile_path) = match &m.profile {
-                            Some(p) => {
-                                let full = base.join(p);
-                                let profile = Profile::load(&full).map_err(|e| {
-                                    if e.line.is_some() {
-                                        // The profile itself is malformed: its own location is the useful one.
-                                        e
-                                    } else {
-                                        located(&name, spanned, format!("target.mock.profile: {e}"), "the path is relative to the scenario file; profiles ship in mock/")
-                                    }
-                                })?;
-                                (profile, Some(full))
-                            }
-                            None => (Profile::default(), None),
-                        };
-                        if let Some(ts) = m.time_scale {
-                            profile.time_scale = ts;
-                        }
-                        if let Some(seed) = m.seed {
-                            profile.seed = seed;
-                        }
-                        if let Err((m, f)) = profile.validate() {
-                            return Err(located(&name, spanned, format!("target.mock: {m}"), &f));
-                        }
-                        Target::Mock {
-                            profile: Box::new(profile),
-                            profile_path,
-                        }
-                    }
-                }
-            }
-        };
-
-        // Load.
-        let l = &file.load;
-        if l.phases.is_empty() {
-            return Err(err(
-                "load.phases is empty".into(),
-                "add a phase, e.g. `- {hold: 10s, rate: 2}`",
-            ));
-        }
-        let mut phases = Vec::new();
-        let mut level: Option<f64> = None;
-        for p in &l.phases {
-            let f = &p.value;
-            let (duration, ramp) = match (f.hold, f.ramp) {
-                (Some(h), None) => (h.0, false),
-                (None, Some(r)) => (r.0, true),
-                _ => {
-                    return Err(located(
-                        &name,
-                        p,
-                        "a phase needs exactly one of `hold` or `ramp`".into(),
-                        "write `{hold: 30s, rate: 2}` or `{ramp: 10s, to: 5}`",
-                    ));
-                }
-            };
-            let target_level = match l.model {
-                Model::Open => {
-                    if f.concurrency.is_some() {
-                        return Err(located(
-                            &name,
-                            p,
-                            "`concurrency` belongs to the closed model".into(),
-                            "use `rate` (batches per second), or set `load.model: closed`",
-                        ));
-                    }
-                    if ramp { f.to } else { f.rate.or(f.to) }
-                }
-                Model::Closed => {
-                    if f.rate.is_some() {
-                        return Err(located(
-                            &name,
-                            p,
-                            "`rate` belongs to the open model".into(),
-                            "use `concurrency`, or set `load.model: open`",
-                        ));
-                    }
-                    if ramp {
-                        f.to
-                    } else {
-                        f.concurrency.map(f64::from).or(f.to)
-                    }
-                }
-            };
-            let Some(to) = target_level else {
-                let what = if l.model == Model::Open {
-                    "rate"
-                } else {
-                    "concurrency"
-                };
-                return Err(located(
-                    &name,
-                    p,
-                    format!("this phase gives no {what}"),
-                    if ramp {
-                        "add `to: N`"
-                    } else {
-                        "add the level, e.g. `rate: 2` or `concurrency: 4`"
-                    },
-                ));
-            };
-            let from = if ramp {
-                f.from.or(level).unwrap_or(0.0)
-            } else {
-                to
-            };
-            if !(to.is_finite() && to >= 0.0 && from.is_finite() && from >= 0.0) {
-                return Err(located(
-                    &name,
-                    p,
-                    "phase levels must be non-negative numbers".into(),
-                    "use e.g. `rate: 2`",
-                ));
-            }
-            level = Some(to);
-            phases.push(match l.model {
-                Model::Open => Phase::Rate { duration, from, to },
-                Model::Closed => Phase::Concurrency { duration, from, to },
-            });
-        }
-        let size = match &l.inputs_per_batch.value {
-            BatchSizeFile::Fixed(n) => BatchSize::Fixed(*n),
-            BatchSizeFile::Uniform { min, max } => BatchSize::Uniform(*min, *max),
-        };
-        let (lo, hi) = match size {
-            BatchSize::Fixed(n) => (n, n),
-            BatchSize::Uniform(a, b) => (a, b),
-        };
-        if lo < 1 || hi > MAX_BATCH_INPUTS as u64 || lo > hi {
-            return Err(located(
-                &name,
-                &l.inputs_per_batch,
-                format!("inputs_per_batch must be within 1..{MAX_BATCH_INPUTS} (got {lo}..{hi})"),
-                "the API accepts 1 to 1000 inputs per batch; the conformance probes test the limits separately",
-            ));
-        }
-        if l.max_in_flight == 0 {
-            return Err(err(
-                "load.max_in_flight is 0: nothing could be sent".into(),
-                "set it to 1 or more",
-            ));
-        }
-        if let Some(p) = l.priority
-            && !(1..=100).contains(&p)
-        {
-            return Err(err(
-                format!("load.priority {p} is outside 1..100"),
-                "use a priority from 1 (first) to 100",
-            ));
-        }
-        let load = Load {
-            model: l.model,
-            phases,
-            batches: l.batches,
-            size,
-            max_in_flight: l.max_in_flight,
-            priority: l.priority,
-            seed: l.seed,
-            lag_bound: l.lag_bound.0,
-            request_timeout: l.request_timeout.0,
-            max_throttle_retries: l.max_throttle_retries,
-        };
-
-        // Inputs.
-        let i = &file.inputs;
-        let tmpl = |s: &Spanned<String>| {
-            Template::compile(&s.value).map_err(|m| located(&name, s, m, "fix the placeholder"))
-        };
-        let file_tmpl = match &i.file {
-            None => FileTemplate {
-                kind: FileKind::Url,
-                value: Template::compile(
-                    "https://files.batchproof.test/b{{batch}}/doc-{{index}}.pdf",
-                )
-                .expect("literal template"),
-                name: None,
-            },
-            Some(f) => {
-                let given: Vec<(FileKind, &Spanned<String>)> = [
-                    (FileKind::Url, f.url.as_ref()),
-                    (FileKind::Id, f.id.as_ref()),
-                    (FileKind::Text, f.text.as_ref()),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
-                let [(kind, value)] = given.as_slice() else {
-                    return Err(err(
-                        "inputs.file needs exactly one of `url`, `id` or `text`".into(),
-                        "e.g. `file: {url: \"https://…/{{seq}}.pdf\"}`",
-                    ));
-                };
-                if *kind == FileKind::Id && f.name.is_some() {
-                    return Err(located(
-                        &name,
-                        value,
-                        "a file given by `id` takes no `name`".into(),
-                        "remove `name`",
-                    ));
-                }
-                FileTemplate {
-                    kind: *kind,
-                    value: tmpl(value)?,
-                    name: f.name.as_ref().map(tmpl).transpose()?,
-                }
-            }
-        };
-        let value_tmpl =
-            |v: &Option<Value>, what: &str| -> Result<Option<ValueTemplate>, ConfigError> {
-                match v {
-                    None => Ok(None),
-                    Some(v @ Value::Object(_)) => ValueTemplate::compile(v)
-                        .map(Some)
-                        .map_err(|m| err(format!("inputs.{what}: {m}"), "fix the placeholder")),
-                    Some(_) => Err(err(
-                        format!("inputs.{what} must be a mapping"),
-                        "write key: value pairs",
-                    )),
-                }
-            };
-        let feeder = match &i.feeder {
-            None => None,
-            Some(f) => {
-                let p = base.join(&f.value.path);
-                Some(feeder::load(&p, f.value.format).map_err(|m| {
-                    located(
-                        &name,
-                        f,
-                        m,
-                        "fix the feeder file or its path (relative to the scenario)",
-                    )
-                })?)
-            }
-        };
-        let inputs = Inputs {
-            file: file_tmpl,
-            metadata: value_tmpl(&i.metadata, "metadata")?,
-            secrets: value_tmpl(&i.secrets, "secrets")?,
-            feeder,
-            correlation_key: i.correlation_key.clone(),
-        };
-
-        // Results.
+        let target = resolve_target(&file, &name, base)?;
+        let load = resolve_load(&file, &name)?;
+        let inputs = resolve_inputs(&file, &name, base)?;
+        let (webhooks, polling) = resolve_results(&file, &name, &target)?;
+        let thresholds = resolve_thresholds(&file, &name)?;
+        let checks = resolve_checks(&file, &name)?;
         let r = &file.results;
-        let webhooks = matches!(r.via, Via::Webhooks | Via::Both).then(|| WebhookResults {
-            listen: r.webhooks.listen,
-            public_url: r.webhooks.public_url.clone(),
-            secret_env: r.webhooks.secret_env.clone(),
-            register: r.webhooks.register,
-            max_age: r.webhooks.max_age.0,
-            refuse_first: r.webhooks.refuse_first,
-        });
-        if let (Some(w), Target::Url { .. }) = (&webhooks, &target) {
-            if w.register && w.public_url.is_none() {
-                return Err(err(
-                    "results via webhooks from a real target need `results.webhooks.public_url`"
-                        .into(),
-                    "give the URL the target can reach (e.g. a tunnel to `listen`), or use `via: polling`",
-                ));
-            }
-            if !w.register && w.secret_env.is_none() {
-                return Err(err(
-                    "with `register: false` the receiver needs the endpoint's secret".into(),
-                    "set `results.webhooks.secret_env: NAME_OF_ENV_VAR` holding the `wss_…` secret",
-                ));
-            }
-        }
-        if r.polling.page_size == 0 || r.polling.page_size > 1000 {
-            return Err(err(
-                format!(
-                    "results.polling.page_size {} is outside 1..1000",
-                    r.polling.page_size
-                ),
-                "the API's maxPageSize is 1 to 1000",
-            ));
-        }
-        let polling = matches!(r.via, Via::Polling | Via::Both).then(|| PollResults {
-            interval: r.polling.interval.0,
-            page_size: r.polling.page_size,
-            get_concurrency: r.polling.get_concurrency.max(1),
-        });
-
-        // Thresholds.
-        let mut thresholds = Vec::new();
-        for t in &file.thresholds {
-            thresholds.push(
-                threshold::parse(&t.value).map_err(|m| {
-                    located(&name, t, m, "see the metric list in scenarios/README.md")
-                })?,
-            );
-        }
-
-        // Checks.
-        let checks = match &file.checks {
-            None => None,
-            Some(c) => {
-                let patterns = |list: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
-                    list.iter()
-                        .map(|p| {
-                            if crate::checks::is_known_pattern(&p.value) {
-                                Ok(p.value.clone())
-                            } else {
-                                Err(located(
-                                    &name,
-                                    p,
-                                    format!("`{}` is neither a rule id nor a family", p.value),
-                                    &suggest_rule(&p.value),
-                                ))
-                            }
-                        })
-                        .collect()
-                };
-                let mut severity = std::collections::BTreeMap::new();
-                for (id, sev) in &c.value.severity {
-                    if crate::checks::rule(id).is_none() {
-                        return Err(located(
-                            &name,
-                            c,
-                            format!("checks.severity names `{id}`, which is not a rule id"),
-                            &suggest_rule(id),
-                        ));
-                    }
-                    severity.insert(id.clone(), *sev);
-                }
-                if c.value.page_size == 0 || c.value.page_size > 1000 {
-                    return Err(located(
-                        &name,
-                        c,
-                        format!("checks.page_size {} is outside 1..1000", c.value.page_size),
-                        "the API's maxPageSize is 1 to 1000; a small one (e.g. 7) makes a batch span many pages",
-                    ));
-                }
-                if !(1..=100).contains(&c.value.priority) {
-                    return Err(located(
-                        &name,
-                        c,
-                        format!("checks.priority {} is outside 1..100", c.value.priority),
-                        "priorities run from 1 (first) to 100; batch runs default to 90",
-                    ));
-                }
-                Some(Checks {
-                    selection: crate::checks::Selection {
-                        include: patterns(&c.value.include)?,
-                        exclude: patterns(&c.value.exclude)?,
-                        severity,
-                    },
-                    probes: c.value.probes,
-                    audit_batches: c.value.audit_batches,
-                    page_size: c.value.page_size,
-                    rapid_batches: c.value.rapid_batches,
-                    throttle_probe: c.value.throttle_probe,
-                    missing_version: c.value.missing_version,
-                    priority: c.value.priority,
-                })
-            }
-        };
 
         Ok(Scenario {
             name: file.name.clone().unwrap_or_else(|| {
@@ -475,4 +87,420 @@ impl Scenario {
             checks,
         })
     }
+}
+
+/// The target: the embedded mock (with its profile) or a URL.
+fn resolve_target(file: &ScenarioFile, name: &str, base: &Path) -> Result<Target, ConfigError> {
+    let target = match &file.target {
+        None => Target::Mock {
+            profile: Box::new(Profile::default()),
+            profile_path: None,
+        },
+        Some(spanned) => {
+            let t = &spanned.value;
+            match (&t.mock, &t.url) {
+                (Some(_), Some(_)) => {
+                    return Err(located(
+                        name,
+                        spanned,
+                        "target has both `mock` and `url`".into(),
+                        "keep one: `mock:` for the embedded mock, `url:` for a real endpoint",
+                    ));
+                }
+                (None, Some(url)) => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(located(
+                            name,
+                            spanned,
+                            format!("target.url `{url}` is not an http(s) URL"),
+                            "write e.g. `url: https://api.extend.ai`",
+                        ));
+                    }
+                    Target::Url {
+                        url: url.trim_end_matches('/').to_string(),
+                        token_env: t
+                            .token_env
+                            .clone()
+                            .unwrap_or_else(|| "EXTEND_API_KEY".into()),
+                        workspace_id: t.workspace_id.clone(),
+                    }
+                }
+                (mock, None) => {
+                    let m = mock.clone().unwrap_or_default();
+                    let (mut profile, profile_path) = match &m.profile {
+                        Some(p) => {
+                            let full = base.join(p);
+                            let profile = Profile::load(&full).map_err(|e| {
+                                if e.line.is_some() {
+                                    // The profile itself is malformed: its own location is the useful one.
+                                    e
+                                } else {
+                                    located(name, spanned, format!("target.mock.profile: {e}"), "the path is relative to the scenario file; profiles ship in mock/")
+                                }
+                            })?;
+                            (profile, Some(full))
+                        }
+                        None => (Profile::default(), None),
+                    };
+                    if let Some(ts) = m.time_scale {
+                        profile.time_scale = ts;
+                    }
+                    if let Some(seed) = m.seed {
+                        profile.seed = seed;
+                    }
+                    if let Err((m, f)) = profile.validate() {
+                        return Err(located(name, spanned, format!("target.mock: {m}"), &f));
+                    }
+                    Target::Mock {
+                        profile: Box::new(profile),
+                        profile_path,
+                    }
+                }
+            }
+        }
+    };
+    Ok(target)
+}
+
+/// The load: model, phases, batch sizes, limits.
+fn resolve_load(file: &ScenarioFile, name: &str) -> Result<Load, ConfigError> {
+    let err = |msg: String, fix: &str| ConfigError::new(name, msg).with_fix(fix);
+    let l = &file.load;
+    if l.phases.is_empty() {
+        return Err(err(
+            "load.phases is empty".into(),
+            "add a phase, e.g. `- {hold: 10s, rate: 2}`",
+        ));
+    }
+    let mut phases = Vec::new();
+    let mut level: Option<f64> = None;
+    for p in &l.phases {
+        let f = &p.value;
+        let (duration, ramp) = match (f.hold, f.ramp) {
+            (Some(h), None) => (h.0, false),
+            (None, Some(r)) => (r.0, true),
+            _ => {
+                return Err(located(
+                    name,
+                    p,
+                    "a phase needs exactly one of `hold` or `ramp`".into(),
+                    "write `{hold: 30s, rate: 2}` or `{ramp: 10s, to: 5}`",
+                ));
+            }
+        };
+        let target_level = match l.model {
+            Model::Open => {
+                if f.concurrency.is_some() {
+                    return Err(located(
+                        name,
+                        p,
+                        "`concurrency` belongs to the closed model".into(),
+                        "use `rate` (batches per second), or set `load.model: closed`",
+                    ));
+                }
+                if ramp { f.to } else { f.rate.or(f.to) }
+            }
+            Model::Closed => {
+                if f.rate.is_some() {
+                    return Err(located(
+                        name,
+                        p,
+                        "`rate` belongs to the open model".into(),
+                        "use `concurrency`, or set `load.model: open`",
+                    ));
+                }
+                if ramp {
+                    f.to
+                } else {
+                    f.concurrency.map(f64::from).or(f.to)
+                }
+            }
+        };
+        let Some(to) = target_level else {
+            let what = if l.model == Model::Open {
+                "rate"
+            } else {
+                "concurrency"
+            };
+            return Err(located(
+                name,
+                p,
+                format!("this phase gives no {what}"),
+                if ramp {
+                    "add `to: N`"
+                } else {
+                    "add the level, e.g. `rate: 2` or `concurrency: 4`"
+                },
+            ));
+        };
+        let from = if ramp {
+            f.from.or(level).unwrap_or(0.0)
+        } else {
+            to
+        };
+        if !(to.is_finite() && to >= 0.0 && from.is_finite() && from >= 0.0) {
+            return Err(located(
+                name,
+                p,
+                "phase levels must be non-negative numbers".into(),
+                "use e.g. `rate: 2`",
+            ));
+        }
+        level = Some(to);
+        phases.push(match l.model {
+            Model::Open => Phase::Rate { duration, from, to },
+            Model::Closed => Phase::Concurrency { duration, from, to },
+        });
+    }
+    let size = match &l.inputs_per_batch.value {
+        BatchSizeFile::Fixed(n) => BatchSize::Fixed(*n),
+        BatchSizeFile::Uniform { min, max } => BatchSize::Uniform(*min, *max),
+    };
+    let (lo, hi) = match size {
+        BatchSize::Fixed(n) => (n, n),
+        BatchSize::Uniform(a, b) => (a, b),
+    };
+    if lo < 1 || hi > MAX_BATCH_INPUTS as u64 || lo > hi {
+        return Err(located(
+            name,
+            &l.inputs_per_batch,
+            format!("inputs_per_batch must be within 1..{MAX_BATCH_INPUTS} (got {lo}..{hi})"),
+            "the API accepts 1 to 1000 inputs per batch; the conformance probes test the limits separately",
+        ));
+    }
+    if l.max_in_flight == 0 {
+        return Err(err(
+            "load.max_in_flight is 0: nothing could be sent".into(),
+            "set it to 1 or more",
+        ));
+    }
+    if let Some(p) = l.priority
+        && !(1..=100).contains(&p)
+    {
+        return Err(err(
+            format!("load.priority {p} is outside 1..100"),
+            "use a priority from 1 (first) to 100",
+        ));
+    }
+    let load = Load {
+        model: l.model,
+        phases,
+        batches: l.batches,
+        size,
+        max_in_flight: l.max_in_flight,
+        priority: l.priority,
+        seed: l.seed,
+        lag_bound: l.lag_bound.0,
+        request_timeout: l.request_timeout.0,
+        max_throttle_retries: l.max_throttle_retries,
+    };
+    Ok(load)
+}
+
+/// The inputs: the file template, metadata, secrets, feeder, correlation key.
+fn resolve_inputs(file: &ScenarioFile, name: &str, base: &Path) -> Result<Inputs, ConfigError> {
+    let err = |msg: String, fix: &str| ConfigError::new(name, msg).with_fix(fix);
+    let i = &file.inputs;
+    let tmpl = |s: &Spanned<String>| {
+        Template::compile(&s.value).map_err(|m| located(name, s, m, "fix the placeholder"))
+    };
+    let file_tmpl = match &i.file {
+        None => FileTemplate {
+            kind: FileKind::Url,
+            value: Template::compile("https://files.batchproof.test/b{{batch}}/doc-{{index}}.pdf")
+                .expect("literal template"),
+            name: None,
+        },
+        Some(f) => {
+            let given: Vec<(FileKind, &Spanned<String>)> = [
+                (FileKind::Url, f.url.as_ref()),
+                (FileKind::Id, f.id.as_ref()),
+                (FileKind::Text, f.text.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            let [(kind, value)] = given.as_slice() else {
+                return Err(err(
+                    "inputs.file needs exactly one of `url`, `id` or `text`".into(),
+                    "e.g. `file: {url: \"https://…/{{seq}}.pdf\"}`",
+                ));
+            };
+            if *kind == FileKind::Id && f.name.is_some() {
+                return Err(located(
+                    name,
+                    value,
+                    "a file given by `id` takes no `name`".into(),
+                    "remove `name`",
+                ));
+            }
+            FileTemplate {
+                kind: *kind,
+                value: tmpl(value)?,
+                name: f.name.as_ref().map(tmpl).transpose()?,
+            }
+        }
+    };
+    let value_tmpl =
+        |v: &Option<Value>, what: &str| -> Result<Option<ValueTemplate>, ConfigError> {
+            match v {
+                None => Ok(None),
+                Some(v @ Value::Object(_)) => ValueTemplate::compile(v)
+                    .map(Some)
+                    .map_err(|m| err(format!("inputs.{what}: {m}"), "fix the placeholder")),
+                Some(_) => Err(err(
+                    format!("inputs.{what} must be a mapping"),
+                    "write key: value pairs",
+                )),
+            }
+        };
+    let feeder = match &i.feeder {
+        None => None,
+        Some(f) => {
+            let p = base.join(&f.value.path);
+            Some(feeder::load(&p, f.value.format).map_err(|m| {
+                located(
+                    name,
+                    f,
+                    m,
+                    "fix the feeder file or its path (relative to the scenario)",
+                )
+            })?)
+        }
+    };
+    let inputs = Inputs {
+        file: file_tmpl,
+        metadata: value_tmpl(&i.metadata, "metadata")?,
+        secrets: value_tmpl(&i.secrets, "secrets")?,
+        feeder,
+        correlation_key: i.correlation_key.clone(),
+    };
+    Ok(inputs)
+}
+
+/// The results channels: webhooks and polling (a URL target needs a public URL for webhooks).
+fn resolve_results(
+    file: &ScenarioFile,
+    name: &str,
+    target: &Target,
+) -> Result<(Option<WebhookResults>, Option<PollResults>), ConfigError> {
+    let err = |msg: String, fix: &str| ConfigError::new(name, msg).with_fix(fix);
+    let r = &file.results;
+    let webhooks = matches!(r.via, Via::Webhooks | Via::Both).then(|| WebhookResults {
+        listen: r.webhooks.listen,
+        public_url: r.webhooks.public_url.clone(),
+        secret_env: r.webhooks.secret_env.clone(),
+        register: r.webhooks.register,
+        max_age: r.webhooks.max_age.0,
+        refuse_first: r.webhooks.refuse_first,
+    });
+    if let (Some(w), Target::Url { .. }) = (&webhooks, &target) {
+        if w.register && w.public_url.is_none() {
+            return Err(err(
+                "results via webhooks from a real target need `results.webhooks.public_url`".into(),
+                "give the URL the target can reach (e.g. a tunnel to `listen`), or use `via: polling`",
+            ));
+        }
+        if !w.register && w.secret_env.is_none() {
+            return Err(err(
+                "with `register: false` the receiver needs the endpoint's secret".into(),
+                "set `results.webhooks.secret_env: NAME_OF_ENV_VAR` holding the `wss_…` secret",
+            ));
+        }
+    }
+    if r.polling.page_size == 0 || r.polling.page_size > 1000 {
+        return Err(err(
+            format!(
+                "results.polling.page_size {} is outside 1..1000",
+                r.polling.page_size
+            ),
+            "the API's maxPageSize is 1 to 1000",
+        ));
+    }
+    let polling = matches!(r.via, Via::Polling | Via::Both).then(|| PollResults {
+        interval: r.polling.interval.0,
+        page_size: r.polling.page_size,
+        get_concurrency: r.polling.get_concurrency.max(1),
+    });
+    Ok((webhooks, polling))
+}
+
+/// The thresholds, each parsed where it stands.
+fn resolve_thresholds(file: &ScenarioFile, name: &str) -> Result<Vec<Threshold>, ConfigError> {
+    let mut thresholds = Vec::new();
+    for t in &file.thresholds {
+        thresholds.push(
+            threshold::parse(&t.value)
+                .map_err(|m| located(name, t, m, "see the metric list in scenarios/README.md"))?,
+        );
+    }
+    Ok(thresholds)
+}
+
+/// The contract checks: rule selection and the expectations a target may differ on.
+fn resolve_checks(file: &ScenarioFile, name: &str) -> Result<Option<Checks>, ConfigError> {
+    let checks = match &file.checks {
+        None => None,
+        Some(c) => {
+            let patterns = |list: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+                list.iter()
+                    .map(|p| {
+                        if crate::checks::is_known_pattern(&p.value) {
+                            Ok(p.value.clone())
+                        } else {
+                            Err(located(
+                                name,
+                                p,
+                                format!("`{}` is neither a rule id nor a family", p.value),
+                                &suggest_rule(&p.value),
+                            ))
+                        }
+                    })
+                    .collect()
+            };
+            let mut severity = std::collections::BTreeMap::new();
+            for (id, sev) in &c.value.severity {
+                if crate::checks::rule(id).is_none() {
+                    return Err(located(
+                        name,
+                        c,
+                        format!("checks.severity names `{id}`, which is not a rule id"),
+                        &suggest_rule(id),
+                    ));
+                }
+                severity.insert(id.clone(), *sev);
+            }
+            if c.value.page_size == 0 || c.value.page_size > 1000 {
+                return Err(located(
+                    name,
+                    c,
+                    format!("checks.page_size {} is outside 1..1000", c.value.page_size),
+                    "the API's maxPageSize is 1 to 1000; a small one (e.g. 7) makes a batch span many pages",
+                ));
+            }
+            if !(1..=100).contains(&c.value.priority) {
+                return Err(located(
+                    name,
+                    c,
+                    format!("checks.priority {} is outside 1..100", c.value.priority),
+                    "priorities run from 1 (first) to 100; batch runs default to 90",
+                ));
+            }
+            Some(Checks {
+                selection: crate::checks::Selection {
+                    include: patterns(&c.value.include)?,
+                    exclude: patterns(&c.value.exclude)?,
+                    severity,
+                },
+                probes: c.value.probes,
+                audit_batches: c.value.audit_batches,
+                page_size: c.value.page_size,
+                rapid_batches: c.value.rapid_batches,
+                throttle_probe: c.value.throttle_probe,
+                missing_version: c.value.missing_version,
+                priority: c.value.priority,
+            })
+        }
+    };
+    Ok(checks)
 }
