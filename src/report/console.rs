@@ -16,193 +16,223 @@ impl Format for Console {
 
     fn render(&self, r: &Report) -> anyhow::Result<String> {
         let mut s = String::new();
-        let verdict = if !r.complete {
-            "INCOMPLETE"
-        } else if r.harness_fault() {
-            "HARNESS FAULT"
-        } else if r.verdict.passed {
-            "PASSED"
-        } else {
-            "FAILED"
-        };
-        writeln!(
-            s,
-            "\n── batchproof · {} · {verdict} ─────────────────────────",
-            r.scenario.name
-        )?;
-        writeln!(
-            s,
-            "target    {} ({}, API {})",
-            r.target.url, r.target.kind, r.target.api_version
-        )?;
-        if let Some(why) = &r.interrupted {
-            writeln!(s, "status    interrupted: {why}")?;
-        }
-        for i in r.invariants.iter().filter(|i| !i.held) {
-            writeln!(
-                s,
-                "HARNESS FAULT  invariant {} broke ({} of {} cases): {}",
-                i.id, i.violations, i.checked, i.title
-            )?;
-            for e in &i.examples {
-                writeln!(s, "               e.g. {e}")?;
-            }
-        }
-        writeln!(
-            s,
-            "batches   {} scheduled · {} accepted · {} rejected · {} throttled · {} possible duplicates · {} unreachable · {} unanswered",
-            r.batches.scheduled,
-            r.batches.accepted,
-            r.batches.rejected,
-            r.batches.throttled,
-            r.batches.possible_duplicates,
-            r.batches.unreachable,
-            r.batches.unanswered
-        )?;
-        writeln!(
-            s,
-            "runs      {} submitted · {} seen · {} missing · {} rejected",
-            r.runs.submitted, r.runs.seen, r.runs.missing, r.runs.rejected
-        )?;
-        let status: Vec<String> = r
-            .runs
-            .by_status
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        let channel: Vec<String> = r
-            .runs
-            .by_channel
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        writeln!(
-            s,
-            "          {} · via {}",
-            status.join(" · "),
-            channel.join(" · ")
-        )?;
-        let a = &r.runs.anomalies;
-        writeln!(
-            s,
-            "          duplicates {} · unknown {} · out of order {}",
-            a.duplicates, a.unknown, a.out_of_order
-        )?;
-        let w = &r.webhooks;
-        let rejected: u64 = w.rejected.values().sum();
-        writeln!(
-            s,
-            "webhooks  {} received · {} verified · {} rejected · {} redeliveries",
-            w.received, w.verified, rejected, w.redeliveries
-        )?;
-        writeln!(
-            s,
-            "http      {} requests · {} errors · {} throttled (429)",
-            r.http.requests, r.http.errors, r.http.throttles
-        )?;
-        writeln!(
-            s,
-            "\n{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}{:>9}",
-            "latency", "p50", "p90", "p99", "p99.9", "max", "count"
-        )?;
-        let mut row = |name: &str, h: &crate::metrics::LatencySummary| {
-            writeln!(
-                s,
-                "{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}{:>9}",
-                name,
-                ms(h.p50_ms),
-                ms(h.p90_ms),
-                ms(h.p99_ms),
-                ms(h.p999_ms),
-                ms(h.max_ms),
-                h.count
-            )
-        };
-        if let Some(op) = r.operations.get("submit") {
-            row("submit response", &op.response)?;
-            row("submit service", &op.service)?;
-            row("schedule lag", &op.lag)?;
-        }
-        for name in ["list", "get"] {
-            if let Some(op) = r.operations.get(name).filter(|o| o.response.count > 0) {
-                row(name, &op.response)?;
-            }
-        }
-        row("end to end", &r.e2e)?;
-        row("batch completion", &r.batches.completion)?;
-        if r.generator.saturated {
-            writeln!(
-                s,
-                "\n!! generator saturated: schedule lag p99 {} > bound {}; latencies partly reflect the harness",
-                ms(r.generator.lag_p99_ms),
-                ms(r.generator.lag_bound_ms)
-            )?;
-        }
-        writeln!(
-            s,
-            "\nthroughput {:.2} batches/s accepted · {:.1} runs/s completed (steady)",
-            r.throughput.batches_per_s, r.throughput.steady_runs_per_s
-        )?;
-        if let Some(p) = &r.projection {
-            writeln!(
-                s,
-                "projection {} files → {} batches: submitted in {}, all finished in ~{}",
-                p.files,
-                p.batches_needed,
-                format_duration(std::time::Duration::from_secs_f64(p.submit_s.max(0.0))),
-                format_duration(std::time::Duration::from_secs_f64(p.complete_s.max(0.0)))
-            )?;
-        }
-        if !r.verdict.thresholds.is_empty() {
-            writeln!(s)?;
-            for t in &r.verdict.thresholds {
-                let v = crate::scenario::threshold::format_value(&t.metric, t.value);
-                writeln!(
-                    s,
-                    "{} {:<40} measured {v}",
-                    if t.passed { "pass" } else { "FAIL" },
-                    t.expr
-                )?;
-            }
-        }
-        if !r.rules.is_empty() {
-            use crate::checks::RuleStatus;
-            let n = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
-            writeln!(
-                s,
-                "\nrules     {} passed · {} failed · {} not run (of {})",
-                n(RuleStatus::Passed),
-                n(RuleStatus::Failed),
-                n(RuleStatus::NotRun),
-                r.rules.len()
-            )?;
-            for rule in r.rules.iter().filter(|x| x.status == RuleStatus::Failed) {
-                writeln!(
-                    s,
-                    "FAIL {:<30} {} of {} cases · {}",
-                    rule.id,
-                    rule.failed,
-                    rule.checked,
-                    rule.severity.as_str()
-                )?;
-                if let Some(c) = rule.examples.first() {
-                    let at = [
-                        c.request.as_deref(),
-                        c.batch_id.as_deref(),
-                        c.run_id.as_deref(),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" · ");
-                    writeln!(
-                        s,
-                        "     e.g. {at}\n          expected {}\n          seen     {}",
-                        c.expected, c.seen
-                    )?;
-                }
-            }
-        }
+        header(&mut s, r)?;
+        accounting(&mut s, r)?;
+        latency(&mut s, r)?;
+        capacity(&mut s, r)?;
+        verdict(&mut s, r)?;
         Ok(s)
     }
+}
+
+/// The verdict, the target, and any harness fault.
+fn header(s: &mut String, r: &Report) -> std::fmt::Result {
+    let verdict = if !r.complete {
+        "INCOMPLETE"
+    } else if r.harness_fault() {
+        "HARNESS FAULT"
+    } else if r.verdict.passed {
+        "PASSED"
+    } else {
+        "FAILED"
+    };
+    writeln!(
+        s,
+        "\n── batchproof · {} · {verdict} ─────────────────────────",
+        r.scenario.name
+    )?;
+    writeln!(
+        s,
+        "target    {} ({}, API {})",
+        r.target.url, r.target.kind, r.target.api_version
+    )?;
+    if let Some(why) = &r.interrupted {
+        writeln!(s, "status    interrupted: {why}")?;
+    }
+    for i in r.invariants.iter().filter(|i| !i.held) {
+        writeln!(
+            s,
+            "HARNESS FAULT  invariant {} broke ({} of {} cases): {}",
+            i.id, i.violations, i.checked, i.title
+        )?;
+        for e in &i.examples {
+            writeln!(s, "               e.g. {e}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Batches, runs, anomalies and webhooks: every input accounted for.
+fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(
+        s,
+        "batches   {} scheduled · {} accepted · {} rejected · {} throttled · {} possible duplicates · {} unreachable · {} unanswered",
+        r.batches.scheduled,
+        r.batches.accepted,
+        r.batches.rejected,
+        r.batches.throttled,
+        r.batches.possible_duplicates,
+        r.batches.unreachable,
+        r.batches.unanswered
+    )?;
+    writeln!(
+        s,
+        "runs      {} submitted · {} seen · {} missing · {} rejected",
+        r.runs.submitted, r.runs.seen, r.runs.missing, r.runs.rejected
+    )?;
+    let status: Vec<String> = r
+        .runs
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let channel: Vec<String> = r
+        .runs
+        .by_channel
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    writeln!(
+        s,
+        "          {} · via {}",
+        status.join(" · "),
+        channel.join(" · ")
+    )?;
+    let a = &r.runs.anomalies;
+    writeln!(
+        s,
+        "          duplicates {} · unknown {} · out of order {}",
+        a.duplicates, a.unknown, a.out_of_order
+    )?;
+    let w = &r.webhooks;
+    let rejected: u64 = w.rejected.values().sum();
+    writeln!(
+        s,
+        "webhooks  {} received · {} verified · {} rejected · {} redeliveries",
+        w.received, w.verified, rejected, w.redeliveries
+    )?;
+    Ok(())
+}
+
+/// Latency rows per operation, and a warning when the generator was saturated.
+fn latency(s: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(
+        s,
+        "http      {} requests · {} errors · {} throttled (429)",
+        r.http.requests, r.http.errors, r.http.throttles
+    )?;
+    writeln!(
+        s,
+        "\n{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}{:>9}",
+        "latency", "p50", "p90", "p99", "p99.9", "max", "count"
+    )?;
+    let mut row = |name: &str, h: &crate::metrics::LatencySummary| {
+        writeln!(
+            s,
+            "{:<20}{:>10}{:>10}{:>10}{:>10}{:>10}{:>9}",
+            name,
+            ms(h.p50_ms),
+            ms(h.p90_ms),
+            ms(h.p99_ms),
+            ms(h.p999_ms),
+            ms(h.max_ms),
+            h.count
+        )
+    };
+    if let Some(op) = r.operations.get("submit") {
+        row("submit response", &op.response)?;
+        row("submit service", &op.service)?;
+        row("schedule lag", &op.lag)?;
+    }
+    for name in ["list", "get"] {
+        if let Some(op) = r.operations.get(name).filter(|o| o.response.count > 0) {
+            row(name, &op.response)?;
+        }
+    }
+    row("end to end", &r.e2e)?;
+    row("batch completion", &r.batches.completion)?;
+    if r.generator.saturated {
+        writeln!(
+            s,
+            "\n!! generator saturated: schedule lag p99 {} > bound {}; latencies partly reflect the harness",
+            ms(r.generator.lag_p99_ms),
+            ms(r.generator.lag_bound_ms)
+        )?;
+    }
+    Ok(())
+}
+
+/// Throughput and the projection.
+fn capacity(s: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(
+        s,
+        "\nthroughput {:.2} batches/s accepted · {:.1} runs/s completed (steady)",
+        r.throughput.batches_per_s, r.throughput.steady_runs_per_s
+    )?;
+    if let Some(p) = &r.projection {
+        writeln!(
+            s,
+            "projection {} files → {} batches: submitted in {}, all finished in ~{}",
+            p.files,
+            p.batches_needed,
+            format_duration(std::time::Duration::from_secs_f64(p.submit_s.max(0.0))),
+            format_duration(std::time::Duration::from_secs_f64(p.complete_s.max(0.0)))
+        )?;
+    }
+    Ok(())
+}
+
+/// Thresholds and failed contract rules with their first example.
+fn verdict(s: &mut String, r: &Report) -> std::fmt::Result {
+    if !r.verdict.thresholds.is_empty() {
+        writeln!(s)?;
+        for t in &r.verdict.thresholds {
+            let v = crate::scenario::threshold::format_value(&t.metric, t.value);
+            writeln!(
+                s,
+                "{} {:<40} measured {v}",
+                if t.passed { "pass" } else { "FAIL" },
+                t.expr
+            )?;
+        }
+    }
+    if !r.rules.is_empty() {
+        use crate::checks::RuleStatus;
+        let n = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
+        writeln!(
+            s,
+            "\nrules     {} passed · {} failed · {} not run (of {})",
+            n(RuleStatus::Passed),
+            n(RuleStatus::Failed),
+            n(RuleStatus::NotRun),
+            r.rules.len()
+        )?;
+        for rule in r.rules.iter().filter(|x| x.status == RuleStatus::Failed) {
+            writeln!(
+                s,
+                "FAIL {:<30} {} of {} cases · {}",
+                rule.id,
+                rule.failed,
+                rule.checked,
+                rule.severity.as_str()
+            )?;
+            if let Some(c) = rule.examples.first() {
+                let at = [
+                    c.request.as_deref(),
+                    c.batch_id.as_deref(),
+                    c.run_id.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · ");
+                writeln!(
+                    s,
+                    "     e.g. {at}\n          expected {}\n          seen     {}",
+                    c.expected, c.seen
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
