@@ -1,6 +1,9 @@
 //! Ctrl-C (SIGINT) and SIGTERM stop the load, and the run still writes a valid report
 //! marked incomplete, with exit code 3.
 
+mod common;
+use common::wait_for_lines;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,43 +78,6 @@ fn interrupt_with(signal: &str) {
     );
     let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(md.contains("INCOMPLETE"));
-}
-
-/// Reads the child's stderr on a thread until `needle` has appeared on `count` lines
-/// (or panics after `timeout`); the thread goes on collecting the rest, returned on join.
-fn wait_for_lines(
-    child: &mut std::process::Child,
-    needle: &'static str,
-    count: usize,
-    timeout: Duration,
-) -> std::thread::JoinHandle<String> {
-    use std::io::BufRead;
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        let mut seen = 0;
-        for line in std::io::BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if line.contains(needle) {
-                seen += 1;
-                if seen == count {
-                    let _ = tx.send(());
-                }
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    if rx.recv_timeout(timeout).is_err() {
-        let _ = child.kill();
-        panic!(
-            "the run did not print {count} × `{needle}` in {timeout:?}: {}",
-            reader.join().unwrap()
-        );
-    }
-    reader
 }
 
 #[test]

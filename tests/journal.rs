@@ -3,8 +3,10 @@
 //! batches' results by polling, without submitting anything again — proven input by input
 //! against the mock, which runs in its own process and outlives the killed run.
 
+mod common;
+use common::wait_for_lines;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,33 +22,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Reads `child`'s stderr until `needle` has appeared on `count` lines; the rest is
-/// drained on a thread so the child never blocks on a full pipe.
-fn wait_for(child: &mut Child, needle: &'static str, count: usize) {
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = 0;
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(needle) {
-                seen += 1;
-                if seen == count {
-                    let _ = tx.send(Ok(()));
-                }
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        let _ = tx.send(Err(all));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(())) => {}
-        Ok(Err(all)) => panic!("ended before {count} × `{needle}`:\n{all}"),
-        Err(_) => panic!("no {count} × `{needle}` within 60 s"),
-    }
 }
 
 struct Mock(Child, String);
@@ -72,7 +47,7 @@ fn start_mock() -> Mock {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(&mut child, "serving", 1);
+    wait_for_lines(&mut child, "serving", 1, Duration::from_secs(60));
     Mock(child, format!("http://127.0.0.1:{port}"))
 }
 
@@ -148,7 +123,7 @@ async fn a_run_killed_mid_load_is_reported_from_its_journal_and_resumed_without_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(&mut run, "batch accepted", 12);
+    wait_for_lines(&mut run, "batch accepted", 12, Duration::from_secs(60));
     // Hold the mock's queue so some runs are certainly unfinished at the kill.
     admin(&mock, "/_mock/pause").await;
     run.kill().unwrap(); // SIGKILL: no handler runs, nothing is flushed on the way out.

@@ -27,15 +27,7 @@ impl Format for Console {
 
 /// The verdict, the target, and any harness fault.
 fn header(s: &mut String, r: &Report) -> std::fmt::Result {
-    let verdict = if !r.complete {
-        "INCOMPLETE"
-    } else if r.harness_fault() {
-        "HARNESS FAULT"
-    } else if r.verdict.passed {
-        "PASSED"
-    } else {
-        "FAILED"
-    };
+    let verdict = r.outcome().word();
     writeln!(
         s,
         "\n── batchproof · {} · {verdict} ─────────────────────────",

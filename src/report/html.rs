@@ -108,15 +108,13 @@ impl Format for Html {
 
 /// The page head, the verdict badge and the target.
 fn header(s: &mut String, r: &Report) -> std::fmt::Result {
-    let verdict = if !r.complete {
-        ("incomplete", "INCOMPLETE")
-    } else if r.harness_fault() {
-        ("failed", "HARNESS FAULT")
-    } else if r.verdict.passed {
-        ("passed", "PASSED")
-    } else {
-        ("failed", "FAILED")
+    let outcome = r.outcome();
+    let class = match outcome {
+        super::Outcome::Incomplete => "incomplete",
+        super::Outcome::Passed => "passed",
+        super::Outcome::HarnessFault | super::Outcome::Failed => "failed",
     };
+    let verdict = (class, outcome.word());
     write!(
         s,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>batchproof · {} · {}</title><style>{CSS}</style></head><body>{WATCH}<main>",

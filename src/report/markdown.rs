@@ -15,15 +15,14 @@ impl Format for Markdown {
 
     fn render(&self, r: &Report) -> anyhow::Result<String> {
         let mut s = String::new();
-        let verdict = if !r.complete {
-            "⚠️ INCOMPLETE"
-        } else if r.harness_fault() {
-            "🛑 HARNESS FAULT"
-        } else if r.verdict.passed {
-            "✅ PASSED"
-        } else {
-            "❌ FAILED"
+        let outcome = r.outcome();
+        let mark = match outcome {
+            super::Outcome::Incomplete => "⚠️",
+            super::Outcome::HarnessFault => "🛑",
+            super::Outcome::Passed => "✅",
+            super::Outcome::Failed => "❌",
         };
+        let verdict = format!("{mark} {}", outcome.word());
         writeln!(s, "# batchproof: {} — {verdict}\n", r.scenario.name)?;
         writeln!(
             s,

@@ -334,6 +334,19 @@ impl Report {
         };
     }
 
+    /// The run's outcome in one word, as every format heads its report with it.
+    pub fn outcome(&self) -> Outcome {
+        if !self.complete {
+            Outcome::Incomplete
+        } else if self.harness_fault() {
+            Outcome::HarnessFault
+        } else if self.verdict.passed {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        }
+    }
+
     /// An invariant of the accounting did not hold: the figures cannot be trusted.
     pub fn harness_fault(&self) -> bool {
         self.invariants.iter().any(|i| !i.held)
@@ -341,6 +354,27 @@ impl Report {
 
     pub fn histogram(summary: &LatencySummary) -> Option<Latency> {
         Latency::decode(&summary.hdr).ok()
+    }
+}
+
+/// How a run ended, in the order the formats check it: interrupted first, then a fault of
+/// the harness, then the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Incomplete,
+    HarnessFault,
+    Passed,
+    Failed,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Incomplete => "INCOMPLETE",
+            Outcome::HarnessFault => "HARNESS FAULT",
+            Outcome::Passed => "PASSED",
+            Outcome::Failed => "FAILED",
+        }
     }
 }
 

@@ -20,3 +20,40 @@ pub async fn run_in_process(
         .await
         .unwrap_or_else(|e| panic!("run failed ({}): {e}", e.exit_code()))
 }
+
+/// Reads the child's stderr on a thread until `needle` has appeared on `count` lines
+/// (or panics after `timeout`); the thread goes on collecting the rest, returned on join.
+pub fn wait_for_lines(
+    child: &mut std::process::Child,
+    needle: &'static str,
+    count: usize,
+    timeout: std::time::Duration,
+) -> std::thread::JoinHandle<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut seen = 0;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains(needle) {
+                seen += 1;
+                if seen == count {
+                    let _ = tx.send(());
+                }
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    if rx.recv_timeout(timeout).is_err() {
+        let _ = child.kill();
+        panic!(
+            "the run did not print {count} × `{needle}` in {timeout:?}: {}",
+            reader.join().unwrap()
+        );
+    }
+    reader
+}
