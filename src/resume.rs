@@ -20,8 +20,8 @@ use crate::metrics::HttpMetrics;
 use crate::observe::journal::{self, Replay};
 use crate::observe::poller::Poller;
 use crate::observe::{BatchOutcome, Journal, Ledger};
-use crate::report::{self, Report};
-use crate::run::RunError;
+use crate::report::Report;
+use crate::run::{RunError, Span};
 use crate::scenario::{PollResults, Scenario, Target};
 
 /// A journal's run, read back: its scenario and its rebuilt ledger.
@@ -78,12 +78,6 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     })
 }
 
-fn write(report: &Report, dir: &Path, scenario: &Scenario) -> Result<Vec<PathBuf>, RunError> {
-    let formats = report::run_formats(scenario.checks.is_some());
-    report::write_all(report, dir, &formats)
-        .map_err(|e| RunError::Aborted(format!("writing the report to {}: {e}", dir.display())))
-}
-
 /// The partial report of a killed run, from its journal alone; marked incomplete.
 pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunError> {
     let now = Instant::now();
@@ -93,26 +87,28 @@ pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunErro
         &r.ledger,
         &HttpMetrics::default(),
         &r.replay.header.target_url,
-        r.started_at,
-        r.ledger.start(),
-        r.ledger.start() + Duration::from_micros(r.last_us),
-        0,
-        Some(format!(
-            "killed; rebuilt from its journal ({} records{}): figures cover what it recorded, and request latencies were not journaled",
-            r.replay.entries.len(),
-            if r.replay.unreadable > 0 {
-                format!(", {} unreadable line(s) skipped", r.replay.unreadable)
-            } else {
-                String::new()
-            }
-        )),
+        Span {
+            started_at: r.started_at,
+            start: r.ledger.start(),
+            load_end: r.ledger.start() + Duration::from_micros(r.last_us),
+            unsent: 0,
+            interrupted: Some(format!(
+                "killed; rebuilt from its journal ({} records{}): figures cover what it recorded, and request latencies were not journaled",
+                r.replay.entries.len(),
+                if r.replay.unreadable > 0 {
+                    format!(", {} unreadable line(s) skipped", r.replay.unreadable)
+                } else {
+                    String::new()
+                }
+            )),
+        },
     );
     let finished = r.started_at + chrono::Duration::microseconds(r.last_us as i64);
     report.finished_at = finished.to_rfc3339();
     report.duration_s = r.last_us as f64 / 1e6;
     report.invariants = r.ledger.judge_invariants(false);
     report.judge(&r.scenario.thresholds);
-    let paths = write(&report, dir, &r.scenario)?;
+    let paths = crate::run::write_files(&report, dir, &r.scenario)?;
     Ok((report, paths))
 }
 
@@ -141,23 +137,7 @@ pub async fn resume(
     }
     let scenario = r.scenario.clone();
     let mut ledger = r.ledger;
-    // Batches whose answer the kill lost may exist at the target: say so, never "accepted".
-    let lost: Vec<u64> = ledger
-        .batches()
-        .iter()
-        .filter(|b| b.outcome == BatchOutcome::Pending)
-        .map(|b| b.index)
-        .collect();
-    for index in &lost {
-        ledger.settle_batch(
-            *index,
-            BatchOutcome::PossibleDuplicate {
-                reason: "its answer was lost when the run was killed".into(),
-            },
-            now,
-            0,
-        );
-    }
+    let lost = settle_lost_answers(&mut ledger, now);
     ledger.poll_until_seen();
     let path = dir.join(journal::FILE);
     if let Ok(j) = Journal::append(&path) {
@@ -166,23 +146,7 @@ pub async fn resume(
     let outstanding_before = ledger.outstanding();
 
     let base = r.replay.header.target_url.clone();
-    let token = std::env::var(token_env).map_err(|_| {
-        RunError::Invalid(format!("environment variable `{token_env}` (the API key) is not set\n  fix: export {token_env}=sk_… or pass --token-env NAME"),
-        )
-    })?;
-    let workspace = match &scenario.target {
-        Target::Url { workspace_id, .. } => workspace_id.clone(),
-        Target::Mock { .. } => None,
-    };
-    let client = Client::new(
-        &base,
-        Some(token),
-        Some(scenario.api_version),
-        workspace,
-        scenario.load.request_timeout,
-        16,
-    )
-    .map_err(|e| RunError::Aborted(format!("building the HTTP client: {e}")))?;
+    let client = client_for(&scenario, &base, token_env)?;
     let ledger = Arc::new(Mutex::new(ledger));
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
@@ -220,11 +184,13 @@ pub async fn resume(
         &ledger,
         &metrics,
         &base,
-        r.started_at,
-        ledger.start(),
-        now,
-        0,
-        interrupted,
+        Span {
+            started_at: r.started_at,
+            start: ledger.start(),
+            load_end: now,
+            unsent: 0,
+            interrupted,
+        },
     );
     report.invariants = ledger.judge_invariants(report.complete);
     report.resources = None;
@@ -239,8 +205,51 @@ pub async fn resume(
         outstanding_before - ledger.outstanding(),
         lost.len()
     ));
-    let paths = write(&report, dir, &scenario)?;
+    let paths = crate::run::write_files(&report, dir, &scenario)?;
     Ok((report, paths))
+}
+
+/// Batches whose answer the kill lost may exist at the target: each is settled as a
+/// possible duplicate, never "accepted". Returns their indices.
+fn settle_lost_answers(ledger: &mut Ledger, now: Instant) -> Vec<u64> {
+    let lost: Vec<u64> = ledger
+        .batches()
+        .iter()
+        .filter(|b| b.outcome == BatchOutcome::Pending)
+        .map(|b| b.index)
+        .collect();
+    for index in &lost {
+        ledger.settle_batch(
+            *index,
+            BatchOutcome::PossibleDuplicate {
+                reason: "its answer was lost when the run was killed".into(),
+            },
+            now,
+            0,
+        );
+    }
+    lost
+}
+
+/// A client for the journaled target, with the API key from `token_env`.
+fn client_for(scenario: &Scenario, base: &str, token_env: &str) -> Result<Client, RunError> {
+    let token = std::env::var(token_env).map_err(|_| {
+        RunError::Invalid(format!("environment variable `{token_env}` (the API key) is not set\n  fix: export {token_env}=sk_… or pass --token-env NAME"),
+        )
+    })?;
+    let workspace = match &scenario.target {
+        Target::Url { workspace_id, .. } => workspace_id.clone(),
+        Target::Mock { .. } => None,
+    };
+    Client::new(
+        base,
+        Some(token),
+        Some(scenario.api_version),
+        workspace,
+        scenario.load.request_timeout,
+        16,
+    )
+    .map_err(|e| RunError::Aborted(format!("building the HTTP client: {e}")))
 }
 
 /// How long ago the journaled run started, from the header's wall-clock start.

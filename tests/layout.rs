@@ -169,3 +169,72 @@ fn only_the_command_line_prints_or_exits() {
         offenders.join("\n")
     );
 }
+
+/// Functions longer than this need a stated reason: a comment containing "long:" in the
+/// lines just above the `fn`.
+const LONGEST_FN: usize = 120;
+
+/// `(file, name, lines)` of every function in `text` longer than `LONGEST_FN` lines, read
+/// by indentation: a `fn` line and the first later line that is its closing brace at the
+/// same indent.
+fn long_functions(file: &str, text: &str) -> Vec<(String, String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let rest = ["pub(crate) ", "pub(super) ", "pub "]
+            .iter()
+            .find_map(|p| trimmed.strip_prefix(p))
+            .unwrap_or(trimmed);
+        let rest = rest.strip_prefix("async ").unwrap_or(rest);
+        let Some(sig) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = sig
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{indent}}}");
+        let Some(end) = lines[i + 1..].iter().position(|l| *l == close) else {
+            continue;
+        };
+        let len = end + 2;
+        let reason = lines[i.saturating_sub(6)..i]
+            .iter()
+            .any(|l| l.contains("long:"));
+        if len > LONGEST_FN && !reason {
+            out.push((file.to_string(), name, len));
+        }
+    }
+    out
+}
+
+#[test]
+fn functions_are_sized_for_reading() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut long = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        long.extend(long_functions(&f.display().to_string(), &text));
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {LONGEST_FN} lines without a `long:` reason above them: {long:#?}\n  fix: split them into named steps, or say why not in a comment starting `long:`"
+    );
+}
+
+#[test]
+fn the_length_check_finds_a_long_function() {
+    let body = "    let x = 1;\n".repeat(LONGEST_FN);
+    let text = format!("/// Does a lot.\npub async fn sprawling() {{\n{body}}}\n");
+    let found = long_functions("x.rs", &text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "sprawling");
+    let excused = format!("// long: one table of cases.\n{text}");
+    assert!(long_functions("x.rs", &excused).is_empty());
+}

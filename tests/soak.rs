@@ -3,6 +3,11 @@
 //! — harness and embedded mock — sampled into the report once a second must plateau: the
 //! scenario's own threshold `rss.growth < 1.25` (end ÷ half way) must hold. For hours,
 //! run `batchproof run scenarios/soak.yaml` with a longer hold.
+//!
+//! The mock keeps finished runs up to its retention cap (5,000 in `mock/soak.yaml`, reached
+//! after ~50 s of the full soak). Cut to 45 s, the test scales the cap down with the hold
+//! (2,000, reached before half way), so what it judges is the plateau the full soak
+//! reaches, not the mock filling up to its cap.
 
 mod common;
 use common::run_in_process;
@@ -19,8 +24,22 @@ async fn a_bounded_soak_loses_nothing_and_memory_plateaus() {
         text.contains("hold: 10m"),
         "the shipped soak holds for 10 minutes"
     );
-    let scenario = Scenario::from_text(&path, &text.replace("hold: 10m", "hold: 45s")).unwrap();
     let out = tempfile::tempdir().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let profile = std::fs::read_to_string(root.join("mock/soak.yaml")).unwrap();
+    assert!(profile.contains("max_finished_runs: 5000"), "{profile}");
+    let profile_path = out.path().join("soak-profile.yaml");
+    std::fs::write(
+        &profile_path,
+        profile.replace("max_finished_runs: 5000", "max_finished_runs: 2000"),
+    )
+    .unwrap();
+    let text = text.replace("hold: 10m", "hold: 45s").replace(
+        "profile: ../mock/soak.yaml",
+        &format!("profile: {}", profile_path.display()),
+    );
+    assert!(text.contains("soak-profile.yaml"), "{text}");
+    let scenario = Scenario::from_text(&path, &text).unwrap();
     let (report, _) = run_in_process(scenario, out.path(), None).await;
     let res = report.resources.clone().expect("memory was sampled");
     eprintln!(

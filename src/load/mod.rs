@@ -38,115 +38,14 @@ impl Engine {
     /// for submissions already sent. Returns the number of batches scheduled but never
     /// sent because of the stop.
     pub async fn drive(&self, mut stop: watch::Receiver<bool>, grace: Duration) -> u64 {
-        let factory = self.factory.clone();
-        let sem = Arc::new(Semaphore::new(self.scenario.load.max_in_flight));
         let mut tasks = tokio::task::JoinSet::new();
-        let load = &self.scenario.load;
-        let limit = load.batches.unwrap_or(u64::MAX);
-        let mut unsent = 0;
-        match load.model {
-            Model::Open => {
-                let mut offsets = schedule::OpenSchedule::new(&load.phases);
-                let mut index = 0u64;
-                while index < limit {
-                    let Some(offset) = offsets.next() else { break };
-                    let this = index;
-                    index += 1;
-                    if this % self.shard.1 != self.shard.0 {
-                        continue;
-                    }
-                    let intended = self.start + offset;
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(intended.into()) => {}
-                        _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
-                    }
-                    // The cap on in-flight requests is where a saturated generator waits;
-                    // the wait shows up as schedule lag, never as a lost batch.
-                    let permit = tokio::select! {
-                        p = sem.clone().acquire_owned() => p.expect("semaphore open"),
-                        _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
-                    };
-                    // Registered here, in schedule order, before the task that builds
-                    // and sends it exists: its answer always finds its record.
-                    self.ledger.lock().expect("ledger").add_batch(
-                        this,
-                        intended,
-                        factory.size(this),
-                    );
-                    let job = self.job(factory.clone(), this, intended);
-                    tasks.spawn(async move {
-                        job.await;
-                        drop(permit);
-                    });
-                    // Reap finished tasks so the set stays small on long runs.
-                    while tasks.try_join_next().is_some() {}
-                }
-                if *stop.borrow() {
-                    unsent +=
-                        offsets.count_remaining(limit.saturating_sub(index)) / self.shard.1.max(1);
-                }
-            }
+        let unsent = match self.scenario.load.model {
+            Model::Open => self.schedule_open(&mut stop, &mut tasks).await,
             Model::Closed => {
-                let next = Arc::new(AtomicU64::new(0));
-                let end = self.start + load.duration();
-                let max_workers = load
-                    .phases
-                    .iter()
-                    .map(|p| match p {
-                        Phase::Concurrency { from, to, .. } => from.max(*to).ceil() as usize,
-                        Phase::Rate { .. } => 0,
-                    })
-                    .max()
-                    .unwrap_or(0);
-                for worker in 0..max_workers {
-                    let next = next.clone();
-                    let mut stop = stop.clone();
-                    let engine = self.clone_parts();
-                    let factory = factory.clone();
-                    let phases = load.phases.clone();
-                    let start = self.start;
-                    tasks.spawn(async move {
-                        loop {
-                            let now = Instant::now();
-                            if now >= end || *stop.borrow() {
-                                break;
-                            }
-                            // Each of N shards runs its share of the workers.
-                            let level = (schedule::closed_level(&phases, now - start)
-                                / engine.shard.1.max(1) as f64)
-                                .ceil();
-                            if (worker as f64) >= level {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                                    _ = stop.wait_for(|s| *s) => break,
-                                }
-                                continue;
-                            }
-                            // Closed model: the next batch is intended the moment the
-                            // submitter is free, so lag is ~0 by construction. Its number
-                            // is drawn and registered under one lock, so batches enter the
-                            // ledger in schedule order whichever submitter is quicker.
-                            let intended = Instant::now();
-                            let index = {
-                                let mut ledger = engine.ledger.lock().expect("ledger");
-                                let index = next.fetch_add(1, Ordering::Relaxed);
-                                if index < limit && index % engine.shard.1 == engine.shard.0 {
-                                    ledger.add_batch(index, intended, factory.size(index));
-                                }
-                                index
-                            };
-                            if index >= limit {
-                                break;
-                            }
-                            if index % engine.shard.1 != engine.shard.0 {
-                                continue;
-                            }
-                            engine.job(factory.clone(), index, intended).await;
-                        }
-                    });
-                }
+                self.spawn_submitters(&stop, &mut tasks);
+                0
             }
-        }
+        };
         // Wait for what was sent; past the grace period (only on interrupt) abandon it,
         // leaving those batches Pending in the report.
         let wait_all = async { while tasks.join_next().await.is_some() {} };
@@ -162,6 +61,124 @@ impl Engine {
         #[cfg(debug_assertions)]
         test_seam::forged_answer(&self.ledger);
         unsent
+    }
+
+    /// The open model: one task per batch at its intended time. Returns the batches left
+    /// unsent by a stop.
+    async fn schedule_open(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> u64 {
+        let factory = self.factory.clone();
+        let sem = Arc::new(Semaphore::new(self.scenario.load.max_in_flight));
+        let load = &self.scenario.load;
+        let limit = load.batches.unwrap_or(u64::MAX);
+        let mut unsent = 0;
+        let mut offsets = schedule::OpenSchedule::new(&load.phases);
+        let mut index = 0u64;
+        while index < limit {
+            let Some(offset) = offsets.next() else { break };
+            let this = index;
+            index += 1;
+            if this % self.shard.1 != self.shard.0 {
+                continue;
+            }
+            let intended = self.start + offset;
+            tokio::select! {
+                _ = tokio::time::sleep_until(intended.into()) => {}
+                _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
+            }
+            // The cap on in-flight requests is where a saturated generator waits;
+            // the wait shows up as schedule lag, never as a lost batch.
+            let permit = tokio::select! {
+                p = sem.clone().acquire_owned() => p.expect("semaphore open"),
+                _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
+            };
+            // Registered here, in schedule order, before the task that builds
+            // and sends it exists: its answer always finds its record.
+            self.ledger
+                .lock()
+                .expect("ledger")
+                .add_batch(this, intended, factory.size(this));
+            let job = self.job(factory.clone(), this, intended);
+            tasks.spawn(async move {
+                job.await;
+                drop(permit);
+            });
+            // Reap finished tasks so the set stays small on long runs.
+            while tasks.try_join_next().is_some() {}
+        }
+        if *stop.borrow() {
+            unsent += offsets.count_remaining(limit.saturating_sub(index)) / self.shard.1.max(1);
+        }
+        unsent
+    }
+
+    /// The closed model: as many submitters as the highest level, each sending its next
+    /// batch as soon as its last one is answered, while the phase's level admits it.
+    fn spawn_submitters(&self, stop: &watch::Receiver<bool>, tasks: &mut tokio::task::JoinSet<()>) {
+        let factory = self.factory.clone();
+        let load = &self.scenario.load;
+        let limit = load.batches.unwrap_or(u64::MAX);
+        let next = Arc::new(AtomicU64::new(0));
+        let end = self.start + load.duration();
+        let max_workers = load
+            .phases
+            .iter()
+            .map(|p| match p {
+                Phase::Concurrency { from, to, .. } => from.max(*to).ceil() as usize,
+                Phase::Rate { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        for worker in 0..max_workers {
+            let next = next.clone();
+            let mut stop = stop.clone();
+            let engine = self.clone_parts();
+            let factory = factory.clone();
+            let phases = load.phases.clone();
+            let start = self.start;
+            tasks.spawn(async move {
+                loop {
+                    let now = Instant::now();
+                    if now >= end || *stop.borrow() {
+                        break;
+                    }
+                    // Each of N shards runs its share of the workers.
+                    let level = (schedule::closed_level(&phases, now - start)
+                        / engine.shard.1.max(1) as f64)
+                        .ceil();
+                    if (worker as f64) >= level {
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                            _ = stop.wait_for(|s| *s) => break,
+                        }
+                        continue;
+                    }
+                    // Closed model: the next batch is intended the moment the
+                    // submitter is free, so lag is ~0 by construction. Its number
+                    // is drawn and registered under one lock, so batches enter the
+                    // ledger in schedule order whichever submitter is quicker.
+                    let intended = Instant::now();
+                    let index = {
+                        let mut ledger = engine.ledger.lock().expect("ledger");
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index < limit && index % engine.shard.1 == engine.shard.0 {
+                            ledger.add_batch(index, intended, factory.size(index));
+                        }
+                        index
+                    };
+                    if index >= limit {
+                        break;
+                    }
+                    if index % engine.shard.1 != engine.shard.0 {
+                        continue;
+                    }
+                    engine.job(factory.clone(), index, intended).await;
+                }
+            });
+        }
     }
 
     fn clone_parts(&self) -> Engine {

@@ -41,84 +41,22 @@ pub async fn audit(p: &mut Probe<'_>) {
     }
 }
 
+/// What the batch's listing showed, before any Get.
+struct Listing {
+    /// `GET /workflow_runs?batchId=…`, as cited in findings.
+    request: String,
+    /// Run ids in listing order, each once.
+    ids: Vec<String>,
+    /// batchId as listed, judged once Get has told which input the run belongs to.
+    batch_on_list: BTreeMap<String, Value>,
+}
+
 async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
-    let v = p.version();
-    let batch_id = b.batch_id.as_str();
-    let walk = super::list::walk(p, batch_id, 1000, u64::from(b.inputs)).await;
-    let list_req = format!("GET /workflow_runs?batchId={batch_id}&maxPageSize=1000");
+    let walk = super::list::walk(p, &b.batch_id, 1000, u64::from(b.inputs)).await;
+    let listing = judge_listing(p, b, &walk.runs);
+    let got = get_each(p, &listing.ids).await;
 
-    // Run ids as listed; a repeat is a failure of runs.count.
-    let mut listed: Vec<String> = Vec::new();
-    let mut ids = HashSet::new();
-    // batchId as listed, judged once Get has told which input the run belongs to.
-    let mut summary_batch: BTreeMap<String, Value> = BTreeMap::new();
-    for run in &walk.runs {
-        let Some(id) = run.get("id").and_then(Value::as_str) else {
-            continue;
-        };
-        if !ids.insert(id.to_string()) {
-            p.findings.fail(
-                "runs.count",
-                Case::new("each run listed once", format!("{id} listed twice"))
-                    .batch(batch_id)
-                    .run(id)
-                    .request(&list_req),
-            );
-            continue;
-        }
-        listed.push(id.to_string());
-        summary_batch.insert(
-            id.to_string(),
-            run.get("batchId").cloned().unwrap_or(Value::Null),
-        );
-        let status = run
-            .get("status")
-            .and_then(Value::as_str)
-            .and_then(RunStatus::parse);
-        p.findings.check(
-            "runs.terminal",
-            status.is_some_and(RunStatus::is_terminal),
-            || {
-                Case::new(
-                    "a terminal status",
-                    format!("{}", run.get("status").unwrap_or(&Value::Null)),
-                )
-                .batch(batch_id)
-                .run(id)
-                .request(&list_req)
-            },
-        );
-    }
-
-    // Get every run, a few at a time.
-    let mut got: BTreeMap<String, crate::api::client::Reply> = BTreeMap::new();
-    for chunk in listed.chunks(16) {
-        let mut tasks = tokio::task::JoinSet::new();
-        for id in chunk {
-            let client = p.client.clone();
-            let id = id.clone();
-            tasks.spawn(async move {
-                // Honour throttling like any client would.
-                let mut reply = client.get_run(&id).await;
-                for n in 0..6 {
-                    if reply.status() != Some(429) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 << n)).await;
-                    reply = client.get_run(&id).await;
-                }
-                (id, reply)
-            });
-        }
-        while let Some(Ok((id, reply))) = tasks.join_next().await {
-            got.insert(id, reply);
-        }
-    }
-
-    let key = p.scenario.inputs.correlation_key.clone();
     let mut runs_per_input: Vec<Vec<String>> = vec![Vec::new(); b.inputs as usize];
-    let (webhooks_used, expected_priority) =
-        (p.scenario.results.webhooks.is_some(), p.config.priority);
     let mut priority_exposed = false;
     for (id, reply) in &got {
         let req = format!("GET /workflow_runs/{id}");
@@ -127,167 +65,21 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
             p.findings.fail(
                 "runs.count",
                 Case::new("HTTP 200 for a listed run", seen(reply))
-                    .batch(batch_id)
+                    .batch(&b.batch_id)
                     .run(id)
                     .request(&req),
             );
             continue;
         }
         let Some(body) = reply.body() else { continue };
+        let v = p.version();
         crate::checks::version::response(&mut p.findings, v, body, true, &req);
         let Some(run) = shapes::run_object(v, body) else {
             continue;
         };
         let run = Value::Object(run.clone());
-
-        // Which input is this? By the correlation key the harness put in its metadata.
-        let tag = key
-            .as_deref()
-            .and_then(|k| run.get("metadata")?.get(k)?.as_str())
-            .and_then(|t| t.split_once(':'))
-            .and_then(|(bi, ii)| Some((bi.parse::<u64>().ok()?, ii.parse::<u64>().ok()?)));
-        let other_batch = match tag {
-            Some((bi, _)) => bi != b.index,
-            None => run
-                .get("batchId")
-                .and_then(Value::as_str)
-                .is_some_and(|x| x != batch_id),
-        };
-        p.findings.check("list.batch_filter", !other_batch, || {
-            Case::new(
-                format!("only runs of batch {batch_id}"),
-                format!(
-                    "batchId {}, metadata {}",
-                    run.get("batchId").unwrap_or(&Value::Null),
-                    json_excerpt(run.get("metadata").unwrap_or(&Value::Null))
-                ),
-            )
-            .batch(batch_id)
-            .run(id)
-            .request(&list_req)
-        });
-        if other_batch {
-            continue;
-        }
-        let listed_batch = summary_batch.get(id).cloned().unwrap_or(Value::Null);
-        let on_get = run.get("batchId").cloned().unwrap_or(Value::Null);
-        for (seen_batch, request) in [(&on_get, &req), (&listed_batch, &list_req)] {
-            p.findings.check(
-                "runs.batch_id",
-                seen_batch.as_str() == Some(batch_id),
-                || {
-                    Case::new(
-                        format!("batchId \"{batch_id}\""),
-                        format!("batchId {seen_batch}"),
-                    )
-                    .batch(batch_id)
-                    .run(id)
-                    .request(request)
-                },
-            );
-        }
-        if let Some(prio) = run.get("priority").filter(|p| !p.is_null()) {
-            priority_exposed = true;
-            p.findings.check(
-                "runs.priority",
-                prio.as_u64() == Some(u64::from(expected_priority)),
-                || {
-                    Case::new(
-                        format!("priority {expected_priority}"),
-                        format!("priority {prio}"),
-                    )
-                    .batch(batch_id)
-                    .run(id)
-                    .request(&req)
-                },
-            );
-        }
-        let status = run
-            .get("status")
-            .and_then(Value::as_str)
-            .and_then(RunStatus::parse);
-        match status {
-            Some(RunStatus::Processed) => {
-                let problem = outputs_problem(v.is_legacy(), &run);
-                p.findings.check("runs.outputs", problem.is_none(), || {
-                    Case::new("outputs of the run", problem.clone().unwrap_or_default())
-                        .batch(batch_id)
-                        .run(id)
-                        .request(&req)
-                });
-            }
-            Some(RunStatus::Failed) => {
-                let reason = run
-                    .get("failureReason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                p.findings
-                    .check("runs.failure_reason", !reason.is_empty(), || {
-                        Case::new(
-                            "a failureReason",
-                            format!(
-                                "failureReason {}",
-                                run.get("failureReason").unwrap_or(&Value::Null)
-                            ),
-                        )
-                        .batch(batch_id)
-                        .run(id)
-                        .request(&req)
-                    });
-            }
-            _ => {}
-        }
-
-        let Some((_, input)) = tag.filter(|(_, i)| *i < u64::from(b.inputs)) else {
-            // Not one of this batch's inputs: an extra run.
-            p.findings.fail(
-                "runs.count",
-                Case::new(
-                    format!("{} runs, one per input", b.inputs),
-                    format!(
-                        "a run matching no input, metadata {}",
-                        json_excerpt(run.get("metadata").unwrap_or(&Value::Null))
-                    ),
-                )
-                .batch(batch_id)
-                .run(id)
-                .request(&list_req),
-            );
-            continue;
-        };
-        runs_per_input[input as usize].push(id.clone());
-
-        // Metadata, deep and exact (key order aside), and agreement with the webhook.
-        let mut l = p.ledger.lock().expect("ledger");
-        let seq = l.batches()[b.pos].first_seq + input;
-        l.link_run(id, seq);
-        if let Some(expected) = l.expected_metadata(b.index, input) {
-            let seen_md = run.get("metadata").cloned().unwrap_or(Value::Null);
-            p.findings.check(
-                "runs.metadata",
-                value_hash(&seen_md) == value_hash(&expected),
-                || {
-                    Case::new(json_excerpt(&expected), json_excerpt(&seen_md))
-                        .batch(batch_id)
-                        .run(id)
-                        .request(&req)
-                },
-            );
-        }
-        let webhook_status = l.input(seq).and_then(|r| r.webhook()).map(|s| s.status);
-        drop(l);
-        if let (true, Some(w), Some(g)) = (webhooks_used, webhook_status, status)
-            && g.is_terminal()
-        {
-            p.findings.check("webhook.agrees_with_get", w == g, || {
-                Case::new(
-                    format!("{} (as the terminal webhook said)", w.as_str()),
-                    format!("{} on Get", g.as_str()),
-                )
-                .batch(batch_id)
-                .run(id)
-                .request(&req)
-            });
+        if let Some(input) = judge_run(p, b, &listing, id, &run, &mut priority_exposed) {
+            runs_per_input[input as usize].push(id.clone());
         }
     }
     if !priority_exposed {
@@ -306,13 +98,293 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
                     format!("{} runs: {}", runs.len(), runs.join(", "))
                 },
             )
-            .batch(batch_id)
-            .request(&list_req)
+            .batch(&b.batch_id)
+            .request(&listing.request)
         });
     }
 
-    let complete: HashSet<String> = listed.into_iter().collect();
-    super::list::pagination(p, batch_id, &complete).await;
+    let complete: HashSet<String> = listing.ids.into_iter().collect();
+    super::list::pagination(p, &b.batch_id, &complete).await;
+}
+
+/// Judges the listing on its own: each run once (`runs.count`) and terminal
+/// (`runs.terminal`).
+fn judge_listing(p: &mut Probe<'_>, b: &Audited, runs: &[Value]) -> Listing {
+    let batch_id = b.batch_id.as_str();
+    let request = format!("GET /workflow_runs?batchId={batch_id}&maxPageSize=1000");
+    let mut ids = Vec::new();
+    let mut unique = HashSet::new();
+    let mut batch_on_list = BTreeMap::new();
+    for run in runs {
+        let Some(id) = run.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        if !unique.insert(id.to_string()) {
+            p.findings.fail(
+                "runs.count",
+                Case::new("each run listed once", format!("{id} listed twice"))
+                    .batch(batch_id)
+                    .run(id)
+                    .request(&request),
+            );
+            continue;
+        }
+        ids.push(id.to_string());
+        batch_on_list.insert(
+            id.to_string(),
+            run.get("batchId").cloned().unwrap_or(Value::Null),
+        );
+        let status = run
+            .get("status")
+            .and_then(Value::as_str)
+            .and_then(RunStatus::parse);
+        p.findings.check(
+            "runs.terminal",
+            status.is_some_and(RunStatus::is_terminal),
+            || {
+                Case::new(
+                    "a terminal status",
+                    format!("{}", run.get("status").unwrap_or(&Value::Null)),
+                )
+                .batch(batch_id)
+                .run(id)
+                .request(&request)
+            },
+        );
+    }
+    Listing {
+        request,
+        ids,
+        batch_on_list,
+    }
+}
+
+/// Gets every listed run, 16 at a time, honouring throttling as any client would.
+async fn get_each(p: &Probe<'_>, ids: &[String]) -> BTreeMap<String, crate::api::client::Reply> {
+    let mut got = BTreeMap::new();
+    for chunk in ids.chunks(16) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in chunk {
+            let client = p.client.clone();
+            let id = id.clone();
+            tasks.spawn(async move {
+                let mut reply = client.get_run(&id).await;
+                for n in 0..6 {
+                    if reply.status() != Some(429) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 << n)).await;
+                    reply = client.get_run(&id).await;
+                }
+                (id, reply)
+            });
+        }
+        while let Some(Ok((id, reply))) = tasks.join_next().await {
+            got.insert(id, reply);
+        }
+    }
+    got
+}
+
+/// Judges one run as Get returned it. Returns which of the batch's inputs it is, or
+/// `None` when it belongs to no input of this batch (already reported). Sets
+/// `priority_exposed` when a run of this batch carries a priority field.
+fn judge_run(
+    p: &mut Probe<'_>,
+    b: &Audited,
+    listing: &Listing,
+    id: &str,
+    run: &Value,
+    priority_exposed: &mut bool,
+) -> Option<u64> {
+    let batch_id = b.batch_id.as_str();
+    let req = format!("GET /workflow_runs/{id}");
+    // Which input is this? By the correlation key the harness put in its metadata.
+    let tag = p
+        .scenario
+        .inputs
+        .correlation_key
+        .as_deref()
+        .and_then(|k| run.get("metadata")?.get(k)?.as_str())
+        .and_then(|t| t.split_once(':'))
+        .and_then(|(bi, ii)| Some((bi.parse::<u64>().ok()?, ii.parse::<u64>().ok()?)));
+    let other_batch = match tag {
+        Some((bi, _)) => bi != b.index,
+        None => run
+            .get("batchId")
+            .and_then(Value::as_str)
+            .is_some_and(|x| x != batch_id),
+    };
+    p.findings.check("list.batch_filter", !other_batch, || {
+        Case::new(
+            format!("only runs of batch {batch_id}"),
+            format!(
+                "batchId {}, metadata {}",
+                run.get("batchId").unwrap_or(&Value::Null),
+                json_excerpt(run.get("metadata").unwrap_or(&Value::Null))
+            ),
+        )
+        .batch(batch_id)
+        .run(id)
+        .request(&listing.request)
+    });
+    if other_batch {
+        return None;
+    }
+    let listed_batch = listing
+        .batch_on_list
+        .get(id)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let on_get = run.get("batchId").cloned().unwrap_or(Value::Null);
+    for (seen_batch, request) in [(&on_get, &req), (&listed_batch, &listing.request)] {
+        p.findings.check(
+            "runs.batch_id",
+            seen_batch.as_str() == Some(batch_id),
+            || {
+                Case::new(
+                    format!("batchId \"{batch_id}\""),
+                    format!("batchId {seen_batch}"),
+                )
+                .batch(batch_id)
+                .run(id)
+                .request(request)
+            },
+        );
+    }
+    *priority_exposed |= run.get("priority").is_some_and(|p| !p.is_null());
+    let status = judge_fields(p, batch_id, id, run, &req);
+
+    let Some((_, input)) = tag.filter(|(_, i)| *i < u64::from(b.inputs)) else {
+        // Not one of this batch's inputs: an extra run.
+        p.findings.fail(
+            "runs.count",
+            Case::new(
+                format!("{} runs, one per input", b.inputs),
+                format!(
+                    "a run matching no input, metadata {}",
+                    json_excerpt(run.get("metadata").unwrap_or(&Value::Null))
+                ),
+            )
+            .batch(batch_id)
+            .run(id)
+            .request(&listing.request),
+        );
+        return None;
+    };
+    judge_against_ledger(p, b, input, id, run, status, &req);
+    Some(input)
+}
+
+/// The run's own fields: priority (when exposed), outputs of a PROCESSED run, the
+/// reason of a FAILED one. Returns the run's status.
+fn judge_fields(
+    p: &mut Probe<'_>,
+    batch_id: &str,
+    id: &str,
+    run: &Value,
+    req: &str,
+) -> Option<RunStatus> {
+    let expected_priority = p.config.priority;
+    if let Some(prio) = run.get("priority").filter(|p| !p.is_null()) {
+        p.findings.check(
+            "runs.priority",
+            prio.as_u64() == Some(u64::from(expected_priority)),
+            || {
+                Case::new(
+                    format!("priority {expected_priority}"),
+                    format!("priority {prio}"),
+                )
+                .batch(batch_id)
+                .run(id)
+                .request(req)
+            },
+        );
+    }
+    let status = run
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(RunStatus::parse);
+    match status {
+        Some(RunStatus::Processed) => {
+            let problem = outputs_problem(p.version().is_legacy(), run);
+            p.findings.check("runs.outputs", problem.is_none(), || {
+                Case::new("outputs of the run", problem.clone().unwrap_or_default())
+                    .batch(batch_id)
+                    .run(id)
+                    .request(req)
+            });
+        }
+        Some(RunStatus::Failed) => {
+            let reason = run
+                .get("failureReason")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            p.findings
+                .check("runs.failure_reason", !reason.is_empty(), || {
+                    Case::new(
+                        "a failureReason",
+                        format!(
+                            "failureReason {}",
+                            run.get("failureReason").unwrap_or(&Value::Null)
+                        ),
+                    )
+                    .batch(batch_id)
+                    .run(id)
+                    .request(req)
+                });
+        }
+        _ => {}
+    }
+    status
+}
+
+/// Metadata, deep and exact (key order aside), and agreement with the terminal webhook
+/// the ledger recorded for the same input.
+fn judge_against_ledger(
+    p: &mut Probe<'_>,
+    b: &Audited,
+    input: u64,
+    id: &str,
+    run: &Value,
+    status: Option<RunStatus>,
+    req: &str,
+) {
+    let batch_id = b.batch_id.as_str();
+    let mut l = p.ledger.lock().expect("ledger");
+    let seq = l.batches()[b.pos].first_seq + input;
+    l.link_run(id, seq);
+    if let Some(expected) = l.expected_metadata(b.index, input) {
+        let seen_md = run.get("metadata").cloned().unwrap_or(Value::Null);
+        p.findings.check(
+            "runs.metadata",
+            value_hash(&seen_md) == value_hash(&expected),
+            || {
+                Case::new(json_excerpt(&expected), json_excerpt(&seen_md))
+                    .batch(batch_id)
+                    .run(id)
+                    .request(req)
+            },
+        );
+    }
+    let webhook_status = l.input(seq).and_then(|r| r.webhook()).map(|s| s.status);
+    drop(l);
+    if let (true, Some(w), Some(g)) = (
+        p.scenario.results.webhooks.is_some(),
+        webhook_status,
+        status,
+    ) && g.is_terminal()
+    {
+        p.findings.check("webhook.agrees_with_get", w == g, || {
+            Case::new(
+                format!("{} (as the terminal webhook said)", w.as_str()),
+                format!("{} on Get", g.as_str()),
+            )
+            .batch(batch_id)
+            .run(id)
+            .request(req)
+        });
+    }
 }
 
 fn start_time(run: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {

@@ -89,6 +89,70 @@ fn percentile_label(x: f64) -> String {
     }
 }
 
+/// The plotting area of one chart: the data ranges and how they map onto the SVG.
+struct Frame {
+    x0: f64,
+    x1: f64,
+    y1: f64,
+    y_step: f64,
+    /// Seconds and batch indices: whole x ticks only.
+    integral_x: bool,
+}
+
+impl Frame {
+    fn fit(chart: &Chart, all: &[(f64, f64)]) -> Frame {
+        let (mut x0, mut x1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| {
+            (a.min(*x), b.max(*x))
+        });
+        // An all-zero series still gets a readable axis.
+        let y_max = all.iter().fold(0.0f64, |m, (_, y)| m.max(*y));
+        let y_max = if y_max > 0.0 { y_max } else { 1.0 };
+        if let XAxis::Percentile = chart.x_axis {
+            x0 = 0.0;
+            x1 = x1.ceil().max(2.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        let y_step = step(y_max, 4.0);
+        Frame {
+            x0,
+            x1,
+            y1: (y_max / y_step).ceil().max(1.0) * y_step,
+            y_step,
+            integral_x: all.iter().all(|(x, _)| x.fract() == 0.0),
+        }
+    }
+
+    fn sx(&self, x: f64) -> f64 {
+        LEFT + (x - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
+    }
+
+    fn sy(&self, y: f64) -> f64 {
+        let ph = H - TOP - BOTTOM;
+        TOP + ph - (y / self.y1) * ph
+    }
+
+    fn x_ticks(&self, axis: &XAxis) -> Vec<f64> {
+        match axis {
+            XAxis::Percentile => (0..=self.x1 as i64).map(|v| v as f64).collect(),
+            XAxis::Linear => {
+                let mut st = step(self.x1 - self.x0, 6.0);
+                if self.integral_x {
+                    st = st.max(1.0);
+                }
+                let mut v = (self.x0 / st).ceil() * st;
+                let mut out = Vec::new();
+                while v <= self.x1 + st * 0.01 {
+                    out.push(v);
+                    v += st;
+                }
+                out
+            }
+        }
+    }
+}
+
 /// Renders a chart, or a short note when there is nothing to draw.
 pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
     let all: Vec<(f64, f64)> = series
@@ -103,27 +167,7 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
             esc(chart.title)
         );
     }
-    let (mut x0, mut x1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| {
-        (a.min(*x), b.max(*x))
-    });
-    // An all-zero series still gets a readable axis.
-    let y_max = all.iter().fold(0.0f64, |m, (_, y)| m.max(*y));
-    let y_max = if y_max > 0.0 { y_max } else { 1.0 };
-    let integral_x = all.iter().all(|(x, _)| x.fract() == 0.0);
-    if let XAxis::Percentile = chart.x_axis {
-        x0 = 0.0;
-        x1 = x1.ceil().max(2.0);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let y_step = step(y_max, 4.0);
-    let y1 = (y_max / y_step).ceil().max(1.0) * y_step;
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
-    let sy = |y: f64| TOP + ph - (y / y1) * ph;
-
+    let frame = Frame::fit(chart, &all);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -136,10 +180,22 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
         "<text x=\"{LEFT}\" y=\"18\" class=\"ct\">{}</text>",
         esc(chart.title)
     );
-    // Grid and y ticks.
+    axes(&mut s, chart, &frame);
+    for se in series {
+        plot(&mut s, &frame, se);
+    }
+    legend(&mut s, series);
+    s.push_str("</svg></figure>");
+    s
+}
+
+/// Grid, ticks, axis lines and axis labels.
+fn axes(s: &mut String, chart: &Chart, frame: &Frame) {
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
     let mut y = 0.0;
-    while y <= y1 + y_step * 0.01 {
-        let py = sy(y);
+    while y <= frame.y1 + frame.y_step * 0.01 {
+        let py = frame.sy(y);
         let _ = write!(
             s,
             "<line x1=\"{LEFT}\" y1=\"{py:.1}\" x2=\"{:.1}\" y2=\"{py:.1}\" class=\"grid\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"end\">{}</text>",
@@ -148,28 +204,10 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
             py + 4.0,
             label(y)
         );
-        y += y_step;
+        y += frame.y_step;
     }
-    // x ticks.
-    let xs: Vec<f64> = match chart.x_axis {
-        XAxis::Percentile => (0..=x1 as i64).map(|v| v as f64).collect(),
-        XAxis::Linear => {
-            let mut st = step(x1 - x0, 6.0);
-            if integral_x {
-                // Seconds and batch indices: whole ticks only.
-                st = st.max(1.0);
-            }
-            let mut v = (x0 / st).ceil() * st;
-            let mut out = Vec::new();
-            while v <= x1 + st * 0.01 {
-                out.push(v);
-                v += st;
-            }
-            out
-        }
-    };
-    for x in xs {
-        let px = sx(x);
+    for x in frame.x_ticks(&chart.x_axis) {
+        let px = frame.sx(x);
         let text = match chart.x_axis {
             XAxis::Percentile => percentile_label(x),
             XAxis::Linear => label(x),
@@ -198,44 +236,48 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
         TOP + ph / 2.0,
         esc(chart.y_label)
     );
-    // Series.
-    for se in series {
-        let pts: Vec<(f64, f64)> = se
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
-        if pts.is_empty() {
-            continue;
-        }
-        if se.markers {
-            let _ = write!(s, "<g class=\"series\" data-series=\"{}\">", esc(&se.name));
-            for (x, y) in &pts {
-                let _ = write!(
-                    s,
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>",
-                    sx(*x),
-                    sy(*y),
-                    se.color
-                );
-            }
-            s.push_str("</g>");
-        } else {
-            let path: Vec<String> = pts
-                .iter()
-                .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-                .collect();
+}
+
+/// One series, as markers or a polyline.
+fn plot(s: &mut String, frame: &Frame, se: &Series) {
+    let pts: Vec<(f64, f64)> = se
+        .points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return;
+    }
+    if se.markers {
+        let _ = write!(s, "<g class=\"series\" data-series=\"{}\">", esc(&se.name));
+        for (x, y) in &pts {
             let _ = write!(
                 s,
-                "<polyline class=\"series\" data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" points=\"{}\"/>",
-                esc(&se.name),
-                se.color,
-                path.join(" ")
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>",
+                frame.sx(*x),
+                frame.sy(*y),
+                se.color
             );
         }
+        s.push_str("</g>");
+    } else {
+        let path: Vec<String> = pts
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", frame.sx(*x), frame.sy(*y)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline class=\"series\" data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" points=\"{}\"/>",
+            esc(&se.name),
+            se.color,
+            path.join(" ")
+        );
     }
-    // Legend.
+}
+
+/// A swatch and a name for every named series.
+fn legend(s: &mut String, series: &[Series]) {
     let mut lx = LEFT + 8.0;
     for se in series.iter().filter(|se| !se.name.is_empty()) {
         let _ = write!(
@@ -249,8 +291,6 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
         );
         lx += 24.0 + 7.0 * se.name.chars().count() as f64;
     }
-    s.push_str("</svg></figure>");
-    s
 }
 
 /// Sums consecutive points into at most `max` buckets (for hour-long timelines).

@@ -63,25 +63,7 @@ fn merge_rules(a: &mut Vec<RuleResult>, b: &[RuleResult]) {
 
 /// Merges shard reports (at least one) of the same scenario.
 pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
-    let Some((_, first)) = reports.first() else {
-        bail!("nothing to merge");
-    };
-    for (name, r) in reports {
-        if r.scenario.text != first.scenario.text {
-            bail!(
-                "{name} is a report of another scenario (or another version of it) than {}",
-                reports[0].0
-            );
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (name, r) in reports {
-        if let Some(s) = &r.shard
-            && !seen.insert(s.index)
-        {
-            bail!("{name}: shard {}/{} appears twice", s.index, s.count);
-        }
-    }
+    let first = same_scenario(reports)?;
     let start = reports
         .iter()
         .map(|(_, r)| time(&r.started_at))
@@ -97,103 +79,148 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
     let mut timeline: BTreeMap<u64, Second> = BTreeMap::new();
     for (i, (_, r)) in reports.iter().enumerate() {
         let offset = (time(&r.started_at)? - start).num_seconds().max(0) as u64;
-        for sec in &r.timeline {
-            let t = timeline.entry(sec.t + offset).or_insert_with(|| Second {
-                t: sec.t + offset,
-                ..Default::default()
-            });
-            t.batches_submitted += sec.batches_submitted;
-            t.runs_submitted += sec.runs_submitted;
-            t.runs_completed += sec.runs_completed;
-            t.runs_failed += sec.runs_failed;
-            t.http_errors += sec.http_errors;
-            t.throttles += sec.throttles;
-            t.webhooks += sec.webhooks;
-            t.runs_in_flight += sec.runs_in_flight;
-            // Shards run in separate processes: the largest, not the sum.
-            t.rss_kib = t.rss_kib.max(sec.rss_kib);
-        }
+        add_timeline(&mut timeline, &r.timeline, offset);
         m.batches.list.extend(r.batches.list.iter().cloned());
         m.runs
             .missing_examples
             .extend(r.runs.missing_examples.iter().cloned());
         merge_rules(&mut m.rules, &r.rules);
+        // The first shard is already in `m`: only the others are added to it.
         if i > 0 {
             merge_invariants(&mut m.invariants, &r.invariants);
+            add_shard(&mut m, r)?;
         }
-        if i == 0 {
-            continue;
-        }
-        m.complete &= r.complete;
-        if let Some(why) = &r.interrupted {
-            m.interrupted = Some(why.clone());
-        }
-        if time(&r.finished_at)? > time(&m.finished_at)? {
-            m.finished_at = r.finished_at.clone();
-        }
-        m.generator.saturated |= r.generator.saturated;
-        m.generator.unsent_batches += r.generator.unsent_batches;
-        for (k, op) in &r.operations {
-            match m.operations.get_mut(k) {
-                None => {
-                    m.operations.insert(k.clone(), op.clone());
-                }
-                Some(mo) => {
-                    *mo = OperationSummary {
-                        ok: mo.ok + op.ok,
-                        errors: mo.errors + op.errors,
-                        response: add_hist(&mo.response, &op.response)?,
-                        service: add_hist(&mo.service, &op.service)?,
-                        lag: add_hist(&mo.lag, &op.lag)?,
-                    };
-                }
-            }
-        }
-        m.http.requests += r.http.requests;
-        m.http.errors += r.http.errors;
-        m.http.throttles += r.http.throttles;
-        add_map(&mut m.http.outcomes, &r.http.outcomes);
-        let (b, rb) = (&mut m.batches, &r.batches);
-        b.scheduled += rb.scheduled;
-        b.accepted += rb.accepted;
-        b.rejected += rb.rejected;
-        b.throttled += rb.throttled;
-        b.possible_duplicates += rb.possible_duplicates;
-        b.unreachable += rb.unreachable;
-        b.unanswered += rb.unanswered;
-        b.completion = add_hist(&b.completion, &rb.completion)?;
-        let (u, ru) = (&mut m.runs, &r.runs);
-        u.submitted += ru.submitted;
-        u.seen += ru.seen;
-        u.missing += ru.missing;
-        u.rejected += ru.rejected;
-        add_map(&mut u.by_status, &ru.by_status);
-        add_map(&mut u.by_channel, &ru.by_channel);
-        u.anomalies.duplicates += ru.anomalies.duplicates;
-        u.anomalies.unknown += ru.anomalies.unknown;
-        u.anomalies.out_of_order += ru.anomalies.out_of_order;
-        u.anomalies.from_unconfirmed_batches += ru.anomalies.from_unconfirmed_batches;
-        let (w, rw) = (&mut m.webhooks, &r.webhooks);
-        w.received += rw.received;
-        w.verified += rw.verified;
-        add_map(&mut w.rejected, &rw.rejected);
-        w.redeliveries += rw.redeliveries;
-        w.unparseable += rw.unparseable;
-        w.other_events += rw.other_events;
-        w.without_batch_id += rw.without_batch_id;
-        w.metadata_mismatch += rw.metadata_mismatch;
-        w.probe_events += rw.probe_events;
-        w.refused += rw.refused;
-        m.e2e = add_hist(&m.e2e, &r.e2e)?;
-        // Shards run side by side: their rates add up.
-        m.throughput.batches_per_s += r.throughput.batches_per_s;
-        m.throughput.steady_runs_per_s += r.throughput.steady_runs_per_s;
-        m.throughput.steady_window_s = m
-            .throughput
-            .steady_window_s
-            .max(r.throughput.steady_window_s);
     }
     m.timeline = timeline.into_values().collect();
+    finish(&mut m, start, reports)?;
+    Ok(m)
+}
+
+/// The first report, once every report is known to be of the same scenario text and no
+/// shard appears twice.
+fn same_scenario(reports: &[(String, Report)]) -> anyhow::Result<&Report> {
+    let Some((first_name, first)) = reports.first() else {
+        bail!("nothing to merge");
+    };
+    for (name, r) in reports {
+        if r.scenario.text != first.scenario.text {
+            bail!(
+                "{name} is a report of another scenario (or another version of it) than {first_name}"
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (name, r) in reports {
+        if let Some(s) = &r.shard
+            && !seen.insert(s.index)
+        {
+            bail!("{name}: shard {}/{} appears twice", s.index, s.count);
+        }
+    }
+    Ok(first)
+}
+
+/// Adds one shard's per-second timeline, shifted by `offset` seconds from the earliest
+/// start.
+fn add_timeline(into: &mut BTreeMap<u64, Second>, from: &[Second], offset: u64) {
+    for sec in from {
+        let t = into.entry(sec.t + offset).or_insert_with(|| Second {
+            t: sec.t + offset,
+            ..Default::default()
+        });
+        t.batches_submitted += sec.batches_submitted;
+        t.runs_submitted += sec.runs_submitted;
+        t.runs_completed += sec.runs_completed;
+        t.runs_failed += sec.runs_failed;
+        t.http_errors += sec.http_errors;
+        t.throttles += sec.throttles;
+        t.webhooks += sec.webhooks;
+        t.runs_in_flight += sec.runs_in_flight;
+        // Shards run in separate processes: the largest, not the sum.
+        t.rss_kib = t.rss_kib.max(sec.rss_kib);
+    }
+}
+
+/// Adds a further shard's counts, histograms and rates to the merged report.
+fn add_shard(m: &mut Report, r: &Report) -> anyhow::Result<()> {
+    m.complete &= r.complete;
+    if let Some(why) = &r.interrupted {
+        m.interrupted = Some(why.clone());
+    }
+    if time(&r.finished_at)? > time(&m.finished_at)? {
+        m.finished_at = r.finished_at.clone();
+    }
+    m.generator.saturated |= r.generator.saturated;
+    m.generator.unsent_batches += r.generator.unsent_batches;
+    for (k, op) in &r.operations {
+        match m.operations.get_mut(k) {
+            None => {
+                m.operations.insert(k.clone(), op.clone());
+            }
+            Some(mo) => {
+                *mo = OperationSummary {
+                    ok: mo.ok + op.ok,
+                    errors: mo.errors + op.errors,
+                    response: add_hist(&mo.response, &op.response)?,
+                    service: add_hist(&mo.service, &op.service)?,
+                    lag: add_hist(&mo.lag, &op.lag)?,
+                };
+            }
+        }
+    }
+    m.http.requests += r.http.requests;
+    m.http.errors += r.http.errors;
+    m.http.throttles += r.http.throttles;
+    add_map(&mut m.http.outcomes, &r.http.outcomes);
+    let (b, rb) = (&mut m.batches, &r.batches);
+    b.scheduled += rb.scheduled;
+    b.accepted += rb.accepted;
+    b.rejected += rb.rejected;
+    b.throttled += rb.throttled;
+    b.possible_duplicates += rb.possible_duplicates;
+    b.unreachable += rb.unreachable;
+    b.unanswered += rb.unanswered;
+    b.completion = add_hist(&b.completion, &rb.completion)?;
+    let (u, ru) = (&mut m.runs, &r.runs);
+    u.submitted += ru.submitted;
+    u.seen += ru.seen;
+    u.missing += ru.missing;
+    u.rejected += ru.rejected;
+    add_map(&mut u.by_status, &ru.by_status);
+    add_map(&mut u.by_channel, &ru.by_channel);
+    u.anomalies.duplicates += ru.anomalies.duplicates;
+    u.anomalies.unknown += ru.anomalies.unknown;
+    u.anomalies.out_of_order += ru.anomalies.out_of_order;
+    u.anomalies.from_unconfirmed_batches += ru.anomalies.from_unconfirmed_batches;
+    let (w, rw) = (&mut m.webhooks, &r.webhooks);
+    w.received += rw.received;
+    w.verified += rw.verified;
+    add_map(&mut w.rejected, &rw.rejected);
+    w.redeliveries += rw.redeliveries;
+    w.unparseable += rw.unparseable;
+    w.other_events += rw.other_events;
+    w.without_batch_id += rw.without_batch_id;
+    w.metadata_mismatch += rw.metadata_mismatch;
+    w.probe_events += rw.probe_events;
+    w.refused += rw.refused;
+    m.e2e = add_hist(&m.e2e, &r.e2e)?;
+    // Shards run side by side: their rates add up.
+    m.throughput.batches_per_s += r.throughput.batches_per_s;
+    m.throughput.steady_runs_per_s += r.throughput.steady_runs_per_s;
+    m.throughput.steady_window_s = m
+        .throughput
+        .steady_window_s
+        .max(r.throughput.steady_window_s);
+    Ok(())
+}
+
+/// What follows from the merged figures: resources, duration, projection, provenance,
+/// and the thresholds judged again.
+fn finish(
+    m: &mut Report,
+    start: chrono::DateTime<chrono::FixedOffset>,
+    reports: &[(String, Report)],
+) -> anyhow::Result<()> {
     m.resources = super::Resources::from_timeline(&m.timeline);
     m.batches.list.sort_by_key(|l| l.index);
     m.batches.list.truncate(10_000);
@@ -236,7 +263,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         .filter_map(|t| crate::scenario::threshold::parse(&t.expr).ok())
         .collect::<Vec<_>>();
     m.judge(&thresholds);
-    Ok(m)
+    Ok(())
 }
 
 /// Each shard judged its own invariants; the merged run holds one only where every shard

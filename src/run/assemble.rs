@@ -13,54 +13,34 @@ use crate::report::{
 };
 use crate::scenario::{Model, Scenario, Target};
 
-#[allow(clippy::too_many_arguments)]
+/// When the run started and how its load ended: what the report needs besides the ledger
+/// and the request metrics.
+pub(crate) struct Span {
+    /// Wall-clock start, for the report's timestamps.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The ledger's zero.
+    pub start: Instant,
+    /// When the load engine returned (the acceptance rate's end when no batch answered).
+    pub load_end: Instant,
+    /// Batches the engine never sent.
+    pub unsent: u64,
+    /// Why the run stopped early, if it did.
+    pub interrupted: Option<String>,
+}
+
 pub(crate) fn build_report(
     scenario: &Scenario,
     ledger: &Ledger,
     metrics: &HttpMetrics,
     base: &str,
-    started_at: chrono::DateTime<chrono::Utc>,
-    start: Instant,
-    load_end: Instant,
-    unsent: u64,
-    interrupted: Option<String>,
+    span: Span,
 ) -> Report {
-    let (batches, runs, mut completions) = account(scenario, ledger, start, unsent);
+    let (batches, runs, mut completions) = account(scenario, ledger, span.start, span.unsent);
     let (steady, window) = steady_rate(&mut completions);
-    let first_intended = ledger
-        .batches()
-        .first()
-        .map(|b| b.intended)
-        .unwrap_or(start);
-    let last_answer = ledger
-        .batches()
-        .iter()
-        .filter_map(|b| b.answered)
-        .max()
-        .unwrap_or(load_end);
-    let load_secs = last_answer
-        .saturating_duration_since(first_intended)
-        .as_secs_f64();
-    let batches_per_s = if load_secs > 0.0 {
-        batches.accepted as f64 / load_secs
-    } else {
-        0.0
-    };
+    let batches_per_s = acceptance_rate(ledger, &batches, &span);
     let submit = metrics.submit.summary();
     let lag_p99 = submit.lag.p99_ms;
-    let mock_info = match &scenario.target {
-        Target::Mock {
-            profile,
-            profile_path,
-        } => Some((
-            profile_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "(built-in default)".into()),
-            profile.time_scale,
-        )),
-        Target::Url { .. } => None,
-    };
+    let target = target_info(scenario, base);
     let projection = scenario.project_files.map(|files| {
         project(
             files,
@@ -69,7 +49,7 @@ pub(crate) fn build_report(
             batches_per_s,
             steady,
             ledger.e2e().percentile(50.0).as_secs_f64(),
-            mock_info.as_ref().map(|m| m.1),
+            target.mock_time_scale,
         )
     });
     let mut operations = BTreeMap::new();
@@ -79,17 +59,10 @@ pub(crate) fn build_report(
         operations.insert("get".to_string(), metrics.get.summary());
     }
     let finished_at = chrono::Utc::now();
-    let mut via = Vec::new();
-    if scenario.results.webhooks.is_some() {
-        via.push("webhooks".to_string());
-    }
-    if scenario.results.polling.is_some() {
-        via.push("polling".to_string());
-    }
     Report {
         schema: report::SCHEMA.to_string(),
-        complete: interrupted.is_none(),
-        interrupted,
+        complete: span.interrupted.is_none(),
+        interrupted: span.interrupted,
         harness: Harness {
             name: "batchproof".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -105,22 +78,10 @@ pub(crate) fn build_report(
                 Model::Closed => "closed".into(),
             },
         },
-        target: TargetInfo {
-            kind: if mock_info.is_some() {
-                "mock".into()
-            } else {
-                "url".into()
-            },
-            url: base.to_string(),
-            api_version: scenario.api_version.as_str().to_string(),
-            workflow_id: scenario.workflow.id.clone(),
-            mock_profile: mock_info.as_ref().map(|m| m.0.clone()),
-            mock_time_scale: mock_info.map(|m| m.1),
-            results_via: via,
-        },
-        started_at: started_at.to_rfc3339(),
+        target,
+        started_at: span.started_at.to_rfc3339(),
         finished_at: finished_at.to_rfc3339(),
-        duration_s: (finished_at - started_at).num_milliseconds() as f64 / 1e3,
+        duration_s: (finished_at - span.started_at).num_milliseconds() as f64 / 1e3,
         verdict: Verdict {
             passed: true,
             thresholds: vec![],
@@ -129,7 +90,7 @@ pub(crate) fn build_report(
             saturated: lag_p99 > scenario.load.lag_bound.as_secs_f64() * 1e3,
             lag_p99_ms: lag_p99,
             lag_bound_ms: scenario.load.lag_bound.as_secs_f64() * 1e3,
-            unsent_batches: unsent,
+            unsent_batches: span.unsent,
         },
         operations,
         http: Http {
@@ -155,6 +116,66 @@ pub(crate) fn build_report(
         resources: None,
         shard: None,
         merged_from: Vec::new(),
+    }
+}
+
+/// Accepted batches per second, from the first batch's intended start to the last
+/// answer (or the load's end when nothing answered).
+fn acceptance_rate(ledger: &Ledger, batches: &Batches, span: &Span) -> f64 {
+    let first_intended = ledger
+        .batches()
+        .first()
+        .map(|b| b.intended)
+        .unwrap_or(span.start);
+    let last_answer = ledger
+        .batches()
+        .iter()
+        .filter_map(|b| b.answered)
+        .max()
+        .unwrap_or(span.load_end);
+    let load_secs = last_answer
+        .saturating_duration_since(first_intended)
+        .as_secs_f64();
+    if load_secs > 0.0 {
+        batches.accepted as f64 / load_secs
+    } else {
+        0.0
+    }
+}
+
+fn target_info(scenario: &Scenario, base: &str) -> TargetInfo {
+    let mock_info = match &scenario.target {
+        Target::Mock {
+            profile,
+            profile_path,
+        } => Some((
+            profile_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(built-in default)".into()),
+            profile.time_scale,
+        )),
+        Target::Url { .. } => None,
+    };
+    let mut via = Vec::new();
+    if scenario.results.webhooks.is_some() {
+        via.push("webhooks".to_string());
+    }
+    if scenario.results.polling.is_some() {
+        via.push("polling".to_string());
+    }
+    TargetInfo {
+        kind: if mock_info.is_some() {
+            "mock".into()
+        } else {
+            "url".into()
+        },
+        url: base.to_string(),
+        api_version: scenario.api_version.as_str().to_string(),
+        workflow_id: scenario.workflow.id.clone(),
+        mock_profile: mock_info.as_ref().map(|m| m.0.clone()),
+        mock_time_scale: mock_info.map(|m| m.1),
+        results_via: via,
     }
 }
 

@@ -26,7 +26,7 @@ mod assemble;
 mod progress;
 mod results;
 
-pub(crate) use assemble::build_report;
+pub(crate) use assemble::{Span, build_report};
 use progress::spawn_progress;
 pub(crate) use results::wait_for_results;
 
@@ -434,6 +434,144 @@ async fn start_receiver(
     Ok(Some((r, consumer)))
 }
 
+/// The tasks that watch a run while the load runs: the poller, the progress line and
+/// the memory sampler.
+struct Watchers {
+    poll_stop: watch::Sender<bool>,
+    poller: Option<tokio::task::JoinHandle<()>>,
+    in_flight: Arc<AtomicU64>,
+    progress_done: Arc<std::sync::atomic::AtomicBool>,
+    progress: Option<tokio::task::JoinHandle<()>>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Watchers {
+    fn spawn(
+        scenario: &Scenario,
+        opts: &RunOptions,
+        client: &Client,
+        ledger: &Arc<Mutex<Ledger>>,
+        metrics: &Arc<Mutex<HttpMetrics>>,
+        start: Instant,
+    ) -> Self {
+        let (poll_stop, poll_stop_rx) = watch::channel(false);
+        let poller = scenario.results.polling.clone().map(|config| {
+            let p = Poller {
+                client: client.clone(),
+                ledger: ledger.clone(),
+                metrics: metrics.clone(),
+                config,
+                version: scenario.api_version,
+            };
+            tokio::spawn(p.run(poll_stop_rx))
+        });
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let progress_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let progress = spawn_progress(
+            opts.progress,
+            ledger.clone(),
+            metrics.clone(),
+            in_flight.clone(),
+            progress_done.clone(),
+        );
+        let sampler = spawn_sampler(ledger.clone(), start, progress_done.clone());
+        Watchers {
+            poll_stop,
+            poller,
+            in_flight,
+            progress_done,
+            progress,
+            sampler,
+        }
+    }
+
+    /// Stops the poller first (it may still be recording results), then the display.
+    async fn stop_poller(&mut self) {
+        let _ = self.poll_stop.send(true);
+        if let Some(p) = self.poller.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+        }
+    }
+
+    async fn stop_display(self) {
+        self.progress_done.store(true, Ordering::Relaxed);
+        self.sampler.abort();
+        if let Some(p) = self.progress {
+            let _ = p.await;
+        }
+    }
+}
+
+/// Step 5: drives the load until its end or a stop signal. Returns the batches left
+/// unsent and when the load ended.
+async fn drive_load(engine: Engine, stop_rx: &watch::Receiver<Option<String>>) -> (u64, Instant) {
+    let (load_stop_tx, load_stop_rx) = watch::channel(false);
+    let mut stop_watch = stop_rx.clone();
+    let forward = tokio::spawn(async move {
+        if stop_watch.wait_for(|s| s.is_some()).await.is_ok() {
+            let _ = load_stop_tx.send(true);
+        }
+    });
+    let unsent = engine.drive(load_stop_rx, Duration::from_secs(5)).await;
+    let load_end = Instant::now();
+    forward.abort();
+    tracing::info!(unsent, "load finished; waiting for results");
+    (unsent, load_end)
+}
+
+/// Step 5, after the load: the audit and the probes, while the receiver and the poller
+/// still listen. `None` when the scenario has no checks or the run was stopped.
+async fn check_contract(
+    scenario: &Scenario,
+    client: &Client,
+    ledger: &Arc<Mutex<Ledger>>,
+    stop_rx: &watch::Receiver<Option<String>>,
+) -> Option<crate::checks::Findings> {
+    let checks = scenario.checks.as_ref()?;
+    if stop_rx.borrow().is_some() {
+        return None;
+    }
+    tracing::info!("checking the contract: audit of accepted batches and probes");
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        f = crate::probes::run(client, scenario, checks, ledger) => Some(f),
+        _ = stop.wait_for(|s| s.is_some()) => None,
+    }
+}
+
+/// Step 6, last part: the report's files.
+async fn write_report(
+    report: &Report,
+    dir: &Path,
+    scenario: &Scenario,
+) -> Result<Vec<PathBuf>, RunError> {
+    tracing::info!(dir = %dir.display(), "writing the report");
+    // Test seam (debug builds only): hold the write open so a test can signal during it.
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("BATCHPROOF_TEST_SLOW_WRITE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    write_files(report, dir, scenario)
+}
+
+/// Writes the report's files for a run (or a resumed or rebuilt one).
+pub(crate) fn write_files(
+    report: &Report,
+    dir: &Path,
+    scenario: &Scenario,
+) -> Result<Vec<PathBuf>, RunError> {
+    let formats = report::run_formats(scenario.checks.is_some());
+    report::write_all(report, dir, &formats).map_err(|e| {
+        abort(
+            exit::ABORTED,
+            format!("writing the report to {}: {e}", dir.display()),
+        )
+    })
+}
+
 /// The run's flow as numbered steps: (1) the target, (2) the ledger and its journal, (3)
 /// the webhook receiver, (4) the poller, progress and memory sampler, (5) the load, its
 /// results and the conformance checks, then teardown, (6) the verdict and the files. Each
@@ -479,38 +617,9 @@ async fn execute(
     };
 
     // 4. The poller, the progress line and the memory sampler.
-    let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
-    let poller = scenario.results.polling.clone().map(|config| {
-        let p = Poller {
-            client: client.clone(),
-            ledger: ledger.clone(),
-            metrics: metrics.clone(),
-            config,
-            version: scenario.api_version,
-        };
-        tokio::spawn(p.run(poll_stop_rx))
-    });
-
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let progress_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let progress = spawn_progress(
-        opts.progress,
-        ledger.clone(),
-        metrics.clone(),
-        in_flight.clone(),
-        progress_done.clone(),
-    );
-
-    let sampler = spawn_sampler(ledger.clone(), start, progress_done.clone());
+    let mut watchers = Watchers::spawn(&scenario, opts, &client, &ledger, &metrics, start);
 
     // 5. The load, then its results, then the conformance checks.
-    let (load_stop_tx, load_stop_rx) = watch::channel(false);
-    let mut stop_watch = stop_rx.clone();
-    let forward = tokio::spawn(async move {
-        if stop_watch.wait_for(|s| s.is_some()).await.is_ok() {
-            let _ = load_stop_tx.send(true);
-        }
-    });
     let engine = Engine {
         scenario: scenario.clone(),
         factory: factory.clone(),
@@ -519,34 +628,16 @@ async fn execute(
         metrics: metrics.clone(),
         start,
         shard: opts.shard.map_or((0, 1), |s| (s.index, s.count)),
-        in_flight: in_flight.clone(),
+        in_flight: watchers.in_flight.clone(),
     };
-    let unsent = engine.drive(load_stop_rx, Duration::from_secs(5)).await;
-    let load_end = Instant::now();
-    forward.abort();
-    tracing::info!(unsent, "load finished; waiting for results");
-
+    let (unsent, load_end) = drive_load(engine, &stop_rx).await;
     if stop_rx.borrow().is_none() {
         wait_for_results(&scenario, &ledger, stop_rx.clone()).await;
     }
-
-    // Conformance: audit and probes, while the receiver and the poller still listen.
-    let mut probe_findings = None;
-    if let Some(checks) = &scenario.checks
-        && stop_rx.borrow().is_none()
-    {
-        tracing::info!("checking the contract: audit of accepted batches and probes");
-        let mut stop = stop_rx.clone();
-        tokio::select! {
-            f = crate::probes::run(&client, &scenario, checks, &ledger) => probe_findings = Some(f),
-            _ = stop.wait_for(|s| s.is_some()) => {}
-        }
-    }
+    let probe_findings = check_contract(&scenario, &client, &ledger, &stop_rx).await;
     let interrupted = stop_rx.borrow().clone();
-    let _ = poll_stop_tx.send(true);
-    if let Some(p) = poller {
-        let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
-    }
+    // Teardown: stop listening in the order results arrive, poller first.
+    watchers.stop_poller().await;
     if let Some(r) = receiver {
         ledger
             .lock()
@@ -557,15 +648,12 @@ async fn execute(
     if let Some(c) = consumer {
         let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
     }
-    progress_done.store(true, Ordering::Relaxed);
-    sampler.abort();
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
+    watchers.stop_display().await;
     if let Some(m) = mock {
         m.shutdown().await;
     }
 
+    // 6. The verdict, then the report's files.
     let mut report = {
         let ledger = ledger.lock().expect("ledger");
         let metrics = metrics.lock().expect("metrics");
@@ -574,31 +662,17 @@ async fn execute(
             &ledger,
             &metrics,
             &base,
-            started_at,
-            start,
-            load_end,
-            unsent,
-            interrupted,
+            Span {
+                started_at,
+                start,
+                load_end,
+                unsent,
+                interrupted,
+            },
         )
     };
-    // 6. The verdict, then the report's files.
     judge(&mut report, &scenario, opts, &ledger, probe_findings);
-    let formats = report::run_formats(scenario.checks.is_some());
-    tracing::info!(dir = %dir.display(), "writing the report");
-    // Test seam (debug builds only): hold the write open so a test can signal during it.
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("BATCHPROOF_TEST_SLOW_WRITE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    let paths = report::write_all(&report, &dir, &formats).map_err(|e| {
-        abort(
-            exit::ABORTED,
-            format!("writing the report to {}: {e}", dir.display()),
-        )
-    })?;
+    let paths = write_report(&report, &dir, &scenario).await?;
     Ok((report, paths))
 }
 

@@ -173,84 +173,14 @@ fn resolve_load(file: &ScenarioFile, name: &str) -> Result<Load, ConfigError> {
         ));
     }
     let mut phases = Vec::new();
+    // A ramp without `from` starts at the level the previous phase ended on.
     let mut level: Option<f64> = None;
     for p in &l.phases {
-        let f = &p.value;
-        let (duration, ramp) = match (f.hold, f.ramp) {
-            (Some(h), None) => (h.0, false),
-            (None, Some(r)) => (r.0, true),
-            _ => {
-                return Err(located(
-                    name,
-                    p,
-                    "a phase needs exactly one of `hold` or `ramp`".into(),
-                    "write `{hold: 30s, rate: 2}` or `{ramp: 10s, to: 5}`",
-                ));
-            }
-        };
-        let target_level = match l.model {
-            Model::Open => {
-                if f.concurrency.is_some() {
-                    return Err(located(
-                        name,
-                        p,
-                        "`concurrency` belongs to the closed model".into(),
-                        "use `rate` (batches per second), or set `load.model: closed`",
-                    ));
-                }
-                if ramp { f.to } else { f.rate.or(f.to) }
-            }
-            Model::Closed => {
-                if f.rate.is_some() {
-                    return Err(located(
-                        name,
-                        p,
-                        "`rate` belongs to the open model".into(),
-                        "use `concurrency`, or set `load.model: open`",
-                    ));
-                }
-                if ramp {
-                    f.to
-                } else {
-                    f.concurrency.map(f64::from).or(f.to)
-                }
-            }
-        };
-        let Some(to) = target_level else {
-            let what = if l.model == Model::Open {
-                "rate"
-            } else {
-                "concurrency"
-            };
-            return Err(located(
-                name,
-                p,
-                format!("this phase gives no {what}"),
-                if ramp {
-                    "add `to: N`"
-                } else {
-                    "add the level, e.g. `rate: 2` or `concurrency: 4`"
-                },
-            ));
-        };
-        let from = if ramp {
-            f.from.or(level).unwrap_or(0.0)
-        } else {
-            to
-        };
-        if !(to.is_finite() && to >= 0.0 && from.is_finite() && from >= 0.0) {
-            return Err(located(
-                name,
-                p,
-                "phase levels must be non-negative numbers".into(),
-                "use e.g. `rate: 2`",
-            ));
-        }
-        level = Some(to);
-        phases.push(match l.model {
-            Model::Open => Phase::Rate { duration, from, to },
-            Model::Closed => Phase::Concurrency { duration, from, to },
+        let phase = resolve_phase(name, l.model, p, level)?;
+        level = Some(match phase {
+            Phase::Rate { to, .. } | Phase::Concurrency { to, .. } => to,
         });
+        phases.push(phase);
     }
     let size = match &l.inputs_per_batch.value {
         BatchSizeFile::Fixed(n) => BatchSize::Fixed(*n),
@@ -295,6 +225,91 @@ fn resolve_load(file: &ScenarioFile, name: &str) -> Result<Load, ConfigError> {
         max_throttle_retries: l.max_throttle_retries,
     };
     Ok(load)
+}
+
+/// One phase of the load: a hold or a ramp, in the model's unit (rate or concurrency).
+/// `level` is where the previous phase ended.
+fn resolve_phase(
+    name: &str,
+    model: Model,
+    p: &Spanned<PhaseFile>,
+    level: Option<f64>,
+) -> Result<Phase, ConfigError> {
+    let f = &p.value;
+    let (duration, ramp) = match (f.hold, f.ramp) {
+        (Some(h), None) => (h.0, false),
+        (None, Some(r)) => (r.0, true),
+        _ => {
+            return Err(located(
+                name,
+                p,
+                "a phase needs exactly one of `hold` or `ramp`".into(),
+                "write `{hold: 30s, rate: 2}` or `{ramp: 10s, to: 5}`",
+            ));
+        }
+    };
+    let target_level = match model {
+        Model::Open => {
+            if f.concurrency.is_some() {
+                return Err(located(
+                    name,
+                    p,
+                    "`concurrency` belongs to the closed model".into(),
+                    "use `rate` (batches per second), or set `load.model: closed`",
+                ));
+            }
+            if ramp { f.to } else { f.rate.or(f.to) }
+        }
+        Model::Closed => {
+            if f.rate.is_some() {
+                return Err(located(
+                    name,
+                    p,
+                    "`rate` belongs to the open model".into(),
+                    "use `concurrency`, or set `load.model: open`",
+                ));
+            }
+            if ramp {
+                f.to
+            } else {
+                f.concurrency.map(f64::from).or(f.to)
+            }
+        }
+    };
+    let Some(to) = target_level else {
+        let what = if model == Model::Open {
+            "rate"
+        } else {
+            "concurrency"
+        };
+        return Err(located(
+            name,
+            p,
+            format!("this phase gives no {what}"),
+            if ramp {
+                "add `to: N`"
+            } else {
+                "add the level, e.g. `rate: 2` or `concurrency: 4`"
+            },
+        ));
+    };
+    let from = if ramp {
+        f.from.or(level).unwrap_or(0.0)
+    } else {
+        to
+    };
+    if !(to.is_finite() && to >= 0.0 && from.is_finite() && from >= 0.0) {
+        return Err(located(
+            name,
+            p,
+            "phase levels must be non-negative numbers".into(),
+            "use e.g. `rate: 2`",
+        ));
+    }
+    Ok(match model {
+        Model::Open => Phase::Rate { duration, from, to },
+        Model::Closed => Phase::Concurrency { duration, from, to },
+    })
 }
 
 /// The inputs: the file template, metadata, secrets, feeder, correlation key.

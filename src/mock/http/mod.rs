@@ -148,102 +148,10 @@ async fn prelude(
     headers: &HeaderMap,
     endpoint: Endpoint,
 ) -> Result<Ctx, Response> {
-    let profile = &shared.profile;
     let request_id = format!("req_{}", random_id(20));
-    let nth = {
-        let mut counts = shared.request_counts.lock().expect("counts");
-        let c = counts.entry(endpoint).or_default();
-        *c += 1;
-        *c
-    };
-    for stall in &profile.faults.stalls {
-        if stall.endpoint == endpoint && stall.at_request == nth {
-            tokio::time::sleep(stall.duration.0).await;
-        }
-    }
-    if let Some(dist) = profile.faults.latency.get(&endpoint) {
-        let d = dist.sample(&mut *shared.fault_rng.lock().expect("rng"));
-        tokio::time::sleep(d).await;
-    }
-    let version = match headers.get(VERSION_HEADER).map(|v| v.to_str()) {
-        Some(Ok(v)) => match v.trim().parse::<ApiVersion>() {
-            Ok(v) => v,
-            Err(msg) => {
-                return Err(error_response(
-                    shared,
-                    ApiVersion::CURRENT,
-                    ErrorCode::InvalidRequest,
-                    &format!("Invalid {VERSION_HEADER} header: {msg}"),
-                    &request_id,
-                    None,
-                ));
-            }
-        },
-        Some(Err(_)) => {
-            return Err(error_response(
-                shared,
-                ApiVersion::CURRENT,
-                ErrorCode::InvalidRequest,
-                &format!("Invalid {VERSION_HEADER} header: not ASCII"),
-                &request_id,
-                None,
-            ));
-        }
-        None if profile.defects.accept_missing_version => ApiVersion::CURRENT,
-        None => match profile.missing_version {
-            MissingVersion::Legacy(v) => v,
-            MissingVersion::Reject => {
-                return Err(error_response(
-                    shared,
-                    ApiVersion::CURRENT,
-                    ErrorCode::InvalidRequest,
-                    &format!(
-                        "Missing {VERSION_HEADER} header; send e.g. `{VERSION_HEADER}: {}`",
-                        ApiVersion::CURRENT
-                    ),
-                    &request_id,
-                    None,
-                ));
-            }
-        },
-    };
-    if !profile.defects.auth_not_enforced {
-        let token = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let message = match token {
-            None => Some(
-                "Missing or malformed Authorization header; send `Authorization: Bearer <API key>`",
-            ),
-            Some(t) if !profile.auth.tokens.iter().any(|k| k == t) => Some("Invalid API key"),
-            Some(_) => None,
-        };
-        if let Some(message) = message {
-            return Err(error_response(
-                shared,
-                version,
-                ErrorCode::Unauthorized,
-                message,
-                &request_id,
-                None,
-            ));
-        }
-    }
-    if let Some(ws) = headers.get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok())
-        && !profile.auth.workspaces.is_empty()
-        && !profile.auth.workspaces.iter().any(|w| w == ws)
-    {
-        return Err(error_response(
-            shared,
-            version,
-            ErrorCode::Forbidden,
-            &format!("This API key has no access to workspace `{ws}`"),
-            &request_id,
-            None,
-        ));
-    }
+    delay_faults(shared, endpoint).await;
+    let version = read_version(shared, headers, &request_id)?;
+    authorize(shared, headers, version, &request_id)?;
     let limited = shared
         .limiters
         .lock()
@@ -265,6 +173,106 @@ async fn prelude(
         request_id,
         endpoint,
     })
+}
+
+/// The profile's stalls (the Nth request to an endpoint hangs) and latency draws.
+async fn delay_faults(shared: &Shared, endpoint: Endpoint) {
+    let profile = &shared.profile;
+    let nth = {
+        let mut counts = shared.request_counts.lock().expect("counts");
+        let c = counts.entry(endpoint).or_default();
+        *c += 1;
+        *c
+    };
+    for stall in &profile.faults.stalls {
+        if stall.endpoint == endpoint && stall.at_request == nth {
+            tokio::time::sleep(stall.duration.0).await;
+        }
+    }
+    if let Some(dist) = profile.faults.latency.get(&endpoint) {
+        let d = dist.sample(&mut *shared.fault_rng.lock().expect("rng"));
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// The API version the request asks for, or the error a real gateway gives.
+fn read_version(
+    shared: &Shared,
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<ApiVersion, Response> {
+    let profile = &shared.profile;
+    let problem = match headers.get(VERSION_HEADER).map(|v| v.to_str()) {
+        Some(Ok(v)) => match v.trim().parse::<ApiVersion>() {
+            Ok(v) => return Ok(v),
+            Err(msg) => format!("Invalid {VERSION_HEADER} header: {msg}"),
+        },
+        Some(Err(_)) => format!("Invalid {VERSION_HEADER} header: not ASCII"),
+        None if profile.defects.accept_missing_version => return Ok(ApiVersion::CURRENT),
+        None => match profile.missing_version {
+            MissingVersion::Legacy(v) => return Ok(v),
+            MissingVersion::Reject => format!(
+                "Missing {VERSION_HEADER} header; send e.g. `{VERSION_HEADER}: {}`",
+                ApiVersion::CURRENT
+            ),
+        },
+    };
+    Err(error_response(
+        shared,
+        ApiVersion::CURRENT,
+        ErrorCode::InvalidRequest,
+        &problem,
+        request_id,
+        None,
+    ))
+}
+
+/// The API key, then the workspace it may reach.
+fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    version: ApiVersion,
+    request_id: &str,
+) -> Result<(), Response> {
+    let profile = &shared.profile;
+    if !profile.defects.auth_not_enforced {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let message = match token {
+            None => Some(
+                "Missing or malformed Authorization header; send `Authorization: Bearer <API key>`",
+            ),
+            Some(t) if !profile.auth.tokens.iter().any(|k| k == t) => Some("Invalid API key"),
+            Some(_) => None,
+        };
+        if let Some(message) = message {
+            return Err(error_response(
+                shared,
+                version,
+                ErrorCode::Unauthorized,
+                message,
+                request_id,
+                None,
+            ));
+        }
+    }
+    if let Some(ws) = headers.get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok())
+        && !profile.auth.workspaces.is_empty()
+        && !profile.auth.workspaces.iter().any(|w| w == ws)
+    {
+        return Err(error_response(
+            shared,
+            version,
+            ErrorCode::Forbidden,
+            &format!("This API key has no access to workspace `{ws}`"),
+            request_id,
+            None,
+        ));
+    }
+    Ok(())
 }
 
 /// Applies the 5xx fault *after* the work is done, so (as with a real server that fails
