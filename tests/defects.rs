@@ -205,6 +205,7 @@ defect_test!(
     repeat_across_pages,
     runs_without_batch_id,
     stale_signature,
+    stale_get,
     status_regression,
     throttles_rapid_batches,
     webhook_alters_metadata,
@@ -337,4 +338,41 @@ async fn rules_can_be_excluded_selected_or_demoted_by_the_scenario() {
         failed(&only),
         BTreeSet::from(["webhook.metadata".to_string()])
     );
+}
+
+/// Like the real API, the default mock shows no `priority` on runs: `runs.priority` is then
+/// not run, saying why, and nothing fails (`runs.priority_order` still judges by behaviour).
+#[tokio::test]
+async fn runs_priority_is_not_run_against_a_target_without_the_field() {
+    let text = std::fs::read_to_string(root().join("mock/conformance.yaml")).unwrap();
+    assert!(text.contains("expose_priority: true"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("production-like.yaml");
+    std::fs::write(
+        &path,
+        text.replace("expose_priority: true", "expose_priority: false"),
+    )
+    .unwrap();
+    let (report, _) = conformance(Some(&path), ApiVersion::V2026_02_09).await;
+    assert!(failed(&report).is_empty(), "{:?}", failed(&report));
+    let rule = report
+        .rules
+        .iter()
+        .find(|r| r.id == "runs.priority")
+        .expect("runs.priority is reported");
+    assert_eq!(rule.status, RuleStatus::NotRun);
+    assert!(
+        rule.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("no priority field"),
+        "{:?}",
+        rule.note
+    );
+    let order = report
+        .rules
+        .iter()
+        .find(|r| r.id == "runs.priority_order")
+        .unwrap();
+    assert_eq!(order.status, RuleStatus::Passed, "{:?}", order.note);
 }

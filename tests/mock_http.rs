@@ -67,7 +67,10 @@ async fn batch_is_accepted_in_each_version_shape_with_one_pending_run_per_input(
         for run in &runs {
             assert_eq!(run["status"], "PENDING");
             assert_eq!(run["batchId"], batch_id);
-            assert_eq!(run["priority"], 90);
+            // Like the real run object, no priority field; the admin surface shows it.
+            assert!(run.get("priority").is_none(), "{run}");
+            let id = run["id"].as_str().unwrap();
+            assert_eq!(admin_run(&mock, id).await["priority"], 90);
             // List summaries carry no metadata; Get does, exactly as sent.
             assert!(run.get("metadata").is_none());
             let full = api
@@ -92,7 +95,11 @@ async fn priority_can_be_set_on_2026_batches_and_is_validated() {
     body["priority"] = json!(5);
     let r = api.post("/workflow_runs/batch", &body).await;
     let runs = api.list_all(r.body["batchId"].as_str().unwrap(), 10).await;
-    assert!(runs.iter().all(|r| r["priority"] == 5));
+    assert_eq!(runs.len(), 2);
+    for run in &runs {
+        let id = run["id"].as_str().unwrap();
+        assert_eq!(admin_run(&mock, id).await["priority"], 5);
+    }
     body["priority"] = json!(0);
     assert_error(
         &api.post("/workflow_runs/batch", &body).await,
@@ -308,6 +315,32 @@ async fn list_pages_are_disjoint_complete_and_bounded() {
                 "maxPageSize",
             );
         }
+        // Tokens are in the real alphabet: sent as they are, without URL-encoding, they
+        // fail (`+` arrives as a space), as they would in production.
+        let page = api
+            .get(&format!("/workflow_runs?batchId={a}&maxPageSize=4"))
+            .await;
+        let token = page.body["nextPageToken"].as_str().unwrap().to_string();
+        assert!(
+            ['+', '/', '=', ':'].iter().all(|c| token.contains(*c)),
+            "{token}"
+        );
+        assert_error(
+            &api.get(&format!(
+                "/workflow_runs?batchId={a}&maxPageSize=4&nextPageToken={token}"
+            ))
+            .await,
+            400,
+            v,
+            "nextPageToken",
+        );
+        let encoded = api
+            .get(&format!(
+                "/workflow_runs?batchId={a}&maxPageSize=4&nextPageToken={}",
+                encode_query(&token)
+            ))
+            .await;
+        assert_eq!(encoded.status, 200, "{}", encoded.body);
         assert_error(
             &api.get("/workflow_runs?nextPageToken=garbage").await,
             400,
@@ -440,15 +473,32 @@ async fn get_update_cancel_delete_and_not_found() {
         let c = api
             .post(&format!("/workflow_runs/{id}/cancel"), &json!({}))
             .await;
-        assert_eq!(c.status, 200);
-        assert_eq!(api.run_of(&c.body)["status"], "CANCELLED");
-        assert_error(
-            &api.post(&format!("/workflow_runs/{id}/cancel"), &json!({}))
-                .await,
-            400,
-            v,
-            "CANCELLED",
-        );
+        if v == V2024 {
+            // 2024-12-23 has no CANCELLING or CANCELLED status, and no cancellation.
+            assert_error(&c, 404, v, "not available");
+        } else {
+            // CANCELLING first (visible on Get), CANCELLED once the mock has stopped it.
+            assert_eq!(c.status, 200, "{}", c.body);
+            assert_eq!(api.run_of(&c.body)["status"], "CANCELLING");
+            let mut last = Value::Null;
+            for _ in 0..200 {
+                let g = api.get(&format!("/workflow_runs/{id}")).await;
+                last = api.run_of(&g.body)["status"].clone();
+                if last == "CANCELLED" {
+                    break;
+                }
+                assert_eq!(last, "CANCELLING");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(last, "CANCELLED");
+            assert_error(
+                &api.post(&format!("/workflow_runs/{id}/cancel"), &json!({}))
+                    .await,
+                400,
+                v,
+                "CANCELLED",
+            );
+        }
         let d = api.delete(&format!("/workflow_runs/{id}")).await;
         assert_eq!(d.status, 200);
         if api.is_legacy() {
@@ -474,6 +524,8 @@ async fn get_update_cancel_delete_and_not_found() {
 #[tokio::test]
 async fn single_runs_default_to_priority_50_and_jump_queued_batch_runs() {
     let mut p = fast_profile();
+    // The mock extension that shows priority on the run object.
+    p.expose_priority = true;
     p.processing.workers = 1;
     p.time_scale = 100.0;
     p.processing.duration = batchproof::config::DurationDist::fixed(Duration::from_secs(2));
@@ -752,4 +804,168 @@ async fn stalls_hold_exactly_the_named_request() {
         times[0] < Duration::from_millis(300) && times[2] < Duration::from_millis(300),
         "{times:?}"
     );
+}
+
+/// The events each captured delivery announces, per input (by the `i` in its metadata).
+fn events_by_input(got: &[Captured]) -> std::collections::BTreeMap<u64, Vec<String>> {
+    let mut by = std::collections::BTreeMap::<u64, Vec<String>>::new();
+    for d in got {
+        let i = d.json["payload"]["metadata"]["i"].as_u64().unwrap();
+        by.entry(i)
+            .or_default()
+            .push(d.json["eventType"].as_str().unwrap().to_string());
+    }
+    for v in by.values_mut() {
+        v.sort();
+    }
+    by
+}
+
+/// Review and cancellation as the contract documents them (§7), driven by the mock-only
+/// steering key a client developer uses to make *this* input fail, need review or be
+/// cancelled: NEEDS_REVIEW is later reviewed into REJECTED (`rejected`) or PROCESSED
+/// (`completed`), or waits for the admin surface; cancellation passes through CANCELLING
+/// and is announced only to 2026 endpoints; a steered failure carries the reason asked for.
+#[tokio::test]
+async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
+    let mut profile = fast_profile();
+    // Reviews happen 1 s (real) after NEEDS_REVIEW unless steered otherwise.
+    profile.processing.review.after = Some(batchproof::config::DurationDist::fixed(
+        Duration::from_secs(1000),
+    ));
+    let mock = start(profile).await;
+    let api = Api::new(&mock.url(), V2026);
+    let current = Capture::start(0).await;
+    register(&api, &current.url(), V2026).await;
+    let legacy = Capture::start(0).await;
+    register(&Api::new(&mock.url(), V2025), &legacy.url(), V2025).await;
+
+    let steer = [
+        json!({"outcome": "NEEDS_REVIEW", "review": "reject"}),
+        json!({"outcome": "NEEDS_REVIEW", "review": "approve"}),
+        json!({"outcome": "NEEDS_REVIEW", "review": "wait"}),
+        json!({"outcome": "FAILED", "failureReason": "DOCUMENT_PROCESSOR_ERROR", "failureMessage": "password protected"}),
+        json!("CANCELLED"),
+        json!("PROCESSED"),
+    ];
+    let mut body = api.batch_body(steer.len(), "steer");
+    for (i, s) in steer.iter().enumerate() {
+        body["inputs"][i]["metadata"]["x-batchproof-mock"] = s.clone();
+    }
+    let r = api.post("/workflow_runs/batch", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let batch = r.body["batchId"].as_str().unwrap().to_string();
+
+    // 2 + 2 + 1 + 1 + 1 + 1 events before the waiting run is reviewed; no `cancelled`
+    // for the 2025 endpoint.
+    let got = current.wait_for(8, Duration::from_secs(20)).await;
+    let by = events_by_input(&got);
+    let want = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        by[&0],
+        want(&["workflow_run.needs_review", "workflow_run.rejected"])
+    );
+    assert_eq!(
+        by[&1],
+        want(&["workflow_run.completed", "workflow_run.needs_review"])
+    );
+    assert_eq!(by[&2], want(&["workflow_run.needs_review"]));
+    assert_eq!(by[&3], want(&["workflow_run.failed"]));
+    assert_eq!(by[&4], want(&["workflow_run.cancelled"]));
+    assert_eq!(by[&5], want(&["workflow_run.completed"]));
+    let old = events_by_input(&legacy.wait_for(7, Duration::from_secs(20)).await);
+    assert!(
+        !old.contains_key(&4),
+        "2025 endpoints get no cancelled event: {old:?}"
+    );
+
+    let runs = api.list_all(&batch, 10).await;
+    let mut by_input = std::collections::BTreeMap::new();
+    for listed in &runs {
+        let id = listed["id"].as_str().unwrap();
+        let g = api.get(&format!("/workflow_runs/{id}")).await;
+        let run = api.run_of(&g.body).clone();
+        by_input.insert(run["metadata"]["i"].as_u64().unwrap(), run);
+    }
+    assert_eq!(by_input[&0]["status"], "REJECTED");
+    assert!(by_input[&0]["reviewedAt"].is_string());
+    assert!(by_input[&0]["rejectionNote"].is_string());
+    assert_eq!(by_input[&1]["status"], "PROCESSED");
+    assert_eq!(by_input[&2]["status"], "NEEDS_REVIEW");
+    assert_eq!(by_input[&3]["status"], "FAILED");
+    assert_eq!(by_input[&3]["failureReason"], "DOCUMENT_PROCESSOR_ERROR");
+    assert_eq!(by_input[&3]["failureMessage"], "password protected");
+    assert_eq!(by_input[&4]["status"], "CANCELLED");
+    // The steering key is the client's own metadata, returned as sent.
+    assert_eq!(by_input[&5]["metadata"]["x-batchproof-mock"], "PROCESSED");
+
+    // The waiting run is reviewed on demand, as a reviewer in the dashboard would.
+    let waiting = by_input[&2]["id"].as_str().unwrap().to_string();
+    let admin = reqwest::Client::new();
+    let review = |decision: &'static str| {
+        admin
+            .post(format!("{}/_mock/runs/{waiting}/review", mock.url()))
+            .json(&json!({"decision": decision}))
+            .send()
+    };
+    let r = review("approve").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = current.wait_for(9, Duration::from_secs(20)).await;
+    assert_eq!(
+        events_by_input(&got)[&2],
+        want(&["workflow_run.completed", "workflow_run.needs_review"])
+    );
+    assert_eq!(
+        review("reject").await.unwrap().status(),
+        409,
+        "reviewed once"
+    );
+
+    // A steering key the mock cannot follow is refused with the request, naming it.
+    let mut bad = api.batch_body(1, "steer");
+    bad["inputs"][0]["metadata"]["x-batchproof-mock"] = json!("DONE");
+    assert_error(
+        &api.post("/workflow_runs/batch", &bad).await,
+        400,
+        V2026,
+        "x-batchproof-mock",
+    );
+}
+
+/// Approval fires `completed` only when the profile says so: the documentation leaves it
+/// open (§7), so it is a switch.
+#[tokio::test]
+async fn approval_announces_completed_only_when_the_profile_says_so() {
+    let mut profile = fast_profile();
+    profile.processing.review.completed_after_approval = false;
+    let mock = start(profile).await;
+    let api = Api::new(&mock.url(), V2026);
+    let capture = Capture::start(0).await;
+    register(&api, &capture.url(), V2026).await;
+    let mut body = api.batch_body(2, "approve");
+    body["inputs"][0]["metadata"]["x-batchproof-mock"] =
+        json!({"outcome": "NEEDS_REVIEW", "review": "approve"});
+    body["inputs"][1]["metadata"]["x-batchproof-mock"] =
+        json!({"outcome": "NEEDS_REVIEW", "review": "reject"});
+    let r = api.post("/workflow_runs/batch", &body).await;
+    let batch = r.body["batchId"].as_str().unwrap().to_string();
+    // The rejected run's `rejected` event is the last one the mock sends.
+    let got = capture.wait_for(3, Duration::from_secs(20)).await;
+    let by = events_by_input(&got);
+    assert_eq!(by[&1].len(), 2, "{by:?}");
+    assert_eq!(by[&0], vec!["workflow_run.needs_review".to_string()]);
+    // The approved run becomes PROCESSED all the same, silently.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let runs = api.list_all(&batch, 10).await;
+        if runs.iter().any(|r| r["status"] == "PROCESSED") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never approved: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(capture.all().len(), 3, "no completed event after approval");
 }

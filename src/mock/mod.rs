@@ -12,6 +12,7 @@ mod limiter;
 pub mod profile;
 mod scheduler;
 mod state;
+mod steer;
 mod validate;
 mod wire;
 

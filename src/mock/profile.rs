@@ -35,8 +35,8 @@ pub struct Profile {
     pub limits: Limits,
     pub webhooks: Webhooks,
     pub retention: Retention,
-    /// Show `priority` on run objects (a documented mock extension; the public object
-    /// has no such field).
+    /// Show `priority` on run objects (a documented mock extension; the real run object
+    /// has no such field, so it is off by default and the admin surface shows it).
     pub expose_priority: bool,
     /// Largest request body accepted; larger ones get 413 with the API's error body.
     pub max_body_bytes: usize,
@@ -56,7 +56,7 @@ impl Default for Profile {
             limits: Limits::default(),
             webhooks: Webhooks::default(),
             retention: Retention::default(),
-            expose_priority: true,
+            expose_priority: false,
             max_body_bytes: 32 * 1024 * 1024,
             faults: Faults::default(),
             defects: Defects::default(),
@@ -142,6 +142,40 @@ pub struct Processing {
     pub duration: DurationDist,
     /// Relative weights of the outcomes.
     pub outcomes: Outcomes,
+    /// How long a cancelled run stays CANCELLING before it is CANCELLED, before time
+    /// scaling.
+    pub cancel_after: Dur,
+    /// What happens to NEEDS_REVIEW runs.
+    pub review: Review,
+}
+
+/// The human review of NEEDS_REVIEW runs (extend-api.md §7): later approved (→ PROCESSED)
+/// or rejected (→ REJECTED, `workflow_run.rejected`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Review {
+    /// Time from NEEDS_REVIEW to the review, before time scaling; `null`: runs wait for
+    /// `POST /_mock/runs/{id}/review`.
+    pub after: Option<DurationDist>,
+    /// Share of reviewed runs approved; the rest are rejected.
+    pub approve: f64,
+    /// Whether approval fires `workflow_run.completed`. The documentation does not say
+    /// whether `completed` fires again after a review, so it is a switch; on by default
+    /// because approval makes the run PROCESSED, which `completed` announces.
+    pub completed_after_approval: bool,
+}
+
+impl Default for Review {
+    fn default() -> Self {
+        Review {
+            after: Some(DurationDist::Lognormal {
+                median: Dur::from_secs(600),
+                p99: Dur::from_secs(3600),
+            }),
+            approve: 0.8,
+            completed_after_approval: true,
+        }
+    }
 }
 
 impl Default for Processing {
@@ -153,6 +187,8 @@ impl Default for Processing {
                 p99: Dur::from_secs(10),
             },
             outcomes: Outcomes::default(),
+            cancel_after: Dur::from_secs(2),
+            review: Review::default(),
         }
     }
 }
@@ -345,6 +381,8 @@ pub struct Defects {
     pub missing_terminal_webhook: f64,
     /// Runs go back from PROCESSED to PROCESSING for a while after completing.
     pub status_regression: bool,
+    /// Get and List keep every fifth finished run PROCESSING after its terminal webhook.
+    pub stale_get: bool,
     /// Any token, or none, is accepted.
     pub auth_not_enforced: bool,
     /// A batch submitted within this time of the previous one gets 429.
@@ -400,6 +438,21 @@ impl Profile {
             return bad(
                 format!("processing.duration: {m}"),
                 "fix the distribution's parameters",
+            );
+        }
+        if let Some(after) = &self.processing.review.after
+            && let Err(m) = after.validate()
+        {
+            return bad(
+                format!("processing.review.after: {m}"),
+                "fix the distribution's parameters, or `after: null` to review only on demand",
+            );
+        }
+        let a = self.processing.review.approve;
+        if !(0.0..=1.0).contains(&a) {
+            return bad(
+                format!("processing.review.approve must be a share from 0 to 1, got {a}"),
+                "e.g. `approve: 0.8` approves 80 % of reviewed runs",
             );
         }
         let o = &self.processing.outcomes;

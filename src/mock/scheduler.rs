@@ -24,6 +24,8 @@ enum Step {
     Regress,
     /// status_regression defect: back to PROCESSED.
     Recover,
+    /// A NEEDS_REVIEW run is reviewed.
+    Review,
 }
 
 pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -60,12 +62,27 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                     continue;
                 };
                 match step {
+                    // Steered to be cancelled: it goes the way a user's cancel goes.
+                    Step::Complete
+                        if run.status == RunStatus::Processing
+                            && run.outcome == Outcome::Cancelled =>
+                    {
+                        let id = run.id.clone();
+                        let due = now + profile.scaled(profile.processing.cancel_after.0);
+                        let _ = store.cancel(&id, due, wall);
+                    }
                     Step::Complete if run.status == RunStatus::Processing => {
                         run.status = match run.outcome {
                             Outcome::Processed => RunStatus::Processed,
                             Outcome::Failed(_) => RunStatus::Failed,
-                            Outcome::NeedsReview => RunStatus::NeedsReview,
+                            Outcome::NeedsReview { .. } => RunStatus::NeedsReview,
+                            Outcome::Cancelled => unreachable!("handled above"),
                         };
+                        if run.status == RunStatus::NeedsReview
+                            && let Some(after) = run.review_after
+                        {
+                            timers.push(Reverse((now + after, seq, Step::Review)));
+                        }
                         run.end_time = Some(wall);
                         run.updated_at = wall;
                         if !run.mute_terminal
@@ -92,6 +109,23 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                         run.status = RunStatus::Processed;
                         run.updated_at = wall;
                         store.mark_finished(seq, now);
+                    }
+                    Step::Review => {
+                        let (id, approve, mute) = match run.outcome {
+                            Outcome::NeedsReview { approve } => {
+                                (run.id.clone(), approve, run.mute_terminal)
+                            }
+                            _ => continue,
+                        };
+                        if let Some(Ok(reviewed)) = store.review(&id, approve, None, wall)
+                            && !mute
+                            && (!approve || profile.processing.review.completed_after_approval)
+                            && shared
+                                .has_endpoints
+                                .load(std::sync::atomic::Ordering::Relaxed)
+                        {
+                            announce.push(reviewed);
+                        }
                     }
                     // Cancelled while processing: the worker slot is simply freed.
                     Step::Complete => {}
@@ -121,6 +155,16 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                     busy += 1;
                     timers.push(Reverse((now + run.duration, seq, Step::Complete)));
                 }
+            }
+            let (cancelled, due) = store.settle_cancelled(now, wall);
+            if let Some(due) = due {
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+            if shared
+                .has_endpoints
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                announce.extend(cancelled);
             }
             store.evict(retention.max_finished_runs, retention.max_age.0, now);
         }

@@ -16,7 +16,14 @@ use crate::api::RunStatus;
 pub enum Outcome {
     Processed,
     Failed(&'static str),
-    NeedsReview,
+    /// Needs review; the reviewer's decision, drawn with the outcome: approve (→
+    /// PROCESSED) or reject (→ REJECTED).
+    NeedsReview {
+        approve: bool,
+    },
+    /// Cancelled by the client developer's steering convention (see `steer`), as if a
+    /// user had cancelled it while it was processing.
+    Cancelled,
 }
 
 /// Documented failure reasons (extend-api.md §5).
@@ -61,6 +68,13 @@ pub struct Run {
     pub regress: bool,
     /// Set when the missing_terminal_webhook defect applies to this run.
     pub mute_terminal: bool,
+    /// When a NEEDS_REVIEW run is reviewed (real time after it reaches NEEDS_REVIEW);
+    /// `None`: only on demand, through `/_mock/runs/{id}/review`.
+    pub review_after: Option<Duration>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub rejection_note: Option<String>,
+    /// A failure message chosen by steering, instead of the simulated one.
+    pub failure_message: Option<String>,
 }
 
 impl Run {
@@ -68,13 +82,15 @@ impl Run {
         match (self.status, self.outcome) {
             (RunStatus::Failed, Outcome::Failed(reason)) => Some((
                 reason,
-                format!(
-                    "Simulated failure ({reason}) processing {}",
-                    self.files
-                        .first()
-                        .map(|f| f.name.as_str())
-                        .unwrap_or("input")
-                ),
+                self.failure_message.clone().unwrap_or_else(|| {
+                    format!(
+                        "Simulated failure ({reason}) processing {}",
+                        self.files
+                            .first()
+                            .map(|f| f.name.as_str())
+                            .unwrap_or("input")
+                    )
+                }),
             )),
             _ => None,
         }
@@ -103,6 +119,8 @@ pub struct Store {
     /// (priority, seq): lower priority number first, FIFO within a priority.
     queue: BTreeSet<(u8, u64)>,
     finished: VecDeque<(Instant, u64)>,
+    /// CANCELLING runs and when they become CANCELLED, in that order (one fixed delay).
+    cancelling: VecDeque<(Instant, u64)>,
     next_seq: u64,
     /// Bumped by reset, so the scheduler drops work it holds for runs that are gone.
     pub generation: u64,
@@ -168,6 +186,78 @@ impl Store {
 
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Moves a PENDING or PROCESSING run to CANCELLING; it becomes CANCELLED at `due`
+    /// (`settle_cancelled`). Returns the run as it now is, or its status when it cannot
+    /// be cancelled.
+    pub fn cancel(
+        &mut self,
+        id: &str,
+        due: Instant,
+        wall: DateTime<Utc>,
+    ) -> Option<Result<Run, RunStatus>> {
+        let run = self.runs.get_mut(id)?;
+        if !matches!(run.status, RunStatus::Pending | RunStatus::Processing) {
+            return Some(Err(run.status));
+        }
+        run.status = RunStatus::Cancelling;
+        run.updated_at = wall;
+        let snapshot = run.clone();
+        self.cancelling.push_back((due, snapshot.seq));
+        Some(Ok(snapshot))
+    }
+
+    /// CANCELLING runs whose time has come become CANCELLED; returns them, and when the
+    /// next one is due.
+    pub fn settle_cancelled(
+        &mut self,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> (Vec<Run>, Option<Instant>) {
+        let mut done = Vec::new();
+        while let Some(&(due, seq)) = self.cancelling.front() {
+            if due > now {
+                return (done, Some(due));
+            }
+            self.cancelling.pop_front();
+            if let Some(run) = self.by_seq_mut(seq)
+                && run.status == RunStatus::Cancelling
+            {
+                run.status = RunStatus::Cancelled;
+                run.updated_at = wall;
+                run.end_time = Some(wall);
+                done.push(run.clone());
+                self.mark_finished(seq, now);
+            }
+        }
+        (done, None)
+    }
+
+    /// Reviews a NEEDS_REVIEW run: approved → PROCESSED, rejected → REJECTED. Returns the
+    /// run as it now is, or its status when it is not awaiting review.
+    pub fn review(
+        &mut self,
+        id: &str,
+        approve: bool,
+        note: Option<String>,
+        wall: DateTime<Utc>,
+    ) -> Option<Result<Run, RunStatus>> {
+        let run = self.runs.get_mut(id)?;
+        if run.status != RunStatus::NeedsReview {
+            return Some(Err(run.status));
+        }
+        run.status = if approve {
+            RunStatus::Processed
+        } else {
+            RunStatus::Rejected
+        };
+        run.reviewed_at = Some(wall);
+        run.updated_at = wall;
+        if !approve {
+            run.rejection_note = Some(note.unwrap_or_else(|| "Rejected in review".into()));
+        }
+        Some(Ok(run.clone()))
     }
 
     /// Records that a run reached a terminal status, for eviction.

@@ -102,6 +102,10 @@ fn metadata(m: &Map<String, Value>, path: &str) -> Result<Value, Reject> {
                     "`{path}metadata` is {size} bytes; the limit is {MAX_METADATA_BYTES} bytes (10KB)"
                 )));
             }
+            // Checked here so a bad steering key is refused with the request, not ignored.
+            super::steer::read(v).map_err(|e| {
+                invalid(format!("`{path}metadata.{}` {e}", super::steer::STEER_KEY))
+            })?;
             Ok(v.clone())
         }
         Some(_) => Err(invalid(format!("`{path}metadata` must be a JSON object"))),
@@ -438,9 +442,22 @@ pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListPara
     for (k, v) in q {
         match k.as_str() {
             "status" => {
-                p.status = Some(RunStatus::parse(v).ok_or_else(|| {
-                    invalid(format!("`status` must be one of PENDING, PROCESSING, NEEDS_REVIEW, REJECTED, PROCESSED, FAILED, CANCELLED, CANCELLING; got `{v}`"))
-                })?)
+                // 2024-12-23 has no cancellation statuses (§0).
+                let legacy = version == ApiVersion::V2024_12_23;
+                p.status = Some(
+                    RunStatus::parse(v)
+                        .filter(|st| {
+                            !(legacy
+                                && matches!(st, RunStatus::Cancelled | RunStatus::Cancelling))
+                        })
+                        .ok_or_else(|| {
+                            invalid(if legacy {
+                                format!("`status` must be one of PENDING, PROCESSING, NEEDS_REVIEW, REJECTED, PROCESSED, FAILED; got `{v}`")
+                            } else {
+                                format!("`status` must be one of PENDING, PROCESSING, NEEDS_REVIEW, REJECTED, PROCESSED, FAILED, CANCELLED, CANCELLING; got `{v}`")
+                            })
+                        })?,
+                )
             }
             "workflowId" => p.workflow_id = Some(v.clone()),
             "batchId" => p.batch_id = Some(v.clone()),
@@ -451,14 +468,22 @@ pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListPara
                 p.sort_by_created = match v.as_str() {
                     "createdAt" => true,
                     "updatedAt" => false,
-                    _ => return Err(invalid(format!("`sortBy` must be `updatedAt` or `createdAt`; got `{v}`"))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "`sortBy` must be `updatedAt` or `createdAt`; got `{v}`"
+                        )));
+                    }
                 }
             }
             "sortDir" => {
                 p.ascending = match v.as_str() {
                     "asc" => true,
                     "desc" => false,
-                    _ => return Err(invalid(format!("`sortDir` must be `asc` or `desc`; got `{v}`"))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "`sortDir` must be `asc` or `desc`; got `{v}`"
+                        )));
+                    }
                 }
             }
             "nextPageToken" => p.next_page_token = Some(v.clone()),

@@ -240,9 +240,14 @@ pub fn run_full(
     } else {
         m.insert("reviewedByUser".into(), Value::Null);
     }
-    m.insert("reviewed".into(), json!(false));
-    m.insert("rejectionNote".into(), Value::Null);
-    m.insert("reviewedAt".into(), Value::Null);
+    m.insert("reviewed".into(), json!(run.reviewed_at.is_some()));
+    m.insert(
+        "rejectionNote".into(),
+        run.rejection_note
+            .as_ref()
+            .map_or(Value::Null, |n| json!(n)),
+    );
+    m.insert("reviewedAt".into(), opt_ts(run.reviewed_at));
     m.insert("startTime".into(), opt_ts(run.start_time));
     m.insert("endTime".into(), opt_ts(run.end_time));
     if version.is_legacy() {
@@ -288,16 +293,16 @@ pub fn run_summary(
             "id": run.id,
             "status": run.status.as_str(),
             "initialRunAt": ts(run.created_at),
-            "reviewed": false,
+            "reviewed": run.reviewed_at.is_some(),
             "reviewedByUser": null,
-            "reviewedAt": null,
+            "reviewedAt": opt_ts(run.reviewed_at),
             "startTime": opt_ts(run.start_time),
             "endTime": opt_ts(run.end_time),
             "workflowId": wf.id,
             "workflowName": wf.name,
             "workflowVersionId": version_id(wf, &run.version),
             "batchId": batch_id,
-            "rejectionNote": null,
+            "rejectionNote": run.rejection_note,
             "createdAt": ts(run.created_at),
             "updatedAt": ts(run.updated_at),
             "usage": usage(run),
@@ -311,12 +316,12 @@ pub fn run_summary(
             "workflowVersion": {"object": "workflow_version", "id": version_id(wf, &run.version), "version": run.version, "name": null, "createdAt": WORKFLOW_CREATED, "createdBy": null},
             "dashboardUrl": format!("https://dashboard.extend.ai/workflows/{}", run.id),
             "reviewedByUser": null,
-            "reviewedAt": null,
+            "reviewedAt": opt_ts(run.reviewed_at),
             "initialRunAt": ts(run.created_at),
             "startTime": opt_ts(run.start_time),
             "endTime": opt_ts(run.end_time),
             "batchId": batch_id,
-            "rejectionNote": null,
+            "rejectionNote": run.rejection_note,
             "files": run.files.iter().map(|f| file_summary(version, run, f)).collect::<Vec<_>>(),
             "createdAt": ts(run.created_at),
             "updatedAt": ts(run.updated_at),

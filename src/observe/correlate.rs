@@ -136,6 +136,9 @@ impl Ledger {
         let before = input.first_seen();
         let micros = at.saturating_duration_since(start).as_micros() as u64;
         if !input.mark(channel, SeenAt { status, micros }) {
+            if input.follow_review(channel, status) {
+                return;
+            }
             if channel == Channel::Webhook {
                 self.anomalies.duplicates += 1;
             }
@@ -319,10 +322,10 @@ impl Ledger {
         }
         let request = || format!("webhook {event_type} {event_id}");
         if fresh && status.is_terminal() {
-            *self
-                .terminal_events
+            self.terminal_events
                 .entry(records::digest(run_id))
-                .or_default() += 1;
+                .or_default()
+                .add(status);
         }
         if fresh {
             // batchId: present, and the batch of the input the run belongs to.
@@ -341,13 +344,20 @@ impl Ledger {
                     });
             }
             // Metadata: an object, and (when the input is known) the input's, exactly.
-            if self.expected_metadata.is_some() {
-                let expected = seq.and_then(|q| self.expected_for(q));
+            // A delivery matched to no input cannot show the metadata right: it is counted
+            // (`webhooks.unmatched`), never a pass.
+            let expected = seq.and_then(|q| self.expected_for(q));
+            if self.expected_metadata.is_some() && expected.is_none() && verified {
+                self.webhooks.unmatched += 1;
+            }
+            if self.expected_metadata.is_some()
+                && (expected.is_some() || metadata.is_none_or(|m| !m.is_object()))
+            {
                 let ok = match (&expected, metadata) {
                     (_, None) => false,
                     (_, Some(m)) if !m.is_object() => false,
                     (Some(want), Some(m)) => value_hash(m) == value_hash(want),
-                    (None, Some(_)) => true,
+                    (None, Some(_)) => unreachable!("only judged with an expectation"),
                 };
                 self.findings.check("webhook.metadata", ok, || {
                     Case::new(
@@ -409,6 +419,14 @@ impl Ledger {
     }
 }
 
+fn status_list(statuses: &[RunStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Ledger {
     /// At the end of a run: each run known to exist (seen on any channel, or in the audit)
     /// must have had exactly one terminal event, signed or not (the signature rules judge
@@ -422,17 +440,23 @@ impl Ledger {
             let BatchOutcome::Accepted { batch_id } = &b.outcome else {
                 continue;
             };
-            let n = ledger.terminal_events_of(run_id);
-            findings.check("webhook.one_terminal", n == 1, || {
+            let events = ledger.terminal_events_of(run_id);
+            findings.check("webhook.one_terminal", events.legitimate(), || {
                 Case::new(
-                    "one terminal workflow_run.* event",
-                    if n == 0 {
-                        format!(
+                    "one terminal workflow_run.* event (or NEEDS_REVIEW, then the review's REJECTED or PROCESSED)",
+                    match events.count() {
+                        0 => format!(
                             "none (input {i}; last status {})",
                             r.last_status.map_or("unknown", |s| s.as_str())
-                        )
-                    } else {
-                        format!("{n} terminal events with distinct eventIds")
+                        ),
+                        _ if events.repeated() => format!(
+                            "a status announced twice with distinct eventIds ({})",
+                            status_list(&events.statuses())
+                        ),
+                        _ => format!(
+                            "terminal events for {}",
+                            status_list(&events.statuses())
+                        ),
                     },
                 )
                 .batch(batch_id)

@@ -80,6 +80,10 @@ pub struct WebhookCounts {
     /// Deliveries the receiver answered 503 on purpose (`results.webhooks.refuse_first`).
     #[serde(default)]
     pub refused: u64,
+    /// Verified run events matched to no input of the load: `webhook.metadata` could not
+    /// judge them, so they count here and never as a pass.
+    #[serde(default)]
+    pub unmatched: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -139,7 +143,7 @@ pub struct Ledger {
     judge: bool,
     judged_events: HashSet<u128>,
     /// Terminal events (distinct eventIds) per run id digest, signed or not.
-    terminal_events: HashMap<u128, u32>,
+    terminal_events: HashMap<u128, records::TerminalEvents>,
     /// Batches and runs the probes created: not the load's.
     probe_batches: HashSet<String>,
     probe_runs: HashSet<String>,
@@ -353,12 +357,12 @@ impl Ledger {
         self.run_ids.of(self.inputs.get(seq as usize)?)
     }
 
-    /// Distinct terminal events seen for `run_id` (counted while judging webhooks).
-    pub fn terminal_events_of(&self, run_id: &str) -> u32 {
+    /// The distinct terminal events seen for `run_id` (recorded while judging webhooks).
+    pub fn terminal_events_of(&self, run_id: &str) -> records::TerminalEvents {
         self.terminal_events
             .get(&records::digest(run_id))
             .copied()
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
     /// The instant `micros` after the run's start.
@@ -593,6 +597,140 @@ mod tests {
         assert_eq!(l.anomalies.out_of_order, 0);
     }
 
+    /// A signed delivery of `status` for `run_id`, with event id `event`.
+    fn delivery(event: &str, run_id: &str, status: &str, tag: &str) -> Delivery {
+        let event_type = match status {
+            "PROCESSED" => "workflow_run.completed",
+            "NEEDS_REVIEW" => "workflow_run.needs_review",
+            "REJECTED" => "workflow_run.rejected",
+            _ => "workflow_run.failed",
+        };
+        let body = serde_json::json!({"eventId": event, "eventType": event_type,
+            "payload": {"id": run_id, "status": status, "batchId": "batch_x", "metadata": {"bp_input": tag}}});
+        let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap());
+        let now = chrono::Utc::now().timestamp();
+        Delivery {
+            arrived: Instant::now(),
+            timestamp: Some(now.to_string()),
+            signature: Some(signing::sign("wss_s", now, &body)),
+            body,
+        }
+    }
+
+    #[test]
+    fn a_review_after_needs_review_is_one_legitimate_sequence() {
+        let mut l = ledger();
+        l.judge = true;
+        let age = Duration::from_secs(300);
+        l.ingest_delivery(
+            &delivery("evt_1", "workflow_run_1", "NEEDS_REVIEW", "0:0"),
+            "wss_s",
+            age,
+        );
+        l.ingest_delivery(
+            &delivery("evt_2", "workflow_run_1", "REJECTED", "0:0"),
+            "wss_s",
+            age,
+        );
+        assert_eq!(
+            l.anomalies.duplicates, 0,
+            "the review's outcome is no duplicate"
+        );
+        assert_eq!(
+            l.inputs[0].webhook().map(|s| s.status),
+            Some(RunStatus::Rejected),
+            "the input ends with the review's outcome"
+        );
+        let events = l.terminal_events_of("workflow_run_1");
+        assert!(events.legitimate(), "{:?}", events.statuses());
+        let mut findings = Findings::default();
+        l.judge_terminal_events(&mut findings);
+        assert_eq!(
+            (
+                findings.checked("webhook.one_terminal"),
+                findings.failed("webhook.one_terminal")
+            ),
+            (1, 0)
+        );
+
+        // A second final outcome is not legitimate, nor is a status announced twice.
+        l.ingest_delivery(
+            &delivery("evt_3", "workflow_run_1", "PROCESSED", "0:0"),
+            "wss_s",
+            age,
+        );
+        assert_eq!(l.anomalies.duplicates, 1);
+        assert!(!l.terminal_events_of("workflow_run_1").legitimate());
+        let mut findings = Findings::default();
+        l.judge_terminal_events(&mut findings);
+        assert_eq!(findings.failed("webhook.one_terminal"), 1);
+    }
+
+    #[test]
+    fn terminal_event_sets_are_judged_by_status_not_by_arrival() {
+        use records::TerminalEvents;
+        let set = |s: &[RunStatus]| {
+            let mut t = TerminalEvents::default();
+            for x in s {
+                t.add(*x);
+            }
+            t
+        };
+        use RunStatus::*;
+        for ok in [
+            &[Processed][..],
+            &[Failed],
+            &[NeedsReview],
+            &[NeedsReview, Rejected],
+            &[Rejected, NeedsReview],
+            &[NeedsReview, Processed],
+        ] {
+            assert!(set(ok).legitimate(), "{ok:?}");
+        }
+        for bad in [
+            &[][..],
+            &[Processed, Processed],
+            &[Processed, Failed],
+            &[Rejected, Processed],
+            &[NeedsReview, NeedsReview],
+            &[NeedsReview, Rejected, Processed],
+            &[NeedsReview, Failed],
+        ] {
+            assert!(!set(bad).legitimate(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn webhook_metadata_never_passes_for_a_delivery_matched_to_no_input() {
+        let start = Instant::now();
+        let mut l = Ledger::new(start, Some("bp_input".into()), true);
+        l.judge = true;
+        l.add_batch(0, start, 1);
+        l.settle_batch(
+            0,
+            BatchOutcome::Accepted {
+                batch_id: "batch_x".into(),
+            },
+            start,
+            0,
+        );
+        l.set_expected_metadata(Box::new(
+            |b, i| serde_json::json!({"bp_input": format!("{b}:{i}")}),
+        ));
+        // Tag of no input of ours, and a run id nothing links: matched to no input.
+        l.ingest_delivery(
+            &delivery("evt_9", "workflow_run_other", "PROCESSED", "9:9"),
+            "wss_s",
+            Duration::from_secs(300),
+        );
+        assert_eq!(l.webhooks.unmatched, 1);
+        assert_eq!(
+            l.findings.checked("webhook.metadata"),
+            0,
+            "no pass without evidence"
+        );
+    }
+
     #[test]
     fn going_backwards_on_one_channel_is_out_of_order() {
         let mut l = ledger();
@@ -636,7 +774,7 @@ mod tests {
             "replayed once the batch is accepted"
         );
         assert_eq!(l.anomalies.from_unconfirmed_batches, 0);
-        assert_eq!(l.terminal_events_of("workflow_run_1"), 1);
+        assert_eq!(l.terminal_events_of("workflow_run_1").count(), 1);
         assert_eq!(l.findings.checked("webhook.batch_id"), 1);
         assert_eq!(l.findings.failed("webhook.batch_id"), 0);
     }

@@ -75,6 +75,27 @@ impl InputRecord {
         true
     }
 
+    /// A review's outcome seen after NEEDS_REVIEW on `channel`, or NEEDS_REVIEW after its
+    /// outcome when deliveries crossed: one legitimate sequence, not a duplicate. The
+    /// record keeps the review's outcome, and the time of the first terminal status (the
+    /// run's end-to-end latency ends at NEEDS_REVIEW, as the SDK pollers' does). Returns
+    /// false when `status` does not follow a review.
+    pub fn follow_review(&mut self, channel: super::Channel, status: RunStatus) -> bool {
+        let slot = match channel {
+            super::Channel::Webhook => &mut self.webhook_status,
+            super::Channel::Poll => &mut self.poll_status,
+        };
+        let outcome = |s: RunStatus| matches!(s, RunStatus::Rejected | RunStatus::Processed);
+        match *slot {
+            Some(RunStatus::NeedsReview) if outcome(status) => {
+                *slot = Some(status);
+                true
+            }
+            Some(s) if outcome(s) && status == RunStatus::NeedsReview => true,
+            _ => false,
+        }
+    }
+
     pub fn first_seen(&self) -> Option<(SeenAt, super::Channel)> {
         use super::Channel;
         match (self.webhook(), self.poll()) {
@@ -180,5 +201,63 @@ mod tests {
         }
         assert_eq!(ids.find(&inputs, "workflow_run_nope"), None);
         assert_ne!(digest("evt_a"), digest("evt_b"));
+    }
+}
+
+/// The distinct terminal events one run had: one bit per status, and a flag once a status
+/// came twice. Four bytes per run, so the rule can be judged at a million runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TerminalEvents(u32);
+
+impl TerminalEvents {
+    const REPEATED: u32 = 1 << 31;
+
+    fn bit(status: RunStatus) -> u32 {
+        1 << (status as u32)
+    }
+
+    pub fn add(&mut self, status: RunStatus) {
+        if self.0 & Self::bit(status) != 0 {
+            self.0 |= Self::REPEATED;
+        }
+        self.0 |= Self::bit(status);
+    }
+
+    /// Distinct terminal statuses announced.
+    pub fn count(self) -> u32 {
+        (self.0 & !Self::REPEATED).count_ones()
+    }
+
+    pub fn repeated(self) -> bool {
+        self.0 & Self::REPEATED != 0
+    }
+
+    /// One terminal event, or a review's legitimate pair: NEEDS_REVIEW, then the review's
+    /// outcome (REJECTED, or PROCESSED after approval), whatever order they arrived in.
+    /// A status announced twice, or two different final outcomes, is not.
+    pub fn legitimate(self) -> bool {
+        if self.repeated() {
+            return false;
+        }
+        let review = Self::bit(RunStatus::NeedsReview);
+        match self.count() {
+            1 => true,
+            2 => {
+                self.0 & review != 0
+                    && [RunStatus::Rejected, RunStatus::Processed]
+                        .iter()
+                        .any(|s| self.0 == review | Self::bit(*s))
+            }
+            _ => false,
+        }
+    }
+
+    /// The statuses announced, for evidence.
+    pub fn statuses(self) -> Vec<RunStatus> {
+        RunStatus::ALL
+            .iter()
+            .copied()
+            .filter(|s| self.0 & Self::bit(*s) != 0)
+            .collect()
     }
 }

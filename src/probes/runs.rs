@@ -54,6 +54,20 @@ struct Listing {
 async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
     let walk = super::list::walk(p, &b.batch_id, 1000, u64::from(b.inputs)).await;
     let listing = judge_listing(p, b, &walk.runs);
+    // What the webhooks said before the Gets went out: a Get must show that status (or
+    // the review's outcome after NEEDS_REVIEW), never an earlier one. Read after the
+    // Gets, a review finishing in between would look like a disagreement.
+    let webhook_before: Vec<Option<RunStatus>> = {
+        let l = p.ledger.lock().expect("ledger");
+        let first = l.batches()[b.pos].first_seq;
+        (0..u64::from(b.inputs))
+            .map(|i| {
+                l.input(first + i)
+                    .and_then(|r| r.webhook())
+                    .map(|s| s.status)
+            })
+            .collect()
+    };
     let got = get_each(p, &listing.ids).await;
 
     let mut runs_per_input: Vec<Vec<String>> = vec![Vec::new(); b.inputs as usize];
@@ -78,7 +92,15 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited) {
             continue;
         };
         let run = Value::Object(run.clone());
-        if let Some(input) = judge_run(p, b, &listing, id, &run, &mut priority_exposed) {
+        if let Some(input) = judge_run(
+            p,
+            b,
+            &listing,
+            id,
+            &run,
+            &webhook_before,
+            &mut priority_exposed,
+        ) {
             runs_per_input[input as usize].push(id.clone());
         }
     }
@@ -195,6 +217,7 @@ fn judge_run(
     listing: &Listing,
     id: &str,
     run: &Value,
+    webhook_before: &[Option<RunStatus>],
     priority_exposed: &mut bool,
 ) -> Option<u64> {
     let batch_id = b.batch_id.as_str();
@@ -272,7 +295,8 @@ fn judge_run(
         );
         return None;
     };
-    judge_against_ledger(p, b, input, id, run, status, &req);
+    let webhook = webhook_before.get(input as usize).copied().flatten();
+    judge_against_ledger(p, b, input, id, run, (webhook, status), &req);
     Some(input)
 }
 
@@ -340,14 +364,14 @@ fn judge_fields(
 }
 
 /// Metadata, deep and exact (key order aside), and agreement with the terminal webhook
-/// the ledger recorded for the same input.
+/// the ledger had recorded for the same input before the Get went out.
 fn judge_against_ledger(
     p: &mut Probe<'_>,
     b: &Audited,
     input: u64,
     id: &str,
     run: &Value,
-    status: Option<RunStatus>,
+    (webhook_status, status): (Option<RunStatus>, Option<RunStatus>),
     req: &str,
 ) {
     let batch_id = b.batch_id.as_str();
@@ -367,15 +391,19 @@ fn judge_against_ledger(
             },
         );
     }
-    let webhook_status = l.input(seq).and_then(|r| r.webhook()).map(|s| s.status);
     drop(l);
+    // Judged whatever Get says, terminal or not: after the results settled, a Get still
+    // PROCESSING after the terminal webhook disagrees with it. A Get already showing the
+    // review's outcome agrees with a NEEDS_REVIEW webhook whose follow-up is on its way.
     if let (true, Some(w), Some(g)) = (
         p.scenario.results.webhooks.is_some(),
         webhook_status,
         status,
-    ) && g.is_terminal()
-    {
-        p.findings.check("webhook.agrees_with_get", w == g, || {
+    ) {
+        let agrees = w == g
+            || (w == RunStatus::NeedsReview
+                && matches!(g, RunStatus::Rejected | RunStatus::Processed));
+        p.findings.check("webhook.agrees_with_get", agrees, || {
             Case::new(
                 format!("{} (as the terminal webhook said)", w.as_str()),
                 format!("{} on Get", g.as_str()),
@@ -386,6 +414,10 @@ fn judge_against_ledger(
         });
     }
 }
+
+/// Pending batch runs `runs.priority_order` must compare before it may pass: with fewer,
+/// a target that ignores priority passes by luck.
+const MIN_COMPARED: usize = 10;
 
 fn start_time(run: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(run.get("startTime")?.as_str()?).ok()
@@ -456,13 +488,28 @@ pub async fn priority_order(p: &mut Probe<'_>, batch_id: &str) {
         );
         return;
     };
-    let overtook: Vec<&Value> = runs
+    // Only pending runs that later started can be compared with the priority-89 run.
+    let compared: Vec<&Value> = runs
         .iter()
         .filter(|r| {
             r.get("id")
                 .and_then(Value::as_str)
                 .is_some_and(|id| pending.contains(id))
         })
+        .filter(|r| start_time(r).is_some())
+        .collect();
+    if compared.len() < MIN_COMPARED {
+        p.findings.note(
+            "runs.priority_order",
+            format!(
+                "too little evidence: {} pending batch run(s) with a startTime to compare with the priority-89 run; the rule needs at least {MIN_COMPARED}",
+                compared.len()
+            ),
+        );
+        return;
+    }
+    let overtook: Vec<&Value> = compared
+        .into_iter()
         .filter(|r| start_time(r).is_some_and(|t| t < single_start))
         .collect();
     p.findings.check("runs.priority_order", overtook.is_empty(), || {

@@ -29,6 +29,17 @@ pub fn fast_profile() -> Profile {
     p
 }
 
+/// A run as the mock's admin surface shows it (`GET /_mock/runs/{id}`): priority,
+/// planned outcome, review plan.
+pub async fn admin_run(mock: &MockServer, id: &str) -> Value {
+    reqwest::get(format!("{}/_mock/runs/{id}", mock.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn start(profile: Profile) -> MockServer {
     MockServer::start(profile, "127.0.0.1:0".parse().unwrap())
         .await
@@ -146,7 +157,7 @@ impl Api {
                 "/workflow_runs?batchId={batch_id}&maxPageSize={page}&sortBy=createdAt&sortDir=asc"
             );
             if let Some(t) = &token {
-                path.push_str(&format!("&nextPageToken={t}"));
+                path.push_str(&format!("&nextPageToken={}", encode_query(t)));
             }
             let r = self.get(&path).await;
             assert_eq!(r.status, 200, "{}", r.body);
@@ -191,4 +202,18 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// Percent-encodes a query value (page tokens carry `+`, `/`, `=` and `:`).
+pub fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -51,6 +51,92 @@ pub(super) async fn admin_batch(State(s): State<Arc<Shared>>, Path(id): Path<Str
     }
 }
 
+/// One run as the mock holds it, with what the public run object does not show: its
+/// priority and place in the queue, the outcome processing will give it, and when it
+/// will be reviewed.
+pub(super) async fn admin_run(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let store = s.store.lock().expect("store");
+    let Some(run) = store.get(&id) else {
+        return admin_not_found(format!("run `{id}` not known (or evicted)"));
+    };
+    let (planned, approve) = match run.outcome {
+        Outcome::Processed => ("PROCESSED", None),
+        Outcome::Failed(_) => ("FAILED", None),
+        Outcome::NeedsReview { approve } => ("NEEDS_REVIEW", Some(approve)),
+        Outcome::Cancelled => ("CANCELLED", None),
+    };
+    axum::Json(json!({
+        "id": run.id,
+        "status": run.status.as_str(),
+        "priority": run.priority,
+        "batchId": run.batch_id,
+        "plannedOutcome": planned,
+        "reviewDecision": approve.map(|a| if a { "approve" } else { "reject" }),
+        "reviewAfterSeconds": run.review_after.map(|d| d.as_secs_f64()),
+        "reviewedAt": run.reviewed_at.map(|t| t.to_rfc3339()),
+        "processingSeconds": run.duration.as_secs_f64(),
+    }))
+    .into_response()
+}
+
+/// Reviews a NEEDS_REVIEW run now, as a reviewer in the dashboard would:
+/// `{"decision": "approve" | "reject", "note"?: "…"}`. Fires `workflow_run.rejected`, or
+/// `workflow_run.completed` after approval when the profile says so.
+pub(super) async fn admin_review(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<(bool, Option<String>)> =
+        serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+            let approve = match v.get("decision")?.as_str()? {
+                "approve" => true,
+                "reject" => false,
+                _ => return None,
+            };
+            Some((
+                approve,
+                v.get("note").and_then(Value::as_str).map(str::to_string),
+            ))
+        });
+    let Some((approve, note)) = parsed else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"error": "send {\"decision\": \"approve\" | \"reject\", \"note\"?: \"…\"}"}),
+            ),
+        )
+            .into_response();
+    };
+    let result = s
+        .store
+        .lock()
+        .expect("store")
+        .review(&id, approve, note, Utc::now());
+    match result {
+        None => admin_not_found(format!("run `{id}` not known (or evicted)")),
+        Some(Err(status)) => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({"error": format!("run `{id}` is {status}, not NEEDS_REVIEW")})),
+        )
+            .into_response(),
+        Some(Ok(run)) => {
+            let status = run.status;
+            if (!approve || s.profile.processing.review.completed_after_approval)
+                && !run.mute_terminal
+                && s.has_endpoints.load(Ordering::Relaxed)
+            {
+                let _ = s.announce.send(run);
+            }
+            axum::Json(json!({"id": id, "status": status.as_str()})).into_response()
+        }
+    }
+}
+
+fn admin_not_found(message: String) -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"error": message}))).into_response()
+}
+
 pub(super) async fn admin_reset(State(s): State<Arc<Shared>>) -> Response {
     s.store.lock().expect("store").reset();
     s.request_counts.lock().expect("counts").clear();

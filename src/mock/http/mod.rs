@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -70,6 +70,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/webhook_subscriptions", post(create_webhook_subscription))
         .route("/_mock/state", get(admin_state))
         .route("/_mock/batches/{id}", get(admin_batch))
+        .route("/_mock/runs/{id}", get(admin_run))
+        .route("/_mock/runs/{id}/review", post(admin_review))
         .route("/_mock/reset", post(admin_reset))
         .route("/_mock/pause", post(admin_pause))
         .route("/_mock/resume", post(admin_resume))
@@ -366,7 +368,16 @@ mod tests {
     fn page_tokens_round_trip_and_reject_garbage() {
         let t = encode_token((1_700_000_000_123_456_789, 42));
         assert_eq!(decode_token(&t), Some((1_700_000_000_123_456_789, 42)));
+        for c in ['+', '/', '=', ':'] {
+            assert!(t.contains(c), "{t} has no {c}");
+        }
+        for n in 0..50u64 {
+            let key = (1_700_000_000_000_000_000 + n as i64 * 7_919, n);
+            assert_eq!(decode_token(&encode_token(key)), Some(key));
+        }
         assert_eq!(decode_token("not a token"), None);
+        // What a client that forgot to URL-encode sends: `+` decoded as a space.
+        assert_eq!(decode_token(&t.replace('+', " ")), None);
     }
 
     #[test]

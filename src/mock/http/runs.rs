@@ -2,6 +2,7 @@
 //! cancel and delete.
 
 use super::*;
+use crate::mock::steer::Steered;
 
 pub(super) fn file_kind(name: &str) -> &'static str {
     let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
@@ -62,14 +63,47 @@ pub(super) fn new_run(
     let o = &profile.processing.outcomes;
     let total = o.processed + o.failed + o.needs_review;
     let pick = rng.random::<f64>() * total;
-    let outcome = if pick < o.processed {
+    let review = &profile.processing.review;
+    // Every draw is made whether or not the input is steered, so steering one input
+    // leaves the others' seeded outcomes as they were.
+    let approve = rng.random::<f64>() < review.approve;
+    let mut outcome = if pick < o.processed {
         Outcome::Processed
     } else if pick < o.processed + o.failed {
         Outcome::Failed(FAILURE_REASONS[rng.random_range(0..FAILURE_REASONS.len())])
     } else {
-        Outcome::NeedsReview
+        Outcome::NeedsReview { approve }
     };
-    let duration = profile.scaled(profile.processing.duration.sample(&mut rng));
+    let mut duration = profile.scaled(profile.processing.duration.sample(&mut rng));
+    let mut review_after = review
+        .after
+        .as_ref()
+        .map(|d| profile.scaled(d.sample(&mut rng)));
+    let mut failure_message = None;
+    // Validation already refused a malformed steering key.
+    if let Ok(Some(steer)) = super::super::steer::read(&input.metadata) {
+        outcome = match steer.outcome {
+            Steered::Processed => Outcome::Processed,
+            Steered::Failed { reason, message } => {
+                failure_message = message;
+                Outcome::Failed(reason)
+            }
+            Steered::NeedsReview { approve } => {
+                if approve.is_none() {
+                    review_after = None;
+                } else if review_after.is_none() {
+                    review_after = Some(Duration::ZERO);
+                }
+                Outcome::NeedsReview {
+                    approve: approve.unwrap_or(false),
+                }
+            }
+            Steered::Cancelled => Outcome::Cancelled,
+        };
+        if let Some(t) = steer.processing_time {
+            duration = profile.scaled(t);
+        }
+    }
     let mute = rng.random::<f64>() < profile.defects.missing_terminal_webhook;
     let now = Utc::now();
     let files: Vec<RunFile> = input.files.iter().map(run_file).collect();
@@ -90,8 +124,20 @@ pub(super) fn new_run(
         end_time: None,
         outcome,
         duration,
+        review_after,
+        reviewed_at: None,
+        rejection_note: None,
+        failure_message,
         regress: profile.defects.status_regression && seq % 5 == 0,
         mute_terminal: mute,
+    }
+}
+
+/// The stale_get defect: Get and List keep every fifth finished run PROCESSING, while its
+/// terminal webhook has gone out.
+fn stale_status(shared: &Shared, run: &Run, shown: &mut Value) {
+    if shared.profile.defects.stale_get && run.seq % 5 == 0 && run.status.is_terminal() {
+        shown["status"] = json!(RunStatus::Processing.as_str());
     }
 }
 
@@ -237,15 +283,27 @@ pub(super) async fn create_run(
     finish(&s, &ctx, ok_json(&ctx, body))
 }
 
+/// Page tokens look like the real API's (§4 of the contract notes: opaque, with `+`, `/`,
+/// `=` and `:` in them), so a client that forgets to URL-encode one fails here as it would
+/// in production: `+` arrives as a space and the token no longer decodes. The fixed lead
+/// bytes encode to `+/+/`, and the payload is padded so the base64 ends in `=`.
+const TOKEN_LEAD: [u8; 3] = [0xfb, 0xff, 0xbf];
+
 pub(super) fn encode_token(key: (i64, u64)) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", key.0, key.1))
+    let mut raw = TOKEN_LEAD.to_vec();
+    raw.extend_from_slice(format!("{}:{}", key.0, key.1).as_bytes());
+    // A length of 3k+1 bytes ends the base64 in `==`.
+    while raw.len() % 3 != 1 {
+        raw.push(b' ');
+    }
+    format!("v2:{}", STANDARD.encode(raw))
 }
 
 pub(super) fn decode_token(token: &str) -> Option<(i64, u64)> {
-    let raw = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let mut parts = text.strip_prefix("v1:")?.split(':');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    let raw = STANDARD.decode(token.strip_prefix("v2:")?).ok()?;
+    let text = String::from_utf8(raw.strip_prefix(&TOKEN_LEAD[..])?.to_vec()).ok()?;
+    let (at, seq) = text.trim_end().split_once(':')?;
+    Some((at.parse().ok()?, seq.parse().ok()?))
 }
 
 pub(super) async fn list_runs(
@@ -315,7 +373,11 @@ pub(super) async fn list_runs(
         }
         let runs: Vec<Value> = page
             .iter()
-            .map(|r| wire::run_summary(ctx.version, r, &s.profile, visible))
+            .map(|r| {
+                let mut v = wire::run_summary(ctx.version, r, &s.profile, visible);
+                stale_status(&s, r, &mut v);
+                v
+            })
             .collect();
         (runs, token)
     };
@@ -357,9 +419,11 @@ pub(super) async fn get_run(
     };
     let run = {
         let store = s.store.lock().expect("store");
-        store
-            .get(&id)
-            .map(|r| wire::run_full(ctx.version, r, &s.profile, batch_id_visible(&s)))
+        store.get(&id).map(|r| {
+            let mut v = wire::run_full(ctx.version, r, &s.profile, batch_id_visible(&s));
+            stale_status(&s, r, &mut v);
+            v
+        })
     };
     match run {
         Some(run) => finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, run))),
@@ -450,23 +514,22 @@ pub(super) async fn cancel_run(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let result = {
-        let mut store = s.store.lock().expect("store");
-        match store.get_mut(&id) {
-            None => None,
-            Some(run) if matches!(run.status, RunStatus::Pending | RunStatus::Processing) => {
-                let now = Utc::now();
-                run.status = RunStatus::Cancelled;
-                run.updated_at = now;
-                run.end_time = Some(now);
-                let snapshot = run.clone();
-                let seq = run.seq;
-                store.mark_finished(seq, Instant::now());
-                Some(Ok(snapshot))
-            }
-            Some(run) => Some(Err(run.status)),
-        }
-    };
+    // 2024-12-23 has no cancellation: no CANCELLING or CANCELLED status (§0).
+    if ctx.version == ApiVersion::V2024_12_23 {
+        return reject(
+            &s,
+            &ctx,
+            Reject {
+                code: ErrorCode::NotFound,
+                message: format!(
+                    "Cancelling a run is not available in API version {}",
+                    ctx.version
+                ),
+            },
+        );
+    }
+    let due = Instant::now() + s.profile.scaled(s.profile.processing.cancel_after.0);
+    let result = s.store.lock().expect("store").cancel(&id, due, Utc::now());
     match result {
         None => run_not_found(&s, &ctx, &id),
         Some(Err(status)) => reject(
@@ -480,8 +543,8 @@ pub(super) async fn cancel_run(
             },
         ),
         Some(Ok(run)) => {
+            // CANCELLING now; the scheduler makes it CANCELLED and announces it.
             let body = wire::run_full(ctx.version, &run, &s.profile, batch_id_visible(&s));
-            let _ = s.announce.send(run);
             s.wake.notify_one();
             finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, body)))
         }
