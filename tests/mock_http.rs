@@ -969,3 +969,83 @@ async fn approval_announces_completed_only_when_the_profile_says_so() {
     }
     assert_eq!(capture.all().len(), 3, "no completed event after approval");
 }
+
+/// Subscriptions take the documented workflow-run event types of the endpoint's version
+/// and nothing else (no wildcard is documented); an endpoint's own `enabledEvents` are
+/// global events. `workflow_run.step_run.processed` carries one StepRun with
+/// `workflowRunId` and no batchId or metadata (§6).
+#[tokio::test]
+async fn subscriptions_take_documented_events_and_step_runs_arrive_as_step_runs() {
+    let mock = start(fast_profile()).await;
+    let api = Api::new(&mock.url(), V2026);
+    let capture = Capture::start(0).await;
+    let bad_endpoint = api
+        .post(
+            "/webhook_endpoints",
+            &json!({"url": capture.url(), "name": "t", "enabledEvents": ["workflow_run.completed"], "apiVersion": V2026}),
+        )
+        .await;
+    assert_error(&bad_endpoint, 400, V2026, "webhook_subscriptions");
+    let ep = api
+        .post(
+            "/webhook_endpoints",
+            &json!({"url": capture.url(), "name": "t", "enabledEvents": [], "apiVersion": V2026}),
+        )
+        .await;
+    assert_eq!(ep.status, 200, "{}", ep.body);
+    let endpoint_id = ep.body["id"].clone();
+    let subscribe = async |events: Value| {
+        api.post(
+            "/webhook_subscriptions",
+            &json!({"webhookEndpointId": endpoint_id, "resourceType": "workflow", "resourceId": DEFAULT_WORKFLOW, "enabledEvents": events}),
+        )
+        .await
+    };
+    for bad in [
+        json!(["workflow_run.*"]),
+        json!(["workflow_run.done"]),
+        json!([]),
+    ] {
+        let r = subscribe(bad.clone()).await;
+        assert_error(&r, 400, V2026, "workflow-run event");
+    }
+    let legacy_ep = Api::new(&mock.url(), V2025)
+        .post(
+            "/webhook_endpoints",
+            &json!({"url": capture.url(), "name": "old", "enabledEvents": [], "apiVersion": V2025}),
+        )
+        .await;
+    let r = api
+        .post(
+            "/webhook_subscriptions",
+            &json!({"webhookEndpointId": legacy_ep.body["id"], "resourceType": "workflow", "resourceId": DEFAULT_WORKFLOW, "enabledEvents": ["workflow_run.cancelled"]}),
+        )
+        .await;
+    assert_error(&r, 400, V2026, "2025-04-21");
+
+    let r = subscribe(json!(["workflow_run.step_run.processed"])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut body = api.batch_body(3, "steps");
+    // A failed run's step runs are announced too; a cancelled one has none.
+    body["inputs"][2]["metadata"]["x-batchproof-mock"] = json!("CANCELLED");
+    let r = api.post("/workflow_runs/batch", &body).await;
+    assert_eq!(r.status, 200);
+    let got = capture.wait_for(2, Duration::from_secs(20)).await;
+    let runs: HashSet<String> = api
+        .list_all(r.body["batchId"].as_str().unwrap(), 10)
+        .await
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got.len(), 2, "one step run per processed run, nothing else");
+    for d in &got {
+        assert_eq!(d.json["eventType"], "workflow_run.step_run.processed");
+        let p = &d.json["payload"];
+        assert!(runs.contains(p["workflowRunId"].as_str().unwrap()), "{p}");
+        assert!(
+            p.get("batchId").is_none() && p.get("metadata").is_none(),
+            "{p}"
+        );
+        assert_eq!(p["object"], "workflow_step_run", "{p}");
+    }
+}

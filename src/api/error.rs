@@ -84,6 +84,22 @@ impl ErrorShape {
         }
     }
 
+    /// Checks an error answer of status `status`: this shape, or a documented variant of
+    /// it. The 2025 SDK types a 429 body as `{error: "message"}` without `success`, so
+    /// the legacy shape accepts that on 429.
+    pub fn check_answer(self, status: u16, body: &Value) -> Result<(), String> {
+        let strict = self.check(body);
+        if strict.is_err()
+            && self == ErrorShape::Legacy
+            && status == 429
+            && body.get("error").is_some_and(Value::is_string)
+            && body.get("success").is_none_or(|s| s == &Value::Bool(false))
+        {
+            return Ok(());
+        }
+        strict
+    }
+
     /// Checks that `body` has this shape; returns what is wrong, if anything.
     pub fn check(self, body: &Value) -> Result<(), String> {
         let Some(obj) = body.as_object() else {
@@ -111,5 +127,26 @@ impl ErrorShape {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn legacy_bodies_accept_the_documented_429_variant_only_on_429() {
+        let bare = json!({"error": "Too many requests"});
+        assert!(ErrorShape::Legacy.check_answer(429, &bare).is_ok());
+        assert!(ErrorShape::Legacy.check_answer(400, &bare).is_err());
+        assert!(ErrorShape::Coded.check_answer(429, &bare).is_err());
+        let classic = json!({"success": false, "error": "bad"});
+        assert!(ErrorShape::Legacy.check_answer(400, &classic).is_ok());
+        assert!(
+            ErrorShape::Legacy
+                .check_answer(429, &json!({"error": 7}))
+                .is_err()
+        );
     }
 }

@@ -170,6 +170,21 @@ impl fmt::Display for RunStatus {
     }
 }
 
+/// The step-run event: its payload is one StepRun with `workflowRunId`, and no batchId or
+/// metadata.
+pub const STEP_RUN_EVENT: &str = "workflow_run.step_run.processed";
+
+/// Every workflow-run event a subscription may enable in `version`
+/// (`workflow_run.cancelled` exists from 2026-02-09 on).
+pub fn workflow_run_events(version: ApiVersion) -> Vec<&'static str> {
+    RUN_EVENT_TYPES
+        .iter()
+        .copied()
+        .filter(|e| !(version.is_legacy() && *e == "workflow_run.cancelled"))
+        .chain([STEP_RUN_EVENT])
+        .collect()
+}
+
 /// Event types that carry a whole WorkflowRun (and so batchId and metadata).
 pub const RUN_EVENT_TYPES: [&str; 5] = [
     "workflow_run.completed",

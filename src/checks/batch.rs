@@ -1,10 +1,10 @@
 //! `batch.*`: Batch Run Workflow accepts valid batches of 1 to 1,000 inputs with a
-//! unique batch id, rejects what is malformed with 400 (unknown workflow: 404), and
+//! unique batch id, refuses what is malformed (400 or 422; unknown workflow: 404), and
 //! does not throttle a few batches sent back to back.
 
 use serde_json::Value;
 
-use super::{Case, Findings, Rule, Severity, json_excerpt};
+use super::{Case, Findings, Provenance, Rule, Severity, json_excerpt};
 use crate::api::client::Reply;
 use crate::api::{ApiVersion, shapes};
 
@@ -18,6 +18,8 @@ pub const RULES: &[Rule] = &[
         title: "A valid batch is accepted: 200 with a non-empty batchId (and success: true where the version has it)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "Batch Run Workflow answers a batchId ({success: true, batchId} before 2026-02-09)",
         versions: &[],
     },
     Rule {
@@ -25,6 +27,8 @@ pub const RULES: &[Rule] = &[
         title: "Every accepted batch gets its own batchId",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Inferred,
+        basis: "a batchId names one batch; that two batches never share one is implied, not stated",
         versions: &[],
     },
     Rule {
@@ -32,34 +36,44 @@ pub const RULES: &[Rule] = &[
         title: "A batch of exactly 1,000 inputs is accepted",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "up to 1,000 inputs per request",
         versions: &[],
     },
     Rule {
         id: "batch.rejects_1001",
-        title: "A batch of 1,001 inputs is rejected with 400",
+        title: "A batch of 1,001 inputs is refused (400 or 422)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Inferred,
+        basis: "the 1,000-input limit is documented; the status is not (400 or 422 accepted, the one seen is noted)",
         versions: &[],
     },
     Rule {
         id: "batch.rejects_empty",
-        title: "A batch of 0 inputs is rejected with 400",
+        title: "A batch of 0 inputs is refused (400 or 422)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Inferred,
+        basis: "the SDK's request model needs 1..1000 inputs; the status is not documented (400 or 422 accepted)",
         versions: &[],
     },
     Rule {
         id: "batch.rejects_bad_file",
-        title: "An input with no file (or raw text), or a malformed file union, is rejected with 400",
+        title: "An input with no file (or raw text), or a malformed file union, is refused (400 or 422)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Sdk,
+        basis: "the SDK's file union (url, id or text); the status is not documented (400 or 422 accepted)",
         versions: &[],
     },
     Rule {
         id: "batch.rejects_missing_workflow",
-        title: "A batch without a workflow reference is rejected with 400",
+        title: "A batch without a workflow reference is refused (400 or 422)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Sdk,
+        basis: "workflow is required in the SDK's request model; the status is not documented (400 or 422 accepted)",
         versions: &[],
     },
     Rule {
@@ -67,6 +81,8 @@ pub const RULES: &[Rule] = &[
         title: "A batch for a workflow that does not exist is answered 404",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Inferred,
+        basis: "404 from the SDK's error mapping (NOT_FOUND: the resource does not exist)",
         versions: &[],
     },
     Rule {
@@ -74,6 +90,8 @@ pub const RULES: &[Rule] = &[
         title: "Several batches sent back to back are all accepted (no 429)",
         severity: Severity::Error,
         doc: "https://docs.extend.ai/2026-02-09/general/rate-limits",
+        provenance: Provenance::Documented,
+        basis: "limits are per second per category (RUN); a few batches back to back stay under every published plan",
         versions: &[],
     },
 ];

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Case, Findings, Rule, Severity, excerpt};
+use super::{Case, Findings, Provenance, Rule, Severity, excerpt};
 use crate::api::ApiVersion;
 use crate::api::client::Reply;
 use crate::api::error::{ErrorCode, ErrorShape};
@@ -17,6 +17,8 @@ pub const RULES: &[Rule] = &[
         title: "Error bodies have the shape of the requested version",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "2026: {code, message, retryable, requestId?}; before: {success: false, error} (the 2025 SDK's {error} on 429 accepted)",
         versions: &[],
     },
     Rule {
@@ -24,6 +26,8 @@ pub const RULES: &[Rule] = &[
         title: "A 429 carries code RATE_LIMIT_EXCEEDED with retryable: true",
         severity: Severity::Error,
         doc: "https://docs.extend.ai/2026-02-09/general/rate-limits",
+        provenance: Provenance::Documented,
+        basis: "429 RATE_LIMIT_EXCEEDED with retryable: true",
         versions: super::CURRENT_ONLY,
     },
 ];
@@ -41,7 +45,7 @@ pub fn body(findings: &mut Findings, version: ApiVersion, reply: &Reply, request
     }
     let shape = ErrorShape::for_version(version);
     let problem = match body {
-        Some(b) => shape.check(b).err(),
+        Some(b) => shape.check_answer(*status, b).err(),
         None => Some("the body is not JSON".to_string()),
     };
     findings.check("error.shape", problem.is_none(), || {

@@ -2,7 +2,7 @@
 //! pages of at most maxPageSize that are disjoint and add up to the whole batch, with a
 //! token chain that ends; an out-of-range maxPageSize is refused with 400.
 
-use super::{Rule, Severity};
+use super::{Provenance, Rule, Severity};
 
 pub(crate) const DOC: &str =
     "https://docs.extend.ai/2026-02-09/api-reference/endpoints/workflow/list-workflow-runs";
@@ -13,6 +13,8 @@ pub const RULES: &[Rule] = &[
         title: "Listing by batchId shows no run of another batch",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "List Workflow Runs filters by batchId (docs, SDK 0.2.0)",
         versions: &[],
     },
     Rule {
@@ -20,6 +22,8 @@ pub const RULES: &[Rule] = &[
         title: "Pages are disjoint and together hold every run of the batch",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "nextPageToken pages through the results",
         versions: &[],
     },
     Rule {
@@ -27,13 +31,17 @@ pub const RULES: &[Rule] = &[
         title: "No page holds more runs than maxPageSize",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "maxPageSize bounds a page",
         versions: &[],
     },
     Rule {
         id: "list.page_size_range",
-        title: "maxPageSize outside 1..1000 is refused with 400",
+        title: "maxPageSize outside 1..1000 is refused (400 or 422)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Inferred,
+        basis: "the 2026 maxPageSize bounds are not documented; out of range is refused with 400 or 422",
         versions: &[],
     },
     Rule {
@@ -41,6 +49,8 @@ pub const RULES: &[Rule] = &[
         title: "The nextPageToken chain ends (no token repeats, no more pages than runs)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "the last page has no nextPageToken",
         versions: &[],
     },
 ];

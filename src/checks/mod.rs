@@ -39,6 +39,37 @@ impl Severity {
     }
 }
 
+/// Status codes accepted where the documentation says a request is refused but not with
+/// which code: the 4xx validation family the SDKs map (400 and 422).
+pub const VALIDATION_STATUSES: [u16; 2] = [400, 422];
+
+/// Where a rule's expectation comes from. A CI pipeline going red on a rule should know
+/// whether the documentation says so or the harness inferred it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// Extend's documentation states it.
+    Documented,
+    /// The official SDKs' models or behaviour encode it.
+    Sdk,
+    /// Seen in the real API's behaviour, not written down.
+    Observed,
+    /// Follows from the documentation or the SDKs without being stated; where a status
+    /// code is inferred, the rule accepts the documented family.
+    Inferred,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Documented => "documented",
+            Provenance::Sdk => "sdk",
+            Provenance::Observed => "observed",
+            Provenance::Inferred => "inferred",
+        }
+    }
+}
+
 /// One contract rule. `versions` empty means every version.
 #[derive(Debug)]
 pub struct Rule {
@@ -46,6 +77,9 @@ pub struct Rule {
     pub title: &'static str,
     pub severity: Severity,
     pub doc: &'static str,
+    pub provenance: Provenance,
+    /// What exactly the expectation rests on, in a sentence.
+    pub basis: &'static str,
     pub versions: &'static [ApiVersion],
 }
 
@@ -110,6 +144,8 @@ pub fn listing(json: bool) -> String {
                     "title": r.title,
                     "severity": r.severity.as_str(),
                     "doc": r.doc,
+                    "provenance": r.provenance.as_str(),
+                    "basis": r.basis,
                     "versions": versions(r),
                 })
             })
@@ -124,13 +160,16 @@ pub fn listing(json: bool) -> String {
             out.push_str(&format!("\n{family}\n"));
         }
         out.push_str(&format!(
-            "  {:<32} {:<5}  {}\n  {:<32}        {} · {}\n",
+            "  {:<32} {:<5}  {}\n  {:<32}        {} · {}\n  {:<32}        {}: {}\n",
             r.id,
             r.severity.as_str(),
             r.title,
             "",
             versions(r).join(", "),
-            r.doc
+            r.doc,
+            "",
+            r.provenance.as_str(),
+            r.basis
         ));
     }
     out
@@ -228,6 +267,21 @@ impl Findings {
         self.tally(rule).note = Some(note.into());
     }
 
+    /// Adds to a rule's note (once per distinct text), e.g. which of the accepted status
+    /// codes a target answered.
+    pub fn add_note(&mut self, rule: &'static str, note: impl Into<String>) {
+        let note = note.into();
+        let t = self.tally(rule);
+        match &mut t.note {
+            Some(n) if n.split("; ").any(|x| x == note) => {}
+            Some(n) => {
+                n.push_str("; ");
+                n.push_str(&note);
+            }
+            None => t.note = Some(note),
+        }
+    }
+
     pub fn merge(&mut self, other: Findings) {
         for (rule, t) in other.tallies {
             let mine = self.tally(rule);
@@ -276,6 +330,11 @@ pub struct RuleResult {
     pub title: String,
     pub severity: Severity,
     pub doc: String,
+    /// Where the expectation comes from (absent in reports written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basis: String,
     pub status: RuleStatus,
     pub checked: u64,
     pub failed: u64,
@@ -329,6 +388,8 @@ pub fn results(findings: &Findings, selection: &Selection, version: ApiVersion) 
                 title: r.title.into(),
                 severity: selection.severity.get(r.id).copied().unwrap_or(r.severity),
                 doc: r.doc.into(),
+                provenance: Some(r.provenance),
+                basis: r.basis.into(),
                 status,
                 checked: t.checked,
                 failed: t.failed,

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::{Case, Findings, Rule, Severity};
+use super::{Case, Findings, Provenance, Rule, Severity};
 use crate::api::RunStatus;
 
 pub(crate) const DOC_RUN: &str =
@@ -21,6 +21,8 @@ pub const RULES: &[Rule] = &[
         title: "Listing a batch shows exactly one run per input: none missing, none extra, none repeated",
         severity: Severity::Error,
         doc: DOC_BATCH,
+        provenance: Provenance::Documented,
+        basis: "one run per input of the batch",
         versions: &[],
     },
     Rule {
@@ -28,6 +30,8 @@ pub const RULES: &[Rule] = &[
         title: "Every run of a batch carries its batchId (on List and on Get)",
         severity: Severity::Error,
         doc: DOC_RUN,
+        provenance: Provenance::Documented,
+        basis: "batch runs carry their batchId on get and list",
         versions: &[],
     },
     Rule {
@@ -35,6 +39,8 @@ pub const RULES: &[Rule] = &[
         title: "Every run's metadata equals its input's, deep and exact",
         severity: Severity::Error,
         doc: DOC_RUN,
+        provenance: Provenance::Documented,
+        basis: "a run returns the metadata its input was sent with",
         versions: &[],
     },
     Rule {
@@ -42,6 +48,8 @@ pub const RULES: &[Rule] = &[
         title: "Batch runs have priority 90, where the target exposes a priority field",
         severity: Severity::Error,
         doc: DOC_BATCH,
+        provenance: Provenance::Sdk,
+        basis: "SDK 1.20.0: batch runs default to priority 90; the run object has no such field, so the rule runs only where a target shows one",
         versions: &[],
     },
     Rule {
@@ -49,6 +57,8 @@ pub const RULES: &[Rule] = &[
         title: "Batch runs queue at priority 90: a later run at priority 89 starts before the batch's pending runs",
         severity: Severity::Error,
         doc: DOC_BATCH,
+        provenance: Provenance::Documented,
+        basis: "queued runs are served lower priority number first",
         versions: &[],
     },
     Rule {
@@ -56,6 +66,8 @@ pub const RULES: &[Rule] = &[
         title: "A run's status only moves forward (PENDING → PROCESSING → terminal), on each channel",
         severity: Severity::Error,
         doc: DOC_RUN,
+        provenance: Provenance::Documented,
+        basis: "the status lifecycle only moves forward",
         versions: &[],
     },
     Rule {
@@ -63,6 +75,8 @@ pub const RULES: &[Rule] = &[
         title: "Every run is terminal by the results deadline",
         severity: Severity::Error,
         doc: DOC_RUN,
+        provenance: Provenance::Inferred,
+        basis: "after the results settled, a run whose result arrived lists as terminal",
         versions: &[],
     },
     Rule {
@@ -70,6 +84,8 @@ pub const RULES: &[Rule] = &[
         title: "A PROCESSED run has its outputs on Get (step results in 2026-02-09, outputs before)",
         severity: Severity::Error,
         doc: DOC_RUN,
+        provenance: Provenance::Sdk,
+        basis: "the run object of each version (2026 stepRuns; outputs before)",
         versions: &[],
     },
     Rule {
@@ -77,6 +93,8 @@ pub const RULES: &[Rule] = &[
         title: "A FAILED run has a failureReason",
         severity: Severity::Error,
         doc: DOC_RUN,
+        provenance: Provenance::Documented,
+        basis: "a FAILED run carries failureReason",
         versions: &[],
     },
 ];

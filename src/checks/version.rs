@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{Case, Findings, Rule, Severity, json_excerpt};
+use super::{Case, Findings, Provenance, Rule, Severity, json_excerpt};
 use crate::api::ApiVersion;
 
 pub(crate) const DOC: &str = "https://docs.extend.ai/api-reference/api-versioning";
@@ -16,13 +16,17 @@ pub const RULES: &[Rule] = &[
         title: "A request without x-extend-api-version is refused with 400 (or served in the legacy shape, when the scenario says so)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "newer keys get 400 without x-extend-api-version; older keys get 2024-12-23 (expectation configurable)",
         versions: &[],
     },
     Rule {
         id: "version.unknown",
-        title: "A request with an unknown x-extend-api-version is refused with 400",
+        title: "A request with an unknown x-extend-api-version is refused (400 or 422)",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Inferred,
+        basis: "an unknown version is refused; the status is not documented (400 or 422 accepted)",
         versions: &[],
     },
     Rule {
@@ -30,6 +34,8 @@ pub const RULES: &[Rule] = &[
         title: "List and Get answers have the shape of the requested version",
         severity: Severity::Error,
         doc: DOC,
+        provenance: Provenance::Sdk,
+        basis: "each version's response shapes, as its SDK parses them",
         versions: &[],
     },
 ];

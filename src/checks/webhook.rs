@@ -5,7 +5,7 @@
 //!
 //! The ledger judges deliveries as they arrive, and the one-terminal-event rule at the end.
 
-use super::{Rule, Severity};
+use super::{Provenance, Rule, Severity};
 
 const DOC_EVENTS: &str = "https://docs.extend.ai/2026-02-09/webhooks/events";
 const DOC_SIGNING: &str = "https://docs.extend.ai/developers/webhooks/configuration";
@@ -16,6 +16,8 @@ pub const RULES: &[Rule] = &[
         title: "Every delivery carries a valid HMAC-SHA256 signature of v0:timestamp:body",
         severity: Severity::Error,
         doc: DOC_SIGNING,
+        provenance: Provenance::Documented,
+        basis: "HMAC-SHA256 of v0:{timestamp}:{body} with the endpoint's secret, lowercase hex (docs, both SDKs)",
         versions: &[],
     },
     Rule {
@@ -23,6 +25,8 @@ pub const RULES: &[Rule] = &[
         title: "Every delivery's signed timestamp is within the allowed age (and not in the future)",
         severity: Severity::Error,
         doc: DOC_SIGNING,
+        provenance: Provenance::Sdk,
+        basis: "the SDKs refuse timestamps over 300 s old or 60 s ahead",
         versions: &[],
     },
     Rule {
@@ -30,6 +34,8 @@ pub const RULES: &[Rule] = &[
         title: "Every delivery is JSON with eventId, eventType and a payload object",
         severity: Severity::Error,
         doc: DOC_EVENTS,
+        provenance: Provenance::Documented,
+        basis: "{eventId, eventType, payload}",
         versions: &[],
     },
     Rule {
@@ -37,6 +43,8 @@ pub const RULES: &[Rule] = &[
         title: "Every workflow_run.* event of a batch run carries that run's batchId",
         severity: Severity::Error,
         doc: DOC_EVENTS,
+        provenance: Provenance::Documented,
+        basis: "workflow_run.* payloads carry batchId at the top level",
         versions: &[],
     },
     Rule {
@@ -44,6 +52,8 @@ pub const RULES: &[Rule] = &[
         title: "Every workflow_run.* event carries the run's input metadata, deep and exact",
         severity: Severity::Error,
         doc: DOC_EVENTS,
+        provenance: Provenance::Documented,
+        basis: "workflow_run.* payloads carry the run's metadata at the top level",
         versions: &[],
     },
     Rule {
@@ -51,6 +61,8 @@ pub const RULES: &[Rule] = &[
         title: "Each run gets exactly one terminal event (redeliveries of one eventId counted apart)",
         severity: Severity::Error,
         doc: DOC_EVENTS,
+        provenance: Provenance::Inferred,
+        basis: "one terminal event per run, a review adding its outcome after NEEDS_REVIEW",
         versions: &[],
     },
     Rule {
@@ -58,6 +70,8 @@ pub const RULES: &[Rule] = &[
         title: "A run's terminal webhook status agrees with Get Workflow Run",
         severity: Severity::Error,
         doc: DOC_EVENTS,
+        provenance: Provenance::Inferred,
+        basis: "the webhook and Get describe the same run: Get never shows an earlier status than its terminal webhook",
         versions: &[],
     },
 ];

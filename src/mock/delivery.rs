@@ -19,7 +19,7 @@ use super::Shared;
 use super::profile::{MetadataDefect, Profile};
 use super::state::Run;
 use super::wire;
-use crate::api::ApiVersion;
+use crate::api::{ApiVersion, RUN_EVENT_TYPES, RunStatus, STEP_RUN_EVENT};
 use crate::webhook::signing;
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,14 +82,35 @@ impl Hooks {
         }
     }
 
+    /// Where a run's announcement goes: its status's event to each interested endpoint,
+    /// and, when processing has just finished, the step-run event to endpoints subscribed
+    /// to it.
     fn targets(&self, run: &Run, workflow_id: &str) -> Vec<Target> {
+        let mut out = self.targets_for(workflow_id, |v| run.status.event_type(v));
+        let processed = matches!(
+            run.status,
+            RunStatus::Processed | RunStatus::Failed | RunStatus::NeedsReview
+        ) && run.reviewed_at.is_none();
+        if processed {
+            out.extend(self.targets_for(workflow_id, |_| Some(STEP_RUN_EVENT)));
+        }
+        out
+    }
+
+    fn targets_for(
+        &self,
+        workflow_id: &str,
+        event: impl Fn(ApiVersion) -> Option<&'static str>,
+    ) -> Vec<Target> {
         let mut out = Vec::new();
         for ep in &self.endpoints {
-            let Some(event_type) = run.status.event_type(ep.api_version) else {
+            let Some(event_type) = event(ep.api_version) else {
                 continue;
             };
             let wanted = if ep.from_profile {
-                ep.events.is_empty() || ep.events.iter().any(|e| e == event_type)
+                // A profile endpoint with no list gets the run events (not step runs).
+                (ep.events.is_empty() && RUN_EVENT_TYPES.contains(&event_type))
+                    || ep.events.iter().any(|e| e == event_type)
             } else {
                 ep.subscriptions.iter().any(|s| {
                     s.workflow_id == workflow_id && s.events.iter().any(|e| e == event_type)
@@ -169,9 +190,13 @@ pub async fn dispatch(
         let profile = &shared.profile;
         let wf_id = &profile.workflows[run.workflow].id;
         let targets = shared.hooks.lock().expect("hooks").targets(&run, wf_id);
-        for target in targets {
+        let events = targets.into_iter().flat_map(|target| {
+            event_bodies(&shared, &run, &target)
+                .into_iter()
+                .map(move |body| (target.clone(), body))
+        });
+        for (target, body) in events.collect::<Vec<_>>() {
             shared.stats.announced.fetch_add(1, Ordering::Relaxed);
-            let body = event_body(&shared, &run, &target);
             let faults = &profile.faults.webhooks;
             let record = |outcome| DeliveryRecord {
                 event_id: body.0.clone(),
@@ -223,7 +248,33 @@ pub async fn dispatch(
     }
 }
 
-/// The event id and serialised body of one event for one endpoint.
+/// The events one announcement makes for one endpoint: one for a run event, one per
+/// step run for the step-run event. Each is its event id and serialised body.
+fn event_bodies(shared: &Shared, run: &Run, target: &Target) -> Vec<(String, Arc<Vec<u8>>)> {
+    if target.event_type != STEP_RUN_EVENT {
+        return vec![event_body(shared, run, target)];
+    }
+    let wf = &shared.profile.workflows[run.workflow];
+    wire::step_run_events(target.version, run, wf)
+        .into_iter()
+        .map(|payload| envelope(target.event_type, payload))
+        .collect()
+}
+
+fn envelope(event_type: &str, payload: Value) -> (String, Arc<Vec<u8>>) {
+    let event_id = format!("evt_{}", super::http::random_id(20));
+    let body = json!({
+        "eventId": event_id,
+        "eventType": event_type,
+        "payload": payload,
+    });
+    (
+        event_id,
+        Arc::new(serde_json::to_vec(&body).unwrap_or_default()),
+    )
+}
+
+/// The event id and serialised body of one run event for one endpoint.
 fn event_body(shared: &Shared, run: &Run, target: &Target) -> (String, Arc<Vec<u8>>) {
     let profile = &shared.profile;
     let defects = &profile.defects;
@@ -244,16 +295,7 @@ fn event_body(shared: &Shared, run: &Run, target: &Target) -> (String, Arc<Vec<u
         }
         None => {}
     }
-    let event_id = format!("evt_{}", super::http::random_id(20));
-    let body = json!({
-        "eventId": event_id,
-        "eventType": target.event_type,
-        "payload": payload,
-    });
-    (
-        event_id,
-        Arc::new(serde_json::to_vec(&body).unwrap_or_default()),
-    )
+    envelope(target.event_type, payload)
 }
 
 async fn deliver(

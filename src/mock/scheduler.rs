@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::limiter::Bucket;
-use super::state::{Outcome, Run};
+use super::state::{Outcome, Run, Store};
 use crate::api::RunStatus;
 
 /// What the scheduler does to a run when its deadline comes.
@@ -28,158 +28,206 @@ enum Step {
     Review,
 }
 
+/// The scheduler's own state between ticks: its timers, the busy workers, the file
+/// bucket, and the store generation its timers belong to.
+struct Clock {
+    timers: BinaryHeap<Reverse<(Instant, u64, Step)>>,
+    busy: usize,
+    generation: u64,
+    files: Option<Bucket>,
+}
+
+/// What one tick decided: runs to announce, and the earliest time something is due
+/// besides the timers.
+struct Tick {
+    now: Instant,
+    wall: chrono::DateTime<Utc>,
+    /// Whether any webhook endpoint exists: without one, nothing is cloned to announce.
+    announcing: bool,
+    announce: Vec<Run>,
+    next: Option<Instant>,
+}
+
+impl Tick {
+    fn announce(&mut self, run: &Run) {
+        if self.announcing {
+            self.announce.push(run.clone());
+        }
+    }
+
+    fn due(&mut self, at: Instant) {
+        self.next = Some(self.next.map_or(at, |n| n.min(at)));
+    }
+}
+
 pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let profile = &shared.profile;
-    let mut timers: BinaryHeap<Reverse<(Instant, u64, Step)>> = BinaryHeap::new();
-    let mut busy = 0usize;
-    let mut generation = 0u64;
-    let mut files = profile
-        .limits
-        .files_per_minute
-        .map(|f| Bucket::new(f / 60.0 * profile.time_scale));
+    let mut clock = Clock {
+        timers: BinaryHeap::new(),
+        busy: 0,
+        generation: 0,
+        files: profile
+            .limits
+            .files_per_minute
+            .map(|f| Bucket::new(f / 60.0 * profile.time_scale)),
+    };
     let retention = profile.retention.clone();
+    let announcing = || {
+        shared
+            .has_endpoints
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     loop {
-        let now = Instant::now();
-        let wall = Utc::now();
-        let mut announce: Vec<Run> = Vec::new();
-        let mut next: Option<Instant> = None;
+        let mut tick = Tick {
+            now: Instant::now(),
+            wall: Utc::now(),
+            announcing: announcing(),
+            announce: Vec::new(),
+            next: None,
+        };
         {
             let mut store = shared.store.lock().expect("store");
-            if store.generation != generation {
-                timers.clear();
-                busy = 0;
-                generation = store.generation;
+            if store.generation != clock.generation {
+                clock.timers.clear();
+                clock.busy = 0;
+                clock.generation = store.generation;
             }
-            while let Some(&Reverse((at, seq, step))) = timers.peek() {
-                if at > now {
-                    break;
-                }
-                timers.pop();
-                if step == Step::Complete {
-                    busy = busy.saturating_sub(1);
-                }
-                let Some(run) = store.by_seq_mut(seq) else {
-                    continue;
-                };
-                match step {
-                    // Steered to be cancelled: it goes the way a user's cancel goes.
-                    Step::Complete
-                        if run.status == RunStatus::Processing
-                            && run.outcome == Outcome::Cancelled =>
-                    {
-                        let id = run.id.clone();
-                        let due = now + profile.scaled(profile.processing.cancel_after.0);
-                        let _ = store.cancel(&id, due, wall);
-                    }
-                    Step::Complete if run.status == RunStatus::Processing => {
-                        run.status = match run.outcome {
-                            Outcome::Processed => RunStatus::Processed,
-                            Outcome::Failed(_) => RunStatus::Failed,
-                            Outcome::NeedsReview { .. } => RunStatus::NeedsReview,
-                            Outcome::Cancelled => unreachable!("handled above"),
-                        };
-                        if run.status == RunStatus::NeedsReview
-                            && let Some(after) = run.review_after
-                        {
-                            timers.push(Reverse((now + after, seq, Step::Review)));
-                        }
-                        run.end_time = Some(wall);
-                        run.updated_at = wall;
-                        if !run.mute_terminal
-                            && shared
-                                .has_endpoints
-                                .load(std::sync::atomic::Ordering::Relaxed)
-                        {
-                            announce.push(run.clone());
-                        }
-                        if run.regress && run.status == RunStatus::Processed {
-                            let hold = run.duration.max(Duration::from_millis(200));
-                            timers.push(Reverse((now + hold, seq, Step::Regress)));
-                        } else {
-                            store.mark_finished(seq, now);
-                        }
-                    }
-                    Step::Regress => {
-                        run.status = RunStatus::Processing;
-                        run.updated_at = wall;
-                        let hold = run.duration.max(Duration::from_millis(500));
-                        timers.push(Reverse((now + hold, seq, Step::Recover)));
-                    }
-                    Step::Recover => {
-                        run.status = RunStatus::Processed;
-                        run.updated_at = wall;
-                        store.mark_finished(seq, now);
-                    }
-                    Step::Review => {
-                        let (id, approve, mute) = match run.outcome {
-                            Outcome::NeedsReview { approve } => {
-                                (run.id.clone(), approve, run.mute_terminal)
-                            }
-                            _ => continue,
-                        };
-                        if let Some(Ok(reviewed)) = store.review(&id, approve, None, wall)
-                            && !mute
-                            && (!approve || profile.processing.review.completed_after_approval)
-                            && shared
-                                .has_endpoints
-                                .load(std::sync::atomic::Ordering::Relaxed)
-                        {
-                            announce.push(reviewed);
-                        }
-                    }
-                    // Cancelled while processing: the worker slot is simply freed.
-                    Step::Complete => {}
-                }
-            }
+            clock.fire_timers(&shared, &mut store, &mut tick);
             if !store.paused {
-                while busy < profile.processing.workers {
-                    if let Some(bucket) = files.as_mut() {
-                        let wait = bucket.wait(now);
-                        if !wait.is_zero() {
-                            next = Some(now + wait);
-                            break;
-                        }
-                    }
-                    let Some(seq) = store.pop_queued() else {
-                        break;
-                    };
-                    if let Some(bucket) = files.as_mut() {
-                        let _ = bucket.take(now);
-                    }
-                    let Some(run) = store.by_seq_mut(seq) else {
-                        continue;
-                    };
-                    run.status = RunStatus::Processing;
-                    run.start_time = Some(wall);
-                    run.updated_at = wall;
-                    busy += 1;
-                    timers.push(Reverse((now + run.duration, seq, Step::Complete)));
-                }
+                clock.start_queued(&shared, &mut store, &mut tick);
             }
-            let (cancelled, due) = store.settle_cancelled(now, wall);
+            let (cancelled, due) = store.settle_cancelled(tick.now, tick.wall);
             if let Some(due) = due {
-                next = Some(next.map_or(due, |n| n.min(due)));
+                tick.due(due);
             }
-            if shared
-                .has_endpoints
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
-                announce.extend(cancelled);
+            for run in &cancelled {
+                tick.announce(run);
             }
-            store.evict(retention.max_finished_runs, retention.max_age.0, now);
+            store.evict(retention.max_finished_runs, retention.max_age.0, tick.now);
         }
-        for run in announce {
+        for run in tick.announce.drain(..) {
             let _ = shared.announce.send(run);
         }
-        if let Some(&Reverse((at, _, _))) = timers.peek() {
-            next = Some(next.map_or(at, |n| n.min(at)));
+        if let Some(&Reverse((at, _, _))) = clock.timers.peek() {
+            tick.due(at);
         }
         // Eviction by age needs an occasional tick even when idle.
-        let deadline = next.unwrap_or(now + Duration::from_secs(1));
+        let deadline = tick.next.unwrap_or(tick.now + Duration::from_secs(1));
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
             _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+impl Clock {
+    /// Runs every timer that is due: processing finishing, the status_regression defect's
+    /// steps, reviews.
+    fn fire_timers(&mut self, shared: &Shared, store: &mut Store, tick: &mut Tick) {
+        let profile = &shared.profile;
+        let (now, wall) = (tick.now, tick.wall);
+        while let Some(&Reverse((at, seq, step))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if step == Step::Complete {
+                self.busy = self.busy.saturating_sub(1);
+            }
+            let Some(run) = store.by_seq_mut(seq) else {
+                continue;
+            };
+            match step {
+                // Steered to be cancelled: it goes the way a user's cancel goes.
+                Step::Complete
+                    if run.status == RunStatus::Processing && run.outcome == Outcome::Cancelled =>
+                {
+                    let id = run.id.clone();
+                    let due = now + profile.scaled(profile.processing.cancel_after.0);
+                    let _ = store.cancel(&id, due, wall);
+                }
+                Step::Complete if run.status == RunStatus::Processing => {
+                    run.status = match run.outcome {
+                        Outcome::Processed => RunStatus::Processed,
+                        Outcome::Failed(_) => RunStatus::Failed,
+                        Outcome::NeedsReview { .. } => RunStatus::NeedsReview,
+                        Outcome::Cancelled => unreachable!("handled above"),
+                    };
+                    if run.status == RunStatus::NeedsReview
+                        && let Some(after) = run.review_after
+                    {
+                        self.timers.push(Reverse((now + after, seq, Step::Review)));
+                    }
+                    run.end_time = Some(wall);
+                    run.updated_at = wall;
+                    if !run.mute_terminal {
+                        tick.announce(run);
+                    }
+                    if run.regress && run.status == RunStatus::Processed {
+                        let hold = run.duration.max(Duration::from_millis(200));
+                        self.timers.push(Reverse((now + hold, seq, Step::Regress)));
+                    } else {
+                        store.mark_finished(seq, now);
+                    }
+                }
+                Step::Regress => {
+                    run.status = RunStatus::Processing;
+                    run.updated_at = wall;
+                    let hold = run.duration.max(Duration::from_millis(500));
+                    self.timers.push(Reverse((now + hold, seq, Step::Recover)));
+                }
+                Step::Recover => {
+                    run.status = RunStatus::Processed;
+                    run.updated_at = wall;
+                    store.mark_finished(seq, now);
+                }
+                Step::Review => {
+                    let (id, approve, mute) = match run.outcome {
+                        Outcome::NeedsReview { approve } => {
+                            (run.id.clone(), approve, run.mute_terminal)
+                        }
+                        _ => continue,
+                    };
+                    if let Some(Ok(reviewed)) = store.review(&id, approve, None, wall)
+                        && !mute
+                        && (!approve || profile.processing.review.completed_after_approval)
+                    {
+                        tick.announce(&reviewed);
+                    }
+                }
+                // Cancelled while processing: the worker slot is simply freed.
+                Step::Complete => {}
+            }
+        }
+    }
+
+    /// Takes queued runs into free workers, as the file bucket allows.
+    fn start_queued(&mut self, shared: &Shared, store: &mut Store, tick: &mut Tick) {
+        let (now, wall) = (tick.now, tick.wall);
+        while self.busy < shared.profile.processing.workers {
+            if let Some(bucket) = self.files.as_mut() {
+                let wait = bucket.wait(now);
+                if !wait.is_zero() {
+                    tick.due(now + wait);
+                    break;
+                }
+            }
+            let Some(seq) = store.pop_queued() else {
+                break;
+            };
+            if let Some(bucket) = self.files.as_mut() {
+                let _ = bucket.take(now);
+            }
+            let Some(run) = store.by_seq_mut(seq) else {
+                continue;
+            };
+            run.status = RunStatus::Processing;
+            run.start_time = Some(wall);
+            run.updated_at = wall;
+            self.busy += 1;
+            self.timers
+                .push(Reverse((now + run.duration, seq, Step::Complete)));
         }
     }
 }

@@ -61,6 +61,28 @@ fn step_id(run: &Run, i: usize, prefix: &str) -> String {
     )
 }
 
+/// The step runs of a finished run, each as a `workflow_run.step_run.processed` payload:
+/// one StepRun in `version`'s shape with the run's id as `workflowRunId`, and no batchId
+/// or metadata (extend-api.md §6).
+pub fn step_run_events(version: ApiVersion, run: &Run, wf: &Workflow) -> Vec<Value> {
+    let steps = if version.is_legacy() {
+        step_runs_legacy(run, wf)
+    } else {
+        step_runs_2026(run, wf)
+    };
+    steps
+        .into_iter()
+        .map(|mut s| {
+            if let Some(m) = s.as_object_mut() {
+                m.insert("workflowRunId".into(), json!(run.id));
+                m.remove("batchId");
+                m.remove("metadata");
+            }
+            s
+        })
+        .collect()
+}
+
 fn step_runs_2026(run: &Run, wf: &Workflow) -> Vec<Value> {
     let done = matches!(run.status, RunStatus::Processed | RunStatus::NeedsReview);
     if !done && run.status != RunStatus::Failed {

@@ -137,6 +137,9 @@ impl Ledger {
         let micros = at.saturating_duration_since(start).as_micros() as u64;
         if !input.mark(channel, SeenAt { status, micros }) {
             if input.follow_review(channel, status) {
+                if channel == Channel::Webhook {
+                    self.webhooks.review_outcomes += 1;
+                }
                 return;
             }
             if channel == Channel::Webhook {

@@ -84,6 +84,10 @@ pub struct WebhookCounts {
     /// judge them, so they count here and never as a pass.
     #[serde(default)]
     pub unmatched: u64,
+    /// Verified events announcing a review's outcome (REJECTED, or PROCESSED after
+    /// approval) for a run already seen NEEDS_REVIEW: a second, legitimate terminal event.
+    #[serde(default)]
+    pub review_outcomes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

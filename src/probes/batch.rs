@@ -16,9 +16,14 @@ async fn expect_status(p: &mut Probe<'_>, rule: &'static str, want: u16, body: &
         p.created_batch(&reply);
     }
     p.error_body(&reply, &req);
-    p.findings.check(rule, reply.status() == Some(want), || {
-        Case::new(format!("HTTP {want}"), seen(&reply)).request(req.clone())
-    });
+    if want == 400 {
+        // Documented as refused, with no documented status: the validation family.
+        p.expect_refusal(rule, &reply, &req);
+    } else {
+        p.findings.check(rule, reply.status() == Some(want), || {
+            Case::new(format!("HTTP {want}"), seen(&reply)).request(req.clone())
+        });
+    }
 }
 
 pub async fn probe(p: &mut Probe<'_>) {

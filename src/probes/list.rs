@@ -127,9 +127,6 @@ pub async fn probe(p: &mut Probe<'_>) {
         let reply = p.send(p.client, "GET", &path, None).await;
         let req = format!("GET {path}");
         p.error_body(&reply, &req);
-        p.findings
-            .check("list.page_size_range", reply.status() == Some(400), || {
-                Case::new("HTTP 400", seen(&reply)).request(req.clone())
-            });
+        p.expect_refusal("list.page_size_range", &reply, &req);
     }
 }

@@ -105,6 +105,22 @@ impl<'a> Probe<'a> {
     }
 
     /// Records an error answer's body for `error.shape`.
+    /// Judges a request that must be refused where the documentation does not say with
+    /// which status: 400 or 422 pass, and the rule's note says which one was seen.
+    pub fn expect_refusal(&mut self, rule: &'static str, reply: &Reply, request: &str) {
+        let status = reply.status();
+        let ok = status.is_some_and(|s| crate::checks::VALIDATION_STATUSES.contains(&s));
+        self.findings.check(rule, ok, || {
+            crate::checks::Case::new("HTTP 400 or 422", seen(reply)).request(request)
+        });
+        if let (true, Some(code)) = (ok, status) {
+            self.findings.add_note(
+                rule,
+                format!("refused with {code} (400 and 422 both accepted: the documentation does not say which)"),
+            );
+        }
+    }
+
     pub fn error_body(&mut self, reply: &Reply, request: &str) {
         let v = self.version();
         crate::checks::error::body(&mut self.findings, v, reply, request);

@@ -40,8 +40,5 @@ pub async fn probe(p: &mut Probe<'_>) {
     let reply = p.send(&unknown, "GET", path, None).await;
     let req = format!("GET {path} (x-extend-api-version: 1999-01-01)");
     // The error shape of an unknown version is anyone's guess: not an error.shape case.
-    p.findings
-        .check("version.unknown", reply.status() == Some(400), || {
-            Case::new("HTTP 400", seen(&reply)).request(req.clone())
-        });
+    p.expect_refusal("version.unknown", &reply, &req);
 }

@@ -44,6 +44,9 @@ impl Format for JunitXml {
                         ));
                     }
                     text.push_str(&format!("documentation: {}\n", rule.doc));
+                    if let Some(p) = rule.provenance {
+                        text.push_str(&format!("expectation: {} ({})\n", p.as_str(), rule.basis));
+                    }
                     s.set_description(text);
                     s
                 }

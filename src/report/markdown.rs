@@ -129,7 +129,7 @@ fn rules(s: &mut String, r: &Report) -> anyhow::Result<()> {
     )?;
     writeln!(
         s,
-        "| rule | severity | result | cases | |\n|---|---|---|---|---|"
+        "| rule | severity | source | result | cases | |\n|---|---|---|---|---|---|"
     )?;
     for rule in &r.rules {
         let result = match rule.status {
@@ -139,10 +139,11 @@ fn rules(s: &mut String, r: &Report) -> anyhow::Result<()> {
         };
         writeln!(
             s,
-            "| [`{}`]({}) | {} | {result} | {} | {} |",
+            "| [`{}`]({}) | {} | {} | {result} | {} | {} |",
             rule.id,
             rule.doc,
             rule.severity.as_str(),
+            rule.provenance.map_or("", |p| p.as_str()),
             rule.checked,
             escape(rule.note.as_deref().unwrap_or(&rule.title))
         )?;

@@ -204,6 +204,7 @@ fn add_shard(m: &mut Report, r: &Report) -> anyhow::Result<()> {
     w.probe_events += rw.probe_events;
     w.refused += rw.refused;
     w.unmatched += rw.unmatched;
+    w.review_outcomes += rw.review_outcomes;
     m.e2e = add_hist(&m.e2e, &r.e2e)?;
     // Shards run side by side: their rates add up.
     m.throughput.batches_per_s += r.throughput.batches_per_s;

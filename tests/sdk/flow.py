@@ -16,16 +16,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from extend_ai import Extend
 from extend_ai.types.webhook_event import (
+    WebhookEvent_WorkflowRunCancelled,
     WebhookEvent_WorkflowRunCompleted,
     WebhookEvent_WorkflowRunFailed,
     WebhookEvent_WorkflowRunNeedsReview,
+    WebhookEvent_WorkflowRunRejected,
+    WebhookEvent_WorkflowRunStepRunProcessed,
 )
 
 TYPED = (
     WebhookEvent_WorkflowRunCompleted,
     WebhookEvent_WorkflowRunFailed,
     WebhookEvent_WorkflowRunNeedsReview,
+    WebhookEvent_WorkflowRunRejected,
+    WebhookEvent_WorkflowRunCancelled,
 )
+STEP = "workflow_run.step_run.processed"
+# A run's terminal events: one, or NEEDS_REVIEW then the review's outcome.
+LEGITIMATE = [
+    {"workflow_run.needs_review", "workflow_run.rejected"},
+    {"workflow_run.needs_review", "workflow_run.completed"},
+]
 TERMINAL = {"PROCESSED", "FAILED", "NEEDS_REVIEW", "REJECTED", "CANCELLED"}
 N = 1000
 
@@ -76,6 +87,7 @@ def main():
             "workflow_run.needs_review",
             "workflow_run.rejected",
             "workflow_run.cancelled",
+            STEP,
         ],
     )
 
@@ -123,7 +135,8 @@ def main():
     # Delivery is at-least-once, so wait for N distinct runs, not N deliveries.
     def distinct_runs():
         with lock:
-            return {json.loads(body)["payload"]["id"] for _, body in deliveries}
+            events = [json.loads(body) for _, body in deliveries]
+        return {e["payload"]["id"] for e in events if e["eventType"] != STEP}
 
     deadline = time.time() + 60
     while time.time() < deadline and len(distinct_runs()) < N:
@@ -131,18 +144,29 @@ def main():
     with lock:
         got = list(deliveries)
     # Delivery is at-least-once: a receiver de-duplicates on eventId, as the docs advise.
-    typed, event_ids, run_ids = 0, set(), set()
+    typed, steps, events_by_run, run_ids_listed = 0, 0, {}, {r.id for r in runs}
+    seen_events = set()
     for headers, body in got:
         event = client.webhooks.verify_and_parse(body.decode(), headers, secret)
-        if isinstance(event, TYPED):
+        if event.event_id in seen_events:
+            typed += 1  # a redelivery, already judged
+            continue
+        seen_events.add(event.event_id)
+        if isinstance(event, WebhookEvent_WorkflowRunStepRunProcessed):
             typed += 1
-            event_ids.add(event.event_id)
-            run_ids.add(event.payload.id)
+            steps += 1
+            if event.payload.workflow_run_id not in run_ids_listed:
+                check(False, f"step run event names one of the batch's runs ({event.payload.workflow_run_id})")
+        elif isinstance(event, TYPED):
+            typed += 1
+            events_by_run.setdefault(event.payload.id, set()).add(event.event_type)
             if event.payload.batch_id != batch_id:
                 check(False, "typed event payload carries the batchId")
-    check(typed == len(got), f"verify_and_parse returns typed WorkflowRun events for every delivery ({typed}/{len(got)})")
-    check(len(event_ids) == N and len(run_ids) == N,
-          f"{N} distinct events, one per run ({len(got)} deliveries, {len(got) - len(event_ids)} redelivered)")
+    check(typed == len(got), f"verify_and_parse returns typed WorkflowRun and StepRun events for every delivery ({typed}/{len(got)})")
+    odd = {r: e for r, e in events_by_run.items() if len(e) != 1 and e not in LEGITIMATE}
+    check(len(events_by_run) == N and not odd,
+          f"{N} runs with one terminal event each, or NEEDS_REVIEW then the review's outcome ({len(got)} deliveries; odd: {list(odd.items())[:3]})")
+    check(steps > 0, f"workflow_run.step_run.processed parses as a typed StepRun naming its run ({steps} step runs)")
 
     with open(cases_path) as f:
         cases = json.load(f)

@@ -64,6 +64,17 @@ pub(super) async fn create_webhook_endpoint(
         Ok(e) => e,
         Err(e) => return reject(&s, &ctx, e),
     };
+    // An endpoint's own events are global ones; workflow-run events are enabled per
+    // workflow by a subscription (extend-api.md §6).
+    if let Some(e) = events.iter().find(|e| e.starts_with("workflow_run.")) {
+        return reject(
+            &s,
+            &ctx,
+            bad(&format!(
+                "`{e}` cannot be enabled on an endpoint: workflow-run events are enabled per workflow with POST /webhook_subscriptions"
+            )),
+        );
+    }
     let secret = format!("wss_{}", random_id(32));
     let id = format!("wh_{}", random_id(12));
     let now = wire::ts(Utc::now());
@@ -127,8 +138,12 @@ pub(super) async fn create_webhook_subscription(
         Ok(e) => e,
         Err(e) => return reject(&s, &ctx, e),
     };
-    if let Some(e) = events.iter().find(|e| !e.starts_with("workflow_run.")) {
-        return reject(&s, &ctx, bad(format!("`{e}` is not a workflow-run event")));
+    if events.is_empty() {
+        return reject(
+            &s,
+            &ctx,
+            bad("`enabledEvents` must name at least one workflow-run event".into()),
+        );
     }
     let id = format!("whs_{}", random_id(12));
     {
@@ -144,6 +159,21 @@ pub(super) async fn create_webhook_subscription(
                 },
             );
         };
+        // Only the event types of the endpoint's version; no wildcards (none is
+        // documented, so a client relying on one would meet a surprise in production).
+        let known = crate::api::workflow_run_events(ep.api_version);
+        if let Some(e) = events.iter().find(|e| !known.contains(&e.as_str())) {
+            let version = ep.api_version;
+            drop(hooks);
+            return reject(
+                &s,
+                &ctx,
+                bad(format!(
+                    "`{e}` is not a workflow-run event of API version {version}; enable one or more of: {}",
+                    known.join(", ")
+                )),
+            );
+        }
         ep.subscriptions.push(Subscription {
             id: id.clone(),
             workflow_id: resource_id.to_string(),

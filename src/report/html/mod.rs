@@ -259,7 +259,7 @@ fn rules(s: &mut String, r: &Report) -> std::fmt::Result {
         let n = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
         write!(
             s,
-            "<section id=\"rules\"><h2>Contract rules: {} failed, {} passed, {} not run</h2><table id=\"rule-table\"><tr><th>rule</th><th>severity</th><th>result</th><th class=\"num\">cases</th><th>what it checks</th></tr>",
+            "<section id=\"rules\"><h2>Contract rules: {} failed, {} passed, {} not run</h2><table id=\"rule-table\"><tr><th>rule</th><th>severity</th><th>source</th><th>result</th><th class=\"num\">cases</th><th>what it checks</th></tr>",
             n(RuleStatus::Failed),
             n(RuleStatus::Passed),
             n(RuleStatus::NotRun)
@@ -268,11 +268,13 @@ fn rules(s: &mut String, r: &Report) -> std::fmt::Result {
             let status = rule.status.as_str();
             write!(
                 s,
-                "<tr class=\"rule {status}\" data-rule=\"{}\"><td><a href=\"{}\"><code>{}</code></a></td><td>{}</td><td><span class=\"badge {status}\">{}</span></td><td class=\"num\">{}</td><td>",
+                "<tr class=\"rule {status}\" data-rule=\"{}\"><td><a href=\"{}\"><code>{}</code></a></td><td>{}</td><td title=\"{}\">{}</td><td><span class=\"badge {status}\">{}</span></td><td class=\"num\">{}</td><td>",
                 esc(&rule.id),
                 esc(&rule.doc),
                 esc(&rule.id),
                 rule.severity.as_str(),
+                esc(&rule.basis),
+                rule.provenance.map_or("", |p| p.as_str()),
                 match rule.status {
                     RuleStatus::Failed => format!("failed {} of {}", rule.failed, rule.checked),
                     RuleStatus::Passed => "passed".into(),
