@@ -376,3 +376,40 @@ async fn runs_priority_is_not_run_against_a_target_without_the_field() {
         .unwrap();
     assert_eq!(order.status, RuleStatus::Passed, "{:?}", order.note);
 }
+
+/// Where the documentation leaves a refusal's status open, the checks accept 422 as well
+/// as 400 and say which one they saw: a target answering 422 everywhere fails nothing.
+#[tokio::test]
+async fn conformance_accepts_422_where_no_status_is_documented() {
+    let text = std::fs::read_to_string(root().join("mock/conformance.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("422.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\nvalidation_status: {{too_many_inputs: 422, no_inputs: 422, bad_file: 422, missing_workflow: 422, page_size: 422, unknown_version: 422}}\n"
+        ),
+    )
+    .unwrap();
+    let (report, _) = conformance(Some(&path), ApiVersion::V2026_02_09).await;
+    assert!(failed(&report).is_empty(), "{:?}", failed(&report));
+    for id in [
+        "batch.rejects_1001",
+        "batch.rejects_empty",
+        "batch.rejects_bad_file",
+        "batch.rejects_missing_workflow",
+        "list.page_size_range",
+        "version.unknown",
+    ] {
+        let rule = report.rules.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(rule.status, RuleStatus::Passed, "{id}");
+        assert!(
+            rule.note
+                .as_deref()
+                .unwrap_or("")
+                .contains("refused with 422"),
+            "{id}: {:?}",
+            rule.note
+        );
+    }
+}

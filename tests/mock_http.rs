@@ -1049,3 +1049,83 @@ async fn subscriptions_take_documented_events_and_step_runs_arrive_as_step_runs(
         assert_eq!(p["object"], "workflow_step_run", "{p}");
     }
 }
+
+/// The status of each validation failure the documentation leaves open is the profile's
+/// choice (so a client's 422 path can be exercised); an organization key must name a
+/// workspace (403); an account out of credits refuses new runs with 402 USAGE_BLOCKED.
+#[tokio::test]
+async fn validation_statuses_org_keys_and_usage_blocking_follow_the_profile() {
+    let mut profile = fast_profile();
+    profile.validation_status.too_many_inputs = 422;
+    profile.validation_status.bad_file = 422;
+    profile.validation_status.page_size = 422;
+    profile.validation_status.unknown_version = 422;
+    profile.auth.organization_keys = vec!["sk_org_key".into()];
+    profile.limits.max_runs = Some(3);
+    let mock = start(profile).await;
+    let api = Api::new(&mock.url(), V2026);
+
+    let mut many = api.batch_body(1, "v");
+    many["inputs"] = json!(vec![many["inputs"][0].clone(); 1001]);
+    assert_error(
+        &api.post("/workflow_runs/batch", &many).await,
+        422,
+        V2026,
+        "1001",
+    );
+    let mut bad_file = api.batch_body(1, "v");
+    bad_file["inputs"][0]["file"] = json!({"name": "neither.pdf"});
+    assert_error(
+        &api.post("/workflow_runs/batch", &bad_file).await,
+        422,
+        V2026,
+        "file",
+    );
+    assert_error(
+        &api.get("/workflow_runs?maxPageSize=0").await,
+        422,
+        V2026,
+        "maxPageSize",
+    );
+    // Not chosen: an empty batch keeps the default, 400.
+    let mut empty = api.batch_body(1, "v");
+    empty["inputs"] = json!([]);
+    assert_error(
+        &api.post("/workflow_runs/batch", &empty).await,
+        400,
+        V2026,
+        "got 0",
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}/workflow_runs", mock.url()))
+        .bearer_auth(batchproof::mock::profile::DEFAULT_TOKEN)
+        .header("x-extend-api-version", "1999-01-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+
+    let org = |workspace: Option<&str>| {
+        let mut req = reqwest::Client::new()
+            .get(format!("{}/workflow_runs", mock.url()))
+            .bearer_auth("sk_org_key")
+            .header("x-extend-api-version", V2026);
+        if let Some(w) = workspace {
+            req = req.header("x-extend-workspace-id", w);
+        }
+        req.send()
+    };
+    let r = org(None).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "FORBIDDEN", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("workspace"));
+    assert_eq!(org(Some("ws_1")).await.unwrap().status(), 200);
+
+    api.submit(2, "credits").await;
+    let r = api
+        .post("/workflow_runs/batch", &api.batch_body(2, "over"))
+        .await;
+    assert_error(&r, 402, V2026, "credits");
+    assert_eq!(r.body["code"], "USAGE_BLOCKED");
+}

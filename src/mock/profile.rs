@@ -40,6 +40,8 @@ pub struct Profile {
     pub expose_priority: bool,
     /// Largest request body accepted; larger ones get 413 with the API's error body.
     pub max_body_bytes: usize,
+    /// The HTTP status of each validation failure the documentation leaves open.
+    pub validation_status: ValidationStatus,
     pub faults: Faults,
     pub defects: Defects,
 }
@@ -58,6 +60,7 @@ impl Default for Profile {
             retention: Retention::default(),
             expose_priority: false,
             max_body_bytes: 32 * 1024 * 1024,
+            validation_status: ValidationStatus::default(),
             faults: Faults::default(),
             defects: Defects::default(),
         }
@@ -81,6 +84,9 @@ pub struct Auth {
     /// When non-empty, an `x-extend-workspace-id` header must name one of these (403
     /// otherwise). Requests without the header are served as the key's own workspace.
     pub workspaces: Vec<String>,
+    /// Organization API keys (accepted like `tokens`): they reach any workspace, so a
+    /// request must name one in `x-extend-workspace-id`, or it gets 403.
+    pub organization_keys: Vec<String>,
 }
 
 impl Default for Auth {
@@ -88,6 +94,7 @@ impl Default for Auth {
         Auth {
             tokens: vec![DEFAULT_TOKEN.to_string()],
             workspaces: vec![],
+            organization_keys: vec![],
         }
     }
 }
@@ -147,6 +154,70 @@ pub struct Processing {
     pub cancel_after: Dur,
     /// What happens to NEEDS_REVIEW runs.
     pub review: Review,
+}
+
+/// Which status each validation failure gets. The SDKs map both 400 and 422 (extend-api.md
+/// §2, §9); which one the real API sends for each failure is not documented, so each is a
+/// choice, 400 by default (the status the documented error code INVALID_REQUEST maps to),
+/// and a client's 422 path can be exercised by choosing 422.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationStatus {
+    /// More than 1,000 inputs in a batch.
+    pub too_many_inputs: u16,
+    /// A batch with no inputs.
+    pub no_inputs: u16,
+    /// An input without a document, or a malformed file union.
+    pub bad_file: u16,
+    /// No workflow reference, or an empty one.
+    pub missing_workflow: u16,
+    /// Metadata over 10 KB.
+    pub metadata_too_large: u16,
+    /// `maxPageSize` outside 1..1000.
+    pub page_size: u16,
+    /// An unknown `x-extend-api-version`.
+    pub unknown_version: u16,
+}
+
+impl Default for ValidationStatus {
+    fn default() -> Self {
+        ValidationStatus {
+            too_many_inputs: 400,
+            no_inputs: 400,
+            bad_file: 400,
+            missing_workflow: 400,
+            metadata_too_large: 400,
+            page_size: 400,
+            unknown_version: 400,
+        }
+    }
+}
+
+impl ValidationStatus {
+    pub(crate) fn of(&self, kind: super::validate::Invalid) -> u16 {
+        use super::validate::Invalid::*;
+        match kind {
+            TooManyInputs => self.too_many_inputs,
+            NoInputs => self.no_inputs,
+            BadFile => self.bad_file,
+            MissingWorkflow => self.missing_workflow,
+            MetadataTooLarge => self.metadata_too_large,
+            PageSize => self.page_size,
+            UnknownVersion => self.unknown_version,
+        }
+    }
+
+    fn all(&self) -> [(&'static str, u16); 7] {
+        [
+            ("too_many_inputs", self.too_many_inputs),
+            ("no_inputs", self.no_inputs),
+            ("bad_file", self.bad_file),
+            ("missing_workflow", self.missing_workflow),
+            ("metadata_too_large", self.metadata_too_large),
+            ("page_size", self.page_size),
+            ("unknown_version", self.unknown_version),
+        ]
+    }
 }
 
 /// The human review of NEEDS_REVIEW runs (extend-api.md §7): later approved (→ PROCESSED)
@@ -220,6 +291,9 @@ pub struct Limits {
     pub write_rps: Option<f64>,
     pub run_rps: Option<f64>,
     pub files_per_minute: Option<f64>,
+    /// An account that runs out of credits: once this many runs exist, submissions get
+    /// 402 USAGE_BLOCKED (so a client's 402 path can be exercised).
+    pub max_runs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -438,6 +512,17 @@ impl Profile {
             return bad(
                 format!("processing.duration: {m}"),
                 "fix the distribution's parameters",
+            );
+        }
+        if let Some((name, status)) = self
+            .validation_status
+            .all()
+            .into_iter()
+            .find(|(_, s)| !matches!(s, 400 | 422))
+        {
+            return bad(
+                format!("validation_status.{name} is {status}; it must be 400 or 422"),
+                "use 400 (INVALID_REQUEST's status) or 422 (unprocessable entity)",
             );
         }
         if let Some(after) = &self.processing.review.after

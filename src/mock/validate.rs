@@ -17,6 +17,45 @@ pub struct Reject {
     pub message: String,
 }
 
+/// The validation failures whose HTTP status the documentation leaves open (400 or 422);
+/// the profile's `validation_status` chooses each one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    TooManyInputs,
+    NoInputs,
+    BadFile,
+    MissingWorkflow,
+    MetadataTooLarge,
+    PageSize,
+    UnknownVersion,
+}
+
+/// A refused request and which kind of validation failure it is, if one of those.
+#[derive(Debug)]
+pub struct Refusal {
+    pub reject: Reject,
+    pub kind: Option<Invalid>,
+}
+
+impl From<Reject> for Refusal {
+    fn from(reject: Reject) -> Refusal {
+        Refusal { reject, kind: None }
+    }
+}
+
+trait Classify<T> {
+    fn kind(self, kind: Invalid) -> Result<T, Refusal>;
+}
+
+impl<T> Classify<T> for Result<T, Reject> {
+    fn kind(self, kind: Invalid) -> Result<T, Refusal> {
+        self.map_err(|reject| Refusal {
+            reject,
+            kind: Some(kind),
+        })
+    }
+}
+
 fn invalid(message: impl Into<String>) -> Reject {
     Reject {
         code: ErrorCode::InvalidRequest,
@@ -245,66 +284,46 @@ pub fn batch(
     profile: &Profile,
     body: &Value,
     limits: BatchLimits,
-) -> Result<RunRequest, Reject> {
+) -> Result<RunRequest, Refusal> {
     let m = object(body, "body")?;
-    let (wf_id, wf_version) = workflow_ref(version, m)?;
+    let (wf_id, wf_version) = workflow_ref(version, m).kind(Invalid::MissingWorkflow)?;
     let inputs = match m.get("inputs") {
-        None | Some(Value::Null) => return Err(invalid("`inputs` is required")),
+        None | Some(Value::Null) => return Err(invalid("`inputs` is required").into()),
         Some(Value::Array(a)) => a,
-        Some(_) => return Err(invalid("`inputs` must be an array")),
+        Some(_) => return Err(invalid("`inputs` must be an array").into()),
+    };
+    let count = |kind| {
+        Err(invalid(format!(
+            "`inputs` must contain at least 1 input and at most {MAX_BATCH_INPUTS} inputs; got {}",
+            inputs.len()
+        )))
+        .kind(kind)
     };
     if inputs.len() < limits.min {
-        return Err(invalid(format!(
-            "`inputs` must contain at least 1 input and at most {MAX_BATCH_INPUTS} inputs; got {}",
-            inputs.len()
-        )));
+        return count(Invalid::NoInputs);
     }
     if inputs.len() > limits.max {
-        return Err(invalid(format!(
-            "`inputs` must contain at least 1 input and at most {MAX_BATCH_INPUTS} inputs; got {}",
-            inputs.len()
-        )));
+        return count(Invalid::TooManyInputs);
     }
     let mut runs = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter().enumerate() {
         let path = format!("inputs[{i}]");
         let im = object(input, &path)?;
         let prefix = format!("{path}.");
-        let file = if version.is_legacy() {
-            let file = im.get("file").filter(|v| !v.is_null());
-            let raw = im.get("rawText").filter(|v| !v.is_null());
-            match (file, raw) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(format!(
-                        "`{path}` must have either `file` or `rawText`, not both"
-                    )));
-                }
-                (Some(f), None) => file_legacy(f, &format!("{path}.file"))?,
-                (None, Some(Value::String(t))) => FileSpec {
-                    source: Source::Text(t.clone()),
-                    name: None,
-                },
-                (None, Some(_)) => {
-                    return Err(invalid(format!("`{path}.rawText` must be a string")));
-                }
-                (None, None) => {
-                    return Err(invalid(format!("`{path}` must have `file` or `rawText`")));
-                }
-            }
-        } else {
-            match im.get("file") {
-                None | Some(Value::Null) => {
-                    return Err(invalid(format!("`{path}.file` is required")));
-                }
-                Some(f) => file_2026(f, &format!("{path}.file"))?,
-            }
-        };
+        let file = input_file(version, im, &path).kind(Invalid::BadFile)?;
         secrets(im, &prefix)?;
+        let metadata = match metadata(im, &prefix) {
+            Err(e) if e.message.contains("bytes; the limit") => {
+                return Err(e).kind(Invalid::MetadataTooLarge);
+            }
+            other => other?,
+        };
         runs.push(NewRun {
             files: vec![file],
-            metadata: metadata(im, &prefix)?,
+            metadata,
         });
     }
+
     // The workflow is resolved after the body is known to be well-formed, so a malformed
     // body gets 400 even when it also names an unknown workflow.
     let (workflow, version_str) = workflow(profile, wf_id, wf_version)?;
@@ -319,6 +338,44 @@ pub fn batch(
         runs,
         priority,
     })
+}
+
+/// One input's document: the file union (or legacy `rawText`) of `version`.
+fn input_file(
+    version: ApiVersion,
+    im: &Map<String, Value>,
+    path: &str,
+) -> Result<FileSpec, Reject> {
+    let file = if version.is_legacy() {
+        let file = im.get("file").filter(|v| !v.is_null());
+        let raw = im.get("rawText").filter(|v| !v.is_null());
+        match (file, raw) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(format!(
+                    "`{path}` must have either `file` or `rawText`, not both"
+                )));
+            }
+            (Some(f), None) => file_legacy(f, &format!("{path}.file"))?,
+            (None, Some(Value::String(t))) => FileSpec {
+                source: Source::Text(t.clone()),
+                name: None,
+            },
+            (None, Some(_)) => {
+                return Err(invalid(format!("`{path}.rawText` must be a string")));
+            }
+            (None, None) => {
+                return Err(invalid(format!("`{path}` must have `file` or `rawText`")));
+            }
+        }
+    } else {
+        match im.get("file") {
+            None | Some(Value::Null) => {
+                return Err(invalid(format!("`{path}.file` is required")));
+            }
+            Some(f) => file_2026(f, &format!("{path}.file"))?,
+        }
+    };
+    Ok(file)
 }
 
 /// Validates a Run Workflow (single) body in `version`'s shape. Legacy versions create
@@ -434,7 +491,7 @@ pub struct ListParams {
     pub max_page_size: usize,
 }
 
-pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListParams, Reject> {
+pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListParams, Refusal> {
     let mut p = ListParams {
         max_page_size: 10,
         ..Default::default()
@@ -471,7 +528,8 @@ pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListPara
                     _ => {
                         return Err(invalid(format!(
                             "`sortBy` must be `updatedAt` or `createdAt`; got `{v}`"
-                        )));
+                        ))
+                        .into());
                     }
                 }
             }
@@ -482,7 +540,8 @@ pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListPara
                     _ => {
                         return Err(invalid(format!(
                             "`sortDir` must be `asc` or `desc`; got `{v}`"
-                        )));
+                        ))
+                        .into());
                     }
                 }
             }
@@ -493,7 +552,8 @@ pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListPara
                     _ => {
                         return Err(invalid(format!(
                             "`maxPageSize` must be an integer from 1 to 1000; got `{v}`"
-                        )));
+                        )))
+                        .kind(Invalid::PageSize);
                     }
                 }
             }
@@ -530,10 +590,11 @@ mod tests {
         assert_eq!(req.version, "2");
         let both = json!({"workflow": wf(), "inputs": [{"file": {"url": "u", "text": "t"}}]});
         let err = batch(v, &p, &both, limits()).unwrap_err();
-        assert!(err.message.contains("inputs[0].file"), "{err:?}");
+        assert!(err.reject.message.contains("inputs[0].file"), "{err:?}");
+        assert_eq!(err.kind, Some(Invalid::BadFile));
         let none = json!({"workflow": wf(), "inputs": [{"file": {"name": "n"}}]});
         assert_eq!(
-            batch(v, &p, &none, limits()).unwrap_err().code,
+            batch(v, &p, &none, limits()).unwrap_err().reject.code,
             ErrorCode::InvalidRequest
         );
     }
@@ -544,19 +605,13 @@ mod tests {
         let v = ApiVersion::V2026_02_09;
         let input = json!({"file": {"text": "t"}});
         let zero = json!({"workflow": wf(), "inputs": []});
-        assert!(
-            batch(v, &p, &zero, limits())
-                .unwrap_err()
-                .message
-                .contains("got 0")
-        );
+        let err = batch(v, &p, &zero, limits()).unwrap_err();
+        assert!(err.reject.message.contains("got 0"));
+        assert_eq!(err.kind, Some(Invalid::NoInputs));
         let many = json!({"workflow": wf(), "inputs": vec![input.clone(); 1001]});
-        assert!(
-            batch(v, &p, &many, limits())
-                .unwrap_err()
-                .message
-                .contains("got 1001")
-        );
+        let err = batch(v, &p, &many, limits()).unwrap_err();
+        assert!(err.reject.message.contains("got 1001"));
+        assert_eq!(err.kind, Some(Invalid::TooManyInputs));
         let max = json!({"workflow": wf(), "inputs": vec![input; 1000]});
         assert_eq!(batch(v, &p, &max, limits()).unwrap().runs.len(), 1000);
     }
@@ -568,15 +623,12 @@ mod tests {
         let ok = json!({"workflowId": crate::mock::profile::DEFAULT_WORKFLOW, "inputs": [{"rawText": "hi"}, {"file": {"fileId": "file_1"}}]});
         assert_eq!(batch(v, &p, &ok, limits()).unwrap().runs.len(), 2);
         let modern = json!({"workflow": wf(), "inputs": [{"rawText": "hi"}]});
-        assert!(
-            batch(v, &p, &modern, limits())
-                .unwrap_err()
-                .message
-                .contains("workflowId")
-        );
+        let err = batch(v, &p, &modern, limits()).unwrap_err();
+        assert!(err.reject.message.contains("workflowId"));
+        assert_eq!(err.kind, Some(Invalid::MissingWorkflow));
         let unknown = json!({"workflowId": "workflow_nope", "inputs": [{"rawText": "hi"}]});
         assert_eq!(
-            batch(v, &p, &unknown, limits()).unwrap_err().code,
+            batch(v, &p, &unknown, limits()).unwrap_err().reject.code,
             ErrorCode::NotFound
         );
     }
@@ -588,7 +640,8 @@ mod tests {
         let body =
             json!({"workflow": wf(), "inputs": [{"file": {"text": "t"}, "metadata": {"k": big}}]});
         let err = batch(ApiVersion::V2026_02_09, &p, &body, limits()).unwrap_err();
-        assert!(err.message.contains("10KB"), "{err:?}");
+        assert!(err.reject.message.contains("10KB"), "{err:?}");
+        assert_eq!(err.kind, Some(Invalid::MetadataTooLarge));
     }
 
     #[test]

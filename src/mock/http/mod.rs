@@ -38,7 +38,7 @@ use super::delivery::{HookEndpoint, Subscription, log_json};
 use super::limiter::Category;
 use super::profile::{Endpoint, MissingVersion};
 use super::state::{FAILURE_REASONS, ListQuery, Outcome, Run, RunFile, Store};
-use super::validate::{self, BatchLimits, FileSpec, NewRun, Reject, Source};
+use super::validate::{self, BatchLimits, FileSpec, Invalid, NewRun, Refusal, Reject, Source};
 use super::wire;
 use crate::api::error::{ErrorCode, ErrorShape};
 use crate::api::{
@@ -124,15 +124,23 @@ fn error_response(
     resp
 }
 
-fn reject(shared: &Shared, ctx: &Ctx, r: Reject) -> Response {
-    error_response(
+fn reject(shared: &Shared, ctx: &Ctx, r: impl Into<Refusal>) -> Response {
+    let Refusal { reject: r, kind } = r.into();
+    let mut resp = error_response(
         shared,
         ctx.version,
         r.code,
         &r.message,
         &ctx.request_id,
         None,
-    )
+    );
+    // A validation failure whose status the documentation leaves open: the profile's.
+    if let Some(kind) = kind
+        && let Ok(status) = StatusCode::from_u16(shared.profile.validation_status.of(kind))
+    {
+        *resp.status_mut() = status;
+    }
+    resp
 }
 
 fn ok_json(ctx: &Ctx, body: Value) -> Response {
@@ -204,10 +212,14 @@ fn read_version(
     request_id: &str,
 ) -> Result<ApiVersion, Response> {
     let profile = &shared.profile;
+    let mut unknown = false;
     let problem = match headers.get(VERSION_HEADER).map(|v| v.to_str()) {
         Some(Ok(v)) => match v.trim().parse::<ApiVersion>() {
             Ok(v) => return Ok(v),
-            Err(msg) => format!("Invalid {VERSION_HEADER} header: {msg}"),
+            Err(msg) => {
+                unknown = true;
+                format!("Invalid {VERSION_HEADER} header: {msg}")
+            }
         },
         Some(Err(_)) => format!("Invalid {VERSION_HEADER} header: not ASCII"),
         None if profile.defects.accept_missing_version => return Ok(ApiVersion::CURRENT),
@@ -219,14 +231,21 @@ fn read_version(
             ),
         },
     };
-    Err(error_response(
+    let mut resp = error_response(
         shared,
         ApiVersion::CURRENT,
         ErrorCode::InvalidRequest,
         &problem,
         request_id,
         None,
-    ))
+    );
+    if unknown
+        && let Ok(status) =
+            StatusCode::from_u16(profile.validation_status.of(Invalid::UnknownVersion))
+    {
+        *resp.status_mut() = status;
+    }
+    Err(resp)
 }
 
 /// The API key, then the workspace it may reach.
@@ -247,7 +266,12 @@ fn authorize(
             None => Some(
                 "Missing or malformed Authorization header; send `Authorization: Bearer <API key>`",
             ),
-            Some(t) if !profile.auth.tokens.iter().any(|k| k == t) => Some("Invalid API key"),
+            Some(t)
+                if !profile.auth.tokens.iter().any(|k| k == t)
+                    && !profile.auth.organization_keys.iter().any(|k| k == t) =>
+            {
+                Some("Invalid API key")
+            }
             Some(_) => None,
         };
         if let Some(message) = message {
@@ -261,7 +285,25 @@ fn authorize(
             ));
         }
     }
-    if let Some(ws) = headers.get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok())
+    let workspace = headers.get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok());
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if workspace.is_none()
+        && token.is_some_and(|t| profile.auth.organization_keys.iter().any(|k| k == t))
+    {
+        return Err(error_response(
+            shared,
+            version,
+            ErrorCode::Forbidden,
+            &format!("An organization API key must name a workspace: send `{WORKSPACE_HEADER}`"),
+            request_id,
+            None,
+        ));
+    }
+    if let Some(ws) = workspace
         && !profile.auth.workspaces.is_empty()
         && !profile.auth.workspaces.iter().any(|w| w == ws)
     {

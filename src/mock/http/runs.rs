@@ -133,6 +133,22 @@ pub(super) fn new_run(
     }
 }
 
+/// `limits.max_runs`: an account out of credits refuses new runs with 402.
+fn usage_blocked(s: &Shared, ctx: &Ctx, new_runs: usize) -> Option<Response> {
+    let max = s.profile.limits.max_runs?;
+    let created = s.store.lock().expect("store").runs_created;
+    (created + new_runs as u64 > max).then(|| {
+        error_response(
+            s,
+            ctx.version,
+            ErrorCode::UsageBlocked,
+            &format!("Usage blocked: the account's credits cover {max} runs and {created} exist"),
+            &ctx.request_id,
+            None,
+        )
+    })
+}
+
 /// The stale_get defect: Get and List keep every fifth finished run PROCESSING, while its
 /// terminal webhook has gone out.
 fn stale_status(shared: &Shared, run: &Run, shown: &mut Value) {
@@ -189,6 +205,9 @@ pub(super) async fn create_batch(
                 Some(window.0),
             );
         }
+    }
+    if let Some(r) = usage_blocked(&s, &ctx, req.runs.len()) {
+        return r;
     }
     let batch_id = format!("batch_{}", random_id(8));
     let priority = defects
@@ -260,6 +279,9 @@ pub(super) async fn create_run(
         Ok(r) => r,
         Err(e) => return reject(&s, &ctx, e),
     };
+    if let Some(r) = usage_blocked(&s, &ctx, req.runs.len()) {
+        return r;
+    }
     let priority = req.priority.unwrap_or(SINGLE_DEFAULT_PRIORITY);
     let runs: Vec<Value> = {
         let mut store = s.store.lock().expect("store");
