@@ -121,12 +121,27 @@ async fn defect(name: &str) {
             "{name}: `{id}` is not a rule"
         );
     }
-    let (report, junit) = conformance(Some(&path), ApiVersion::V2026_02_09).await;
+    // Under every version at least one of its rules applies to, it fails exactly those
+    // of its rules that apply there.
+    for version in ApiVersion::ALL {
+        let applicable: BTreeSet<String> = want
+            .iter()
+            .filter(|id| batchproof::checks::rule(id).is_some_and(|r| r.applies_to(version)))
+            .cloned()
+            .collect();
+        if !applicable.is_empty() {
+            defect_in(name, &path, &applicable, version).await;
+        }
+    }
+}
+
+async fn defect_in(name: &str, path: &Path, want: &BTreeSet<String>, version: ApiVersion) {
+    let (report, junit) = conformance(Some(path), version).await;
     assert!(report.complete);
     assert_eq!(
-        failed(&report),
+        &failed(&report),
         want,
-        "defect `{name}` fails exactly the rules it documents"
+        "defect `{name}` fails exactly the rules it documents, under {version:?}"
     );
     for r in report
         .rules
