@@ -216,6 +216,7 @@ defect_test!(
     extra_run_per_batch,
     ignores_priority,
     lost_run_per_batch,
+    malformed_is_500,
     missing_terminal_webhook,
     repeat_across_pages,
     runs_without_batch_id,

@@ -173,6 +173,21 @@ impl State {
 
     fn batch(&mut self, body: &Value) -> ResponseTemplate {
         let legacy = self.version.is_legacy();
+        // Not JSON (read as null), not an object, `inputs` not an array, metadata not an
+        // object: refused, or (breaking batch.rejects_malformed) a crash.
+        let malformed = !body.is_object()
+            || body.get("inputs").is_some_and(|i| !i.is_array())
+            || body["inputs"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|i| i.get("metadata").is_some_and(|m| !m.is_object()))
+            });
+        if malformed {
+            return if self.is("batch.rejects_malformed") {
+                self.error(500, "INTERNAL_ERROR", "internal error")
+            } else {
+                self.error(400, "INVALID_REQUEST", "malformed body")
+            };
+        }
         let workflow = if legacy {
             body.get("workflowId")
         } else {
@@ -217,13 +232,12 @@ impl State {
         }
         let has_file = |i: &Value| {
             let f = i.get("file");
+            let text = |f: &Value, k: &str| f.get(k).is_some_and(Value::is_string);
             if legacy {
-                f.is_some_and(|f| f.get("fileUrl").is_some() || f.get("fileId").is_some())
+                f.is_some_and(|f| text(f, "fileUrl") || text(f, "fileId"))
                     || i.get("rawText").is_some()
             } else {
-                f.is_some_and(|f| {
-                    f.get("url").is_some() || f.get("id").is_some() || f.get("text").is_some()
-                })
+                f.is_some_and(|f| text(f, "url") || text(f, "id") || text(f, "text"))
             }
         };
         if !self.is("batch.rejects_bad_file") && !inputs.iter().all(has_file) {
@@ -592,6 +606,7 @@ const TABLE: &[(&str, &[&str])] = &[
     ("batch.accepts_1000", &[]),
     ("batch.rejects_1001", &[]),
     ("batch.rejects_empty", &[]),
+    ("batch.rejects_malformed", &[]),
     ("batch.rejects_bad_file", &[]),
     ("batch.rejects_missing_workflow", &[]),
     ("batch.unknown_workflow", &[]),
@@ -747,6 +762,7 @@ scripted!(
     batch_accepts_1000,
     batch_rejects_1001,
     batch_rejects_empty,
+    batch_rejects_malformed,
     batch_rejects_bad_file,
     batch_rejects_missing_workflow,
     batch_unknown_workflow,

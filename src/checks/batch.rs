@@ -68,6 +68,15 @@ pub const RULES: &[Rule] = &[
         versions: &[],
     },
     Rule {
+        id: "batch.rejects_malformed",
+        title: "A body that is not JSON, or JSON of the wrong types (inputs as an object, metadata as a string), is refused (400 or 422)",
+        severity: Severity::Error,
+        doc: DOC,
+        provenance: Provenance::Inferred,
+        basis: "INVALID_REQUEST covers a bad body or parameters; the status is not documented (400 or 422 accepted)",
+        versions: &[],
+    },
+    Rule {
         id: "batch.rejects_missing_workflow",
         title: "A batch without a workflow reference is refused (400 or 422)",
         severity: Severity::Error,

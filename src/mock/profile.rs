@@ -163,6 +163,8 @@ pub struct Processing {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidationStatus {
+    /// A body that is not JSON, or JSON of the wrong types.
+    pub malformed: u16,
     /// More than 1,000 inputs in a batch.
     pub too_many_inputs: u16,
     /// A batch with no inputs.
@@ -182,6 +184,7 @@ pub struct ValidationStatus {
 impl Default for ValidationStatus {
     fn default() -> Self {
         ValidationStatus {
+            malformed: 400,
             too_many_inputs: 400,
             no_inputs: 400,
             bad_file: 400,
@@ -197,6 +200,7 @@ impl ValidationStatus {
     pub(crate) fn of(&self, kind: super::validate::Invalid) -> u16 {
         use super::validate::Invalid::*;
         match kind {
+            Malformed => self.malformed,
             TooManyInputs => self.too_many_inputs,
             NoInputs => self.no_inputs,
             BadFile => self.bad_file,
@@ -207,8 +211,9 @@ impl ValidationStatus {
         }
     }
 
-    fn all(&self) -> [(&'static str, u16); 7] {
+    fn all(&self) -> [(&'static str, u16); 8] {
         [
+            ("malformed", self.malformed),
             ("too_many_inputs", self.too_many_inputs),
             ("no_inputs", self.no_inputs),
             ("bad_file", self.bad_file),
@@ -457,6 +462,9 @@ pub struct Defects {
     pub status_regression: bool,
     /// Get and List keep every fifth finished run PROCESSING after its terminal webhook.
     pub stale_get: bool,
+    /// A batch body that is not JSON, or of the wrong types, gets 500 INTERNAL_ERROR (a
+    /// server that crashes on bad input) instead of a validation error.
+    pub malformed_is_500: bool,
     /// Any token, or none, is accepted.
     pub auth_not_enforced: bool,
     /// A batch submitted within this time of the previous one gets 429.

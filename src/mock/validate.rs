@@ -21,6 +21,8 @@ pub struct Reject {
 /// the profile's `validation_status` chooses each one's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {
+    /// Not JSON, or JSON of the wrong types (the body, `inputs`, `metadata`).
+    Malformed,
     TooManyInputs,
     NoInputs,
     BadFile,
@@ -285,12 +287,12 @@ pub fn batch(
     body: &Value,
     limits: BatchLimits,
 ) -> Result<RunRequest, Refusal> {
-    let m = object(body, "body")?;
+    let m = object(body, "body").kind(Invalid::Malformed)?;
     let (wf_id, wf_version) = workflow_ref(version, m).kind(Invalid::MissingWorkflow)?;
     let inputs = match m.get("inputs") {
         None | Some(Value::Null) => return Err(invalid("`inputs` is required").into()),
         Some(Value::Array(a)) => a,
-        Some(_) => return Err(invalid("`inputs` must be an array").into()),
+        Some(_) => return Err(invalid("`inputs` must be an array")).kind(Invalid::Malformed),
     };
     let count = |kind| {
         Err(invalid(format!(
@@ -308,13 +310,16 @@ pub fn batch(
     let mut runs = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter().enumerate() {
         let path = format!("inputs[{i}]");
-        let im = object(input, &path)?;
+        let im = object(input, &path).kind(Invalid::Malformed)?;
         let prefix = format!("{path}.");
         let file = input_file(version, im, &path).kind(Invalid::BadFile)?;
         secrets(im, &prefix)?;
         let metadata = match metadata(im, &prefix) {
             Err(e) if e.message.contains("bytes; the limit") => {
                 return Err(e).kind(Invalid::MetadataTooLarge);
+            }
+            Err(e) if e.message.contains("must be a JSON object") => {
+                return Err(e).kind(Invalid::Malformed);
             }
             other => other?,
         };

@@ -26,6 +26,36 @@ async fn expect_status(p: &mut Probe<'_>, rule: &'static str, want: u16, body: &
     }
 }
 
+/// `batch.rejects_malformed`: bodies that are not JSON, or JSON of the wrong types.
+async fn malformed(p: &mut Probe<'_>) {
+    let rule = "batch.rejects_malformed";
+    let truncated = p.batch_body("truncated", 1).to_string();
+    let cut = truncated.as_bytes()[..truncated.len() / 2].to_vec();
+    for (bytes, what) in [
+        (cut, "a body cut in half (not JSON)"),
+        (b"inputs=1&workflow=x".to_vec(), "a form body (not JSON)"),
+    ] {
+        let req = format!("POST {PATH} ({what})");
+        let reply = p.send_raw(p.client, "POST", PATH, Some(bytes)).await;
+        if reply.status() == Some(200) {
+            p.created_batch(&reply);
+        }
+        p.error_body(&reply, &req);
+        p.expect_refusal(rule, &reply, &req);
+    }
+    let mut inputs_object = p.batch_body("inputsobject", 1);
+    inputs_object["inputs"] = inputs_object["inputs"][0].clone();
+    let mut metadata_string = p.batch_body("metadatastring", 1);
+    metadata_string["inputs"][0]["metadata"] = json!("bp_probe=metadatastring");
+    for (body, what) in [
+        (inputs_object, "inputs as an object"),
+        (metadata_string, "metadata as a string"),
+        (json!(["not", "an", "object"]), "a JSON array as the body"),
+    ] {
+        expect_status(p, rule, 400, &body, what).await;
+    }
+}
+
 pub async fn probe(p: &mut Probe<'_>) {
     let v = p.version();
 
@@ -75,6 +105,24 @@ pub async fn probe(p: &mut Probe<'_>) {
         "a malformed file union",
     )
     .await;
+
+    // A number where the file URL goes: the file union is malformed.
+    let mut numeric_url = p.batch_body("numericurl", 1);
+    numeric_url["inputs"][0]["file"] = if v.is_legacy() {
+        json!({"fileUrl": 12345})
+    } else {
+        json!({"url": 12345})
+    };
+    expect_status(
+        p,
+        "batch.rejects_bad_file",
+        400,
+        &numeric_url,
+        "a number as the file URL",
+    )
+    .await;
+
+    malformed(p).await;
 
     let mut no_workflow = p.batch_body("noworkflow", 1);
     if let Some(m) = no_workflow.as_object_mut() {

@@ -41,4 +41,23 @@ pub async fn probe(p: &mut Probe<'_>) {
     let req = format!("GET {path} (x-extend-api-version: 1999-01-01)");
     // The error shape of an unknown version is anyone's guess: not an error.shape case.
     p.expect_refusal("version.unknown", &reply, &req);
+
+    // The same on the endpoint that creates runs: a batch without a version, or with an
+    // unknown one, must not be served (and, if it is, its runs are kept out of the load).
+    let batch = "/workflow_runs/batch";
+    let body = p.batch_body("noversion", 1);
+    if p.config.missing_version == MissingVersionExpectation::Reject {
+        let reply = p.send(&missing, "POST", batch, Some(&body)).await;
+        p.created_batch(&reply);
+        let req = format!("POST {batch} (no x-extend-api-version)");
+        p.findings
+            .check("version.missing", reply.status() == Some(400), || {
+                Case::new("HTTP 400", seen(&reply)).request(req.clone())
+            });
+    }
+    let body = p.batch_body("unknownversion", 1);
+    let reply = p.send(&unknown, "POST", batch, Some(&body)).await;
+    p.created_batch(&reply);
+    let req = format!("POST {batch} (x-extend-api-version: 1999-01-01)");
+    p.expect_refusal("version.unknown", &reply, &req);
 }

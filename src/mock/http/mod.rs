@@ -126,6 +126,16 @@ fn error_response(
 
 fn reject(shared: &Shared, ctx: &Ctx, r: impl Into<Refusal>) -> Response {
     let Refusal { reject: r, kind } = r.into();
+    if kind == Some(Invalid::Malformed) && shared.profile.defects.malformed_is_500 {
+        return error_response(
+            shared,
+            ctx.version,
+            ErrorCode::InternalError,
+            "Internal error",
+            &ctx.request_id,
+            None,
+        );
+    }
     let mut resp = error_response(
         shared,
         ctx.version,
@@ -375,13 +385,16 @@ fn read_json(
         }
     };
     serde_json::from_slice(&bytes).map_err(|e| {
-        error_response(
+        reject(
             shared,
-            ctx.version,
-            ErrorCode::InvalidRequest,
-            &format!("Request body is not valid JSON: {e}"),
-            &ctx.request_id,
-            None,
+            ctx,
+            Refusal {
+                reject: Reject {
+                    code: ErrorCode::InvalidRequest,
+                    message: format!("Request body is not valid JSON: {e}"),
+                },
+                kind: Some(Invalid::Malformed),
+            },
         )
     })
 }
