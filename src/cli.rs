@@ -120,7 +120,7 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: SocketAddr,
-        /// Profile YAML (defaults to the built-in default profile).
+        /// Profile YAML (default: the built-in mock/local.yaml, where batches drain over seconds).
         #[arg(long)]
         profile: Option<PathBuf>,
         /// Override the profile's time scale (processing runs this many times faster).

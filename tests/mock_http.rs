@@ -1129,3 +1129,52 @@ async fn validation_statuses_org_keys_and_usage_blocking_follow_the_profile() {
     assert_error(&r, 402, V2026, "credits");
     assert_eq!(r.body["code"], "USAGE_BLOCKED");
 }
+
+/// The profile `batchproof mock` serves by default (mock/local.yaml) drains a 1,000-run
+/// batch over seconds: polling sees PENDING, PROCESSING and finished runs together, as a
+/// client developer meets them in production.
+#[tokio::test]
+async fn the_local_profile_drains_a_batch_visibly() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/local.yaml");
+    let profile = batchproof::mock::Profile::load(&path).unwrap();
+    let mock = start(profile).await;
+    let api = Api::new(&mock.url(), V2026);
+    let batch = api.submit(1000, "drain").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let runs = api.list_all(&batch, 1000).await;
+        let statuses: std::collections::BTreeSet<String> = runs
+            .iter()
+            .map(|r| {
+                let s = r["status"].as_str().unwrap();
+                match s {
+                    "PENDING" | "PROCESSING" => s.to_string(),
+                    _ => "finished".to_string(),
+                }
+            })
+            .collect();
+        seen.extend(statuses.iter().cloned());
+        if statuses.len() == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw PENDING, PROCESSING and finished runs in one listing; saw {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        api.list_all(&batch, 1000)
+            .await
+            .iter()
+            .any(|r| r["status"] == "PENDING"),
+        "still draining a moment later"
+    );
+    assert!(
+        api.list_all(&batch, 1000).await[0]
+            .get("priority")
+            .is_none(),
+        "no priority field, as in production"
+    );
+}

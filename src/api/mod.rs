@@ -1,6 +1,6 @@
 //! The contract as types: API versions, run statuses, error bodies, and the wire shapes
 //! that differ between versions. Both the mock (serving) and the harness (checking) use
-//! this module, so one reading of `extend-api.md` drives both sides.
+//! this module, so one reading of the contract (`docs/contract.md`) drives both sides.
 
 pub mod client;
 pub mod error;

@@ -5,6 +5,10 @@ use batchproof::run::exit;
 
 use super::signals::stop_signal;
 
+/// The profile served without `--profile`: batches drain over seconds, as client
+/// developers meet them in production.
+pub const LOCAL_PROFILE: &str = include_str!("../../mock/local.yaml");
+
 pub async fn serve(
     bind: std::net::SocketAddr,
     profile: Option<std::path::PathBuf>,
@@ -19,7 +23,14 @@ pub async fn serve(
                 return exit::INVALID;
             }
         },
-        None => Profile::default(),
+        // Built in, so an installed binary serves it from anywhere.
+        None => match Profile::from_text("mock/local.yaml (built in)", LOCAL_PROFILE) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::ABORTED;
+            }
+        },
     };
     if let Some(ts) = time_scale {
         profile.time_scale = ts;

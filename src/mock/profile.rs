@@ -156,7 +156,7 @@ pub struct Processing {
     pub review: Review,
 }
 
-/// Which status each validation failure gets. The SDKs map both 400 and 422 (extend-api.md
+/// Which status each validation failure gets. The SDKs map both 400 and 422 (docs/contract.md
 /// §2, §9); which one the real API sends for each failure is not documented, so each is a
 /// choice, 400 by default (the status the documented error code INVALID_REQUEST maps to),
 /// and a client's 422 path can be exercised by choosing 422.
@@ -225,7 +225,7 @@ impl ValidationStatus {
     }
 }
 
-/// The human review of NEEDS_REVIEW runs (extend-api.md §7): later approved (→ PROCESSED)
+/// The human review of NEEDS_REVIEW runs (docs/contract.md §7): later approved (→ PROCESSED)
 /// or rejected (→ REJECTED, `workflow_run.rejected`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -287,7 +287,7 @@ impl Default for Outcomes {
     }
 }
 
-/// Plan limits per organization (extend-api.md §7). `None` means unlimited. Request
+/// Plan limits per organization (docs/contract.md §7). `None` means unlimited. Request
 /// rates are per second; the windows shrink with the time scale.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

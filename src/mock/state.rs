@@ -26,7 +26,7 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// Documented failure reasons (extend-api.md §5).
+/// Documented failure reasons (docs/contract.md §5).
 pub const FAILURE_REASONS: [&str; 3] = [
     "INTERNAL_ERROR",
     "DOCUMENT_PROCESSOR_ERROR",

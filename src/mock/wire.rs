@@ -63,7 +63,7 @@ fn step_id(run: &Run, i: usize, prefix: &str) -> String {
 
 /// The step runs of a finished run, each as a `workflow_run.step_run.processed` payload:
 /// one StepRun in `version`'s shape with the run's id as `workflowRunId`, and no batchId
-/// or metadata (extend-api.md §6).
+/// or metadata (docs/contract.md §6).
 pub fn step_run_events(version: ApiVersion, run: &Run, wf: &Workflow) -> Vec<Value> {
     let steps = if version.is_legacy() {
         step_runs_legacy(run, wf)

@@ -65,7 +65,7 @@ pub(super) async fn create_webhook_endpoint(
         Err(e) => return reject(&s, &ctx, e),
     };
     // An endpoint's own events are global ones; workflow-run events are enabled per
-    // workflow by a subscription (extend-api.md §6).
+    // workflow by a subscription (docs/contract.md §6).
     if let Some(e) = events.iter().find(|e| e.starts_with("workflow_run.")) {
         return reject(
             &s,
