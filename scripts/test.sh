@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 filters=()
 if ! bash tests/sdk/setup.sh; then
-  echo "SKIPPED: the official Extend SDK test (tests/.venv could not be created: is PyPI reachable?)"
+  echo "SKIPPED: the official Extend SDK tests (tests/.venv or tests/sdk/ts/node_modules could not be created: are PyPI and npm reachable?)"
   filters+=("binary(sdk_compat)")
 fi
 if ! command -v "${BATCHPROOF_CHROMIUM:-chromium}" >/dev/null 2>&1 \

@@ -1,9 +1,12 @@
-//! The official Extend Python SDK (`extend-ai`, pinned in tests/sdk/requirements.txt) as a
-//! real client of the mock: create_batch with 1,000 inputs, list across pages, retrieve
-//! every run, and verify_and_parse on real deliveries; plus the SDK's verifier judging
-//! signatures made by batchproof's signing module (good, tampered, stale).
+//! The official Extend SDKs as real clients of the mock. Python (`extend-ai`, pinned in
+//! tests/sdk/requirements.txt): create_batch with 1,000 inputs, list across pages, retrieve
+//! every run, and verify_and_parse on real deliveries, plus the SDK's verifier judging
+//! signatures made by batchproof's signing module (good, tampered, stale). TypeScript
+//! (`extend-ai` on npm, pinned in tests/sdk/ts/package-lock.json): the same flow with steered
+//! outcomes (a failure, a rejected review) and typed step-run events.
 //!
-//! Needs tests/.venv (`bash tests/sdk/setup.sh`); without it the test fails.
+//! Needs tests/.venv and tests/sdk/ts/node_modules (`bash tests/sdk/setup.sh`); without
+//! them the tests fail.
 //! `bash scripts/test.sh` sets it up, or, when PyPI cannot be reached, leaves this test out
 //! and counts it as skipped in the summary.
 
@@ -58,6 +61,40 @@ async fn official_python_sdk_runs_the_whole_batch_flow_against_the_mock() {
             .arg(cases_path)
             .output()
             .expect("python runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "SDK flow failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("SDK flow passed"));
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_typescript_sdk_runs_the_whole_batch_flow_against_the_mock() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/ts");
+    assert!(
+        root.join("node_modules/extend-ai").exists(),
+        "tests/sdk/ts/node_modules is missing: run `bash tests/sdk/setup.sh` (scripts/test.sh and .ci/run do)"
+    );
+    // The profile `batchproof mock` serves by default, sped up so the test is quick.
+    let mut profile = batchproof::mock::Profile::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/local.yaml"),
+    )
+    .unwrap();
+    profile.time_scale = 500.0;
+    let mock = common::start(profile).await;
+    let url = mock.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&root)
+            .arg("flow.mjs")
+            .arg(url)
+            .arg(DEFAULT_TOKEN)
+            .output()
+            .expect("node runs")
     })
     .await
     .unwrap();

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates tests/.venv with the official Extend Python SDK, pinned. Idempotent.
+# Creates tests/.venv with the official Extend Python SDK and tests/sdk/ts/node_modules with
+# the official TypeScript SDK, both pinned. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=tests/.venv
@@ -10,3 +11,9 @@ if ! "$VENV/bin/python" -c 'import extend_ai' 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 fi
 "$VENV/bin/python" -c 'import importlib.metadata as m; print("extend-ai", m.version("extend-ai"))'
+
+# The official Extend TypeScript SDK, pinned by tests/sdk/ts/package-lock.json.
+if [ ! -d tests/sdk/ts/node_modules/extend-ai ]; then
+  (cd tests/sdk/ts && npm ci --no-audit --no-fund --silent)
+fi
+node -e 'console.log("extend-ai (TypeScript)", require("./tests/sdk/ts/node_modules/extend-ai/package.json").version)'
