@@ -368,3 +368,119 @@ mod tests {
         assert!((0.08..0.12).contains(&v[1000]), "median {}", v[1000]);
     }
 }
+
+/// Replaces `${VAR}` and `${VAR:-default}` in a scenario's text with the environment's
+/// values, before the YAML is read, so any string can come from the environment (a
+/// target URL, each shard's own webhook URL). `$${` stands for a literal `${`. Comments
+/// are left alone. An unset variable without a default is an error at its line and
+/// column, naming the variable and the fix.
+pub fn interpolate_env(
+    name: &str,
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let bytes = line.as_bytes();
+        let (mut i, mut quote) = (0, None::<u8>);
+        while i < bytes.len() {
+            let c = bytes[i];
+            match (c, quote) {
+                (b'"' | b'\'', None) => quote = Some(c),
+                (q, Some(open)) if q == open => quote = None,
+                // A comment starts at `#` outside quotes, at the start or after a blank.
+                (b'#', None) if i == 0 || bytes[i - 1].is_ascii_whitespace() => {
+                    out.push_str(&line[i..]);
+                    break;
+                }
+                (b'$', _) if line[i..].starts_with("$${") => {
+                    out.push_str("${");
+                    i += 3;
+                    continue;
+                }
+                (b'$', _) if line[i..].starts_with("${") => {
+                    let Some(len) = line[i + 2..].find('}') else {
+                        return Err(ConfigError::new(name, "`${` without a closing `}`")
+                            .at(n as u64 + 1, i as u64 + 1)
+                            .with_fix(
+                                "write `${VAR}` or `${VAR:-default}`; `$${` is a literal `${`",
+                            ));
+                    };
+                    let inner = &line[i + 2..i + 2 + len];
+                    let (var, default) = match inner.split_once(":-") {
+                        Some((v, d)) => (v, Some(d)),
+                        None => (inner, None),
+                    };
+                    let valid = !var.is_empty()
+                        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !var.starts_with(|c: char| c.is_ascii_digit());
+                    if !valid {
+                        return Err(ConfigError::new(
+                            name,
+                            format!("`${{{inner}}}` does not name an environment variable"),
+                        )
+                        .at(n as u64 + 1, i as u64 + 1)
+                        .with_fix(
+                            "variable names are letters, digits and `_`, e.g. `${TARGET_URL}`",
+                        ));
+                    }
+                    match lookup(var).or(default.map(str::to_string)) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            return Err(ConfigError::new(
+                                name,
+                                format!("environment variable `{var}` is not set"),
+                            )
+                            .at(n as u64 + 1, i as u64 + 1)
+                            .with_fix(format!(
+                                "export {var}=…, or give a default: `${{{var}:-value}}`"
+                            )));
+                        }
+                    }
+                    i += 3 + len;
+                    continue;
+                }
+                _ => {}
+            }
+            let ch = line[i..].chars().next().expect("a char at a boundary");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod interpolation_tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "TARGET_URL" => Some("https://api.example.test".into()),
+            "POD_IP" => Some("10.0.0.7".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn replaces_variables_and_defaults_and_leaves_comments_and_escapes() {
+        let text = "url: \"${TARGET_URL}\"\n# ${UNSET} in a comment\npublic: http://${POD_IP}:8090/hook # ${ALSO_UNSET}\nshard: ${SHARD:-0}\nlit: \"$${HOME}\"\n";
+        let got = interpolate_env("s.yaml", text, env).unwrap();
+        assert_eq!(
+            got,
+            "url: \"https://api.example.test\"\n# ${UNSET} in a comment\npublic: http://10.0.0.7:8090/hook # ${ALSO_UNSET}\nshard: 0\nlit: \"${HOME}\"\n"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_is_an_error_at_its_place_with_the_fix() {
+        let e = interpolate_env("s.yaml", "name: x\n  url: ${NOPE}\n", env).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(8)));
+        assert!(e.message.contains("`NOPE` is not set"), "{e:?}");
+        assert!(e.fix.unwrap().contains("${NOPE:-value}"));
+        let e = interpolate_env("s.yaml", "url: ${TARGET URL}\n", env).unwrap_err();
+        assert!(e.message.contains("does not name"), "{e:?}");
+        let e = interpolate_env("s.yaml", "url: ${OPEN\n", env).unwrap_err();
+        assert!(e.message.contains("closing"), "{e:?}");
+    }
+}

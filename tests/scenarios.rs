@@ -222,3 +222,41 @@ fn validate_command_exits_2_on_a_broken_file() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// `${VAR}` and `${VAR:-default}` come from the environment: a URL target from
+/// `TARGET_URL` validates, and without it the error names the variable, its place and the
+/// fix.
+#[test]
+fn scenario_strings_take_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("env.yaml");
+    std::fs::write(
+        &p,
+        "name: env\ntarget:\n  url: \"${BP_TEST_TARGET_URL}\"\nresults:\n  via: polling\nload:\n  phases: [{hold: \"${BP_TEST_HOLD:-2s}\", rate: 1}]\n",
+    )
+    .unwrap();
+    let validate = |url: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_batchproof"));
+        cmd.arg("validate").arg(&p).env_remove("BP_TEST_TARGET_URL");
+        if let Some(u) = url {
+            cmd.env("BP_TEST_TARGET_URL", u);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = validate(Some("https://api.example.test"));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let unset = validate(None);
+    let stderr = String::from_utf8_lossy(&unset.stderr);
+    assert_eq!(unset.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("env.yaml:3:9")
+            && stderr.contains("`BP_TEST_TARGET_URL` is not set")
+            && stderr.contains("${BP_TEST_TARGET_URL:-value}"),
+        "{stderr}"
+    );
+}

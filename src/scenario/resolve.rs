@@ -46,9 +46,13 @@ impl Scenario {
         Scenario::from_text(path, &text)
     }
 
+    /// The scenario in `text` (read from `path`), with `${VAR}` taken from the environment.
+    /// The report keeps the text as written (so shards whose variables differ are still one
+    /// scenario to `merge`, and a secret passed as `${VAR}` is not copied into it).
     pub fn from_text(path: &Path, text: &str) -> Result<Scenario, ConfigError> {
         let name = path.display().to_string();
-        let file: ScenarioFile = parse_yaml(&name, text)?;
+        let expanded = crate::config::interpolate_env(&name, text, |k| std::env::var(k).ok())?;
+        let file: ScenarioFile = parse_yaml(&name, &expanded)?;
         let base = path.parent().unwrap_or(Path::new("."));
 
         let target = resolve_target(&file, &name, base)?;

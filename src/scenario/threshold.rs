@@ -266,9 +266,19 @@ pub fn parse(expr: &str) -> Result<Threshold, String> {
                     .map_err(|_| format!("`{value}` is not a percentage like `0.1%`"))?
                     / 100.0
             } else {
-                value.parse::<f64>().map_err(|_| {
+                let v = value.parse::<f64>().map_err(|_| {
                     format!("`{metric}` is a ratio: write `0.1%` or `0.001`, not `{value}`")
-                })?
+                })?;
+                // A share of a whole never exceeds 1: `runs.failed.rate < 10` would mean
+                // 1,000 % and could never fail. (`rss.growth` is a ratio that can.)
+                if metric.ends_with(".rate") && v > 1.0 {
+                    return Err(format!(
+                        "`{metric} {op_str} {value}` means {}%, and a share can never exceed 100%: write `{value}%` or `{}`",
+                        v * 100.0,
+                        v / 100.0
+                    ));
+                }
+                v
             }
         }
         Unit::Count | Unit::Rate => value.parse::<f64>().map_err(|_| {
@@ -364,6 +374,13 @@ mod tests {
     #[test]
     fn wrong_unit_is_an_error() {
         assert!(parse("submit.p99 < 800").unwrap_err().contains("duration"));
+        let e = parse("runs.failed.rate < 10").unwrap_err();
+        assert!(
+            e.contains("1000%") && e.contains("`10%`") && e.contains("`0.1`"),
+            "{e}"
+        );
+        assert!((parse("runs.failed.rate < 10%").unwrap().bound - 0.1).abs() < 1e-12);
+        assert!((parse("rss.growth < 1.25").unwrap().bound - 1.25).abs() < 1e-12);
         assert!(
             parse("runs.missing == none")
                 .unwrap_err()
