@@ -52,24 +52,26 @@ async fn official_python_sdk_runs_the_whole_batch_flow_against_the_mock() {
     std::fs::write(&cases_path, cases.to_string()).unwrap();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/flow.py");
-    let url = mock.url();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .arg(url)
-            .arg(DEFAULT_TOKEN)
-            .arg(cases_path)
-            .output()
-            .expect("python runs")
-    })
-    .await
-    .unwrap();
+    let mut flow = Command::new(python);
+    flow.arg(script)
+        .arg(mock.url())
+        .arg(DEFAULT_TOKEN)
+        .arg(cases_path);
+    run_flow(flow).await;
+    mock.shutdown().await;
+}
+
+/// Runs an SDK flow script, which prints `ok …` per check and `SDK flow passed` at the end,
+/// off the runtime's threads (the mock it talks to runs on them).
+async fn run_flow(mut flow: Command) {
+    let out = tokio::task::spawn_blocking(move || flow.output().expect("the SDK flow starts"))
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
     assert!(out.status.success(), "SDK flow failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("SDK flow passed"));
-    mock.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,22 +88,11 @@ async fn official_typescript_sdk_runs_the_whole_batch_flow_against_the_mock() {
     .unwrap();
     profile.time_scale = 500.0;
     let mock = common::start(profile).await;
-    let url = mock.url();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&root)
-            .arg("flow.mjs")
-            .arg(url)
-            .arg(DEFAULT_TOKEN)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(out.status.success(), "SDK flow failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("SDK flow passed"));
+    let mut flow = Command::new("node");
+    flow.current_dir(&root)
+        .arg("flow.mjs")
+        .arg(mock.url())
+        .arg(DEFAULT_TOKEN);
+    run_flow(flow).await;
     mock.shutdown().await;
 }

@@ -133,7 +133,9 @@ fn req_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a s
     }
 }
 
-fn metadata(m: &Map<String, Value>, path: &str) -> Result<Value, Reject> {
+/// An input's metadata (`{}` when none). Its refusals say which kind of validation
+/// failure they are, so the profile can choose their status.
+fn metadata(m: &Map<String, Value>, path: &str) -> Result<Value, Refusal> {
     match m.get("metadata") {
         None | Some(Value::Null) => Ok(Value::Object(Map::new())),
         Some(v @ Value::Object(_)) => {
@@ -141,7 +143,8 @@ fn metadata(m: &Map<String, Value>, path: &str) -> Result<Value, Reject> {
             if size > MAX_METADATA_BYTES {
                 return Err(invalid(format!(
                     "`{path}metadata` is {size} bytes; the limit is {MAX_METADATA_BYTES} bytes (10KB)"
-                )));
+                )))
+                .kind(Invalid::MetadataTooLarge);
             }
             // Checked here so a bad steering key is refused with the request, not ignored.
             super::steer::read(v).map_err(|e| {
@@ -149,7 +152,9 @@ fn metadata(m: &Map<String, Value>, path: &str) -> Result<Value, Reject> {
             })?;
             Ok(v.clone())
         }
-        Some(_) => Err(invalid(format!("`{path}metadata` must be a JSON object"))),
+        Some(_) => {
+            Err(invalid(format!("`{path}metadata` must be a JSON object"))).kind(Invalid::Malformed)
+        }
     }
 }
 
@@ -314,18 +319,9 @@ pub fn batch(
         let prefix = format!("{path}.");
         let file = input_file(version, im, &path).kind(Invalid::BadFile)?;
         secrets(im, &prefix)?;
-        let metadata = match metadata(im, &prefix) {
-            Err(e) if e.message.contains("bytes; the limit") => {
-                return Err(e).kind(Invalid::MetadataTooLarge);
-            }
-            Err(e) if e.message.contains("must be a JSON object") => {
-                return Err(e).kind(Invalid::Malformed);
-            }
-            other => other?,
-        };
         runs.push(NewRun {
             files: vec![file],
-            metadata,
+            metadata: metadata(im, &prefix)?,
         });
     }
 
@@ -388,7 +384,7 @@ fn input_file(
 pub fn single(version: ApiVersion, profile: &Profile, body: &Value) -> Result<RunRequest, Reject> {
     let m = object(body, "body")?;
     let (wf_id, wf_version) = workflow_ref(version, m)?;
-    let meta = metadata(m, "")?;
+    let meta = metadata(m, "").map_err(|r| r.reject)?;
     secrets(m, "")?;
     let runs = if version.is_legacy() {
         let files = m.get("files").filter(|v| !v.is_null());

@@ -124,6 +124,13 @@ fn error_response(
     resp
 }
 
+/// A validation failure whose status the documentation leaves open gets the profile's.
+fn set_validation_status(shared: &Shared, kind: Invalid, resp: &mut Response) {
+    if let Ok(status) = StatusCode::from_u16(shared.profile.validation_status.of(kind)) {
+        *resp.status_mut() = status;
+    }
+}
+
 fn reject(shared: &Shared, ctx: &Ctx, r: impl Into<Refusal>) -> Response {
     let Refusal { reject: r, kind } = r.into();
     if kind == Some(Invalid::Malformed) && shared.profile.defects.malformed_is_500 {
@@ -144,11 +151,8 @@ fn reject(shared: &Shared, ctx: &Ctx, r: impl Into<Refusal>) -> Response {
         &ctx.request_id,
         None,
     );
-    // A validation failure whose status the documentation leaves open: the profile's.
-    if let Some(kind) = kind
-        && let Ok(status) = StatusCode::from_u16(shared.profile.validation_status.of(kind))
-    {
-        *resp.status_mut() = status;
+    if let Some(kind) = kind {
+        set_validation_status(shared, kind, &mut resp);
     }
     resp
 }
@@ -249,11 +253,8 @@ fn read_version(
         request_id,
         None,
     );
-    if unknown
-        && let Ok(status) =
-            StatusCode::from_u16(profile.validation_status.of(Invalid::UnknownVersion))
-    {
-        *resp.status_mut() = status;
+    if unknown {
+        set_validation_status(shared, Invalid::UnknownVersion, &mut resp);
     }
     Err(resp)
 }
@@ -266,12 +267,12 @@ fn authorize(
     request_id: &str,
 ) -> Result<(), Response> {
     let profile = &shared.profile;
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
     if !profile.defects.auth_not_enforced {
-        let token = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
         let message = match token {
             None => Some(
                 "Missing or malformed Authorization header; send `Authorization: Bearer <API key>`",
@@ -296,11 +297,6 @@ fn authorize(
         }
     }
     let workspace = headers.get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok());
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
     if workspace.is_none()
         && token.is_some_and(|t| profile.auth.organization_keys.iter().any(|k| k == t))
     {
