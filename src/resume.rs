@@ -90,7 +90,6 @@ pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunErro
         Span {
             started_at: r.started_at,
             start: r.ledger.start(),
-            load_end: r.ledger.start() + Duration::from_micros(r.last_us),
             unsent: 0,
             interrupted: Some(format!(
                 "killed; rebuilt from its journal ({} records{}): figures cover what it recorded, and request latencies were not journaled",
@@ -187,7 +186,6 @@ pub async fn resume(
         Span {
             started_at: r.started_at,
             start: ledger.start(),
-            load_end: now,
             unsent: 0,
             interrupted,
         },

@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use super::{Format, Report};
-use crate::config::format_duration;
 
 pub struct Console;
 
@@ -143,6 +142,16 @@ fn latency(s: &mut String, r: &Report) -> std::fmt::Result {
     }
     row("end to end", &r.e2e)?;
     row("batch completion", &r.batches.completion)?;
+    if let Some(ts) = r.time_scale() {
+        writeln!(
+            s,
+            "          end to end and batch completion are at time scale {ts}: real p50 ≈ {} and {}, p99 ≈ {} and {}",
+            ms(r.e2e.p50_ms * ts),
+            ms(r.batches.completion.p50_ms * ts),
+            ms(r.e2e.p99_ms * ts),
+            ms(r.batches.completion.p99_ms * ts)
+        )?;
+    }
     if r.generator.saturated {
         writeln!(
             s,
@@ -154,22 +163,36 @@ fn latency(s: &mut String, r: &Report) -> std::fmt::Result {
     Ok(())
 }
 
-/// Throughput and the projection.
+/// Throughput and the projection, with real-time equivalents under a time scale.
 fn capacity(s: &mut String, r: &Report) -> std::fmt::Result {
+    let ts = r.time_scale();
     writeln!(
         s,
-        "\nthroughput {:.2} batches/s accepted · {:.1} runs/s completed (steady)",
-        r.throughput.batches_per_s, r.throughput.steady_runs_per_s
+        "\nthroughput {:.2} batches/s accepted{} · {:.1} runs/s completed (steady){}",
+        r.throughput.batches_per_s,
+        super::real_rate(r.throughput.batches_per_s, ts),
+        r.throughput.steady_runs_per_s,
+        super::real_rate(r.throughput.steady_runs_per_s, ts)
     )?;
+    if r.throughput.finish_s > 0.0 {
+        writeln!(
+            s,
+            "job       all results in {} after the first submission",
+            super::span(r.throughput.finish_s, ts)
+        )?;
+    }
     if let Some(p) = &r.projection {
         writeln!(
             s,
-            "projection {} files → {} batches: submitted in {}, all finished in ~{}",
+            "projection {} files → {} batches: submitted in {}, all finished in {}",
             p.files,
             p.batches_needed,
-            format_duration(std::time::Duration::from_secs_f64(p.submit_s.max(0.0))),
-            format_duration(std::time::Duration::from_secs_f64(p.complete_s.max(0.0)))
+            super::span(p.submit_s, ts),
+            super::span(p.complete_s, ts)
         )?;
+        if let Some(b) = p.bound {
+            writeln!(s, "           pace set by {}", b.as_str())?;
+        }
     }
     Ok(())
 }

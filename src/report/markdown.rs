@@ -103,16 +103,82 @@ impl Format for Markdown {
                 )?;
             }
         }
-        writeln!(
-            s,
-            "| end to end | {} | {} | {} | {} |",
-            ms(r.e2e.p50_ms),
-            ms(r.e2e.p95_ms),
-            ms(r.e2e.p99_ms),
-            ms(r.e2e.max_ms)
+        let ts = r.time_scale();
+        let scaled = |label: &str, h: &crate::metrics::LatencySummary, s: &mut String| {
+            writeln!(
+                s,
+                "| {label} | {} | {} | {} | {} |",
+                ms(h.p50_ms),
+                ms(h.p95_ms),
+                ms(h.p99_ms),
+                ms(h.max_ms)
+            )?;
+            if let Some(ts) = ts {
+                writeln!(
+                    s,
+                    "| {label}, real time (× {ts}) | {} | {} | {} | {} |",
+                    ms(h.p50_ms * ts),
+                    ms(h.p95_ms * ts),
+                    ms(h.p99_ms * ts),
+                    ms(h.max_ms * ts)
+                )?;
+            }
+            std::fmt::Result::Ok(())
+        };
+        let at = ts.map_or(String::new(), |ts| format!(" (at time scale {ts})"));
+        scaled(&format!("end to end{at}"), &r.e2e, &mut s)?;
+        scaled(
+            &format!("batch completion{at}"),
+            &r.batches.completion,
+            &mut s,
         )?;
+        capacity(&mut s, r)?;
         Ok(s)
     }
+}
+
+/// Throughput, the job's own length and the projection, with real-time equivalents
+/// under a time scale.
+fn capacity(s: &mut String, r: &Report) -> std::fmt::Result {
+    let ts = r.time_scale();
+    writeln!(s, "\n## Capacity\n")?;
+    if let Some(ts) = ts {
+        writeln!(
+            s,
+            "The target is the mock at time scale {ts}: it runs {ts}× faster than the API it stands for, so each duration is followed by its real-time equivalent.\n"
+        )?;
+    }
+    writeln!(
+        s,
+        "- accepted: {:.2} batches/s{}\n- completed (steady): {:.1} runs/s{}",
+        r.throughput.batches_per_s,
+        super::real_rate(r.throughput.batches_per_s, ts),
+        r.throughput.steady_runs_per_s,
+        super::real_rate(r.throughput.steady_runs_per_s, ts)
+    )?;
+    if r.throughput.finish_s > 0.0 {
+        writeln!(
+            s,
+            "- this run's job: all results in {} after the first submission",
+            super::span(r.throughput.finish_s, ts)
+        )?;
+    }
+    if let Some(p) = &r.projection {
+        writeln!(
+            s,
+            "\n### Projection: {} files\n\n{} batches, submitted in **{}**, all finished in **{}**.{}\n",
+            p.files,
+            p.batches_needed,
+            super::span(p.submit_s, ts),
+            super::span(p.complete_s, ts),
+            p.bound
+                .map_or(String::new(), |b| format!(" Pace set by {}.", b.as_str()))
+        )?;
+        for a in &p.assumptions {
+            writeln!(s, "- {a}")?;
+        }
+    }
+    Ok(())
 }
 
 /// The rule table: failures first with their evidence, then passes, then rules nothing

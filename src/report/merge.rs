@@ -232,22 +232,28 @@ fn finish(
     if let Some(submit) = m.operations.get("submit") {
         m.generator.lag_p99_ms = submit.lag.p99_ms;
     }
-    if let Some(p) = &mut m.projection {
-        let t = &m.throughput;
-        p.submit_s = if t.batches_per_s > 0.0 {
-            p.batches_needed as f64 / t.batches_per_s
-        } else {
-            f64::INFINITY
+    // The merged job ended when the last shard's last result came in.
+    let mut finish_s: f64 = 0.0;
+    for (_, r) in reports {
+        let offset = (time(&r.started_at)? - start).num_milliseconds() as f64 / 1e3;
+        finish_s = finish_s.max(offset + r.throughput.finish_s);
+    }
+    m.throughput.finish_s = finish_s;
+    if let Some(p) = &m.projection {
+        let sample = super::projection::Sample {
+            runs: m.runs.submitted,
+            batches: m.batches.accepted,
+            batches_per_s: m.throughput.batches_per_s,
+            steady_runs_per_s: m.throughput.steady_runs_per_s,
+            finish_s,
+            throttled: m.batches.throttled > 0 || m.batches.list.iter().any(|b| b.throttles > 0),
         };
-        p.complete_s = if t.steady_runs_per_s > 0.0 {
-            p.files as f64 / t.steady_runs_per_s + m.e2e.p50_ms / 1e3
-        } else {
-            f64::INFINITY
-        };
+        let mut p = super::projection::project(p.files, &sample, m.target.mock_time_scale);
         p.assumptions.push(format!(
             "merged from {} shards running side by side: acceptance and completion rates are the sums of the shards' rates",
             reports.len()
         ));
+        m.projection = Some(p);
     }
     m.shard = None;
     m.merged_from = reports

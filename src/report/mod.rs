@@ -10,6 +10,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
+pub mod projection;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +22,7 @@ use crate::metrics::{Latency, LatencySummary, OperationSummary, Second};
 use crate::observe::{Anomalies, InvariantResult, MissingExample, WebhookCounts};
 pub use crate::scenario::Shard;
 use crate::scenario::threshold::{Threshold, ThresholdResult};
+pub use projection::{Bound, Projection};
 
 pub const SCHEMA: &str = "batchproof.report/v1";
 
@@ -209,28 +211,21 @@ pub struct Throughput {
     /// Runs seen terminal per second between the 10th and 90th percentile of completions.
     pub steady_runs_per_s: f64,
     pub steady_window_s: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Projection {
-    pub files: u64,
-    pub batches_needed: u64,
-    /// Time to submit every batch at the measured acceptance rate (null: never, no
-    /// rate was measured).
-    #[serde(deserialize_with = "null_is_never")]
-    pub submit_s: f64,
-    /// Time for every run to finish at the measured steady completion rate.
-    #[serde(deserialize_with = "null_is_never")]
-    pub complete_s: f64,
-    pub assumptions: Vec<String>,
-}
-
-/// JSON has no infinity: serde_json writes it as null, and null reads back as "never".
-fn null_is_never<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+    /// From the first batch's intended submit to the last result seen: how long this
+    /// run's job took (0 in reports written before batchproof measured it).
+    #[serde(default)]
+    pub finish_s: f64,
 }
 
 impl Report {
+    /// The mock's time scale when it is not 1: the mock then runs that many times faster
+    /// than the API it stands for, and a planner wants each duration in real time too.
+    pub fn time_scale(&self) -> Option<f64> {
+        self.target
+            .mock_time_scale
+            .filter(|ts| ts.is_finite() && *ts > 0.0 && (ts - 1.0).abs() > f64::EPSILON)
+    }
+
     /// The value of a threshold metric, in the metric's unit (ms, count, fraction, per s).
     pub fn metric(&self, name: &str) -> Option<f64> {
         let lat = |s: &LatencySummary, stat: &str| -> Option<f64> {
@@ -412,4 +407,26 @@ pub fn write_all(
         out.push(path);
     }
     Ok(out)
+}
+
+/// A duration in seconds as a reader wants it: "4.73m", and under a time scale also its
+/// real-time equivalent, "4.73m (≈ 7.88h real)"; "never" when it is infinite.
+pub fn span(secs: f64, time_scale: Option<f64>) -> String {
+    if !secs.is_finite() {
+        return "never (no rate measured)".into();
+    }
+    let d = |x: f64| crate::config::format_duration(std::time::Duration::from_secs_f64(x.max(0.0)));
+    match time_scale {
+        Some(ts) => format!("{} (≈ {} real)", d(secs), d(secs * ts)),
+        None => d(secs),
+    }
+}
+
+/// A rate per second under a time scale, in real time: the mock's 100 runs/s at time
+/// scale 100 stand for 1 run/s.
+pub fn real_rate(per_s: f64, time_scale: Option<f64>) -> String {
+    match time_scale {
+        Some(ts) => format!(" (≈ {:.2}/s real)", per_s / ts),
+        None => String::new(),
+    }
 }

@@ -8,8 +8,8 @@ use crate::api::RunStatus;
 use crate::metrics::HttpMetrics;
 use crate::observe::{BatchOutcome, Ledger};
 use crate::report::{
-    self, BatchLine, Batches, Generator, Harness, Http, Projection, Report, Runs, ScenarioInfo,
-    TargetInfo, Throughput, Verdict,
+    self, BatchLine, Batches, Generator, Harness, Http, Report, Runs, ScenarioInfo, TargetInfo,
+    Throughput, Verdict,
 };
 use crate::scenario::{Model, Scenario, Target};
 
@@ -20,8 +20,6 @@ pub(crate) struct Span {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The ledger's zero.
     pub start: Instant,
-    /// When the load engine returned (the acceptance rate's end when no batch answered).
-    pub load_end: Instant,
     /// Batches the engine never sent.
     pub unsent: u64,
     /// Why the run stopped early, if it did.
@@ -41,17 +39,22 @@ pub(crate) fn build_report(
     let submit = metrics.submit.summary();
     let lag_p99 = submit.lag.p99_ms;
     let target = target_info(scenario, base);
-    let projection = scenario.project_files.map(|files| {
-        project(
-            files,
-            &batches,
-            &runs,
-            batches_per_s,
-            steady,
-            ledger.e2e().percentile(50.0).as_secs_f64(),
-            target.mock_time_scale,
-        )
-    });
+    let first_intended = ledger.batches().first().map(|b| b.intended);
+    let finish_s = match (first_intended, completions.last()) {
+        (Some(first), Some(&last)) => last.saturating_duration_since(first).as_secs_f64(),
+        _ => 0.0,
+    };
+    let sample = report::projection::Sample {
+        runs: runs.submitted,
+        batches: batches.accepted,
+        batches_per_s,
+        steady_runs_per_s: steady,
+        finish_s,
+        throttled: ledger.batches().iter().any(|b| b.throttles > 0) || batches.throttled > 0,
+    };
+    let projection = scenario
+        .project_files
+        .map(|files| report::projection::project(files, &sample, target.mock_time_scale));
     let mut operations = BTreeMap::new();
     operations.insert("submit".to_string(), submit);
     if scenario.results.polling.is_some() {
@@ -107,6 +110,7 @@ pub(crate) fn build_report(
             batches_per_s,
             steady_runs_per_s: steady,
             steady_window_s: window,
+            finish_s,
         },
         projection,
         timeline: ledger.timeline().finish(),
@@ -119,25 +123,33 @@ pub(crate) fn build_report(
     }
 }
 
-/// Accepted batches per second, from the first batch's intended start to the last
-/// answer (or the load's end when nothing answered).
+/// Accepted batches per second. With two or more answers, the accepted batches after the
+/// first over the time between the first and the last answer: n answers span n − 1
+/// intervals, whether a schedule spaced them (open model) or each waited for the one
+/// before (closed), so a short run is not read as faster than it went. With one, the
+/// batch over the time from its intended start to its answer.
 fn acceptance_rate(ledger: &Ledger, batches: &Batches, span: &Span) -> f64 {
+    let answers: Vec<Instant> = ledger
+        .batches()
+        .iter()
+        .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
+        .filter_map(|b| b.answered)
+        .collect();
+    let (Some(first), Some(last)) = (answers.iter().min(), answers.iter().max()) else {
+        return 0.0;
+    };
+    let between = last.saturating_duration_since(*first).as_secs_f64();
+    if answers.len() >= 2 && between > 0.0 {
+        return (batches.accepted - 1) as f64 / between;
+    }
     let first_intended = ledger
         .batches()
         .first()
         .map(|b| b.intended)
         .unwrap_or(span.start);
-    let last_answer = ledger
-        .batches()
-        .iter()
-        .filter_map(|b| b.answered)
-        .max()
-        .unwrap_or(span.load_end);
-    let load_secs = last_answer
-        .saturating_duration_since(first_intended)
-        .as_secs_f64();
-    if load_secs > 0.0 {
-        batches.accepted as f64 / load_secs
+    let secs = last.saturating_duration_since(first_intended).as_secs_f64();
+    if secs > 0.0 {
+        batches.accepted as f64 / secs
     } else {
         0.0
     }
@@ -176,55 +188,6 @@ fn target_info(scenario: &Scenario, base: &str) -> TargetInfo {
         mock_profile: mock_info.as_ref().map(|m| m.0.clone()),
         mock_time_scale: mock_info.map(|m| m.1),
         results_via: via,
-    }
-}
-
-/// What the run's own rates say about a job of `files` files, with the assumptions that
-/// figure rests on.
-fn project(
-    files: u64,
-    batches: &Batches,
-    runs: &Runs,
-    batches_per_s: f64,
-    steady: f64,
-    e2e_p50_s: f64,
-    time_scale: Option<f64>,
-) -> Projection {
-    let avg = if batches.accepted > 0 {
-        runs.submitted as f64 / batches.accepted as f64
-    } else {
-        0.0
-    };
-    let batches_needed = if avg > 0.0 {
-        (files as f64 / avg).ceil() as u64
-    } else {
-        0
-    };
-    let mut assumptions = vec![
-        format!("batches of {avg:.0} inputs on average, as in this run"),
-        format!("batches accepted at {batches_per_s:.2}/s, as measured here"),
-        format!("runs completing at {steady:.1}/s, the steady rate measured between the 10th and 90th percentile of completions"),
-        "the target's capacity is not shared with other traffic, and rate limits stay as they were during this run".to_string(),
-    ];
-    if let Some(ts) = time_scale
-        && (ts - 1.0).abs() > f64::EPSILON
-    {
-        assumptions.push(format!("the target is the mock at time scale {ts}: multiply times by {ts} for the simulated real duration"));
-    }
-    Projection {
-        files,
-        batches_needed,
-        submit_s: if batches_per_s > 0.0 {
-            batches_needed as f64 / batches_per_s
-        } else {
-            f64::INFINITY
-        },
-        complete_s: if steady > 0.0 {
-            files as f64 / steady + e2e_p50_s
-        } else {
-            f64::INFINITY
-        },
-        assumptions,
     }
 }
 

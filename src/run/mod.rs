@@ -209,7 +209,7 @@ async fn execute(
         shard: opts.shard.map_or((0, 1), |s| (s.index, s.count)),
         in_flight: watchers.in_flight.clone(),
     };
-    let (unsent, load_end) = drive_load(engine, &stop_rx).await;
+    let unsent = drive_load(engine, &stop_rx).await;
     if stop_rx.borrow().is_none() {
         wait_for_results(&scenario, &ledger, stop_rx.clone()).await;
     }
@@ -244,7 +244,6 @@ async fn execute(
             Span {
                 started_at,
                 start,
-                load_end,
                 unsent,
                 interrupted,
             },

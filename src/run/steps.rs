@@ -374,11 +374,8 @@ impl Watchers {
 }
 
 /// Step 5: drives the load until its end or a stop signal. Returns the batches left
-/// unsent and when the load ended.
-pub(super) async fn drive_load(
-    engine: Engine,
-    stop_rx: &watch::Receiver<Option<String>>,
-) -> (u64, Instant) {
+/// unsent.
+pub(super) async fn drive_load(engine: Engine, stop_rx: &watch::Receiver<Option<String>>) -> u64 {
     let (load_stop_tx, load_stop_rx) = watch::channel(false);
     let mut stop_watch = stop_rx.clone();
     let forward = tokio::spawn(async move {
@@ -387,10 +384,9 @@ pub(super) async fn drive_load(
         }
     });
     let unsent = engine.drive(load_stop_rx, Duration::from_secs(5)).await;
-    let load_end = Instant::now();
     forward.abort();
     tracing::info!(unsent, "load finished; waiting for results");
-    (unsent, load_end)
+    unsent
 }
 
 /// Step 5, after the load: the audit and the probes, while the receiver and the poller

@@ -69,10 +69,16 @@ pub(super) fn latency(s: &mut String, r: &Report) -> std::fmt::Result {
             &series,
         ));
     }
+    let e2e_title = match r.time_scale() {
+        Some(ts) => format!(
+            "end to end: submit (as scheduled) → first terminal result (ms, at time scale {ts}: × {ts} for real time)"
+        ),
+        None => "end to end: submit (as scheduled) → first terminal result (ms)".to_string(),
+    };
     s.push_str(&line_chart(
         &Chart {
             id: "latency-e2e",
-            title: "end to end: submit (as scheduled) → first terminal result (ms)",
+            title: &e2e_title,
             x_label: "percentile",
             y_label: "ms",
             x_axis: XAxis::Percentile,

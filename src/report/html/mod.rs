@@ -8,7 +8,6 @@ use std::fmt::Write;
 use super::charts::esc;
 use super::{Format, Report};
 use crate::checks::RuleStatus;
-use crate::config::format_duration;
 use figures::{batches, completion_curves, latency, timelines};
 
 mod figures;
@@ -27,14 +26,6 @@ fn when(s: &str) -> String {
 }
 
 use crate::config::format_ms as ms;
-
-fn secs(v: f64) -> String {
-    if v.is_finite() {
-        format_duration(std::time::Duration::from_secs_f64(v.max(0.0)))
-    } else {
-        "never (no rate measured)".into()
-    }
-}
 
 /// The report may fetch nothing: the browser enforces it, and reports any attempt as a
 /// console error (which the browser test looks for).
@@ -177,7 +168,13 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
             format!("{} / {}", r.runs.seen, r.runs.submitted),
         ),
         ("missing", r.runs.missing.to_string()),
-        ("end to end p95", ms(r.e2e.p95_ms)),
+        (
+            "end to end p95",
+            match r.time_scale() {
+                Some(ts) => format!("{} (≈ {} real)", ms(r.e2e.p95_ms), ms(r.e2e.p95_ms * ts)),
+                None => ms(r.e2e.p95_ms),
+            },
+        ),
         (
             "submit p99 (response)",
             submit.map_or("–".into(), |o| ms(o.response.p99_ms)),
@@ -410,17 +407,22 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
     Ok(())
 }
 
-/// The capacity projection.
+/// The capacity projection, with real-time equivalents under a time scale.
 fn projection(s: &mut String, r: &Report) -> std::fmt::Result {
-    // Projection.
+    let ts = r.time_scale();
     if let Some(p) = &r.projection {
         write!(
             s,
-            "<section id=\"projection\"><h2>Capacity projection: {} files</h2><p><b>{}</b> batches; submitted in about <b>{}</b>; all finished in about <b>{}</b>.</p><ul>",
+            "<section id=\"projection\"><h2>Capacity projection: {} files</h2><p><b>{}</b> batches; submitted in about <b>{}</b>; all finished in about <b>{}</b>.{}</p><p class=\"muted\">This run's own job: all results in {} after the first submission.</p><ul>",
             p.files,
             p.batches_needed,
-            secs(p.submit_s),
-            secs(p.complete_s)
+            esc(&crate::report::span(p.submit_s, ts)),
+            esc(&crate::report::span(p.complete_s, ts)),
+            p.bound.map_or(String::new(), |b| format!(
+                " Pace set by <b>{}</b>.",
+                esc(b.as_str())
+            )),
+            esc(&crate::report::span(r.throughput.finish_s, ts)),
         )?;
         for a in &p.assumptions {
             write!(s, "<li>{}</li>", esc(a))?;
