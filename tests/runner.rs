@@ -94,6 +94,10 @@ async fn accounted_via(via: &str) -> Report {
     assert_eq!(r.runs.missing + r.runs.rejected, 0);
     assert_eq!(r.runs.by_status.values().sum::<u64>(), 240);
     assert_eq!(r.e2e.count, 240);
+    // The mock reports usage.credits on every terminal run: each input counted once,
+    // whichever channel showed it first.
+    assert_eq!(r.runs.credited, 240, "credits counted once per input");
+    assert!(r.runs.credits >= 240.0, "{}", r.runs.credits);
     r
 }
 

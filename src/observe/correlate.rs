@@ -387,7 +387,23 @@ impl Ledger {
         }
         if verified {
             self.observe(seq, run_id, status, arrived, Channel::Webhook);
+            self.credit(seq, payload.get("usage"));
         }
+    }
+
+    /// Counts the credits a terminal run reports in its `usage.credits`, once per input
+    /// whichever channel shows them first.
+    fn credit(&mut self, seq: u64, usage: Option<&Value>) {
+        let Some(credits) = usage.and_then(|u| u.get("credits")).and_then(Value::as_f64) else {
+            return;
+        };
+        let input = &mut self.inputs[seq as usize];
+        if input.credited || input.first_seen().is_none() {
+            return;
+        }
+        input.credited = true;
+        self.credits.0 += credits;
+        self.credits.1 += 1;
     }
 
     /// Records a status seen by polling for a run already mapped to an input.
@@ -416,7 +432,10 @@ impl Ledger {
             run.get("batchId").and_then(Value::as_str),
             run.get("metadata"),
         ) {
-            Some(seq) => self.observe(seq, run_id, status, at, Channel::Poll),
+            Some(seq) => {
+                self.observe(seq, run_id, status, at, Channel::Poll);
+                self.credit(seq, run.get("usage"));
+            }
             None => self.unknown_result(run_id, run.get("metadata")),
         }
     }

@@ -140,6 +140,8 @@ pub struct Ledger {
     expected_metadata: Option<Box<dyn Fn(u64, u64) -> Value + Send>>,
     webhooks: WebhookCounts,
     anomalies: Anomalies,
+    /// Credits the runs' `usage` reported, and how many runs reported it.
+    credits: (f64, u64),
     /// Contract findings from what the run saw (submissions, webhooks, polls).
     findings: Findings,
     /// Judge deliveries for the webhook rules (a `checks:` block is present); costs one
@@ -213,6 +215,7 @@ impl Ledger {
             expected_metadata: None,
             webhooks: WebhookCounts::default(),
             anomalies: Anomalies::default(),
+            credits: (0.0, 0),
             findings: Findings::default(),
             judge: false,
             judged_events: HashSet::new(),
@@ -496,6 +499,12 @@ impl Ledger {
 
     pub fn anomalies(&self) -> &Anomalies {
         &self.anomalies
+    }
+
+    /// Credits reported in the runs' `usage`, once per input, and how many inputs' runs
+    /// reported them.
+    pub fn credits(&self) -> (f64, u64) {
+        self.credits
     }
 
     /// Contract findings from what the run saw.

@@ -24,6 +24,8 @@ pub struct InputRecord {
     poll_status: Option<RunStatus>,
     pub max_rank: [u8; 2],
     pub last_status: Option<RunStatus>,
+    /// Whether this input's credits were counted.
+    pub credited: bool,
 }
 
 /// A terminal observation: status and µs after the run's start.
@@ -44,6 +46,7 @@ impl InputRecord {
             poll_status: None,
             max_rank: [0; 2],
             last_status: None,
+            credited: false,
         }
     }
 

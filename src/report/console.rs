@@ -71,6 +71,9 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
         "runs      {} submitted · {} seen · {} missing · {} rejected",
         r.runs.submitted, r.runs.seen, r.runs.missing, r.runs.rejected
     )?;
+    if r.runs.credited > 0 {
+        writeln!(s, "          {}", super::credits_line(&r.runs))?;
+    }
     let status: Vec<String> = r
         .runs
         .by_status

@@ -78,6 +78,9 @@ impl Format for Markdown {
         writeln!(s, "| result seen | {} |", r.runs.seen)?;
         writeln!(s, "| missing | {} |", r.runs.missing)?;
         writeln!(s, "| rejected at submission | {} |", r.runs.rejected)?;
+        if r.runs.credited > 0 {
+            writeln!(s, "| credits | {} |", super::credits_line(&r.runs))?;
+        }
         writeln!(
             s,
             "| duplicates / unknown / out of order | {} / {} / {} |\n",

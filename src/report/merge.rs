@@ -186,6 +186,8 @@ fn add_shard(m: &mut Report, r: &Report) -> anyhow::Result<()> {
     u.seen += ru.seen;
     u.missing += ru.missing;
     u.rejected += ru.rejected;
+    u.credits += ru.credits;
+    u.credited += ru.credited;
     add_map(&mut u.by_status, &ru.by_status);
     add_map(&mut u.by_channel, &ru.by_channel);
     u.anomalies.duplicates += ru.anomalies.duplicates;

@@ -202,6 +202,12 @@ pub struct Runs {
     pub by_channel: BTreeMap<String, u64>,
     pub anomalies: Anomalies,
     pub missing_examples: Vec<MissingExample>,
+    /// Credits the runs reported in `usage.credits` (counted once per input), and how
+    /// many runs reported them; both 0 when the target reports no usage.
+    #[serde(default)]
+    pub credits: f64,
+    #[serde(default)]
+    pub credited: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -259,6 +265,7 @@ impl Report {
             "runs.seen" => Some(self.runs.seen as f64),
             "runs.missing" => Some(self.runs.missing as f64),
             "runs.rejected" => Some(self.runs.rejected as f64),
+            "runs.credits" => Some(self.runs.credits),
             "runs.failed" => Some(*self.runs.by_status.get("FAILED").unwrap_or(&0) as f64),
             "runs.failed.rate" => ratio(
                 *self.runs.by_status.get("FAILED").unwrap_or(&0),
@@ -429,4 +436,14 @@ pub fn real_rate(per_s: f64, time_scale: Option<f64>) -> String {
         Some(ts) => format!(" (≈ {:.2}/s real)", per_s / ts),
         None => String::new(),
     }
+}
+
+/// "1,234 credits (1.03 per run, from the usage of 1,200 runs)".
+pub fn credits_line(runs: &Runs) -> String {
+    format!(
+        "{:.1} credits ({:.2} per run, from the usage of {} runs)",
+        runs.credits,
+        runs.credits / runs.credited.max(1) as f64,
+        runs.credited
+    )
 }

@@ -220,6 +220,8 @@ fn account(
         by_channel: BTreeMap::new(),
         anomalies: ledger.anomalies().clone(),
         missing_examples: ledger.missing_examples(20),
+        credits: ledger.credits().0,
+        credited: ledger.credits().1,
     };
     for s in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
         runs.by_status.insert(s.as_str().to_string(), 0);

@@ -32,7 +32,7 @@ const STATS: [&str; 9] = [
 ];
 
 /// Metrics that are plain numbers.
-pub const SCALAR_METRICS: [(&str, Unit, &str); 23] = [
+pub const SCALAR_METRICS: [(&str, Unit, &str); 24] = [
     (
         "runs.submitted",
         Unit::Count,
@@ -54,6 +54,11 @@ pub const SCALAR_METRICS: [(&str, Unit, &str); 23] = [
         "inputs in batches the target rejected",
     ),
     ("runs.failed", Unit::Count, "runs that ended FAILED"),
+    (
+        "runs.credits",
+        Unit::Count,
+        "credits the runs reported in usage.credits, once per input",
+    ),
     ("runs.failed.rate", Unit::Ratio, "FAILED runs / runs seen"),
     (
         "runs.duplicates",

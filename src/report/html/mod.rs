@@ -187,7 +187,18 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
             "accepted",
             format!("{:.2} batches/s", r.throughput.batches_per_s),
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain((r.runs.credited > 0).then(|| {
+        (
+            "credits",
+            format!(
+                "{:.1} ({:.2}/run)",
+                r.runs.credits,
+                r.runs.credits / r.runs.credited as f64
+            ),
+        )
+    })) {
         write!(
             s,
             "<div class=\"card\"><span class=\"muted\">{label}</span><b>{}</b></div>",
