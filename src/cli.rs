@@ -56,6 +56,32 @@ pub enum Command {
         /// reports with `batchproof merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<batchproof::scenario::Shard>,
+        /// Print what the run would do (as `batchproof plan`) and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Against a URL target: the most runs this run may create (probes included);
+        /// overrides the scenario's `budget.max_runs`.
+        #[arg(long, value_name = "N")]
+        max_runs: Option<u64>,
+        /// Against a URL target: start even without a budget, or over it.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print what a run of the scenario would do, sending nothing: batches and runs per
+    /// phase, the probes' runs, requests per rate-limit category against the plan's
+    /// limits, duration, webhook registration, credits and the budget.
+    Plan {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Plan against this base URL instead of the scenario's target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Plan against the embedded mock with this profile.
+        #[arg(long, conflicts_with = "target")]
+        mock_profile: Option<PathBuf>,
+        /// A report.json of an earlier run: price the plan at its credits per run.
+        #[arg(long, value_name = "REPORT")]
+        from: Option<PathBuf>,
     },
     /// Render a saved report.json again, in any format; or, with --from-journal, write the
     /// partial report of a killed run from the journal in its report folder.

@@ -63,19 +63,48 @@ async fn dispatch(command: Command) -> u8 {
             progress,
             mock_profile,
             shard,
+            dry_run,
+            max_runs,
+            yes,
         } => {
-            commands::run::run(RunOptions {
-                scenario,
-                target,
-                token_env,
-                out,
-                progress: progress.into(),
-                mock_profile,
-                shard,
-                stop: None,
-            })
+            let spend = commands::run::Spend {
+                dry_run,
+                max_runs,
+                yes,
+            };
+            commands::run::run(
+                RunOptions {
+                    scenario,
+                    target,
+                    token_env,
+                    out,
+                    progress: progress.into(),
+                    mock_profile,
+                    shard,
+                    stop: None,
+                },
+                spend,
+            )
             .await
         }
+        Command::Plan {
+            scenario,
+            target,
+            mock_profile,
+            from,
+        } => commands::run::plan(
+            RunOptions {
+                scenario,
+                target,
+                token_env: "EXTEND_API_KEY".into(),
+                out: ".".into(),
+                progress: batchproof::run::ProgressMode::None,
+                mock_profile,
+                shard: None,
+                stop: None,
+            },
+            from.as_deref(),
+        ),
         Command::Resume { dir, token_env } => commands::run::resume(&dir, &token_env).await,
         Command::Report {
             from_journal: Some(dir),

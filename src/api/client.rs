@@ -8,7 +8,47 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use super::{ApiVersion, VERSION_HEADER, WORKSPACE_HEADER};
+use super::{ApiVersion, Category, RateLimits, VERSION_HEADER, WORKSPACE_HEADER};
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
+/// Client-side rate limits, one limiter per category, shared by every clone of a client
+/// (the submitters, the poller and the probes), so a run stays under its plan's limits
+/// instead of spending the account's budget on its own polling. Requests are spaced
+/// evenly (a burst of one), so no window of any length sees more than the rate.
+#[derive(Debug, Default)]
+struct Pacer {
+    run: Option<Limiter>,
+    write: Option<Limiter>,
+    get: Option<Limiter>,
+}
+
+impl Pacer {
+    fn new(limits: &RateLimits) -> Pacer {
+        let mk = |rps: Option<f64>| {
+            rps.filter(|r| r.is_finite() && *r > 0.0).and_then(|r| {
+                governor::Quota::with_period(Duration::from_secs_f64(1.0 / r))
+                    .map(governor::RateLimiter::direct)
+            })
+        };
+        Pacer {
+            run: mk(limits.run_rps),
+            write: mk(limits.write_rps),
+            get: mk(limits.get_rps),
+        }
+    }
+
+    async fn wait(&self, category: Category) {
+        let limiter = match category {
+            Category::Run => &self.run,
+            Category::Write => &self.write,
+            Category::Get => &self.get,
+        };
+        if let Some(l) = limiter {
+            l.until_ready().await;
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -18,6 +58,7 @@ pub struct Client {
     /// The `x-extend-api-version` value sent; None sends no header.
     version: Option<String>,
     workspace: Option<String>,
+    pacer: Option<std::sync::Arc<Pacer>>,
 }
 
 /// What came back from one request.
@@ -114,7 +155,17 @@ impl Client {
             token,
             version: version.map(|v| v.as_str().to_string()),
             workspace,
+            pacer: None,
         })
+    }
+
+    /// The same client held under `limits` (requests per second per category), shared
+    /// with every clone made from it.
+    pub fn paced(self, limits: &RateLimits) -> Client {
+        Client {
+            pacer: (!limits.is_empty()).then(|| std::sync::Arc::new(Pacer::new(limits))),
+            ..self
+        }
     }
 
     /// The same client with another bearer token, or none (for the auth probes).
@@ -158,7 +209,12 @@ impl Client {
         h
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+    async fn send(&self, category: Category, req: reqwest::RequestBuilder) -> Reply {
+        // Waiting for the pacer is the harness holding a request back: it shows as
+        // schedule lag, not as the target's latency.
+        if let Some(p) = &self.pacer {
+            p.wait(category).await;
+        }
         let started = Instant::now();
         let result = req.headers(self.headers()).send().await;
         match result {
@@ -205,7 +261,7 @@ impl Client {
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body);
-        self.send(req).await
+        self.send(Category::of("POST", path), req).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
@@ -215,7 +271,7 @@ impl Client {
 
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Reply {
         let req = self.http.get(format!("{}{path}", self.base)).query(query);
-        self.send(req).await
+        self.send(Category::Get, req).await
     }
 
     /// Submits a Batch Run Workflow body (already in the version's shape).

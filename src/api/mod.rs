@@ -31,6 +31,80 @@ pub const BATCH_DEFAULT_PRIORITY: u8 = 90;
 /// Priority of single runs when none is asked for (spec-2025; assumed for 2026).
 pub const SINGLE_DEFAULT_PRIORITY: u8 = 50;
 
+/// A plan's published limits (docs/contract.md §7), or a scenario's own: requests per
+/// second per category, and processing throughput in files per minute. `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimits {
+    pub run_rps: Option<f64>,
+    pub write_rps: Option<f64>,
+    pub get_rps: Option<f64>,
+    pub files_per_minute: Option<f64>,
+}
+
+impl RateLimits {
+    pub fn is_empty(&self) -> bool {
+        self.run_rps.is_none() && self.write_rps.is_none() && self.get_rps.is_none()
+    }
+}
+
+/// The plans whose limits the documentation publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    Payg,
+    Scale,
+    Enterprise,
+}
+
+impl Plan {
+    /// The published limits; Scale and Enterprise publish floors ("25+"), which is what
+    /// a client can count on.
+    pub fn limits(self) -> RateLimits {
+        let (rps, files) = match self {
+            Plan::Payg => (10.0, 80.0),
+            Plan::Scale => (25.0, 120.0),
+            Plan::Enterprise => (75.0, 300.0),
+        };
+        RateLimits {
+            run_rps: Some(rps),
+            write_rps: Some(rps),
+            get_rps: Some(rps),
+            files_per_minute: Some(files),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Payg => "payg",
+            Plan::Scale => "scale",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+}
+
+/// The rate-limit category of a request (docs/contract.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// Reads.
+    Get,
+    /// Changes other than runs: webhook endpoints, subscriptions, cancels.
+    Write,
+    /// Run and batch submissions.
+    Run,
+}
+
+impl Category {
+    /// The category of `method path` as the harness sends it.
+    pub fn of(method: &str, path: &str) -> Category {
+        let path = path.split('?').next().unwrap_or(path);
+        match method {
+            "GET" | "HEAD" => Category::Get,
+            "POST" if path == "/workflow_runs" || path == "/workflow_runs/batch" => Category::Run,
+            _ => Category::Write,
+        }
+    }
+}
+
 /// The API versions whose shapes batchproof knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ApiVersion {

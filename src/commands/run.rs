@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use batchproof::run::plan::{self, Plan};
 use batchproof::run::{self, ProgressMode, RunOptions, exit};
 use batchproof::scenario::{Scenario, Target};
 
@@ -20,8 +21,16 @@ impl From<cli::Progress> for ProgressMode {
     }
 }
 
+/// What `run` may spend against a paid target.
+pub struct Spend {
+    /// Print the plan and send nothing.
+    pub dry_run: bool,
+    pub max_runs: Option<u64>,
+    pub yes: bool,
+}
+
 /// `batchproof run`.
-pub async fn run(mut opts: RunOptions) -> u8 {
+pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
     opts.stop = Some(signals::stop_on_signal());
     let scenario = match run::prepare(&opts) {
         Ok(s) => s,
@@ -30,7 +39,43 @@ pub async fn run(mut opts: RunOptions) -> u8 {
             return e.exit_code();
         }
     };
+    if spend.dry_run {
+        print!("{}", Plan::of(&scenario, None));
+        return exit::PASSED;
+    }
+    let scenario = match plan::guard(scenario, spend.max_runs, spend.yes) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
     finish(run::run_scenario(scenario, &opts).await)
+}
+
+/// `batchproof plan`: the plan, priced at an earlier report's credits per run when given.
+pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
+    let scenario = match run::prepare(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    let credits_per_run = match from.map(batchproof::report::json::read) {
+        None => None,
+        Some(Ok(r)) if r.runs.credited > 0 => Some(r.runs.credits / r.runs.credited as f64),
+        Some(Ok(_)) => {
+            eprintln!("note: that report's runs reported no usage; the plan is not priced");
+            None
+        }
+        Some(Err(e)) => {
+            eprintln!("error: {e:#}");
+            return exit::INVALID;
+        }
+    };
+    print!("{}", Plan::of(&scenario, credits_per_run));
+    exit::PASSED
 }
 
 /// `batchproof validate`: exit 0 if every file is valid, 2 otherwise.

@@ -16,6 +16,7 @@ use crate::report::{self, Report};
 use crate::scenario::{Scenario, Target};
 
 mod assemble;
+pub mod plan;
 mod progress;
 mod results;
 mod steps;
@@ -175,7 +176,8 @@ async fn execute(
         load.request_timeout,
         load.max_in_flight.max(16),
     )
-    .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?;
+    .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?
+    .paced(&scenario.limits);
 
     // 2. The ledger and its journal.
     let start = Instant::now();

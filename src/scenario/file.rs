@@ -37,6 +37,35 @@ pub struct ScenarioFile {
     pub project: Option<ProjectFile>,
     #[serde(default)]
     pub checks: Option<Spanned<ChecksFile>>,
+    #[serde(default)]
+    pub limits: Option<Spanned<LimitsFile>>,
+    #[serde(default)]
+    pub budget: Option<Spanned<BudgetFile>>,
+}
+
+/// The account's limits, which the harness keeps to: a plan's published ones, each
+/// overridable.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    #[serde(default)]
+    pub plan: Option<crate::api::Plan>,
+    #[serde(default)]
+    pub run_rps: Option<f64>,
+    #[serde(default)]
+    pub write_rps: Option<f64>,
+    #[serde(default)]
+    pub get_rps: Option<f64>,
+    #[serde(default)]
+    pub files_per_minute: Option<f64>,
+}
+
+/// What a run against a paid API may spend.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetFile {
+    /// Most runs the run may create, the probes' included.
+    pub max_runs: u64,
 }
 
 /// What a missing `x-extend-api-version` header should get (`version.missing`).

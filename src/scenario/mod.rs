@@ -152,6 +152,12 @@ pub struct Scenario {
     pub project_files: Option<u64>,
     /// Contract checks; None: the run judges no rules.
     pub checks: Option<Checks>,
+    /// The plan the scenario names, if any.
+    pub plan: Option<crate::api::Plan>,
+    /// The limits the harness keeps to (the plan's, overridden field by field).
+    pub limits: crate::api::RateLimits,
+    /// Most runs the run may create (`budget.max_runs`).
+    pub budget_runs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

@@ -61,6 +61,7 @@ impl Scenario {
         let (webhooks, polling) = resolve_results(&file, &name, &target)?;
         let thresholds = resolve_thresholds(&file, &name)?;
         let checks = resolve_checks(&file, &name)?;
+        let limits = resolve_limits(&file, &name)?;
         let r = &file.results;
 
         Ok(Scenario {
@@ -89,8 +90,41 @@ impl Scenario {
             thresholds,
             project_files: file.project.as_ref().map(|p| p.files),
             checks,
+            plan: file.limits.as_ref().and_then(|l| l.value.plan),
+            limits,
+            budget_runs: file.budget.as_ref().map(|b| b.value.max_runs),
         })
     }
+}
+
+/// The limits the harness keeps to: the named plan's published ones, each field
+/// overridable; every rate positive.
+fn resolve_limits(file: &ScenarioFile, name: &str) -> Result<crate::api::RateLimits, ConfigError> {
+    let Some(spanned) = &file.limits else {
+        return Ok(crate::api::RateLimits::default());
+    };
+    let l = &spanned.value;
+    let plan = l.plan.map(crate::api::Plan::limits).unwrap_or_default();
+    let pick = |own: Option<f64>, field: &str, published: Option<f64>| match own {
+        Some(v) if !(v.is_finite() && v > 0.0) => Err(located(
+            name,
+            spanned,
+            format!("limits.{field} is {v}; a rate must be a positive number"),
+            "write e.g. `get_rps: 25`, or leave the field out for no limit",
+        )),
+        Some(v) => Ok(Some(v)),
+        None => Ok(published),
+    };
+    Ok(crate::api::RateLimits {
+        run_rps: pick(l.run_rps, "run_rps", plan.run_rps)?,
+        write_rps: pick(l.write_rps, "write_rps", plan.write_rps)?,
+        get_rps: pick(l.get_rps, "get_rps", plan.get_rps)?,
+        files_per_minute: pick(
+            l.files_per_minute,
+            "files_per_minute",
+            plan.files_per_minute,
+        )?,
+    })
 }
 
 /// The target: the embedded mock (with its profile) or a URL.

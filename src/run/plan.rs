@@ -1,0 +1,516 @@
+//! What a run would do, worked out from the scenario alone and before anything is sent:
+//! batches and runs per phase, the probes' runs, requests per rate-limit category against
+//! the plan's limits, how long it takes, and what it would cost. `batchproof plan` prints
+//! it; the cost guard refuses a run against a URL whose runs exceed its budget.
+
+use std::fmt::{self, Write};
+use std::sync::Arc;
+
+use crate::api::RateLimits;
+use crate::load::inputs::InputFactory;
+use crate::load::schedule::OpenSchedule;
+use crate::scenario::{BatchSize, Model, Phase, Scenario, Target};
+
+use super::RunError;
+
+/// Runs the conformance probes create on a target that honours the contract: the
+/// 1,000-input batch, the priority-89 single run, and the back-to-back batches of one.
+pub fn probe_runs(rapid_batches: u32) -> u64 {
+    crate::api::MAX_BATCH_INPUTS as u64 + 1 + u64::from(rapid_batches)
+}
+
+/// Runs the probes create at most: on a target that accepts what it must refuse, also
+/// the 1,001-input batch and the small malformed bodies (none over two inputs; 32 is a
+/// margin over the dozen there are).
+pub fn probe_runs_at_most(rapid_batches: u32) -> u64 {
+    probe_runs(rapid_batches) + crate::api::MAX_BATCH_INPUTS as u64 + 1 + 32
+}
+
+/// One phase of the load as planned.
+#[derive(Debug, Clone)]
+pub struct PhasePlan {
+    pub label: String,
+    pub seconds: f64,
+    /// Batches and runs the phase sends; None in the closed model, whose count depends
+    /// on how fast the target answers.
+    pub batches: Option<u64>,
+    pub runs: Option<u64>,
+    /// Batches per second at the phase's peak (open model).
+    pub peak_rate: Option<f64>,
+}
+
+/// What a run of the scenario would do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenario: String,
+    pub target: String,
+    pub paid: bool,
+    pub model: Model,
+    pub phases: Vec<PhasePlan>,
+    /// Load runs; None when the closed model leaves the count open.
+    pub load_runs: Option<u64>,
+    pub load_batches: Option<u64>,
+    /// The probes' runs on a conforming target, and at most.
+    pub probe_runs: Option<(u64, u64)>,
+    pub largest_batch: u64,
+    pub limits: RateLimits,
+    /// Whether batchproof paces itself under `limits` (the scenario's), or they are the
+    /// embedded mock's own, which it enforces with 429s.
+    pub paced: bool,
+    pub plan_name: Option<String>,
+    pub polling: bool,
+    pub webhooks: bool,
+    pub registers_endpoint: bool,
+    pub load_seconds: f64,
+    pub deadline_seconds: f64,
+    pub budget: Option<u64>,
+    pub credits_per_run: Option<f64>,
+}
+
+impl Plan {
+    /// Works the plan out from the scenario; `credits_per_run` prices it (e.g. from an
+    /// earlier run's report).
+    pub fn of(scenario: &Scenario, credits_per_run: Option<f64>) -> Plan {
+        let load = &scenario.load;
+        let cap = load.batches.unwrap_or(u64::MAX);
+        let factory = InputFactory::new(&Arc::new(scenario.clone()));
+        let mut phases = Vec::new();
+        let (mut index, mut open_total) = (0u64, Some(0u64));
+        let mut schedule = OpenSchedule::new(&load.phases);
+        let mut start = 0.0;
+        let mut pending = None;
+        for (i, p) in load.phases.iter().enumerate() {
+            match *p {
+                Phase::Rate { duration, from, to } => {
+                    let end = start + duration.as_secs_f64();
+                    let (mut batches, mut runs) = (0u64, 0u64);
+                    // Batches due before the phase ends (the first past it is kept).
+                    while let Some(d) = pending.take().or_else(|| schedule.next()) {
+                        let due = d.as_secs_f64();
+                        if due > end + 1e-9 {
+                            pending = Some(std::time::Duration::from_secs_f64(due));
+                            break;
+                        }
+                        if index >= cap {
+                            break;
+                        }
+                        runs += factory.size(index);
+                        batches += 1;
+                        index += 1;
+                    }
+                    open_total = open_total.map(|t| t + runs);
+                    phases.push(PhasePlan {
+                        label: if (from - to).abs() < 1e-12 {
+                            format!("{}. hold {:.0}s at {from}/s", i + 1, duration.as_secs_f64())
+                        } else {
+                            format!(
+                                "{}. ramp {:.0}s, {from} → {to}/s",
+                                i + 1,
+                                duration.as_secs_f64()
+                            )
+                        },
+                        seconds: duration.as_secs_f64(),
+                        batches: Some(batches),
+                        runs: Some(runs),
+                        peak_rate: Some(from.max(to)),
+                    });
+                    start = end;
+                }
+                Phase::Concurrency { duration, from, to } => {
+                    phases.push(PhasePlan {
+                        label: format!(
+                            "{}. {:.0}s of {from} → {to} submitters",
+                            i + 1,
+                            duration.as_secs_f64()
+                        ),
+                        seconds: duration.as_secs_f64(),
+                        batches: None,
+                        runs: None,
+                        peak_rate: None,
+                    });
+                    start += duration.as_secs_f64();
+                }
+            }
+        }
+        let largest_batch = match load.size {
+            BatchSize::Fixed(n) => n,
+            BatchSize::Uniform(_, b) => b,
+        };
+        let (load_batches, load_runs) = match load.model {
+            Model::Open => (Some(index), open_total),
+            // A closed model's count is open unless `load.batches` caps it.
+            Model::Closed => match load.batches {
+                Some(n) => (Some(n), Some((0..n).map(|i| factory.size(i)).sum())),
+                None => (None, None),
+            },
+        };
+        let (target, paid) = match &scenario.target {
+            Target::Mock { .. } => ("the embedded mock".to_string(), false),
+            Target::Url { url, .. } => (url.clone(), true),
+        };
+        // Without limits of its own, a scenario on the mock meets the profile's.
+        let (limits, paced, plan_name) = match &scenario.target {
+            Target::Mock { profile, .. } if scenario.limits.is_empty() => {
+                // The mock's windows shrink with its time scale: its limits hold in mock
+                // time, so the harness meets them that many times faster.
+                let l = &profile.limits;
+                let ts = profile.time_scale;
+                let scaled = |r: Option<f64>| r.map(|r| r * ts);
+                let own = RateLimits {
+                    run_rps: scaled(l.run_rps),
+                    write_rps: scaled(l.write_rps),
+                    get_rps: scaled(l.get_rps),
+                    files_per_minute: scaled(l.files_per_minute),
+                };
+                let name = if (ts - 1.0).abs() > f64::EPSILON {
+                    format!("the mock profile's × its time scale {ts}, enforced with 429s")
+                } else {
+                    "the mock profile's, enforced with 429s".to_string()
+                };
+                (own, false, (!own.is_empty()).then_some(name))
+            }
+            _ => (
+                scenario.limits,
+                true,
+                scenario.plan.map(|p| format!("plan {}", p.as_str())),
+            ),
+        };
+        Plan {
+            scenario: scenario.name.clone(),
+            target,
+            paid,
+            model: load.model,
+            phases,
+            load_runs,
+            load_batches,
+            probe_runs: scenario.checks.as_ref().filter(|c| c.probes).map(|c| {
+                (
+                    probe_runs(c.rapid_batches),
+                    probe_runs_at_most(c.rapid_batches),
+                )
+            }),
+            largest_batch,
+            limits,
+            paced,
+            plan_name,
+            polling: scenario.results.polling.is_some(),
+            webhooks: scenario.results.webhooks.is_some(),
+            registers_endpoint: scenario
+                .results
+                .webhooks
+                .as_ref()
+                .is_some_and(|w| w.register),
+            load_seconds: start,
+            deadline_seconds: scenario.results.deadline.as_secs_f64(),
+            budget: scenario.budget_runs,
+            credits_per_run,
+        }
+    }
+
+    /// Runs the run would create at most (load and probes); None when the closed model
+    /// leaves the count open.
+    pub fn runs_at_most(&self) -> Option<u64> {
+        Some(self.load_runs? + self.probe_runs.map_or(0, |p| p.1))
+    }
+
+    /// Peak batches per second offered (open model).
+    fn peak_batch_rate(&self) -> Option<f64> {
+        self.phases
+            .iter()
+            .filter_map(|p| p.peak_rate)
+            .reduce(f64::max)
+    }
+
+    fn requests(&self, s: &mut String) -> fmt::Result {
+        let paced = self.paced;
+        let limit = |l: Option<f64>| match l {
+            Some(l) if paced => format!("limit {l}/s: batchproof paces itself under it"),
+            Some(l) => format!("limit {l}/s"),
+            None => "no limit set".into(),
+        };
+        let within = |rate: f64, l: Option<f64>| match l {
+            Some(l) if rate > l && paced => {
+                format!(" — OVER the limit: the run will be held to {l}/s and show schedule lag")
+            }
+            Some(l) if rate > l => format!(" — OVER the limit: expect 429s above {l}/s"),
+            _ => String::new(),
+        };
+        match self.peak_batch_rate() {
+            Some(r) => writeln!(
+                s,
+                "  RUN    peak {r:.2} batch submissions/s{} ({})",
+                within(r, self.limits.run_rps),
+                limit(self.limits.run_rps)
+            )?,
+            None => writeln!(
+                s,
+                "  RUN    as fast as the submitters get answers ({})",
+                limit(self.limits.run_rps)
+            )?,
+        }
+        writeln!(
+            s,
+            "  WRITE  {} request(s) to register a webhook endpoint and its subscription ({})",
+            if self.registers_endpoint { 2 } else { 0 },
+            limit(self.limits.write_rps)
+        )?;
+        if self.polling {
+            let runs = self
+                .load_runs
+                .map_or("one per run".into(), |n| format!("{n}"));
+            let peak = self
+                .peak_batch_rate()
+                .map(|r| r * self.largest_batch as f64);
+            writeln!(
+                s,
+                "  GET    one Get per run for its metadata ({runs} in all{}) plus list pages each polling round ({})",
+                peak.map_or(String::new(), |p| format!(
+                    ", ≈ {p:.0}/s at the peak submission rate{}",
+                    within(p, self.limits.get_rps)
+                )),
+                limit(self.limits.get_rps)
+            )?;
+            if let (Some(n), Some(l)) = (self.load_runs, self.limits.get_rps) {
+                writeln!(
+                    s,
+                    "         at {l} Gets/s the Gets alone take ≥ {}",
+                    crate::config::format_duration(std::time::Duration::from_secs_f64(
+                        n as f64 / l
+                    ))
+                )?;
+            }
+        } else {
+            writeln!(s, "  GET    none for results (webhooks only)")?;
+        }
+        if let Some(fpm) = self.limits.files_per_minute {
+            let offered = self
+                .peak_batch_rate()
+                .map(|r| r * self.largest_batch as f64 * 60.0);
+            writeln!(
+                s,
+                "  FILES  plan processes {fpm} files/min{}{}",
+                offered.map_or(String::new(), |o| format!("; peak offered {o:.0}/min")),
+                self.load_runs.map_or(String::new(), |n| format!(
+                    ": the load's runs need ≥ {} of processing",
+                    crate::config::format_duration(std::time::Duration::from_secs_f64(
+                        n as f64 / fpm * 60.0
+                    ))
+                ))
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        let n = |v: Option<u64>| v.map_or("open (closed model)".into(), |v| v.to_string());
+        writeln!(s, "plan for `{}` against {}", self.scenario, self.target)?;
+        writeln!(
+            s,
+            "nothing has been sent{}",
+            if self.paid {
+                "; this target may be paid"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            s,
+            "\nload ({} model)",
+            match self.model {
+                Model::Open => "open",
+                Model::Closed => "closed",
+            }
+        )?;
+        for p in &self.phases {
+            writeln!(
+                s,
+                "  {:<32} {:>8} batches {:>10} runs",
+                p.label,
+                n(p.batches),
+                n(p.runs)
+            )?;
+        }
+        writeln!(
+            s,
+            "  {:<32} {:>8} batches {:>10} runs (batches of up to {})",
+            "total",
+            n(self.load_batches),
+            n(self.load_runs),
+            self.largest_batch
+        )?;
+        if let Some((typical, most)) = self.probe_runs {
+            writeln!(
+                s,
+                "probes    {typical} runs on a conforming target, at most {most} if it accepts what it must refuse"
+            )?;
+        }
+        writeln!(
+            s,
+            "runs      {} created at most",
+            self.runs_at_most()
+                .map_or("an open number of".into(), |r| r.to_string())
+        )?;
+        writeln!(
+            s,
+            "\nrequests per rate-limit category{}",
+            self.plan_name
+                .as_ref()
+                .map_or(String::new(), |p| format!(" (limits: {p})"))
+        )?;
+        self.requests(&mut s)?;
+        writeln!(
+            s,
+            "\nduration  {} of load, then up to {} for the last results (results.deadline)",
+            crate::config::format_duration(std::time::Duration::from_secs_f64(self.load_seconds)),
+            crate::config::format_duration(std::time::Duration::from_secs_f64(
+                self.deadline_seconds
+            ))
+        )?;
+        writeln!(
+            s,
+            "results   {}{}",
+            match (self.webhooks, self.polling) {
+                (true, true) => "webhooks and polling",
+                (true, false) => "webhooks",
+                (false, true) => "polling",
+                (false, false) => "not collected",
+            },
+            if self.registers_endpoint {
+                "; a webhook endpoint and subscription will be registered on the target"
+            } else {
+                ""
+            }
+        )?;
+        match (self.credits_per_run, self.runs_at_most()) {
+            (Some(c), Some(r)) => writeln!(
+                s,
+                "credits   ≈ {:.0} ({} runs × {c:.2} credits per run, as measured in the report given)",
+                c * r as f64,
+                r
+            )?,
+            _ => writeln!(
+                s,
+                "credits   unknown before a run; a report totals them (runs.credits): pass --from REPORT to price this plan"
+            )?,
+        }
+        match (self.budget, self.runs_at_most()) {
+            (Some(b), Some(r)) if r > b => {
+                writeln!(s, "budget    {b} runs: EXCEEDED by {}", r - b)?
+            }
+            (Some(b), Some(r)) => writeln!(s, "budget    {b} runs: within ({r} at most)")?,
+            (Some(b), None) => writeln!(s, "budget    {b} runs: the load stops there")?,
+            (None, _) if self.paid => writeln!(
+                s,
+                "budget    none: `run` will refuse this URL target without `budget: {{max_runs: N}}`, --max-runs N or --yes"
+            )?,
+            (None, _) => writeln!(s, "budget    not needed on the embedded mock")?,
+        }
+        f.write_str(&s)
+    }
+}
+
+/// The cost guard: against a URL target, a run whose runs could exceed its budget (the
+/// scenario's `budget.max_runs`, or `max_runs` given on the command line) is refused
+/// before its first request, and so is one with no budget at all unless `yes`. With a
+/// budget, the load is capped so it cannot create more runs than the budget allows
+/// whatever the model. The embedded mock needs no budget.
+pub fn guard(
+    mut scenario: Scenario,
+    max_runs: Option<u64>,
+    yes: bool,
+) -> Result<Scenario, RunError> {
+    if !matches!(scenario.target, Target::Url { .. }) {
+        return Ok(scenario);
+    }
+    let plan = Plan::of(&scenario, None);
+    let budget = max_runs.or(scenario.budget_runs);
+    let planned = plan.runs_at_most().map_or(
+        "an open number of runs (closed model without load.batches)".to_string(),
+        |r| {
+            format!(
+                "up to {r} runs (load {}{})",
+                plan.load_runs.unwrap_or(0),
+                plan.probe_runs
+                    .map_or(String::new(), |p| format!(" + probes {}", p.1))
+            )
+        },
+    );
+    let Some(budget) = budget else {
+        if yes {
+            return Ok(scenario);
+        }
+        return Err(RunError::Invalid(format!(
+            "refusing to start: this run would create {planned} on {} and the scenario has no budget\n  fix: add `budget: {{max_runs: N}}` to the scenario, or pass --max-runs N (or --yes to accept); `batchproof plan` shows the whole plan",
+            plan.target
+        )));
+    };
+    if let Some(r) = plan.runs_at_most()
+        && r > budget
+        && !yes
+    {
+        return Err(RunError::Invalid(format!(
+            "refusing to start: this run would create {planned} on {}, over its budget of {budget}\n  fix: lower the load, raise `budget.max_runs` (or --max-runs), or pass --yes to accept",
+            plan.target
+        )));
+    }
+    // Hold the load to what the budget leaves after the probes.
+    let probes = plan.probe_runs.map_or(0, |p| p.1);
+    let room = budget.saturating_sub(probes) / plan.largest_batch.max(1);
+    scenario.load.batches = Some(scenario.load.batches.map_or(room, |b| b.min(room)));
+    Ok(scenario)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(extra: &str) -> Scenario {
+        let text = format!(
+            "name: t\nload:\n  phases: [{{ramp: 2s, to: 2}}, {{hold: 5s, rate: 2}}]\n  inputs_per_batch: 100\n{extra}"
+        );
+        Scenario::from_text(std::path::Path::new("t.yaml"), &text).unwrap()
+    }
+
+    #[test]
+    fn the_plan_counts_what_the_schedule_sends() {
+        let s = scenario("");
+        let p = Plan::of(&s, None);
+        let mut sched = OpenSchedule::new(&s.load.phases);
+        let sent = sched.count_remaining(u64::MAX);
+        assert_eq!(p.load_batches, Some(sent));
+        assert_eq!(p.load_runs, Some(sent * 100));
+        assert_eq!(p.phases.iter().filter_map(|x| x.batches).sum::<u64>(), sent);
+        assert!(!p.paid);
+        assert!(p.to_string().contains("not needed on the embedded mock"));
+    }
+
+    #[test]
+    fn a_url_target_without_a_budget_is_refused_with_the_planned_count() {
+        let s = scenario("target: {url: 'http://127.0.0.1:9'}\nresults: {via: polling}\n");
+        let planned = Plan::of(&s, None).runs_at_most().unwrap();
+        let e = guard(s.clone(), None, false).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("up to {planned} runs")) && e.contains("no budget"),
+            "{e}"
+        );
+        let e = guard(s.clone(), Some(planned - 1), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("over its budget"), "{e}");
+        let ok = guard(s.clone(), Some(planned), false).unwrap();
+        assert!(ok.load.batches.unwrap() * 100 <= planned);
+        assert!(guard(s, None, true).is_ok());
+    }
+
+    #[test]
+    fn a_budget_caps_a_closed_model() {
+        let text = "name: t\ntarget: {url: 'http://127.0.0.1:9'}\nresults: {via: polling}\nbudget: {max_runs: 950}\nload:\n  model: closed\n  phases: [{hold: 10s, concurrency: 2}]\n  inputs_per_batch: 100\n";
+        let s = Scenario::from_text(std::path::Path::new("t.yaml"), text).unwrap();
+        assert_eq!(Plan::of(&s, None).runs_at_most(), None);
+        let capped = guard(s, None, false).unwrap();
+        assert_eq!(capped.load.batches, Some(9));
+    }
+}
