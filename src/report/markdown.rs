@@ -86,58 +86,60 @@ impl Format for Markdown {
             "| duplicates / unknown / out of order | {} / {} / {} |\n",
             r.runs.anomalies.duplicates, r.runs.anomalies.unknown, r.runs.anomalies.out_of_order
         )?;
-        writeln!(
-            s,
-            "| latency | p50 | p95 | p99 | max |\n|---|---|---|---|---|"
-        )?;
-        if let Some(op) = r.operations.get("submit") {
-            for (name, h) in [
-                ("submit (response)", &op.response),
-                ("submit (service)", &op.service),
-                ("schedule lag", &op.lag),
-            ] {
-                writeln!(
-                    s,
-                    "| {name} | {} | {} | {} | {} |",
-                    ms(h.p50_ms),
-                    ms(h.p95_ms),
-                    ms(h.p99_ms),
-                    ms(h.max_ms)
-                )?;
-            }
-        }
-        let ts = r.time_scale();
-        let scaled = |label: &str, h: &crate::metrics::LatencySummary, s: &mut String| {
+        latency(&mut s, r)?;
+        capacity(&mut s, r)?;
+        Ok(s)
+    }
+}
+
+/// Latency percentiles, with real-time rows under a time scale.
+fn latency(s: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(
+        s,
+        "| latency | p50 | p95 | p99 | max |\n|---|---|---|---|---|"
+    )?;
+    if let Some(op) = r.operations.get("submit") {
+        for (name, h) in [
+            ("submit (response)", &op.response),
+            ("submit (service)", &op.service),
+            ("schedule lag", &op.lag),
+        ] {
             writeln!(
                 s,
-                "| {label} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} |",
                 ms(h.p50_ms),
                 ms(h.p95_ms),
                 ms(h.p99_ms),
                 ms(h.max_ms)
             )?;
-            if let Some(ts) = ts {
-                writeln!(
-                    s,
-                    "| {label}, real time (× {ts}) | {} | {} | {} | {} |",
-                    ms(h.p50_ms * ts),
-                    ms(h.p95_ms * ts),
-                    ms(h.p99_ms * ts),
-                    ms(h.max_ms * ts)
-                )?;
-            }
-            std::fmt::Result::Ok(())
-        };
-        let at = ts.map_or(String::new(), |ts| format!(" (at time scale {ts})"));
-        scaled(&format!("end to end{at}"), &r.e2e, &mut s)?;
-        scaled(
-            &format!("batch completion{at}"),
-            &r.batches.completion,
-            &mut s,
-        )?;
-        capacity(&mut s, r)?;
-        Ok(s)
+        }
     }
+    let ts = r.time_scale();
+    let scaled = |label: &str, h: &crate::metrics::LatencySummary, s: &mut String| {
+        writeln!(
+            s,
+            "| {label} | {} | {} | {} | {} |",
+            ms(h.p50_ms),
+            ms(h.p95_ms),
+            ms(h.p99_ms),
+            ms(h.max_ms)
+        )?;
+        if let Some(ts) = ts {
+            writeln!(
+                s,
+                "| {label}, real time (× {ts}) | {} | {} | {} | {} |",
+                ms(h.p50_ms * ts),
+                ms(h.p95_ms * ts),
+                ms(h.p99_ms * ts),
+                ms(h.max_ms * ts)
+            )?;
+        }
+        std::fmt::Result::Ok(())
+    };
+    let at = ts.map_or(String::new(), |ts| format!(" (at time scale {ts})"));
+    scaled(&format!("end to end{at}"), &r.e2e, s)?;
+    scaled(&format!("batch completion{at}"), &r.batches.completion, s)?;
+    Ok(())
 }
 
 /// Throughput, the job's own length and the projection, with real-time equivalents

@@ -72,66 +72,8 @@ impl Plan {
     /// earlier run's report).
     pub fn of(scenario: &Scenario, credits_per_run: Option<f64>) -> Plan {
         let load = &scenario.load;
-        let cap = load.batches.unwrap_or(u64::MAX);
         let factory = InputFactory::new(&Arc::new(scenario.clone()));
-        let mut phases = Vec::new();
-        let (mut index, mut open_total) = (0u64, Some(0u64));
-        let mut schedule = OpenSchedule::new(&load.phases);
-        let mut start = 0.0;
-        let mut pending = None;
-        for (i, p) in load.phases.iter().enumerate() {
-            match *p {
-                Phase::Rate { duration, from, to } => {
-                    let end = start + duration.as_secs_f64();
-                    let (mut batches, mut runs) = (0u64, 0u64);
-                    // Batches due before the phase ends (the first past it is kept).
-                    while let Some(d) = pending.take().or_else(|| schedule.next()) {
-                        let due = d.as_secs_f64();
-                        if due > end + 1e-9 {
-                            pending = Some(std::time::Duration::from_secs_f64(due));
-                            break;
-                        }
-                        if index >= cap {
-                            break;
-                        }
-                        runs += factory.size(index);
-                        batches += 1;
-                        index += 1;
-                    }
-                    open_total = open_total.map(|t| t + runs);
-                    phases.push(PhasePlan {
-                        label: if (from - to).abs() < 1e-12 {
-                            format!("{}. hold {:.0}s at {from}/s", i + 1, duration.as_secs_f64())
-                        } else {
-                            format!(
-                                "{}. ramp {:.0}s, {from} → {to}/s",
-                                i + 1,
-                                duration.as_secs_f64()
-                            )
-                        },
-                        seconds: duration.as_secs_f64(),
-                        batches: Some(batches),
-                        runs: Some(runs),
-                        peak_rate: Some(from.max(to)),
-                    });
-                    start = end;
-                }
-                Phase::Concurrency { duration, from, to } => {
-                    phases.push(PhasePlan {
-                        label: format!(
-                            "{}. {:.0}s of {from} → {to} submitters",
-                            i + 1,
-                            duration.as_secs_f64()
-                        ),
-                        seconds: duration.as_secs_f64(),
-                        batches: None,
-                        runs: None,
-                        peak_rate: None,
-                    });
-                    start += duration.as_secs_f64();
-                }
-            }
-        }
+        let (phases, index, open_total, start) = phase_plans(scenario, &factory);
         let largest_batch = match load.size {
             BatchSize::Fixed(n) => n,
             BatchSize::Uniform(_, b) => b,
@@ -410,6 +352,75 @@ impl fmt::Display for Plan {
         }
         f.write_str(&s)
     }
+}
+
+/// Each phase as planned, from the open schedule itself (so the counts are the ones the
+/// engine sends); with the batches, the runs and the seconds of the whole load.
+fn phase_plans(
+    scenario: &Scenario,
+    factory: &InputFactory,
+) -> (Vec<PhasePlan>, u64, Option<u64>, f64) {
+    let load = &scenario.load;
+    let cap = load.batches.unwrap_or(u64::MAX);
+    let mut phases = Vec::new();
+    let (mut index, mut open_total) = (0u64, Some(0u64));
+    let mut schedule = OpenSchedule::new(&load.phases);
+    let mut start = 0.0;
+    let mut pending = None;
+    for (i, p) in load.phases.iter().enumerate() {
+        match *p {
+            Phase::Rate { duration, from, to } => {
+                let end = start + duration.as_secs_f64();
+                let (mut batches, mut runs) = (0u64, 0u64);
+                // Batches due before the phase ends (the first past it is kept).
+                while let Some(d) = pending.take().or_else(|| schedule.next()) {
+                    let due = d.as_secs_f64();
+                    if due > end + 1e-9 {
+                        pending = Some(std::time::Duration::from_secs_f64(due));
+                        break;
+                    }
+                    if index >= cap {
+                        break;
+                    }
+                    runs += factory.size(index);
+                    batches += 1;
+                    index += 1;
+                }
+                open_total = open_total.map(|t| t + runs);
+                phases.push(PhasePlan {
+                    label: if (from - to).abs() < 1e-12 {
+                        format!("{}. hold {:.0}s at {from}/s", i + 1, duration.as_secs_f64())
+                    } else {
+                        format!(
+                            "{}. ramp {:.0}s, {from} → {to}/s",
+                            i + 1,
+                            duration.as_secs_f64()
+                        )
+                    },
+                    seconds: duration.as_secs_f64(),
+                    batches: Some(batches),
+                    runs: Some(runs),
+                    peak_rate: Some(from.max(to)),
+                });
+                start = end;
+            }
+            Phase::Concurrency { duration, from, to } => {
+                phases.push(PhasePlan {
+                    label: format!(
+                        "{}. {:.0}s of {from} → {to} submitters",
+                        i + 1,
+                        duration.as_secs_f64()
+                    ),
+                    seconds: duration.as_secs_f64(),
+                    batches: None,
+                    runs: None,
+                    peak_rate: None,
+                });
+                start += duration.as_secs_f64();
+            }
+        }
+    }
+    (phases, index, open_total, start)
 }
 
 /// The cost guard: against a URL target, a run whose runs could exceed its budget (the
