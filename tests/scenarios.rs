@@ -260,3 +260,67 @@ fn scenario_strings_take_environment_variables() {
         "{stderr}"
     );
 }
+
+#[test]
+fn profiles_extend_one_another_and_mock_profile_layers_over_the_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("base.yaml"),
+        "time_scale: 50\nlimits: {get_rps: 3}\nprocessing:\n  workers: 7\n  duration: {dist: lognormal, median: 2s, p99: 10s}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("child.yaml"),
+        "extends: base.yaml\nprocessing:\n  duration: {dist: fixed, value: 1s}\ndefects: {stale_get: true}\n",
+    )
+    .unwrap();
+    let p = batchproof::mock::Profile::load(&d.join("child.yaml")).unwrap();
+    assert_eq!(p.time_scale, 50.0);
+    assert_eq!(p.limits.get_rps, Some(3.0), "kept from the base");
+    assert_eq!(p.processing.workers, 7, "maps merge key by key");
+    assert_eq!(
+        p.processing.duration,
+        batchproof::config::DurationDist::fixed(std::time::Duration::from_secs(1)),
+        "a distribution is replaced whole"
+    );
+    assert!(p.defects.stale_get);
+
+    // A mistake in the extending file is reported at its own line and column.
+    std::fs::write(d.join("bad.yaml"), "extends: base.yaml\nprocesing: {}\n").unwrap();
+    let e = batchproof::mock::Profile::load(&d.join("bad.yaml")).unwrap_err();
+    assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e}");
+    // A cycle ends with a clear error.
+    std::fs::write(d.join("a.yaml"), "extends: b.yaml\n").unwrap();
+    std::fs::write(d.join("b.yaml"), "extends: a.yaml\n").unwrap();
+    let e = batchproof::mock::Profile::load(&d.join("a.yaml")).unwrap_err().to_string();
+    assert!(e.contains("more than 8 profiles deep"), "{e}");
+    std::fs::write(d.join("lost.yaml"), "extends: nowhere.yaml\n").unwrap();
+    let e = batchproof::mock::Profile::load(&d.join("lost.yaml")).unwrap_err().to_string();
+    assert!(e.contains("no such profile"), "{e}");
+
+    // --mock-profile lays a defect over the scenario's own profile: its limit stays.
+    std::fs::write(d.join("defect.yaml"), "defects: {stale_get: true}\n").unwrap();
+    std::fs::write(
+        d.join("s.yaml"),
+        "name: s\ntarget: {mock: {profile: base.yaml}}\nload:\n  phases: [{hold: 1s, rate: 1}]\n",
+    )
+    .unwrap();
+    let opts = batchproof::run::RunOptions {
+        scenario: d.join("s.yaml"),
+        target: None,
+        token_env: "UNUSED".into(),
+        out: d.join("reports"),
+        progress: batchproof::run::ProgressMode::None,
+        mock_profile: Some(d.join("defect.yaml")),
+        shard: None,
+        stop: None,
+    };
+    let s = batchproof::run::prepare(&opts).unwrap();
+    let batchproof::scenario::Target::Mock { profile, .. } = s.target else {
+        panic!("the mock")
+    };
+    assert_eq!(profile.limits.get_rps, Some(3.0));
+    assert!(profile.defects.stale_get);
+    assert_eq!(profile.time_scale, 50.0);
+}

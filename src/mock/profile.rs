@@ -22,6 +22,10 @@ pub const DEFAULT_WORKFLOW: &str = "workflow_batchproof_demo";
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Profile {
+    /// Another profile (relative to this file) whose settings this one starts from: maps
+    /// merge key by key, anything else (a number, a list) is replaced. Used by `load`.
+    #[serde(skip_serializing)]
+    pub extends: Option<String>,
     /// Processing times, rate windows and retry delays are divided by this factor so hours
     /// of batch work can be rehearsed in seconds. Wire timestamps stay real.
     pub time_scale: f64,
@@ -46,9 +50,59 @@ pub struct Profile {
     pub defects: Defects,
 }
 
+/// The settings of the profile at `path` as a tree, its `extends:` chain merged in (at
+/// most 8 deep, which also ends a cycle). Each file is first read as a profile of its
+/// own, so a mistake in it is reported at its file, line and column.
+fn settings(path: &Path, depth: usize) -> Result<serde_json::Value, ConfigError> {
+    let name = path.display().to_string();
+    if depth > 8 {
+        return Err(
+            ConfigError::new(&name, "`extends:` goes more than 8 profiles deep")
+                .with_fix("a profile extends another, which may extend another; check for a cycle"),
+        );
+    }
+    let own: Profile = load_yaml(path)?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&name, format!("cannot read file: {e}")))?;
+    let mut tree: serde_json::Value = crate::config::parse_yaml(&name, &text)?;
+    if let Some(obj) = tree.as_object_mut() {
+        obj.remove("extends");
+    }
+    let Some(base) = own.extends else {
+        return Ok(tree);
+    };
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(&base);
+    if !base_path.is_file() {
+        return Err(ConfigError::new(&name, format!("extends `{base}`: no such profile"))
+            .with_fix("`extends:` takes a profile's path relative to this file, e.g. `extends: ../conformance.yaml`"));
+    }
+    let mut merged = settings(&base_path, depth + 1)?;
+    merge(&mut merged, tree);
+    Ok(merged)
+}
+
+/// Lays `over` on `base`: maps merge key by key, anything else replaces, and so does a
+/// duration distribution (a map with `dist`), whose keys belong to its kind.
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) if !o.contains_key("dist") => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
 impl Default for Profile {
     fn default() -> Self {
         Profile {
+            extends: None,
             time_scale: 1.0,
             seed: 0,
             missing_version: MissingVersion::Reject,
@@ -482,10 +536,29 @@ pub enum MetadataDefect {
 
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile, ConfigError> {
-        let profile: Profile = load_yaml(path)?;
-        profile.validate().map_err(|(msg, fix)| {
-            ConfigError::new(path.display().to_string(), msg).with_fix(fix)
+        Profile::layered(&[path])
+    }
+
+    /// The profiles at `paths`, each (after its own `extends:` chain) laid over the one
+    /// before it: `--mock-profile` lays its file over the scenario's profile this way.
+    pub fn layered(paths: &[&Path]) -> Result<Profile, ConfigError> {
+        let mut tree = serde_json::Value::Object(Default::default());
+        for path in paths {
+            merge(&mut tree, settings(path, 0)?);
+        }
+        let name = paths
+            .last()
+            .map_or(String::new(), |p| p.display().to_string());
+        let profile: Profile = serde_json::from_value(tree).map_err(|e| {
+            ConfigError::new(
+                &name,
+                format!("the profiles together do not make a profile: {e}"),
+            )
+            .with_fix("check the value named above in this file and the profiles it extends")
         })?;
+        profile
+            .validate()
+            .map_err(|(msg, fix)| ConfigError::new(&name, msg).with_fix(fix))?;
         Ok(profile)
     }
 

@@ -118,7 +118,21 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
     let invalid = RunError::Invalid;
     let mut scenario = Scenario::load(&opts.scenario).map_err(|e| invalid(e.to_string()))?;
     if let Some(path) = &opts.mock_profile {
-        let profile = crate::mock::Profile::load(path).map_err(|e| invalid(e.to_string()))?;
+        // Laid over the scenario's own mock profile, so a defect profile keeps the
+        // scenario's limits and settings and changes only what it names.
+        let own = match &scenario.target {
+            Target::Mock {
+                profile_path: Some(p),
+                ..
+            } => Some(p.clone()),
+            _ => None,
+        };
+        let layers: Vec<&std::path::Path> = own
+            .iter()
+            .map(|p| p.as_path())
+            .chain([path.as_path()])
+            .collect();
+        let profile = crate::mock::Profile::layered(&layers).map_err(|e| invalid(e.to_string()))?;
         scenario.target = Target::Mock {
             profile: Box::new(profile),
             profile_path: Some(path.clone()),
