@@ -241,6 +241,14 @@ async fn compare_flags_a_slowed_target_and_not_a_re_run() {
         "a re-run is not a regression:\n{text}"
     );
     assert!(text.contains("no regression"));
+    assert!(!text.contains("Not like for like"), "{text}");
+
+    // A run against itself: nothing changed, so nothing is called better.
+    let itself = cmp(&base);
+    let text = String::from_utf8_lossy(&itself.stdout).to_string();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        assert!(line.ends_with("| unchanged |"), "{line}");
+    }
 
     let slowed = cmp(&slow);
     let text = String::from_utf8_lossy(&slowed.stdout).to_string();
@@ -254,6 +262,10 @@ async fn compare_flags_a_slowed_target_and_not_a_re_run() {
         .find(|l| l.starts_with("| `submit.p50`"))
         .unwrap();
     assert!(line.contains("REGRESSION"), "{line}");
+    assert!(
+        text.contains("Not like for like: the runs used different mock profiles"),
+        "{text}"
+    );
     assert!(dir.path().join("compare.html").exists() && dir.path().join("compare.md").exists());
     let html = std::fs::read_to_string(dir.path().join("compare.html")).unwrap();
     assert!(html.contains("class=\"regression\""));

@@ -86,6 +86,18 @@ async fn accounted_via(via: &str) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let o = run_scenario(dir.path(), &scenario(via, "", SMALL_LOAD, STRICT), None).await;
     assert_eq!(o.code, exit::PASSED);
+    // Thresholds alone (no `checks:`) still give CI its JUnit file, with their suite.
+    let folder = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let junit = std::fs::read_to_string(folder.join("report.junit.xml")).unwrap();
+    assert!(
+        junit.contains("name=\"thresholds\"") && !junit.contains("contract rules"),
+        "{junit}"
+    );
     let r = o.report.unwrap();
     assert!(r.complete);
     assert_eq!(r.batches.accepted, 6);

@@ -221,6 +221,13 @@ fn validate_command_exits_2_on_a_broken_file() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    // A mock profile is not a broken scenario: validate says what it is.
+    let profile = std::process::Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args(["validate", "mock/conformance.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(profile.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&profile.stdout).contains("a mock profile, not a scenario"));
 }
 
 /// `${VAR}` and `${VAR:-default}` come from the environment: a URL target from
@@ -293,10 +300,14 @@ fn profiles_extend_one_another_and_mock_profile_layers_over_the_scenarios() {
     // A cycle ends with a clear error.
     std::fs::write(d.join("a.yaml"), "extends: b.yaml\n").unwrap();
     std::fs::write(d.join("b.yaml"), "extends: a.yaml\n").unwrap();
-    let e = batchproof::mock::Profile::load(&d.join("a.yaml")).unwrap_err().to_string();
+    let e = batchproof::mock::Profile::load(&d.join("a.yaml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("more than 8 profiles deep"), "{e}");
     std::fs::write(d.join("lost.yaml"), "extends: nowhere.yaml\n").unwrap();
-    let e = batchproof::mock::Profile::load(&d.join("lost.yaml")).unwrap_err().to_string();
+    let e = batchproof::mock::Profile::load(&d.join("lost.yaml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no such profile"), "{e}");
 
     // --mock-profile lays a defect over the scenario's own profile: its limit stays.

@@ -137,7 +137,8 @@ pub fn merge(paths: &[PathBuf], out: &Path) -> u8 {
             return exit::INVALID;
         }
     };
-    let formats = report::run_formats(!merged.rules.is_empty());
+    let formats =
+        report::run_formats(!merged.rules.is_empty() || !merged.verdict.thresholds.is_empty());
     match report::write_all(&merged, out, &formats) {
         Ok(paths) => {
             if let Ok(text) = report::console::Console.render(&merged) {

@@ -93,10 +93,19 @@ pub fn validate(files: &[PathBuf]) -> u8 {
                     Target::Url { url, .. } => url.clone(),
                 }
             ),
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = exit::INVALID;
-            }
+            Err(e) => match batchproof::mock::Profile::load(f) {
+                // Not a scenario, but a valid mock profile: say what it is.
+                Ok(p) => println!(
+                    "{}: ok — a mock profile, not a scenario (time scale {}, {} workers); use it as `target.mock.profile` in a scenario, with `run --mock-profile`, or with `batchproof mock --profile`",
+                    f.display(),
+                    p.time_scale,
+                    p.processing.workers
+                ),
+                Err(_) => {
+                    eprintln!("error: {e}");
+                    code = exit::INVALID;
+                }
+            },
         }
     }
     code

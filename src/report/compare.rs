@@ -60,6 +60,9 @@ pub struct Comparison {
     pub tolerance: f64,
     pub min_delta_ms: f64,
     pub rows: Vec<Row>,
+    /// What differs between the two runs besides their figures (scenario, target, mock
+    /// profile, time scale, API version): each makes the comparison less like for like.
+    pub notes: Vec<String>,
 }
 
 impl Comparison {
@@ -101,8 +104,23 @@ fn latency_rows(
         };
         let (regression, why) = match (b, n, bi, ni, change) {
             (Some(b), Some(n), Some(bi), Some(ni), Some(c)) => {
-                if c < 0.0 {
-                    (false, "better".to_string())
+                // An improvement is judged like a regression: beyond the tolerance and
+                // the floor, and outside the noise; anything less is no change.
+                if c == 0.0 {
+                    (false, "unchanged".to_string())
+                } else if c < 0.0 {
+                    if -c <= tol.relative {
+                        (false, "within tolerance".to_string())
+                    } else if b - n < tol.min_delta_ms {
+                        (false, format!("below the {} ms floor", tol.min_delta_ms))
+                    } else if bi.0 <= ni.1 {
+                        (false, "within noise (intervals overlap)".to_string())
+                    } else {
+                        (
+                            false,
+                            format!("better: {:.0}% and outside the noise", c * 100.0),
+                        )
+                    }
                 } else if c <= tol.relative {
                     (false, "within tolerance".to_string())
                 } else if n - b < tol.min_delta_ms {
@@ -154,7 +172,10 @@ fn value_row(
                 (false, "unchanged".into())
             }
         }
-        (Some(b), Some(n), Better::Lower) if n < b => (false, "better".into()),
+        (Some(b), Some(n), _) if n == b => (false, "unchanged".into()),
+        (Some(b), Some(n), Better::Lower) if n < b * (1.0 - tol.relative) => {
+            (false, "better".into())
+        }
         (Some(b), Some(n), Better::Lower) => {
             if n > b * (1.0 + tol.relative) && n - b > 1e-9 {
                 (
@@ -165,7 +186,9 @@ fn value_row(
                 (false, "within tolerance".into())
             }
         }
-        (Some(b), Some(n), Better::Higher) if n > b => (false, "better".into()),
+        (Some(b), Some(n), Better::Higher) if n > b * (1.0 + tol.relative) => {
+            (false, "better".into())
+        }
         (Some(b), Some(n), Better::Higher) => {
             if n < b * (1.0 - tol.relative) {
                 (true, format!("{:.0}%", change.unwrap_or(-1.0) * 100.0))
@@ -259,7 +282,50 @@ pub fn compare(
         tolerance: tol.relative,
         min_delta_ms: tol.min_delta_ms,
         rows,
+        notes: differences(base, new),
     }
+}
+
+/// What the two runs did differently, in words.
+fn differences(base: &Report, new: &Report) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut differ = |what: &str, b: String, n: String| {
+        if b != n {
+            notes.push(format!("the runs used different {what}: `{b}` → `{n}`"));
+        }
+    };
+    differ(
+        "scenarios",
+        base.scenario.name.clone(),
+        new.scenario.name.clone(),
+    );
+    differ("targets", base.target.kind.clone(), new.target.kind.clone());
+    differ(
+        "mock profiles",
+        base.target
+            .mock_profile
+            .clone()
+            .unwrap_or_else(|| "-".into()),
+        new.target
+            .mock_profile
+            .clone()
+            .unwrap_or_else(|| "-".into()),
+    );
+    differ(
+        "time scales",
+        base.target
+            .mock_time_scale
+            .map_or("-".into(), |t| t.to_string()),
+        new.target
+            .mock_time_scale
+            .map_or("-".into(), |t| t.to_string()),
+    );
+    differ(
+        "API versions",
+        base.target.api_version.clone(),
+        new.target.api_version.clone(),
+    );
+    notes
 }
 
 fn fmt(v: Option<f64>, unit: &str) -> String {
@@ -292,6 +358,9 @@ pub fn markdown(c: &Comparison) -> String {
         c.tolerance * 100.0,
         c.min_delta_ms
     );
+    for note in &c.notes {
+        let _ = writeln!(s, "> Not like for like: {note}.\n");
+    }
     let _ = writeln!(
         s,
         "| metric | base | new | change | verdict |\n|---|---|---|---|---|"
@@ -332,6 +401,17 @@ pub fn html(c: &Comparison) -> String {
         c.tolerance * 100.0,
         c.min_delta_ms
     );
+    let notes: String = c
+        .notes
+        .iter()
+        .map(|n| {
+            format!(
+                "<p class=\"note\"><b>Not like for like:</b> {}.</p>",
+                esc(n)
+            )
+        })
+        .collect();
+    s = s.replacen("<table>", &format!("{notes}<table>"), 1);
     for r in &c.rows {
         let _ = write!(
             s,

@@ -105,6 +105,14 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
         "webhooks  {} received · {} verified · {} rejected · {} redeliveries",
         w.received, w.verified, rejected, w.redeliveries
     )?;
+    if w.probe_events > 0 {
+        writeln!(
+            s,
+            "          of which {} for the load's runs and {} for the probes' own runs",
+            w.received.saturating_sub(w.probe_events),
+            w.probe_events
+        )?;
+    }
     Ok(())
 }
 

@@ -63,7 +63,10 @@ impl Format for JunitXml {
             }
             rules.add_test_case(case);
         }
-        report.add_test_suite(rules);
+        // A run with thresholds only has no rule suite to show.
+        if !r.rules.is_empty() {
+            report.add_test_suite(rules);
+        }
         let mut thresholds = TestSuite::new("thresholds");
         for t in &r.verdict.thresholds {
             let value = crate::scenario::threshold::format_value(&t.metric, t.value);
@@ -78,7 +81,9 @@ impl Format for JunitXml {
             case.set_classname("batchproof.thresholds");
             thresholds.add_test_case(case);
         }
-        report.add_test_suite(thresholds);
+        if !r.verdict.thresholds.is_empty() {
+            report.add_test_suite(thresholds);
+        }
         Ok(report.to_string()?)
     }
 }

@@ -387,10 +387,10 @@ pub trait Format {
 }
 
 /// The formats a run's folder holds: JSON, Markdown and HTML always, JUnit XML when the
-/// run judged contract rules.
-pub fn run_formats(with_rules: bool) -> Vec<&'static dyn Format> {
+/// run judged anything (contract rules or thresholds).
+pub fn run_formats(judged: bool) -> Vec<&'static dyn Format> {
     let mut formats: Vec<&'static dyn Format> = vec![&json::Json, &markdown::Markdown, &html::Html];
-    if with_rules {
+    if judged {
         formats.push(&junit::JunitXml);
     }
     formats

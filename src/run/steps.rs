@@ -433,7 +433,7 @@ pub(crate) fn write_files(
     dir: &Path,
     scenario: &Scenario,
 ) -> Result<Vec<PathBuf>, RunError> {
-    let formats = report::run_formats(scenario.checks.is_some());
+    let formats = report::run_formats(scenario.checks.is_some() || !scenario.thresholds.is_empty());
     report::write_all(report, dir, &formats).map_err(|e| {
         abort(
             exit::ABORTED,
