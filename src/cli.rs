@@ -32,11 +32,11 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a scenario (default: scenarios/smoke.yaml on the embedded mock) and write reports.
+    /// Run a scenario (default: scenarios/smoke.yaml on the embedded mock, built in when
+    /// there is none here) and write reports.
     Run {
-        /// The scenario file.
-        #[arg(default_value = "scenarios/smoke.yaml")]
-        scenario: PathBuf,
+        /// The scenario file (default: scenarios/smoke.yaml, or the built-in copy).
+        scenario: Option<PathBuf>,
         /// Send the load to this base URL instead of the scenario's target.
         #[arg(long)]
         target: Option<String>,
@@ -141,6 +141,18 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write a commented starter scenario, NAME.yaml, in the current folder.
+    Init {
+        /// The scenario's name and file name.
+        #[arg(default_value = "batchproof")]
+        name: String,
+        /// Which starter: a smoke load on the mock, a capacity rehearsal against a real
+        /// endpoint (paced, budgeted, projected), or a contract conformance check.
+        #[arg(long, value_enum, default_value_t = Starter::Smoke)]
+        kind: Starter,
+    },
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Serve the stateful mock of the workflow-run API.
     Mock {
         /// Address to listen on.
@@ -178,4 +190,12 @@ pub enum Progress {
     Bars,
     Lines,
     None,
+}
+
+/// The starter scenarios `batchproof init` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Starter {
+    Smoke,
+    Capacity,
+    Conformance,
 }

@@ -55,6 +55,10 @@ async fn dispatch(command: Command) -> u8 {
             seed,
         } => commands::mock::serve(bind, profile, time_scale, seed).await,
         Command::Validate { files } => commands::run::validate(&files),
+        Command::Init { name, kind } => {
+            commands::init::init(&name, kind, std::path::Path::new("."))
+        }
+        Command::Completions { shell } => commands::init::completions(shell),
         Command::Run {
             scenario,
             target,
@@ -67,6 +71,16 @@ async fn dispatch(command: Command) -> u8 {
             max_runs,
             yes,
         } => {
+            let scenario = match scenario {
+                Some(s) => s,
+                None => match commands::init::default_scenario() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: cannot write the built-in scenario: {e}");
+                        return exit::ABORTED;
+                    }
+                },
+            };
             let spend = commands::run::Spend {
                 dry_run,
                 max_runs,
