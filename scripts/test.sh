@@ -2,9 +2,9 @@
 # The project's test command (README.md): unit, integration, SDK and defect tests.
 #
 # It sets up what the tests need and can set up itself (the official Extend SDK's Python
-# venv). A test whose real dependency is missing here (Chromium, or PyPI for the SDK) is
-# left out and counted as skipped in nextest's summary, never as passed; .ci/run installs
-# both, so CI runs every test.
+# venv). A test whose real dependency is missing here (Chromium, Prometheus, or PyPI for
+# the SDK) is left out and counted as skipped in nextest's summary, never as passed;
+# .ci/run installs them all, so CI runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 filters=()
@@ -16,6 +16,10 @@ if ! command -v "${BATCHPROOF_CHROMIUM:-chromium}" >/dev/null 2>&1 \
   && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
   echo "SKIPPED: the browser test of the HTML report (no chromium; apt-get install chromium)"
   filters+=("binary(browser)")
+fi
+if ! command -v "${BATCHPROOF_PROMETHEUS:-prometheus}" >/dev/null 2>&1; then
+  echo "SKIPPED: the live-metrics test against a real Prometheus (no prometheus; apt-get install prometheus)"
+  filters+=("test(prometheus_scrapes_a_running_run_and_the_mock)")
 fi
 expr="all()"
 if [ ${#filters[@]} -gt 0 ]; then

@@ -66,6 +66,10 @@ pub enum Command {
         /// Against a URL target: start even without a budget, or over it.
         #[arg(long)]
         yes: bool,
+        /// Serve live Prometheus metrics at http://ADDR/metrics while the run runs
+        /// (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Print what a run of the scenario would do, sending nothing: batches and runs per
     /// phase, the probes' runs, requests per rate-limit category against the plan's

@@ -70,6 +70,7 @@ async fn dispatch(command: Command) -> u8 {
             dry_run,
             max_runs,
             yes,
+            metrics_listen,
         } => {
             let scenario = match scenario {
                 Some(s) => s,
@@ -96,6 +97,7 @@ async fn dispatch(command: Command) -> u8 {
                     mock_profile,
                     shard,
                     stop: None,
+                    metrics_listen,
                 },
                 spend,
             )
@@ -116,6 +118,7 @@ async fn dispatch(command: Command) -> u8 {
                 mock_profile,
                 shard: None,
                 stop: None,
+                metrics_listen: None,
             },
             from.as_deref(),
         ),

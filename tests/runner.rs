@@ -43,6 +43,7 @@ async fn run_scenario(dir: &Path, yaml: &str, target: Option<String>) -> Outcome
         mock_profile: None,
         shard: None,
         stop: None,
+        metrics_listen: None,
     })
     .await;
     let report = std::fs::read_dir(&out)

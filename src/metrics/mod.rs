@@ -5,6 +5,8 @@
 //! schedule lag (actual send − intended). Values are microseconds. Histograms are
 //! serialised with the V2+deflate encoding so reports from shards merge losslessly.
 
+pub mod exposition;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -16,6 +16,7 @@ use crate::report::{self, Report};
 use crate::scenario::{Scenario, Target};
 
 mod assemble;
+mod live;
 pub mod plan;
 mod progress;
 mod results;
@@ -81,6 +82,8 @@ pub struct RunOptions {
     /// Turns to `Some(reason)` when the run must stop (Ctrl-C, SIGTERM: the command line
     /// owns the signals); the run then writes its partial report. None: never.
     pub stop: Option<watch::Receiver<Option<String>>>,
+    /// Serve live Prometheus metrics at `http://ADDR/metrics` while the run runs.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What kept a run (or a resume) from producing a report. Each kind has its documented
@@ -179,7 +182,11 @@ async fn execute(
     let (_never, idle) = watch::channel::<Option<String>>(None);
     let stop_rx = opts.stop.clone().unwrap_or(idle);
 
-    // 1. The target.
+    // 1. The target (the metrics address first: a taken port fails before anything runs).
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(live::bind(addr).await?),
+        None => None,
+    };
     let (mock, base, token, workspace) = start_target(&scenario).await?;
     let load = &scenario.load;
     let client = Client::new(
@@ -213,6 +220,16 @@ async fn execute(
 
     // 4. The poller, the progress line and the memory sampler.
     let mut watchers = Watchers::spawn(&scenario, opts, &client, &ledger, &metrics, start);
+    let exporter = metrics_listener.map(|l| {
+        live::serve(
+            l,
+            Arc::new(live::RunCollector {
+                ledger: ledger.clone(),
+                metrics: metrics.clone(),
+                in_flight: watchers.in_flight.clone(),
+            }),
+        )
+    });
 
     // 5. The load, then its results, then the conformance checks.
     let engine = Engine {
@@ -266,8 +283,11 @@ async fn execute(
         )
     };
     judge(&mut report, &scenario, opts, &ledger, probe_findings);
-    let paths = write_report(&report, &dir, &scenario).await?;
-    Ok((report, paths))
+    let paths = write_report(&report, &dir, &scenario).await;
+    if let Some(e) = exporter {
+        e.abort();
+    }
+    Ok((report, paths?))
 }
 
 pub(crate) fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {

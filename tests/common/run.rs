@@ -15,6 +15,7 @@ pub async fn run_in_process(
         mock_profile: None,
         shard,
         stop: None,
+        metrics_listen: None,
     };
     batchproof::run::run_scenario(scenario, &opts)
         .await

@@ -168,3 +168,94 @@ pub(super) async fn admin_endpoints(State(s): State<Arc<Shared>>) -> Response {
     let hooks = s.hooks.lock().expect("hooks");
     axum::Json(json!(hooks.endpoints)).into_response()
 }
+
+/// `GET /_mock/metrics`: the mock's state for Prometheus at each scrape — runs by status,
+/// runs and batches created, requests by endpoint, webhook deliveries by outcome.
+pub(super) async fn admin_metrics(State(s): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::exposition::CONTENT_TYPE,
+        )],
+        crate::metrics::exposition::render(MockCollector(s)),
+    )
+        .into_response()
+}
+
+struct MockCollector(Arc<Shared>);
+
+impl std::fmt::Debug for MockCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MockCollector")
+    }
+}
+
+impl prometheus_client::collector::Collector for MockCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        let (by_status, created, batches) = {
+            let store = s.store.lock().expect("store");
+            let (by_status, _) = store.summary();
+            let by_status: Vec<(String, u64)> = by_status
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            (by_status, store.runs_created, store.batches_created)
+        };
+        let requests: Vec<(String, u64)> = s
+            .request_counts
+            .lock()
+            .expect("counts")
+            .iter()
+            .map(|(e, n)| (format!("{e:?}").to_lowercase(), *n))
+            .collect();
+        let st = &s.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let deliveries = vec![
+            ("delivered".to_string(), load(&st.delivered)),
+            ("failed".to_string(), load(&st.failed)),
+            ("dropped".to_string(), load(&st.dropped)),
+            ("duplicated".to_string(), load(&st.duplicated)),
+        ];
+        let mut m = crate::metrics::exposition::Scrape::new(&mut encoder);
+        m.gauge(
+            "batchproof_mock_runs_created",
+            "Runs the mock has created since it started (or was reset)",
+            created as f64,
+        )?;
+        m.gauge(
+            "batchproof_mock_batches_created",
+            "Batches the mock has accepted",
+            batches as f64,
+        )?;
+        m.counters(
+            "batchproof_mock_requests",
+            "API requests by endpoint",
+            "endpoint",
+            requests,
+        )?;
+        m.counters(
+            "batchproof_mock_deliveries",
+            "Webhook delivery attempts by outcome",
+            "outcome",
+            deliveries,
+        )?;
+        m.gauge(
+            "batchproof_mock_deliveries_pending",
+            "Webhook deliveries waiting to be sent or retried",
+            load(&st.pending) as f64,
+        )?;
+        // Runs by status is a level, not a count of events: one gauge per status.
+        for (status, n) in by_status {
+            m.gauge(
+                &format!("batchproof_mock_runs_{}", status.to_lowercase()),
+                &format!("Runs retained by the mock now in status {status}"),
+                n as f64,
+            )?;
+        }
+        Ok(())
+    }
+}

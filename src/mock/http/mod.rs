@@ -69,6 +69,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/webhook_endpoints", post(create_webhook_endpoint))
         .route("/webhook_subscriptions", post(create_webhook_subscription))
         .route("/_mock/state", get(admin_state))
+        .route("/_mock/metrics", get(admin_metrics))
         .route("/_mock/batches/{id}", get(admin_batch))
         .route("/_mock/runs/{id}", get(admin_run))
         .route("/_mock/runs/{id}/review", post(admin_review))
