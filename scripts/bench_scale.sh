@@ -60,7 +60,7 @@ results:
 YAML
   rm -rf "$WORK/reports"
   EXTEND_API_KEY=sk_batchproof_local /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" \
-    "$bin" run "$WORK/scale.yaml" --target "http://127.0.0.1:$MOCK_PORT" --progress none \
+    "$bin" run "$WORK/scale.yaml" --target "http://127.0.0.1:$MOCK_PORT" --yes --progress none \
     --out "$WORK/reports" > "$WORK/run.txt" 2> "$WORK/run.err" || true
   local seen
   seen=$(python3 -c 'import json,glob,sys; r=json.load(open(glob.glob(sys.argv[1]+"/reports/*/report.json")[0])); print(r["runs"]["seen"])' "$WORK")

@@ -32,7 +32,7 @@ inputs:
   metadata: {customer: "cust-{{batch}}", document: "{{seq}}", position: "{{index}}"}
 results: {via: none}
 YAML
-EXTEND_API_KEY=sk_bench ./target/release/batchproof run "$WORK/bench.yaml" --target http://127.0.0.1:$PORT \
+EXTEND_API_KEY=sk_bench ./target/release/batchproof run "$WORK/bench.yaml" --target http://127.0.0.1:$PORT --yes \
   --out "$WORK/reports" --progress none > "$WORK/run.txt"
 REPORT=$(ls "$WORK"/reports/*/report.json)
 # A body of the same shape and size as the harness sends, for oha.

@@ -115,7 +115,13 @@ async fn a_run_killed_mid_load_is_reported_from_its_journal_and_resumed_without_
     .unwrap();
     let out = dir.path().join("reports");
     let mut run = bin()
-        .args(["run", scenario.to_str().unwrap(), "--target", &mock.1])
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--target",
+            &mock.1,
+            "--yes",
+        ])
         .args(["--progress", "none", "--out", out.to_str().unwrap()])
         .env("EXTEND_API_KEY", TOKEN)
         .env("RUST_LOG", "info,batchproof::load=debug")

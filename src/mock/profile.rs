@@ -688,3 +688,33 @@ impl Profile {
         d.div_f64(self.time_scale)
     }
 }
+
+#[cfg(test)]
+mod layering_tests {
+    use super::*;
+
+    /// Loading goes through a settings tree (for `extends:`); for a profile that extends
+    /// nothing it must give exactly what parsing the file directly gives.
+    #[test]
+    fn every_shipped_profile_loads_the_same_through_the_tree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mock");
+        let mut files: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .chain(std::fs::read_dir(root.join("defects")).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        assert!(files.len() > 20);
+        for f in files {
+            let direct: Profile = load_yaml(&f).unwrap();
+            let layered = Profile::load(&f).unwrap();
+            assert_eq!(
+                serde_json::to_value(&direct).unwrap(),
+                serde_json::to_value(&layered).unwrap(),
+                "{}",
+                f.display()
+            );
+        }
+    }
+}
