@@ -35,7 +35,7 @@ pub(crate) fn build_report(
 ) -> Report {
     let (batches, runs, mut completions) = account(scenario, ledger, span.start, span.unsent);
     let (steady, window) = steady_rate(&mut completions);
-    let batches_per_s = acceptance_rate(ledger, &batches, &span);
+    let batches_per_s = acceptance_rate(ledger, scenario.load.model, &span);
     let submit = metrics.submit.summary();
     let lag_p99 = submit.lag.p99_ms;
     let target = target_info(scenario, base);
@@ -123,12 +123,16 @@ pub(crate) fn build_report(
     }
 }
 
-/// Accepted batches per second. With two or more answers, the accepted batches after the
-/// first over the time between the first and the last answer: n answers span n − 1
-/// intervals, whether a schedule spaced them (open model) or each waited for the one
-/// before (closed), so a short run is not read as faster than it went. With one, the
-/// batch over the time from its intended start to its answer.
-fn acceptance_rate(ledger: &Ledger, batches: &Batches, span: &Span) -> f64 {
+/// Accepted batches per second.
+///
+/// In the open model, n answers that follow a schedule span n − 1 of its intervals, so
+/// the rate is the answers after the first over the time from the first answer to the
+/// last (a short run is not read as faster than it went; a slow target spreads its
+/// answers and reads slower). In the closed model every submitter starts at once and
+/// waits for its answers, so the rate is the answers over the time from the first
+/// intended start to the last answer (a single wave of n answers is n in one response
+/// time, not n − 1 in no time).
+fn acceptance_rate(ledger: &Ledger, model: Model, span: &Span) -> f64 {
     let answers: Vec<Instant> = ledger
         .batches()
         .iter()
@@ -139,8 +143,8 @@ fn acceptance_rate(ledger: &Ledger, batches: &Batches, span: &Span) -> f64 {
         return 0.0;
     };
     let between = last.saturating_duration_since(*first).as_secs_f64();
-    if answers.len() >= 2 && between > 0.0 {
-        return (batches.accepted - 1) as f64 / between;
+    if model == Model::Open && answers.len() >= 2 && between > 0.0 {
+        return (answers.len() - 1) as f64 / between;
     }
     let first_intended = ledger
         .batches()
@@ -149,7 +153,7 @@ fn acceptance_rate(ledger: &Ledger, batches: &Batches, span: &Span) -> f64 {
         .unwrap_or(span.start);
     let secs = last.saturating_duration_since(first_intended).as_secs_f64();
     if secs > 0.0 {
-        batches.accepted as f64 / secs
+        answers.len() as f64 / secs
     } else {
         0.0
     }

@@ -463,7 +463,7 @@ pub fn guard(
         && !yes
     {
         return Err(RunError::Invalid(format!(
-            "refusing to start: this run would create {planned} on {}, over its budget of {budget}\n  fix: lower the load, raise `budget.max_runs` (or --max-runs), or pass --yes to accept",
+            "refusing to start: this run would create {planned} on {}, over its budget of {budget}\n  fix: lower the load or raise `budget.max_runs` (or --max-runs); --yes starts anyway, and the load still stops at the budget",
             plan.target
         )));
     }
