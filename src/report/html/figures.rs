@@ -292,10 +292,19 @@ pub(super) fn completion_curves(s: &mut String, r: &Report) -> std::fmt::Result 
             markers: false,
         })
         .collect();
+    let curves_title = match r.time_scale() {
+        Some(ts) => format!(
+            "per-batch completion: % of its inputs with a result, by time since the batch was due (at time scale {ts}: × {ts} for real time)"
+        ),
+        None => {
+            "per-batch completion: % of its inputs with a result, by time since the batch was due"
+                .to_string()
+        }
+    };
     s.push_str(&line_chart(
         &Chart {
             id: "batches-curves",
-            title: "per-batch completion: % of its inputs with a result, by time since the batch was due",
+            title: &curves_title,
             x_label: "seconds after the batch was due",
             y_label: "% done",
             x_axis: XAxis::Linear,
