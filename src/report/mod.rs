@@ -432,8 +432,11 @@ pub fn span(secs: f64, time_scale: Option<f64>) -> String {
 /// A rate per second under a time scale, in real time: the mock's 100 runs/s at time
 /// scale 100 stand for 1 run/s.
 pub fn real_rate(per_s: f64, time_scale: Option<f64>) -> String {
+    // Slow real rates read better per minute or per hour than as 0.00/s.
     match time_scale {
-        Some(ts) => format!(" (≈ {:.2}/s real)", per_s / ts),
+        Some(ts) if per_s / ts >= 1.0 => format!(" (≈ {:.2}/s real)", per_s / ts),
+        Some(ts) if per_s / ts * 60.0 >= 1.0 => format!(" (≈ {:.2}/min real)", per_s / ts * 60.0),
+        Some(ts) => format!(" (≈ {:.2}/h real)", per_s / ts * 3600.0),
         None => String::new(),
     }
 }
