@@ -247,7 +247,7 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::new();
-        let n = |v: Option<u64>| v.map_or("open (closed model)".into(), |v| v.to_string());
+        let n = |v: Option<u64>| v.map_or("–".into(), |v| v.to_string());
         writeln!(s, "plan for `{}` against {}", self.scenario, self.target)?;
         writeln!(
             s,
@@ -289,12 +289,13 @@ impl fmt::Display for Plan {
                 "probes    {typical} runs on a conforming target, at most {most} if it accepts what it must refuse"
             )?;
         }
-        writeln!(
-            s,
-            "runs      {} created at most",
-            self.runs_at_most()
-                .map_or("an open number of".into(), |r| r.to_string())
-        )?;
+        match self.runs_at_most() {
+            Some(r) => writeln!(s, "runs      {r} created at most")?,
+            None => writeln!(
+                s,
+                "runs      open: the closed model sends as many batches as its submitters get answered; `load.batches` or a budget caps them"
+            )?,
+        }
         writeln!(
             s,
             "\nrequests per rate-limit category{}",
