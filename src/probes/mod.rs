@@ -256,3 +256,18 @@ pub fn seen(reply: &Reply) -> String {
         other => excerpt(&other.describe()),
     }
 }
+
+/// Runs the probes create on a target that honours the contract: the 1,000-input batch
+/// (`batch::probe`), the priority-89 single run (`runs::priority_order`), and the
+/// back-to-back batches of one. `batchproof plan` and the cost guard count with these:
+/// a probe that creates runs must be counted here.
+pub fn probe_runs(rapid_batches: u32) -> u64 {
+    crate::api::MAX_BATCH_INPUTS as u64 + 1 + u64::from(rapid_batches)
+}
+
+/// Runs the probes create at most: on a target that accepts what it must refuse, also
+/// the 1,001-input batch and the small malformed bodies (none over two inputs; 32 is a
+/// margin over the dozen there are).
+pub fn probe_runs_at_most(rapid_batches: u32) -> u64 {
+    probe_runs(rapid_batches) + crate::api::MAX_BATCH_INPUTS as u64 + 1 + 32
+}

@@ -12,19 +12,7 @@ use crate::load::schedule::OpenSchedule;
 use crate::scenario::{BatchSize, Model, Phase, Scenario, Target};
 
 use super::RunError;
-
-/// Runs the conformance probes create on a target that honours the contract: the
-/// 1,000-input batch, the priority-89 single run, and the back-to-back batches of one.
-pub fn probe_runs(rapid_batches: u32) -> u64 {
-    crate::api::MAX_BATCH_INPUTS as u64 + 1 + u64::from(rapid_batches)
-}
-
-/// Runs the probes create at most: on a target that accepts what it must refuse, also
-/// the 1,001-input batch and the small malformed bodies (none over two inputs; 32 is a
-/// margin over the dozen there are).
-pub fn probe_runs_at_most(rapid_batches: u32) -> u64 {
-    probe_runs(rapid_batches) + crate::api::MAX_BATCH_INPUTS as u64 + 1 + 32
-}
+use crate::probes::{probe_runs, probe_runs_at_most};
 
 /// One phase of the load as planned.
 #[derive(Debug, Clone)]
