@@ -2,7 +2,11 @@
 //! prints a shell's script, an installed `batchproof run` works outside the checkout, and
 //! the Dockerfile that deploy/ runs holds what the binary needs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::output_text;
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
@@ -18,14 +22,6 @@ fn batchproof(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn init_writes_starters_that_validate_and_never_overwrite() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,21 +29,21 @@ fn init_writes_starters_that_validate_and_never_overwrite() {
     for kind in ["smoke", "capacity", "conformance"] {
         let name = format!("my-{kind}");
         let o = batchproof(&["init", &name, "--kind", kind], d);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
         let file = format!("{name}.yaml");
         let written = std::fs::read_to_string(d.join(&file)).unwrap();
         assert!(written.starts_with("# A starter scenario"), "commented");
         let o = batchproof(&["validate", &file], d);
-        assert_eq!(o.status.code(), Some(0), "{kind}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(0), "{kind}: {}", output_text(&o));
         let o = batchproof(&["plan", &file], d);
-        assert_eq!(o.status.code(), Some(0), "{kind}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(0), "{kind}: {}", output_text(&o));
         // A second init never writes over the first.
         let o = batchproof(&["init", &name, "--kind", kind], d);
-        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
     }
     // The capacity starter is guarded and paced: a budget and the Scale plan's limits.
     let o = batchproof(&["plan", "my-capacity.yaml"], d);
-    let out = text(&o);
+    let out = output_text(&o);
     assert!(
         out.contains("limits: plan scale") && out.contains("budget    5000 runs"),
         "{out}"
@@ -59,7 +55,7 @@ fn completions_are_printed_for_each_shell() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {
         let o = batchproof(&["completions", shell], dir.path());
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
         let script = String::from_utf8_lossy(&o.stdout);
         assert!(
             script.contains("batchproof") && script.contains("plan"),
@@ -72,7 +68,7 @@ fn completions_are_printed_for_each_shell() {
 fn run_without_a_scenario_works_outside_the_checkout() {
     let dir = tempfile::tempdir().unwrap();
     let o = batchproof(&["run", "--progress", "none"], dir.path());
-    let out = text(&o);
+    let out = output_text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(
         out.contains("built-in smoke scenario") && out.contains("batchproof · smoke · PASSED"),

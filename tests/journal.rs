@@ -4,7 +4,7 @@
 //! against the mock, which runs in its own process and outlives the killed run.
 
 mod common;
-use common::wait_for_lines;
+use common::{free_port, wait_for_lines};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -14,14 +14,6 @@ const TOKEN: &str = "sk_batchproof_local";
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_batchproof"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Mock(Child, String);

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::output_text;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,14 +48,6 @@ fn batchproof(args: &[&str], dir: &std::path::Path) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_dry_run_and_the_cost_guard_send_nothing() {
     let (url, count) = counting_target().await;
@@ -64,8 +57,8 @@ async fn plan_dry_run_and_the_cost_guard_send_nothing() {
     let s = s.to_str().unwrap();
 
     let o = batchproof(&["plan", s], d);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let out = output_text(&o);
     // 3 s at 2 batches/s: 6 batches of 500.
     assert!(
         out.contains("3000 runs") && out.contains("nothing has been sent"),
@@ -74,12 +67,12 @@ async fn plan_dry_run_and_the_cost_guard_send_nothing() {
     assert!(out.contains("will refuse this URL target"), "{out}");
 
     let o = batchproof(&["run", s, "--dry-run"], d);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("6 batches"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert!(output_text(&o).contains("6 batches"), "{}", output_text(&o));
 
     let o = batchproof(&["run", s, "--out", "reports"], d);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    let out = output_text(&o);
     assert!(
         out.contains("refusing to start")
             && out.contains("up to 3000 runs")
@@ -88,13 +81,21 @@ async fn plan_dry_run_and_the_cost_guard_send_nothing() {
     );
 
     let o = batchproof(&["run", s, "--max-runs", "2999"], d);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("over its budget of 2999"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("over its budget of 2999"),
+        "{}",
+        output_text(&o)
+    );
 
     let s2 = scenario(d, &url, "budget: {max_runs: 1000}\n");
     let o = batchproof(&["run", s2.to_str().unwrap()], d);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("over its budget of 1000"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("over its budget of 1000"),
+        "{}",
+        output_text(&o)
+    );
 
     assert_eq!(
         count.load(Ordering::SeqCst),
@@ -108,8 +109,8 @@ async fn plan_dry_run_and_the_cost_guard_send_nothing() {
 
     // The counter counts: a run within its budget does reach the target.
     let o = batchproof(&["run", s, "--max-runs", "3000", "--progress", "none"], d);
-    assert_ne!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(count.load(Ordering::SeqCst) > 0, "{}", text(&o));
+    assert_ne!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(count.load(Ordering::SeqCst) > 0, "{}", output_text(&o));
 }
 
 fn paced_scenario(dir: &std::path::Path, limits: &str) -> batchproof::scenario::Scenario {

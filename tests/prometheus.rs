@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::free_port;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -66,14 +67,6 @@ fn address(line: &str) -> String {
         .next()
         .unwrap()
         .to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One PromQL query against Prometheus's HTTP API; the result vector.

@@ -4,22 +4,16 @@
 use std::time::{Duration, Instant};
 
 use super::profile::{Endpoint, Profile};
+use crate::api::Category;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    Get,
-    Write,
-    Run,
-}
-
-impl Category {
-    pub fn of(endpoint: Endpoint) -> Category {
-        match endpoint {
-            Endpoint::List | Endpoint::Get => Category::Get,
-            Endpoint::Batch | Endpoint::Create => Category::Run,
-            Endpoint::Update | Endpoint::Cancel | Endpoint::Delete | Endpoint::WebhookEndpoints => {
-                Category::Write
-            }
+/// The rate-limit category (docs/contract.md §7) an endpoint counts against: the same
+/// categories the harness paces itself by.
+pub fn category(endpoint: Endpoint) -> Category {
+    match endpoint {
+        Endpoint::List | Endpoint::Get => Category::Get,
+        Endpoint::Batch | Endpoint::Create => Category::Run,
+        Endpoint::Update | Endpoint::Cancel | Endpoint::Delete | Endpoint::WebhookEndpoints => {
+            Category::Write
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiVersion;
-use crate::config::{ConfigError, Dur, DurationDist, load_yaml};
+use crate::config::{ConfigError, Dur, DurationDist};
 
 /// The token that `mock/default.yaml` accepts, documented for local use.
 pub const DEFAULT_TOKEN: &str = "sk_batchproof_local";
@@ -61,9 +61,9 @@ fn settings(path: &Path, depth: usize) -> Result<serde_json::Value, ConfigError>
                 .with_fix("a profile extends another, which may extend another; check for a cycle"),
         );
     }
-    let own: Profile = load_yaml(path)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&name, format!("cannot read file: {e}")))?;
+    let own: Profile = crate::config::parse_yaml(&name, &text)?;
     let mut tree: serde_json::Value = crate::config::parse_yaml(&name, &text)?;
     if let Some(obj) = tree.as_object_mut() {
         obj.remove("extends");
@@ -707,7 +707,7 @@ mod layering_tests {
         files.sort();
         assert!(files.len() > 20);
         for f in files {
-            let direct: Profile = load_yaml(&f).unwrap();
+            let direct: Profile = crate::config::load_yaml(&f).unwrap();
             let layered = Profile::load(&f).unwrap();
             assert_eq!(
                 serde_json::to_value(&direct).unwrap(),

@@ -35,7 +35,6 @@ use webhooks::*;
 
 use super::Shared;
 use super::delivery::{HookEndpoint, Subscription, log_json};
-use super::limiter::Category;
 use super::profile::{Endpoint, MissingVersion};
 use super::state::{FAILURE_REASONS, ListQuery, Outcome, Run, RunFile, Store};
 use super::validate::{self, BatchLimits, FileSpec, Invalid, NewRun, Refusal, Reject, Source};
@@ -181,7 +180,7 @@ async fn prelude(
         .limiters
         .lock()
         .expect("limiters")
-        .take(Category::of(endpoint));
+        .take(super::limiter::category(endpoint));
     if let Err(wait) = limited {
         return Err(error_response(
             shared,
