@@ -287,7 +287,7 @@ fn event_body(shared: &Shared, run: &Run, target: &Target) -> (String, Arc<Vec<u
             }
         }
         Some(MetadataDefect::Alter) => {
-            let mut meta = run.metadata.clone();
+            let mut meta = run.metadata.value();
             if let Some(m) = meta.as_object_mut() {
                 m.insert("batchproof_altered".into(), json!(true));
             }

@@ -10,6 +10,7 @@ mod delivery;
 mod http;
 mod limiter;
 pub mod profile;
+mod raw;
 mod scheduler;
 mod state;
 mod steer;

@@ -85,6 +85,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             announce: Vec::new(),
             next: None,
         };
+        let evicted;
         {
             let mut store = shared.store.lock().expect("store");
             if store.generation != clock.generation {
@@ -103,8 +104,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             for run in &cancelled {
                 tick.announce(run);
             }
-            store.evict(retention.max_finished_runs, retention.max_age.0, tick.now);
+            evicted = store.evict(retention.max_finished_runs, retention.max_age.0, tick.now);
         }
+        // Freed here, not under the lock the handlers wait on.
+        drop(evicted);
         for run in tick.announce.drain(..) {
             let _ = shared.announce.send(run);
         }

@@ -2,13 +2,17 @@
 //! One struct behind one `std::sync::Mutex` (see `Shared`); every method is a short,
 //! non-blocking critical section so HTTP handlers and the scheduler never wait long.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use crate::api::RunStatus;
+
+/// The store's maps hash with foldhash: keys are the mock's own ids and sequence numbers,
+/// so SipHash's flooding resistance buys nothing and costs a tenth of ingest.
+type Map<K, V> = hashbrown::HashMap<K, V>;
 
 /// What processing will decide for a run; drawn from the seed at creation so a seed
 /// replays the same outcomes whatever the timing.
@@ -54,7 +58,7 @@ pub struct Run {
     pub batch_id: Option<String>,
     pub status: RunStatus,
     pub priority: u8,
-    pub metadata: Value,
+    pub metadata: super::raw::Metadata,
     pub name: String,
     pub files: Vec<RunFile>,
     pub created_at: DateTime<Utc>,
@@ -111,13 +115,96 @@ pub struct ListQuery {
     pub page_size: usize,
 }
 
+/// The alphabet of the mock's id tails (URL-safe, 6 bits a character).
+pub const ID_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+/// Appends `n` random characters of the id alphabet: ten from each random u64, six bits
+/// a character (the alphabet has 64, so each is uniform).
+pub fn push_random_chars(out: &mut String, n: usize, rng: &mut impl rand::Rng) {
+    let mut left = n;
+    while left > 0 {
+        let mut bits: u64 = rng.random();
+        for _ in 0..left.min(10) {
+            out.push(ID_ALPHABET[(bits & 63) as usize] as char);
+            bits >>= 6;
+        }
+        left = left.saturating_sub(10);
+    }
+}
+
+/// Run ids that carry their run's sequence number, so a Get finds its run without an id
+/// index: `workflow_run_` + 11 characters encoding a keyed permutation of the seq + 10
+/// random characters. A lookup decodes the seq and then checks the whole id against the
+/// run's, so a made-up or stale id (after a reset) is still not found. The key is drawn
+/// per mock, so ids look random and differ between mocks.
+#[derive(Debug, Clone, Copy)]
+pub struct RunIds {
+    key: u64,
+}
+
+impl Default for RunIds {
+    fn default() -> RunIds {
+        RunIds {
+            key: rand::random(),
+        }
+    }
+}
+
+const RUN_ID_PREFIX: &str = "workflow_run_";
+const SEQ_CHARS: usize = 11;
+const TAIL_CHARS: usize = 10;
+/// Odd, so multiplying by it is a bijection on u64; and its inverse.
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+const MIX_INVERSE: u64 = {
+    let mut inv = MIX;
+    let mut i = 0;
+    while i < 6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(MIX.wrapping_mul(inv)));
+        i += 1;
+    }
+    inv
+};
+
+impl RunIds {
+    pub fn id(&self, seq: u64, rng: &mut impl rand::Rng) -> String {
+        let mut x = (seq ^ self.key).wrapping_mul(MIX);
+        x ^= x >> 32;
+        let mut id = String::with_capacity(RUN_ID_PREFIX.len() + SEQ_CHARS + TAIL_CHARS);
+        id.push_str(RUN_ID_PREFIX);
+        id.extend((0..SEQ_CHARS).map(|i| ID_ALPHABET[((x >> (6 * i)) & 63) as usize] as char));
+        push_random_chars(&mut id, TAIL_CHARS, rng);
+        id
+    }
+
+    /// The seq an id names, if it is one of this mock's run ids at all.
+    pub fn seq(&self, id: &str) -> Option<u64> {
+        let tail = id.strip_prefix(RUN_ID_PREFIX)?.as_bytes();
+        if tail.len() != SEQ_CHARS + TAIL_CHARS {
+            return None;
+        }
+        let mut x = 0u64;
+        for (i, c) in tail[..SEQ_CHARS].iter().enumerate() {
+            let v = ID_ALPHABET.iter().position(|a| a == c)? as u64;
+            if i == SEQ_CHARS - 1 && v >> 4 != 0 {
+                return None;
+            }
+            x |= v << (6 * i);
+        }
+        x ^= x >> 32;
+        Some(x.wrapping_mul(MIX_INVERSE) ^ self.key)
+    }
+}
+
+/// Runs are keyed by their sequence number, which the scheduler, the queue and the
+/// eviction order all speak; a run id names its seq (see `RunIds`).
 #[derive(Debug, Default)]
 pub struct Store {
-    runs: HashMap<String, Run>,
-    by_seq: BTreeMap<u64, String>,
-    batches: HashMap<String, VecDeque<u64>>,
+    runs: Map<u64, Run>,
+    pub ids: RunIds,
+    batches: Map<String, VecDeque<u64>>,
     /// (priority, seq): lower priority number first, FIFO within a priority.
-    queue: BTreeSet<(u8, u64)>,
+    queue: BinaryHeap<Reverse<(u8, u64)>>,
     finished: VecDeque<(Instant, u64)>,
     /// CANCELLING runs and when they become CANCELLED, in that order (one fixed delay).
     cancelling: VecDeque<(Instant, u64)>,
@@ -139,46 +226,65 @@ impl Store {
     }
 
     pub fn insert(&mut self, run: Run, ignore_priority: bool) {
-        if run.status == RunStatus::Pending {
-            let prio = if ignore_priority { 0 } else { run.priority };
-            self.queue.insert((prio, run.seq));
-        }
         if let Some(batch) = &run.batch_id {
             self.batches
                 .entry(batch.clone())
                 .or_default()
                 .push_back(run.seq);
         }
-        self.by_seq.insert(run.seq, run.id.clone());
+        self.insert_run(run, ignore_priority);
+    }
+
+    /// Inserts a batch's runs under one lock: the batch index is looked up once and the
+    /// maps grow once.
+    pub fn insert_batch(&mut self, batch_id: &str, runs: Vec<Run>, ignore_priority: bool) {
+        self.runs.reserve(runs.len());
+        self.queue.reserve(runs.len());
+        let seqs = self.batches.entry(batch_id.to_string()).or_default();
+        seqs.extend(runs.iter().map(|r| r.seq));
+        for run in runs {
+            self.insert_run(run, ignore_priority);
+        }
+        self.batches_created += 1;
+    }
+
+    fn insert_run(&mut self, run: Run, ignore_priority: bool) {
+        if run.status == RunStatus::Pending {
+            let prio = if ignore_priority { 0 } else { run.priority };
+            self.queue.push(Reverse((prio, run.seq)));
+        }
         self.runs_created += 1;
-        self.runs.insert(run.id.clone(), run);
+        self.runs.insert(run.seq, run);
+    }
+
+    fn seq_of(&self, id: &str) -> Option<u64> {
+        let seq = self.ids.seq(id)?;
+        self.runs.get(&seq).filter(|r| r.id == id).map(|_| seq)
     }
 
     pub fn get(&self, id: &str) -> Option<&Run> {
-        self.runs.get(id)
+        self.runs.get(&self.seq_of(id)?)
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Run> {
-        self.runs.get_mut(id)
+        let seq = self.seq_of(id)?;
+        self.runs.get_mut(&seq)
     }
 
     pub fn by_seq_mut(&mut self, seq: u64) -> Option<&mut Run> {
-        let id = self.by_seq.get(&seq)?;
-        self.runs.get_mut(id)
+        self.runs.get_mut(&seq)
     }
 
     /// Takes the next queued run (lowest priority number, then oldest) off the queue.
     pub fn pop_queued(&mut self) -> Option<u64> {
         loop {
-            let (prio, seq) = self.queue.pop_first()?;
+            let Reverse((_, seq)) = self.queue.pop()?;
             // Cancelled or deleted runs may still sit in the queue; skip them.
             if self
-                .by_seq
+                .runs
                 .get(&seq)
-                .and_then(|id| self.runs.get(id))
                 .is_some_and(|r| r.status == RunStatus::Pending)
             {
-                let _ = prio;
                 return Some(seq);
             }
         }
@@ -197,7 +303,7 @@ impl Store {
         due: Instant,
         wall: DateTime<Utc>,
     ) -> Option<Result<Run, RunStatus>> {
-        let run = self.runs.get_mut(id)?;
+        let run = self.get_mut(id)?;
         if !matches!(run.status, RunStatus::Pending | RunStatus::Processing) {
             return Some(Err(run.status));
         }
@@ -243,7 +349,7 @@ impl Store {
         note: Option<String>,
         wall: DateTime<Utc>,
     ) -> Option<Result<Run, RunStatus>> {
-        let run = self.runs.get_mut(id)?;
+        let run = self.get_mut(id)?;
         if run.status != RunStatus::NeedsReview {
             return Some(Err(run.status));
         }
@@ -265,8 +371,10 @@ impl Store {
         self.finished.push_back((now, seq));
     }
 
-    /// Evicts the oldest terminal runs beyond the count limit or the age limit.
-    pub fn evict(&mut self, max_finished: usize, max_age: Duration, now: Instant) {
+    /// Evicts the oldest terminal runs beyond the count limit or the age limit. Returns
+    /// them, so the caller frees them after letting go of the lock.
+    pub fn evict(&mut self, max_finished: usize, max_age: Duration, now: Instant) -> Vec<Run> {
+        let mut evicted = Vec::new();
         while let Some(&(at, seq)) = self.finished.front() {
             let too_many = self.finished.len() > max_finished;
             let too_old = now.duration_since(at) > max_age;
@@ -274,14 +382,14 @@ impl Store {
                 break;
             }
             self.finished.pop_front();
-            self.remove_seq(seq);
+            evicted.extend(self.remove_seq(seq));
             self.runs_evicted += 1;
         }
+        evicted
     }
 
     fn remove_seq(&mut self, seq: u64) -> Option<Run> {
-        let id = self.by_seq.remove(&seq)?;
-        let run = self.runs.remove(&id)?;
+        let run = self.runs.remove(&seq)?;
         if let Some(batch) = &run.batch_id
             && let Some(seqs) = self.batches.get_mut(batch)
         {
@@ -300,14 +408,16 @@ impl Store {
     }
 
     pub fn delete(&mut self, id: &str) -> Option<Run> {
-        let seq = self.runs.get(id)?.seq;
+        let seq = self.seq_of(id)?;
         self.remove_seq(seq)
     }
 
     pub fn reset(&mut self) {
-        let generation = self.generation + 1;
+        let (generation, ids) = (self.generation + 1, self.ids);
         *self = Store::default();
         self.generation = generation;
+        // Seqs start over; the random tails keep old ids from naming new runs.
+        self.ids = ids;
     }
 
     /// One page of runs matching `q`, and whether more follow.
@@ -330,7 +440,7 @@ impl Store {
                 .get(b)
                 .map(|seqs| {
                     seqs.iter()
-                        .filter_map(|s| self.by_seq.get(s).and_then(|id| self.runs.get(id)))
+                        .filter_map(|s| self.runs.get(s))
                         .filter(matches)
                         .collect()
                 })
@@ -384,7 +494,7 @@ impl Store {
         let seqs = self.batches.get(batch)?;
         let mut by_status = BTreeMap::new();
         for seq in seqs {
-            if let Some(r) = self.by_seq.get(seq).and_then(|id| self.runs.get(id)) {
+            if let Some(r) = self.runs.get(seq) {
                 *by_status.entry(r.status.as_str()).or_default() += 1;
             }
         }
@@ -397,5 +507,27 @@ impl Store {
 
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_name_their_seq_and_nothing_else() {
+        let ids = RunIds::default();
+        let mut rng = rand::rng();
+        for seq in [1, 2, 999, 1 << 40, u64::MAX] {
+            let id = ids.id(seq, &mut rng);
+            assert_eq!(id.len(), "workflow_run_".len() + 21, "{id}");
+            assert_eq!(ids.seq(&id), Some(seq), "{id}");
+        }
+        // Neighbouring seqs do not give neighbouring ids.
+        let (a, b) = (ids.id(41, &mut rng), ids.id(42, &mut rng));
+        assert_ne!(a[13..20], b[13..20]);
+        assert_eq!(ids.seq("workflow_run_short"), None);
+        assert_eq!(ids.seq("workflow_run_!!!!!!!!!!!!!!!!!!!!!"), None);
+        assert_eq!(ids.seq("batch_AAAAAAAAAAAAAAAAAAAAA"), None);
     }
 }

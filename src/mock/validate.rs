@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::profile::Profile;
+use super::raw::{self, BatchDoc, InputDoc, Metadata, Shape};
 use crate::api::error::ErrorCode;
 use crate::api::{ApiVersion, MAX_BATCH_INPUTS, MAX_METADATA_BYTES, RunStatus};
 
@@ -90,7 +91,7 @@ pub struct FileSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {
     pub files: Vec<FileSpec>,
-    pub metadata: Value,
+    pub metadata: Metadata,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,27 +136,61 @@ fn req_str<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a s
 
 /// An input's metadata (`{}` when none). Its refusals say which kind of validation
 /// failure they are, so the profile can choose their status.
-fn metadata(m: &Map<String, Value>, path: &str) -> Result<Value, Refusal> {
+fn metadata(m: &Map<String, Value>, path: &str) -> Result<Metadata, Refusal> {
     match m.get("metadata") {
-        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        None | Some(Value::Null) => Ok(Metadata::default()),
         Some(v @ Value::Object(_)) => {
-            let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
-            if size > MAX_METADATA_BYTES {
-                return Err(invalid(format!(
-                    "`{path}metadata` is {size} bytes; the limit is {MAX_METADATA_BYTES} bytes (10KB)"
-                )))
-                .kind(Invalid::MetadataTooLarge);
-            }
-            // Checked here so a bad steering key is refused with the request, not ignored.
-            super::steer::read(v).map_err(|e| {
-                invalid(format!("`{path}metadata.{}` {e}", super::steer::STEER_KEY))
-            })?;
-            Ok(v.clone())
+            metadata_size(&serde_json::to_vec(v).unwrap_or_default(), path)?;
+            let meta = Metadata::from_value(v);
+            steering(&meta, path)?;
+            Ok(meta)
         }
-        Some(_) => {
-            Err(invalid(format!("`{path}metadata` must be a JSON object"))).kind(Invalid::Malformed)
-        }
+        Some(_) => malformed_metadata(path),
     }
+}
+
+/// A batch input's metadata, from the raw text it was sent as.
+fn raw_metadata(
+    raw: Option<&serde_json::value::RawValue>,
+    path: &str,
+) -> Result<Metadata, Refusal> {
+    let Some(raw) = raw.filter(|r| !raw::is_null(r)) else {
+        return Ok(Metadata::default());
+    };
+    if !raw::is_object(raw) {
+        return malformed_metadata(path);
+    }
+    // The limit counts the compact JSON, as for a parsed body; only text over the limit
+    // (which may be whitespace) is re-serialised to find out.
+    if raw.get().len() > MAX_METADATA_BYTES {
+        let v: Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        metadata_size(&serde_json::to_vec(&v).unwrap_or_default(), path)?;
+    }
+    let meta = Metadata::from_raw(raw);
+    steering(&meta, path)?;
+    Ok(meta)
+}
+
+fn metadata_size(compact: &[u8], path: &str) -> Result<(), Refusal> {
+    let size = compact.len();
+    if size > MAX_METADATA_BYTES {
+        return Err(invalid(format!(
+            "`{path}metadata` is {size} bytes; the limit is {MAX_METADATA_BYTES} bytes (10KB)"
+        )))
+        .kind(Invalid::MetadataTooLarge);
+    }
+    Ok(())
+}
+
+/// Checked here so a bad steering key is refused with the request, not ignored.
+fn steering(meta: &Metadata, path: &str) -> Result<(), Refusal> {
+    meta.steer()
+        .map_err(|e| invalid(format!("`{path}metadata.{}` {e}", super::steer::STEER_KEY)))?;
+    Ok(())
+}
+
+fn malformed_metadata<T>(path: &str) -> Result<T, Refusal> {
+    Err(invalid(format!("`{path}metadata` must be a JSON object"))).kind(Invalid::Malformed)
 }
 
 fn secrets(m: &Map<String, Value>, path: &str) -> Result<(), Reject> {
@@ -289,15 +324,25 @@ fn workflow_ref(
 pub fn batch(
     version: ApiVersion,
     profile: &Profile,
-    body: &Value,
+    body: Shape<BatchDoc<'_>>,
     limits: BatchLimits,
 ) -> Result<RunRequest, Refusal> {
-    let m = object(body, "body").kind(Invalid::Malformed)?;
+    let doc = match body {
+        Shape::Expected(doc) => doc,
+        Shape::Other(_) => {
+            return Err(invalid("`body` must be a JSON object")).kind(Invalid::Malformed);
+        }
+    };
+    let m = &doc.fields;
     let (wf_id, wf_version) = workflow_ref(version, m).kind(Invalid::MissingWorkflow)?;
-    let inputs = match m.get("inputs") {
-        None | Some(Value::Null) => return Err(invalid("`inputs` is required").into()),
-        Some(Value::Array(a)) => a,
-        Some(_) => return Err(invalid("`inputs` must be an array")).kind(Invalid::Malformed),
+    let inputs = match doc.inputs {
+        None | Some(Shape::Other(Value::Null)) => {
+            return Err(invalid("`inputs` is required").into());
+        }
+        Some(Shape::Expected(a)) => a,
+        Some(Shape::Other(_)) => {
+            return Err(invalid("`inputs` must be an array")).kind(Invalid::Malformed);
+        }
     };
     let count = |kind| {
         Err(invalid(format!(
@@ -315,13 +360,22 @@ pub fn batch(
     let mut runs = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter().enumerate() {
         let path = format!("inputs[{i}]");
-        let im = object(input, &path).kind(Invalid::Malformed)?;
+        let InputDoc {
+            fields: im,
+            metadata: meta,
+        } = match input {
+            Shape::Expected(doc) => doc,
+            Shape::Other(_) => {
+                return Err(invalid(format!("`{path}` must be a JSON object")))
+                    .kind(Invalid::Malformed);
+            }
+        };
         let prefix = format!("{path}.");
         let file = input_file(version, im, &path).kind(Invalid::BadFile)?;
         secrets(im, &prefix)?;
         runs.push(NewRun {
             files: vec![file],
-            metadata: metadata(im, &prefix)?,
+            metadata: raw_metadata(*meta, &prefix)?,
         });
     }
 
@@ -570,6 +624,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The batch validation as the handler calls it, from the body's bytes.
+    fn batch(
+        version: ApiVersion,
+        profile: &Profile,
+        body: &Value,
+        limits: BatchLimits,
+    ) -> Result<RunRequest, Refusal> {
+        let bytes = serde_json::to_vec(body).unwrap();
+        super::batch(version, profile, raw::batch(&bytes).unwrap(), limits)
+    }
+
     fn limits() -> BatchLimits {
         BatchLimits {
             min: 1,
@@ -587,7 +652,7 @@ mod tests {
         let v = ApiVersion::V2026_02_09;
         let ok = json!({"workflow": wf(), "inputs": [{"file": {"url": "https://x/a.pdf"}, "metadata": {"a": [1, {"b": null}]}}]});
         let req = batch(v, &p, &ok, limits()).unwrap();
-        assert_eq!(req.runs[0].metadata, json!({"a": [1, {"b": null}]}));
+        assert_eq!(req.runs[0].metadata.value(), json!({"a": [1, {"b": null}]}));
         assert_eq!(req.version, "2");
         let both = json!({"workflow": wf(), "inputs": [{"file": {"url": "u", "text": "t"}}]});
         let err = batch(v, &p, &both, limits()).unwrap_err();

@@ -237,7 +237,7 @@ pub fn run_full(
         );
     }
     m.insert("status".into(), json!(run.status.as_str()));
-    m.insert("metadata".into(), run.metadata.clone());
+    m.insert("metadata".into(), run.metadata.value());
     m.insert("batchId".into(), batch_id);
     m.insert(
         "files".into(),

@@ -45,14 +45,18 @@ use crate::api::{
     SINGLE_DEFAULT_PRIORITY, VERSION_HEADER, WORKSPACE_HEADER,
 };
 
-const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-
 /// A random URL-safe id tail of `n` characters.
 pub fn random_id(n: usize) -> String {
+    prefixed_id("", n)
+}
+
+/// `prefix` and `n` random characters of the id alphabet, in one allocation.
+pub fn prefixed_id(prefix: &str, n: usize) -> String {
     let mut rng = rand::rng();
-    (0..n)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    let mut id = String::with_capacity(prefix.len() + n);
+    id.push_str(prefix);
+    crate::mock::state::push_random_chars(&mut id, n, &mut rng);
+    id
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -353,46 +357,47 @@ fn read_json(
     ctx: &Ctx,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Value, Response> {
-    let bytes = match body {
-        Ok(b) => b,
-        Err(rej) => {
-            let (code, msg) = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                (
-                    ErrorCode::PayloadTooLarge,
-                    format!(
-                        "Request body is larger than {} bytes",
-                        shared.profile.max_body_bytes
-                    ),
-                )
-            } else {
-                (
-                    ErrorCode::InvalidRequest,
-                    format!("Cannot read request body: {rej}"),
-                )
-            };
-            return Err(error_response(
-                shared,
-                ctx.version,
-                code,
-                &msg,
-                &ctx.request_id,
-                None,
-            ));
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        reject(
-            shared,
-            ctx,
-            Refusal {
-                reject: Reject {
-                    code: ErrorCode::InvalidRequest,
-                    message: format!("Request body is not valid JSON: {e}"),
-                },
-                kind: Some(Invalid::Malformed),
-            },
-        )
+    let bytes = read_body(shared, ctx, body)?;
+    serde_json::from_slice(&bytes).map_err(|e| not_json(shared, ctx, e))
+}
+
+/// The request body's bytes, or the API's error for a body that could not be read.
+fn read_body(
+    shared: &Shared,
+    ctx: &Ctx,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Response> {
+    body.map_err(|rej| {
+        let (code, msg) = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            (
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "Request body is larger than {} bytes",
+                    shared.profile.max_body_bytes
+                ),
+            )
+        } else {
+            (
+                ErrorCode::InvalidRequest,
+                format!("Cannot read request body: {rej}"),
+            )
+        };
+        error_response(shared, ctx.version, code, &msg, &ctx.request_id, None)
     })
+}
+
+fn not_json(shared: &Shared, ctx: &Ctx, e: serde_json::Error) -> Response {
+    reject(
+        shared,
+        ctx,
+        Refusal {
+            reject: Reject {
+                code: ErrorCode::InvalidRequest,
+                message: format!("Request body is not valid JSON: {e}"),
+            },
+            kind: Some(Invalid::Malformed),
+        },
+    )
 }
 
 async fn fallback(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -433,12 +438,12 @@ mod tests {
 
     #[test]
     fn file_names_and_kinds_come_from_the_url() {
-        let f = run_file(&FileSpec {
+        let f = run_file(FileSpec {
             source: Source::Url("https://x.test/a/b/scan.PNG?sig=1".into()),
             name: None,
         });
         assert_eq!((f.name.as_str(), f.kind), ("scan.PNG", "IMG"));
-        let t = run_file(&FileSpec {
+        let t = run_file(FileSpec {
             source: Source::Text("hi".into()),
             name: None,
         });

@@ -2,6 +2,8 @@
 //! cancel and delete.
 
 use super::*;
+use crate::mock::raw::Metadata;
+use crate::mock::state::RunIds;
 use crate::mock::steer::Steered;
 
 pub(super) fn file_kind(name: &str) -> &'static str {
@@ -18,29 +20,36 @@ pub(super) fn file_kind(name: &str) -> &'static str {
     }
 }
 
-pub(super) fn run_file(spec: &FileSpec) -> RunFile {
-    let (source, default_name, kind) = match &spec.source {
+pub(super) fn run_file(spec: FileSpec) -> RunFile {
+    let FileSpec { source, name } = spec;
+    let (id, default_name, kind, source) = match source {
         Source::Url(u) => {
-            let path = u.split(['?', '#']).next().unwrap_or(u);
+            let path = u.split(['?', '#']).next().unwrap_or(&u);
             let last = path
                 .rsplit('/')
                 .next()
                 .filter(|s| !s.is_empty())
-                .unwrap_or("document.pdf");
-            (format!("url:{u}"), last.to_string(), None)
+                .unwrap_or("document.pdf")
+                .to_string();
+            (None, last, None, format!("url:{u}"))
         }
-        Source::Id(id) => (format!("id:{id}"), format!("{id}.pdf"), None),
-        Source::Text(t) => (format!("text:{t}"), "text.txt".to_string(), Some("TXT")),
+        Source::Id(id) => {
+            let (name, source) = (format!("{id}.pdf"), format!("id:{id}"));
+            (Some(id), name, None, source)
+        }
+        Source::Text(t) => (
+            None,
+            "text.txt".to_string(),
+            Some("TXT"),
+            format!("text:{t}"),
+        ),
     };
-    let name = spec.name.clone().unwrap_or(default_name);
+    let name = name.unwrap_or(default_name);
     let hash = source
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
     RunFile {
-        id: match &spec.source {
-            Source::Id(id) => id.clone(),
-            _ => format!("file_{}", random_id(20)),
-        },
+        id: id.unwrap_or_else(|| prefixed_id("file_", 20)),
         kind: kind.unwrap_or_else(|| file_kind(&name)),
         name,
         source,
@@ -48,16 +57,29 @@ pub(super) fn run_file(spec: &FileSpec) -> RunFile {
     }
 }
 
+/// What a request says about every run it creates.
+#[derive(Clone, Copy)]
+pub(super) struct Origin<'a> {
+    pub workflow: usize,
+    pub version: &'a str,
+    pub batch_id: Option<&'a str>,
+    pub priority: u8,
+}
+
 /// Makes a run from a validated input, drawing its outcome from the seed and its seq.
 pub(super) fn new_run(
     shared: &Shared,
+    ids: RunIds,
     seq: u64,
     input: NewRun,
-    workflow: usize,
-    version: &str,
-    batch_id: Option<&str>,
-    priority: u8,
+    origin: &Origin<'_>,
 ) -> Run {
+    let Origin {
+        workflow,
+        version,
+        batch_id,
+        priority,
+    } = *origin;
     let profile = &shared.profile;
     let mut rng = ChaCha8Rng::seed_from_u64(profile.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let o = &profile.processing.outcomes;
@@ -81,7 +103,7 @@ pub(super) fn new_run(
         .map(|d| profile.scaled(d.sample(&mut rng)));
     let mut failure_message = None;
     // Validation already refused a malformed steering key.
-    if let Ok(Some(steer)) = super::super::steer::read(&input.metadata) {
+    if let Ok(Some(steer)) = input.metadata.steer() {
         outcome = match steer.outcome {
             Steered::Processed => Outcome::Processed,
             Steered::Failed { reason, message } => {
@@ -106,10 +128,10 @@ pub(super) fn new_run(
     }
     let mute = rng.random::<f64>() < profile.defects.missing_terminal_webhook;
     let now = Utc::now();
-    let files: Vec<RunFile> = input.files.iter().map(run_file).collect();
+    let files: Vec<RunFile> = input.files.into_iter().map(run_file).collect();
     Run {
         seq,
-        id: format!("workflow_run_{}", random_id(21)),
+        id: ids.id(seq, &mut rand::rng()),
         workflow,
         version: version.to_string(),
         batch_id: batch_id.map(str::to_string),
@@ -170,9 +192,13 @@ pub(super) async fn create_batch(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let body = match read_json(&s, &ctx, body) {
+    let bytes = match read_body(&s, &ctx, body) {
         Ok(b) => b,
         Err(r) => return r,
+    };
+    let body = match crate::mock::raw::batch(&bytes) {
+        Ok(b) => b,
+        Err(e) => return not_json(&s, &ctx, e),
     };
     let defects = &s.profile.defects;
     let limits = BatchLimits {
@@ -183,7 +209,7 @@ pub(super) async fn create_batch(
             MAX_BATCH_INPUTS
         },
     };
-    let req = match validate::batch(ctx.version, &s.profile, &body, limits) {
+    let req = match validate::batch(ctx.version, &s.profile, body, limits) {
         Ok(r) => r,
         Err(e) => return reject(&s, &ctx, e),
     };
@@ -213,7 +239,12 @@ pub(super) async fn create_batch(
     let priority = defects
         .batch_priority
         .unwrap_or(req.priority.unwrap_or(BATCH_DEFAULT_PRIORITY));
-    let (workflow, version) = (req.workflow, req.version);
+    let origin = Origin {
+        workflow: req.workflow,
+        version: &req.version,
+        batch_id: Some(&batch_id),
+        priority,
+    };
     let mut inputs: Vec<NewRun> = req.runs;
     // Defects: one run too few (the last input's) or one too many (the last input twice).
     let extra = defects
@@ -226,33 +257,19 @@ pub(super) async fn create_batch(
     // Sequence numbers are reserved first and the runs built outside the lock, so the
     // scheduler and other requests wait only for the inserts.
     let inputs: Vec<NewRun> = inputs.into_iter().chain(extra).collect();
-    let first = s
-        .store
-        .lock()
-        .expect("store")
-        .reserve_seqs(inputs.len() as u64);
+    let (first, ids) = {
+        let mut store = s.store.lock().expect("store");
+        (store.reserve_seqs(inputs.len() as u64), store.ids)
+    };
     let runs: Vec<Run> = inputs
         .into_iter()
         .zip(first..)
-        .map(|(input, seq)| {
-            new_run(
-                &s,
-                seq,
-                input,
-                workflow,
-                &version,
-                Some(&batch_id),
-                priority,
-            )
-        })
+        .map(|(input, seq)| new_run(&s, ids, seq, input, &origin))
         .collect();
-    {
-        let mut store = s.store.lock().expect("store");
-        for run in runs {
-            store.insert(run, defects.ignore_priority);
-        }
-        store.batches_created += 1;
-    }
+    s.store
+        .lock()
+        .expect("store")
+        .insert_batch(&batch_id, runs, defects.ignore_priority);
     s.wake.notify_one();
     let body = if ctx.version.is_legacy() {
         json!({"success": true, "batchId": batch_id})
@@ -282,14 +299,20 @@ pub(super) async fn create_run(
     if let Some(r) = usage_blocked(&s, &ctx, req.runs.len()) {
         return r;
     }
-    let priority = req.priority.unwrap_or(SINGLE_DEFAULT_PRIORITY);
+    let origin = Origin {
+        workflow: req.workflow,
+        version: &req.version,
+        batch_id: None,
+        priority: req.priority.unwrap_or(SINGLE_DEFAULT_PRIORITY),
+    };
     let runs: Vec<Value> = {
         let mut store = s.store.lock().expect("store");
         req.runs
             .into_iter()
             .map(|input| {
                 let seq = store.reserve_seqs(1);
-                let run = new_run(&s, seq, input, req.workflow, &req.version, None, priority);
+                let ids = store.ids;
+                let run = new_run(&s, ids, seq, input, &origin);
                 let v = wire::run_full(ctx.version, &run, &s.profile, true);
                 store.insert(run, s.profile.defects.ignore_priority);
                 v
@@ -513,9 +536,11 @@ pub(super) async fn update_run(
             }
             if let Some(meta) = meta {
                 // Merge: incoming keys win, other keys stay.
-                if let Some(existing) = run.metadata.as_object_mut() {
+                let mut merged = run.metadata.value();
+                if let Some(existing) = merged.as_object_mut() {
                     existing.extend(meta);
                 }
+                run.metadata = Metadata::from_value(&merged);
             }
             run.updated_at = Utc::now();
             wire::run_full(ctx.version, run, &s.profile, batch_id_visible(&s))
