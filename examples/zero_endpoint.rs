@@ -1,5 +1,6 @@
 //! A zero-work batch endpoint for submission benchmarks: reads the whole request body and
-//! answers `{"batchId": …}` at once. Usage: `zero_endpoint 127.0.0.1:18181`.
+//! answers `{"batchId": …}` at once; `POST /hook` is a zero-work webhook receiver.
+//! Usage: `zero_endpoint 127.0.0.1:18181`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,6 +23,10 @@ async fn main() {
                     format!("{{\"batchId\":\"batch_{n:08}\"}}"),
                 )
             }),
+        )
+        .route(
+            "/hook",
+            post(|body: Bytes| async move { body.len().to_string() }),
         )
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024));
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");

@@ -89,6 +89,110 @@ struct BatchLegacy<'a> {
     inputs: Vec<Input<'a, FileLegacy<'a>>>,
 }
 
+/// One input's document, borrowed, for writing an input without building it.
+#[derive(Debug, Clone, Copy)]
+pub enum FileParts<'a> {
+    Url {
+        url: &'a str,
+        name: Option<&'a str>,
+    },
+    Id {
+        id: &'a str,
+    },
+    Text {
+        text: &'a str,
+        name: Option<&'a str>,
+    },
+}
+
+impl<'a> From<&'a FileRef> for FileParts<'a> {
+    fn from(f: &'a FileRef) -> FileParts<'a> {
+        match f {
+            FileRef::Url { url, name } => FileParts::Url {
+                url,
+                name: name.as_deref(),
+            },
+            FileRef::Id { id } => FileParts::Id { id },
+            FileRef::Text { text, name } => FileParts::Text {
+                text,
+                name: name.as_deref(),
+            },
+        }
+    }
+}
+
+/// Writes the start of one input as `batch_body` serialises it: `{"file":{…}` (or the
+/// legacy `{"rawText":…`), leaving the object open for its metadata and secrets.
+pub fn write_input_head(version: ApiVersion, file: FileParts<'_>, out: &mut Vec<u8>) {
+    // Serialising borrowed strings into a Vec cannot fail.
+    let _ = if version.is_legacy() {
+        match file {
+            FileParts::Text { text, .. } => {
+                out.extend_from_slice(b"{\"rawText\":");
+                serde_json::to_writer(&mut *out, text)
+            }
+            FileParts::Url { url, name } => {
+                out.extend_from_slice(b"{\"file\":");
+                serde_json::to_writer(
+                    &mut *out,
+                    &FileLegacy {
+                        file_url: Some(url),
+                        file_id: None,
+                        file_name: name,
+                    },
+                )
+            }
+            FileParts::Id { id } => {
+                out.extend_from_slice(b"{\"file\":");
+                serde_json::to_writer(
+                    &mut *out,
+                    &FileLegacy {
+                        file_url: None,
+                        file_id: Some(id),
+                        file_name: None,
+                    },
+                )
+            }
+        }
+    } else {
+        out.extend_from_slice(b"{\"file\":");
+        let (url, id, text, name) = match file {
+            FileParts::Url { url, name } => (Some(url), None, None, name),
+            FileParts::Id { id } => (None, Some(id), None, None),
+            FileParts::Text { text, name } => (None, None, Some(text), name),
+        };
+        serde_json::to_writer(
+            &mut *out,
+            &File2026 {
+                url,
+                id,
+                text,
+                name,
+            },
+        )
+    };
+}
+
+/// The body of a batch with no inputs, cut where the inputs go: what comes before the
+/// first input and what comes after the last.
+pub fn batch_frame(
+    version: ApiVersion,
+    workflow: &WorkflowRef,
+    priority: Option<u8>,
+) -> (Vec<u8>, Vec<u8>) {
+    let empty = batch_body(version, workflow, &[], priority);
+    let marker = b"\"inputs\":[]";
+    // The last match: a workflow id could hold the marker's text, but nothing after
+    // `inputs` is a string.
+    let at = empty
+        .windows(marker.len())
+        .rposition(|w| w == marker)
+        .expect("a batch body has inputs")
+        + marker.len()
+        - 1;
+    (empty[..at].to_vec(), empty[at..].to_vec())
+}
+
 /// Serialises a Batch Run Workflow request body in the shape `version` expects.
 /// `priority` is only sent on 2026-02-09, the one version that has it.
 pub fn batch_body(

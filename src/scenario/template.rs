@@ -28,6 +28,15 @@ pub struct Slot {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// Per part, its literal text (or each choice) already escaped as JSON string content,
+    /// so writing JSON escapes nothing per input.
+    escaped: Vec<Vec<Vec<u8>>>,
+}
+
+/// `s` escaped as the inside of a JSON string.
+fn escape(s: &str) -> Vec<u8> {
+    let quoted = serde_json::to_vec(s).expect("a str serialises");
+    quoted[1..quoted.len() - 1].to_vec()
 }
 
 impl Template {
@@ -48,7 +57,15 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Lit(rest.to_string()));
         }
-        Ok(Template { parts })
+        let escaped = parts
+            .iter()
+            .map(|p| match p {
+                Part::Lit(s) => vec![escape(s)],
+                Part::Choice(c) => c.iter().map(|s| escape(s)).collect(),
+                _ => vec![],
+            })
+            .collect();
+        Ok(Template { parts, escaped })
     }
 
     /// True when rendering draws nothing from the random stream.
@@ -60,10 +77,61 @@ impl Template {
 
     pub fn render<R: Rng + ?Sized>(&self, slot: Slot, rng: &mut R) -> String {
         let mut out = String::new();
-        for p in &self.parts {
-            self.render_part(p, slot, rng, &mut out);
-        }
+        self.render_into(slot, rng, &mut out);
         out
+    }
+
+    /// Appends the expansion to `out`, drawing what `render` draws.
+    pub fn render_into<R: Rng + ?Sized>(&self, slot: Slot, rng: &mut R, out: &mut String) {
+        for p in &self.parts {
+            self.render_part(p, slot, rng, out);
+        }
+    }
+
+    /// Writes the JSON `render_value` would give, without building it: a number for a
+    /// lone numeric placeholder, else a string from pre-escaped pieces, drawing what
+    /// `render` draws in the same order.
+    pub fn write_json<R: Rng + ?Sized>(&self, slot: Slot, rng: &mut R, out: &mut Vec<u8>) {
+        let number = |out: &mut Vec<u8>, n: u64| {
+            let _ = serde_json::to_writer(&mut *out, &n);
+        };
+        if let [p] = self.parts.as_slice() {
+            match p {
+                Part::Batch => return number(out, slot.batch),
+                Part::Index => return number(out, slot.index),
+                Part::Seq => return number(out, slot.seq),
+                Part::Random(a, b) => {
+                    let _ = serde_json::to_writer(&mut *out, &rng.random_range(*a..=*b));
+                    return;
+                }
+                _ => {}
+            }
+        }
+        out.push(b'"');
+        for (p, esc) in self.parts.iter().zip(&self.escaped) {
+            match p {
+                Part::Lit(_) => out.extend_from_slice(&esc[0]),
+                Part::Batch => number(out, slot.batch),
+                Part::Index => number(out, slot.index),
+                Part::Seq => number(out, slot.seq),
+                Part::Uuid => {
+                    let bytes: [u8; 16] = rng.random();
+                    let mut buf = uuid::Uuid::encode_buffer();
+                    out.extend_from_slice(
+                        uuid::Builder::from_random_bytes(bytes)
+                            .into_uuid()
+                            .hyphenated()
+                            .encode_lower(&mut buf)
+                            .as_bytes(),
+                    );
+                }
+                Part::Random(a, b) => {
+                    let _ = serde_json::to_writer(&mut *out, &rng.random_range(*a..=*b));
+                }
+                Part::Choice(c) => out.extend_from_slice(&esc[rng.random_range(0..c.len())]),
+            }
+        }
+        out.push(b'"');
     }
 
     fn render_part<R: Rng + ?Sized>(&self, p: &Part, slot: Slot, rng: &mut R, out: &mut String) {
@@ -81,10 +149,12 @@ impl Template {
             }
             Part::Uuid => {
                 let bytes: [u8; 16] = rng.random();
-                let _ = write!(
-                    out,
-                    "{}",
-                    uuid::Builder::from_random_bytes(bytes).into_uuid()
+                let mut buf = uuid::Uuid::encode_buffer();
+                out.push_str(
+                    uuid::Builder::from_random_bytes(bytes)
+                        .into_uuid()
+                        .hyphenated()
+                        .encode_lower(&mut buf),
                 );
             }
             Part::Random(a, b) => {
@@ -199,6 +269,38 @@ impl ValueTemplate {
                 Value::Object(out)
             }
             ValueTemplate::Other(v) => v.clone(),
+        }
+    }
+
+    /// Writes the JSON `render` would give, drawing the same values in the same order.
+    pub fn write_json<R: Rng + ?Sized>(&self, slot: Slot, rng: &mut R, out: &mut Vec<u8>) {
+        match self {
+            ValueTemplate::Str(t) => t.write_json(slot, rng, out),
+            ValueTemplate::Array(a) => {
+                out.push(b'[');
+                for (i, t) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    t.write_json(slot, rng, out);
+                }
+                out.push(b']');
+            }
+            ValueTemplate::Object(m) => {
+                out.push(b'{');
+                for (i, (k, t)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut *out, k);
+                    out.push(b':');
+                    t.write_json(slot, rng, out);
+                }
+                out.push(b'}');
+            }
+            ValueTemplate::Other(v) => {
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
         }
     }
 }
