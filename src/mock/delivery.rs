@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -133,7 +134,9 @@ impl Hooks {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
-    pub at: String,
+    /// Formatted only when the log is read (RFC 3339, as `to_rfc3339` writes it).
+    #[serde(serialize_with = "rfc3339")]
+    pub at: chrono::DateTime<Utc>,
     pub status: Option<u16>,
     pub error: Option<String>,
     pub millis: u64,
@@ -150,6 +153,10 @@ pub struct DeliveryRecord {
     /// delivered, failed (gave up) or dropped (a fault or defect).
     pub outcome: &'static str,
     pub attempts: Vec<Attempt>,
+}
+
+fn rfc3339<S: serde::Serializer>(at: &chrono::DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339())
 }
 
 /// The last N finished deliveries, oldest first.
@@ -190,12 +197,16 @@ pub async fn dispatch(
         let profile = &shared.profile;
         let wf_id = &profile.workflows[run.workflow].id;
         let targets = shared.hooks.lock().expect("hooks").targets(&run, wf_id);
-        let events = targets.into_iter().flat_map(|target| {
-            event_bodies(&shared, &run, &target)
-                .into_iter()
-                .map(move |body| (target.clone(), body))
-        });
-        for (target, body) in events.collect::<Vec<_>>() {
+        // The run's payload is rendered once per API version, however many endpoints
+        // share that version; each delivery still gets its own event id.
+        let mut payloads: Vec<(ApiVersion, Bytes)> = Vec::new();
+        let mut events = Vec::new();
+        for target in targets {
+            for body in event_bodies(&shared, &run, &target, &mut payloads) {
+                events.push((target.clone(), body));
+            }
+        }
+        for (target, body) in events {
             shared.stats.announced.fetch_add(1, Ordering::Relaxed);
             let faults = &profile.faults.webhooks;
             let record = |outcome| DeliveryRecord {
@@ -250,58 +261,88 @@ pub async fn dispatch(
 
 /// The events one announcement makes for one endpoint: one for a run event, one per
 /// step run for the step-run event. Each is its event id and serialised body.
-fn event_bodies(shared: &Shared, run: &Run, target: &Target) -> Vec<(String, Arc<Vec<u8>>)> {
+fn event_bodies(
+    shared: &Shared,
+    run: &Run,
+    target: &Target,
+    payloads: &mut Vec<(ApiVersion, Bytes)>,
+) -> Vec<(String, Bytes)> {
     if target.event_type != STEP_RUN_EVENT {
-        return vec![event_body(shared, run, target)];
+        return vec![event_body(shared, run, target, payloads)];
     }
     let wf = &shared.profile.workflows[run.workflow];
     wire::step_run_events(target.version, run, wf)
         .into_iter()
-        .map(|payload| envelope(target.event_type, payload))
+        .map(|payload| {
+            let payload = serde_json::to_vec(&payload).unwrap_or_default();
+            envelope(target.event_type, &payload)
+        })
         .collect()
 }
 
-fn envelope(event_type: &str, payload: Value) -> (String, Arc<Vec<u8>>) {
+/// `{"eventId", "eventType", "payload"}` around a serialised payload.
+fn envelope(event_type: &str, payload: &[u8]) -> (String, Bytes) {
     let event_id = format!("evt_{}", super::http::random_id(20));
-    let body = json!({
-        "eventId": event_id,
-        "eventType": event_type,
-        "payload": payload,
-    });
-    (
-        event_id,
-        Arc::new(serde_json::to_vec(&body).unwrap_or_default()),
-    )
+    let mut body = Vec::with_capacity(payload.len() + 96);
+    body.extend_from_slice(b"{\"eventId\":");
+    // Strings into a Vec: nothing fails.
+    let _ = serde_json::to_writer(&mut body, &event_id);
+    body.extend_from_slice(b",\"eventType\":");
+    let _ = serde_json::to_writer(&mut body, event_type);
+    body.extend_from_slice(b",\"payload\":");
+    body.extend_from_slice(payload);
+    body.push(b'}');
+    (event_id, Bytes::from(body))
 }
 
 /// The event id and serialised body of one run event for one endpoint.
-fn event_body(shared: &Shared, run: &Run, target: &Target) -> (String, Arc<Vec<u8>>) {
+fn event_body(
+    shared: &Shared,
+    run: &Run,
+    target: &Target,
+    payloads: &mut Vec<(ApiVersion, Bytes)>,
+) -> (String, Bytes) {
     let profile = &shared.profile;
     let defects = &profile.defects;
     let batch_visible = !(defects.runs_without_batch_id || defects.webhook_without_batch_id);
+    let Some(defect) = defects.webhook_metadata else {
+        let payload = match payloads.iter().find(|(v, _)| *v == target.version) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let mut p = Vec::with_capacity(2048);
+                wire::write_run(target.version, run, profile, batch_visible, &mut p);
+                let p = Bytes::from(p);
+                payloads.push((target.version, p.clone()));
+                p
+            }
+        };
+        return envelope(target.event_type, &payload);
+    };
     let mut payload = wire::run_full(target.version, run, profile, batch_visible);
-    match defects.webhook_metadata {
-        Some(MetadataDefect::Drop) => {
+    match defect {
+        MetadataDefect::Drop => {
             if let Some(m) = payload.as_object_mut() {
                 m.remove("metadata");
             }
         }
-        Some(MetadataDefect::Alter) => {
+        MetadataDefect::Alter => {
             let mut meta = run.metadata.value();
             if let Some(m) = meta.as_object_mut() {
                 m.insert("batchproof_altered".into(), json!(true));
             }
             payload["metadata"] = meta;
         }
-        None => {}
     }
-    envelope(target.event_type, payload)
+    envelope(
+        target.event_type,
+        &serde_json::to_vec(&payload).unwrap_or_default(),
+    )
 }
 
 async fn deliver(
     shared: Arc<Shared>,
     target: Target,
-    (event_id, body): (String, Arc<Vec<u8>>),
+    (event_id, body): (String, Bytes),
     run_id: String,
     batch_id: Option<String>,
     delay: Duration,
@@ -345,14 +386,15 @@ async fn deliver(
         let signature = signing::sign(secret, timestamp, &body);
         shared.stats.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let at = Utc::now().to_rfc3339();
+        let at = Utc::now();
         let result = shared
             .http
             .post(&target.url)
             .header("content-type", "application/json")
             .header(signing::TIMESTAMP_HEADER, timestamp.to_string())
             .header(signing::SIGNATURE_HEADER, signature)
-            .body(body.as_ref().clone())
+            // Bytes: every attempt sends the same buffer without copying it.
+            .body(body.clone())
             .send()
             .await;
         let millis = started.elapsed().as_millis() as u64;

@@ -200,7 +200,8 @@ impl RunIds {
 /// eviction order all speak; a run id names its seq (see `RunIds`).
 #[derive(Debug, Default)]
 pub struct Store {
-    runs: Map<u64, Run>,
+    /// Boxed: the table moves 8 bytes per run when it grows, not the whole run.
+    runs: Map<u64, Box<Run>>,
     pub ids: RunIds,
     batches: Map<String, VecDeque<u64>>,
     /// (priority, seq): lower priority number first, FIFO within a priority.
@@ -254,7 +255,7 @@ impl Store {
             self.queue.push(Reverse((prio, run.seq)));
         }
         self.runs_created += 1;
-        self.runs.insert(run.seq, run);
+        self.runs.insert(run.seq, Box::new(run));
     }
 
     fn seq_of(&self, id: &str) -> Option<u64> {
@@ -263,16 +264,16 @@ impl Store {
     }
 
     pub fn get(&self, id: &str) -> Option<&Run> {
-        self.runs.get(&self.seq_of(id)?)
+        self.runs.get(&self.seq_of(id)?).map(|r| &**r)
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Run> {
         let seq = self.seq_of(id)?;
-        self.runs.get_mut(&seq)
+        self.runs.get_mut(&seq).map(|r| &mut **r)
     }
 
     pub fn by_seq_mut(&mut self, seq: u64) -> Option<&mut Run> {
-        self.runs.get_mut(&seq)
+        self.runs.get_mut(&seq).map(|r| &mut **r)
     }
 
     /// Takes the next queued run (lowest priority number, then oldest) off the queue.
@@ -389,7 +390,7 @@ impl Store {
     }
 
     fn remove_seq(&mut self, seq: u64) -> Option<Run> {
-        let run = self.runs.remove(&seq)?;
+        let run = *self.runs.remove(&seq)?;
         if let Some(batch) = &run.batch_id
             && let Some(seqs) = self.batches.get_mut(batch)
         {
@@ -440,12 +441,12 @@ impl Store {
                 .get(b)
                 .map(|seqs| {
                     seqs.iter()
-                        .filter_map(|s| self.runs.get(s))
+                        .filter_map(|s| self.runs.get(s).map(|r| &**r))
                         .filter(matches)
                         .collect()
                 })
                 .unwrap_or_default(),
-            None => self.runs.values().filter(matches).collect(),
+            None => self.runs.values().map(|r| &**r).filter(matches).collect(),
         };
         candidates.sort_by_key(|r| key(r));
         if !q.ascending {

@@ -202,6 +202,60 @@ pub fn run_full(
     profile: &Profile,
     batch_id_visible: bool,
 ) -> Value {
+    let mut m = Map::new();
+    for (key, field) in run_fields(version, run, profile, batch_id_visible) {
+        let value = match field {
+            Field::Value(v) => v,
+            Field::Metadata => run.metadata.value(),
+        };
+        m.insert(key.into(), value);
+    }
+    Value::Object(m)
+}
+
+/// The full WorkflowRun object serialised into `out`, the metadata copied as the client
+/// sent it: what a webhook carries, without building the object first.
+pub fn write_run(
+    version: ApiVersion,
+    run: &Run,
+    profile: &Profile,
+    batch_id_visible: bool,
+    out: &mut Vec<u8>,
+) {
+    out.push(b'{');
+    for (i, (key, field)) in run_fields(version, run, profile, batch_id_visible)
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Keys are this module's literals and values serialise into a Vec: nothing fails.
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        match field {
+            Field::Value(v) => {
+                let _ = serde_json::to_writer(&mut *out, &v);
+            }
+            Field::Metadata => out.extend_from_slice(run.metadata.text().as_bytes()),
+        }
+    }
+    out.push(b'}');
+}
+
+/// One field of a run object: a value, or the run's metadata (kept as raw text).
+enum Field {
+    Value(Value),
+    Metadata,
+}
+
+/// The run object's fields in the order the API sends them.
+fn run_fields(
+    version: ApiVersion,
+    run: &Run,
+    profile: &Profile,
+    batch_id_visible: bool,
+) -> Vec<(&'static str, Field)> {
     let wf = &profile.workflows[run.workflow];
     let failure = run.failure();
     let batch_id = if batch_id_visible {
@@ -212,35 +266,35 @@ pub fn run_full(
     } else {
         Value::Null
     };
-    let mut m = Map::new();
-    m.insert("object".into(), json!("workflow_run"));
-    m.insert("id".into(), json!(run.id));
+    let mut m = Fields::default();
+    m.insert("object", json!("workflow_run"));
+    m.insert("id", json!(run.id));
     if version.is_legacy() {
-        m.insert("name".into(), json!(run.name));
+        m.insert("name", json!(run.name));
         m.insert(
-            "url".into(),
+            "url",
             json!(format!(
                 "https://dashboard.extend.ai/workflows/{}?workflowRunId={}",
                 wf.id, run.id
             )),
         );
         m.insert(
-            "workflow".into(),
+            "workflow",
             json!({"object": "workflow", "id": wf.id, "version": run.version, "name": wf.name}),
         );
     } else {
-        m.insert("workflow".into(), json!({"object": "workflow", "id": wf.id, "name": wf.name, "createdAt": WORKFLOW_CREATED, "updatedAt": WORKFLOW_CREATED, "createdBy": null}));
-        m.insert("workflowVersion".into(), json!({"object": "workflow_version", "id": version_id(wf, &run.version), "version": run.version, "name": null, "createdAt": WORKFLOW_CREATED, "createdBy": null}));
+        m.insert("workflow", json!({"object": "workflow", "id": wf.id, "name": wf.name, "createdAt": WORKFLOW_CREATED, "updatedAt": WORKFLOW_CREATED, "createdBy": null}));
+        m.insert("workflowVersion", json!({"object": "workflow_version", "id": version_id(wf, &run.version), "version": run.version, "name": null, "createdAt": WORKFLOW_CREATED, "createdBy": null}));
         m.insert(
-            "dashboardUrl".into(),
+            "dashboardUrl",
             json!(format!("https://dashboard.extend.ai/workflows/{}", run.id)),
         );
     }
-    m.insert("status".into(), json!(run.status.as_str()));
-    m.insert("metadata".into(), run.metadata.value());
-    m.insert("batchId".into(), batch_id);
+    m.insert("status", json!(run.status.as_str()));
+    m.0.push(("metadata", Field::Metadata));
+    m.insert("batchId", batch_id);
     m.insert(
-        "files".into(),
+        "files",
         Value::Array(
             run.files
                 .iter()
@@ -249,40 +303,49 @@ pub fn run_full(
         ),
     );
     m.insert(
-        "failureReason".into(),
+        "failureReason",
         failure.as_ref().map(|f| json!(f.0)).unwrap_or(Value::Null),
     );
     m.insert(
-        "failureMessage".into(),
+        "failureMessage",
         failure.map(|f| json!(f.1)).unwrap_or(Value::Null),
     );
-    m.insert("initialRunAt".into(), ts(run.created_at));
+    m.insert("initialRunAt", ts(run.created_at));
     if version.is_legacy() {
-        m.insert("reviewedBy".into(), Value::Null);
+        m.insert("reviewedBy", Value::Null);
     } else {
-        m.insert("reviewedByUser".into(), Value::Null);
+        m.insert("reviewedByUser", Value::Null);
     }
-    m.insert("reviewed".into(), json!(run.reviewed_at.is_some()));
+    m.insert("reviewed", json!(run.reviewed_at.is_some()));
     m.insert(
-        "rejectionNote".into(),
+        "rejectionNote",
         run.rejection_note
             .as_ref()
             .map_or(Value::Null, |n| json!(n)),
     );
-    m.insert("reviewedAt".into(), opt_ts(run.reviewed_at));
-    m.insert("startTime".into(), opt_ts(run.start_time));
-    m.insert("endTime".into(), opt_ts(run.end_time));
+    m.insert("reviewedAt", opt_ts(run.reviewed_at));
+    m.insert("startTime", opt_ts(run.start_time));
+    m.insert("endTime", opt_ts(run.end_time));
     if version.is_legacy() {
-        m.insert("outputs".into(), Value::Array(outputs_legacy(run, wf)));
-        m.insert("stepRuns".into(), Value::Array(step_runs_legacy(run, wf)));
+        m.insert("outputs", Value::Array(outputs_legacy(run, wf)));
+        m.insert("stepRuns", Value::Array(step_runs_legacy(run, wf)));
     } else {
-        m.insert("stepRuns".into(), Value::Array(step_runs_2026(run, wf)));
+        m.insert("stepRuns", Value::Array(step_runs_2026(run, wf)));
     }
-    m.insert("usage".into(), usage(run));
+    m.insert("usage", usage(run));
     if profile.expose_priority {
-        m.insert("priority".into(), json!(run.priority));
+        m.insert("priority", json!(run.priority));
     }
-    Value::Object(m)
+    m.0
+}
+
+#[derive(Default)]
+struct Fields(Vec<(&'static str, Field)>);
+
+impl Fields {
+    fn insert(&mut self, key: &'static str, v: Value) {
+        self.0.push((key, Field::Value(v)));
+    }
 }
 
 fn usage(run: &Run) -> Value {
@@ -354,4 +417,73 @@ pub fn run_summary(
         v["priority"] = json!(run.priority);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::raw::Metadata;
+    use crate::mock::state::{Outcome, RunFile};
+    use std::time::Duration;
+
+    fn run(status: RunStatus, outcome: Outcome) -> Run {
+        let now = Utc::now();
+        Run {
+            seq: 7,
+            id: "workflow_run_AAAAAAAAAAAAAAAAAAAAA".into(),
+            workflow: 0,
+            version: "2".into(),
+            batch_id: Some("batch_x".into()),
+            status,
+            priority: 90,
+            metadata: Metadata::from_value(&json!({"b": 1, "a": {"n": [true, null, 1.5]}})),
+            name: "a \"q\".pdf".into(),
+            files: vec![RunFile {
+                id: "file_1".into(),
+                name: "a \"q\".pdf".into(),
+                kind: "PDF",
+                source: "url:https://x/a.pdf".into(),
+                page_count: 3,
+            }],
+            created_at: now,
+            updated_at: now,
+            start_time: Some(now),
+            end_time: status.is_terminal().then_some(now),
+            outcome,
+            duration: Duration::from_secs(1),
+            regress: false,
+            mute_terminal: false,
+            review_after: None,
+            reviewed_at: None,
+            rejection_note: None,
+            failure_message: None,
+        }
+    }
+
+    /// What a webhook carries is the object a Get returns, field for field, in order.
+    #[test]
+    fn written_run_is_the_run_object() {
+        let profile = Profile::default();
+        let runs = [
+            run(RunStatus::Processed, Outcome::Processed),
+            run(RunStatus::Failed, Outcome::Failed("INTERNAL_ERROR")),
+            run(RunStatus::Pending, Outcome::Processed),
+        ];
+        for version in ApiVersion::ALL {
+            for r in &runs {
+                for visible in [true, false] {
+                    let mut out = Vec::new();
+                    write_run(version, r, &profile, visible, &mut out);
+                    let written: Value = serde_json::from_slice(&out).unwrap();
+                    let built = run_full(version, r, &profile, visible);
+                    assert_eq!(
+                        serde_json::to_string(&written).unwrap(),
+                        serde_json::to_string(&built).unwrap(),
+                        "{version:?} {:?}",
+                        r.status
+                    );
+                }
+            }
+        }
+    }
 }
