@@ -97,9 +97,19 @@ pub fn is_null(raw: &RawValue) -> bool {
     raw.get().trim() == "null"
 }
 
-/// The visit methods of a non-map, non-sequence JSON value, kept as `Value`.
+/// The visit methods of a non-map, non-sequence JSON value, kept as `Value`; with `seq`,
+/// a sequence is kept as `Value` too.
 macro_rules! other_scalars {
+    (seq) => {
+        other_scalars!();
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Value::deserialize(SeqAccessDeserializer::new(seq)).map(Shape::Other)
+        }
+    };
     () => {
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
         fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
             Ok(Shape::Other(Value::Bool(v)))
         }
@@ -147,13 +157,7 @@ impl<'de> Deserialize<'de> for Shape<BatchDoc<'de>> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Shape<BatchDoc<'de>>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            other_scalars!();
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Shape::Other)
-            }
+            other_scalars!(seq);
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let mut inputs = None;
                 let fields = fields(map, "inputs", |m| {
@@ -172,9 +176,6 @@ impl<'de> Deserialize<'de> for Shape<Vec<Shape<InputDoc<'de>>>> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Shape<Vec<Shape<InputDoc<'de>>>>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
             other_scalars!();
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
@@ -196,13 +197,7 @@ impl<'de> Deserialize<'de> for Shape<InputDoc<'de>> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Shape<InputDoc<'de>>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            other_scalars!();
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Shape::Other)
-            }
+            other_scalars!(seq);
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let mut metadata = None;
                 let fields = fields(map, "metadata", |m| {

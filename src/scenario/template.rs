@@ -115,15 +115,8 @@ impl Template {
                 Part::Index => number(out, slot.index),
                 Part::Seq => number(out, slot.seq),
                 Part::Uuid => {
-                    let bytes: [u8; 16] = rng.random();
                     let mut buf = uuid::Uuid::encode_buffer();
-                    out.extend_from_slice(
-                        uuid::Builder::from_random_bytes(bytes)
-                            .into_uuid()
-                            .hyphenated()
-                            .encode_lower(&mut buf)
-                            .as_bytes(),
-                    );
+                    out.extend_from_slice(draw_uuid(rng, &mut buf).as_bytes());
                 }
                 Part::Random(a, b) => {
                     let _ = serde_json::to_writer(&mut *out, &rng.random_range(*a..=*b));
@@ -148,14 +141,8 @@ impl Template {
                 let _ = write!(out, "{}", slot.seq);
             }
             Part::Uuid => {
-                let bytes: [u8; 16] = rng.random();
                 let mut buf = uuid::Uuid::encode_buffer();
-                out.push_str(
-                    uuid::Builder::from_random_bytes(bytes)
-                        .into_uuid()
-                        .hyphenated()
-                        .encode_lower(&mut buf),
-                );
+                out.push_str(draw_uuid(rng, &mut buf));
             }
             Part::Random(a, b) => {
                 let _ = write!(out, "{}", rng.random_range(*a..=*b));
@@ -177,6 +164,15 @@ impl Template {
         }
         Value::String(self.render(slot, rng))
     }
+}
+
+/// A `{{uuid}}`: 16 bytes drawn from the input's stream, as lower-case hyphenated text.
+fn draw_uuid<'b, R: Rng + ?Sized>(rng: &mut R, buf: &'b mut [u8; 45]) -> &'b str {
+    let bytes: [u8; 16] = rng.random();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(buf)
 }
 
 fn placeholder(name: &str) -> Result<Part, String> {
