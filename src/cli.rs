@@ -71,6 +71,75 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
     },
+    /// Forecast a bulk job from a sample of it: send a few of the job's batches (spread
+    /// across it), follow them to the end, and report the whole job's time, credits,
+    /// FAILED / NEEDS_REVIEW / REJECTED shares and latency, each with a 95 % interval.
+    Forecast {
+        /// The scenario: the job's inputs, batch size and load model.
+        scenario: PathBuf,
+        /// Files in the whole job (default: one per row of the scenario's feeder).
+        #[arg(long, value_name = "N")]
+        files: Option<u64>,
+        /// How much of the job to send: a number of batches (12) or a share (5%).
+        #[arg(long, default_value = "10")]
+        sample: batchproof::run::forecast::SampleSize,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value = "EXTEND_API_KEY")]
+        token_env: String,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = Progress::Auto)]
+        progress: Progress,
+        /// Sample the embedded mock with this profile (e.g. mock/payg.yaml).
+        #[arg(long, conflicts_with = "target")]
+        mock_profile: Option<PathBuf>,
+        /// Against a URL target: the most runs the sample may create.
+        #[arg(long, value_name = "N")]
+        max_runs: Option<u64>,
+        /// Against a URL target: start even without a budget, or over it.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Find the target's knee: offer a rising rate (doubling, then bisecting) until a
+    /// step breaks the SLO (429s, runs finishing slower than offered, the scenario's
+    /// thresholds), and report the highest rate that held and the first limit met.
+    Knee {
+        /// The scenario: its inputs, results channel and thresholds (its load is replaced
+        /// by the steps).
+        scenario: PathBuf,
+        /// First rate, batches per second.
+        #[arg(long, default_value_t = 1.0)]
+        start: f64,
+        /// Highest rate ever offered, batches per second.
+        #[arg(long, default_value_t = 10_000.0)]
+        ceiling: f64,
+        /// How long each step holds its rate.
+        #[arg(long, default_value = "5s", value_parser = batchproof::config::parse_duration)]
+        step: std::time::Duration,
+        /// Stop when the bracket between held and broke is within this share.
+        #[arg(long, default_value = "5%", value_parser = parse_share)]
+        precision: f64,
+        /// Inputs per batch in every step (default: the scenario's).
+        #[arg(long, value_name = "N")]
+        inputs_per_batch: Option<u64>,
+        /// Which limits break a step: requests (429s), processing (runs finishing slower
+        /// than offered), or both. The scenario's thresholds always apply.
+        #[arg(long, value_enum, default_value_t = KneeLimits::Both)]
+        limits: KneeLimits,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value = "EXTEND_API_KEY")]
+        token_env: String,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        #[arg(long, conflicts_with = "target")]
+        mock_profile: Option<PathBuf>,
+        /// Against a URL target: a knee search sends until something breaks, so it
+        /// runs only when asked to.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print what a run of the scenario would do, sending nothing: batches and runs per
     /// phase, the probes' runs, requests per rate-limit category against the plan's
     /// limits, duration, webhook registration, credits and the budget.
@@ -180,6 +249,26 @@ pub enum ReportFormat {
     Md,
     Junit,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KneeLimits {
+    Requests,
+    Processing,
+    Both,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a share: write e.g. 5%"))?;
+    let v = if s.ends_with('%') { v / 100.0 } else { v };
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` must be between 0 and 100%"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

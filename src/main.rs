@@ -122,6 +122,76 @@ async fn dispatch(command: Command) -> u8 {
             },
             from.as_deref(),
         ),
+        Command::Forecast {
+            scenario,
+            files,
+            sample,
+            target,
+            token_env,
+            out,
+            progress,
+            mock_profile,
+            max_runs,
+            yes,
+        } => {
+            commands::run::forecast(
+                RunOptions {
+                    scenario,
+                    target,
+                    token_env,
+                    out,
+                    progress: progress.into(),
+                    mock_profile,
+                    shard: None,
+                    stop: None,
+                    metrics_listen: None,
+                },
+                commands::run::ForecastJob { files, sample },
+                commands::run::Spend {
+                    dry_run: false,
+                    max_runs,
+                    yes,
+                },
+            )
+            .await
+        }
+        Command::Knee {
+            scenario,
+            start,
+            ceiling,
+            step,
+            precision,
+            inputs_per_batch,
+            limits,
+            target,
+            token_env,
+            out,
+            mock_profile,
+            yes,
+        } => {
+            let knee = batchproof::run::knee::KneeOptions {
+                start,
+                ceiling,
+                step,
+                precision,
+                inputs_per_batch,
+                rate_limit: limits != cli::KneeLimits::Processing,
+                processing: limits != cli::KneeLimits::Requests,
+                keep_up: 0.97,
+            };
+            let opts = RunOptions {
+                scenario,
+                target,
+                token_env,
+                out,
+                progress: batchproof::run::ProgressMode::None,
+                mock_profile,
+                shard: None,
+                stop: None,
+                metrics_listen: None,
+            };
+            commands::run::knee(opts, knee, yes).await
+        }
         Command::Resume { dir, token_env } => commands::run::resume(&dir, &token_env).await,
         Command::Report {
             from_journal: Some(dir),

@@ -121,3 +121,90 @@ pub async fn resume(dir: &Path, token_env: &str) -> u8 {
 pub fn report_from_journal(dir: &Path) -> u8 {
     finish(batchproof::resume::report_from_journal(dir))
 }
+
+/// What `forecast` asks for besides the run's options.
+pub struct ForecastJob {
+    pub files: Option<u64>,
+    pub sample: run::forecast::SampleSize,
+}
+
+/// `batchproof forecast`: run the sample, then print the forecast's headline figures.
+pub async fn forecast(mut opts: RunOptions, job: ForecastJob, spend: Spend) -> u8 {
+    opts.stop = Some(signals::stop_on_signal());
+    let scenario = run::prepare(&opts)
+        .and_then(|s| run::forecast::sample_scenario(s, job.files, job.sample))
+        .and_then(|s| plan::guard(s, spend.max_runs, spend.yes));
+    let scenario = match scenario {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    let result = run::run_scenario(scenario, &opts).await;
+    let (forecast, error) = match &result {
+        Ok((r, _)) => (r.forecast.clone(), r.forecast_error.clone()),
+        Err(_) => (None, None),
+    };
+    let code = finish(result);
+    match (forecast, error) {
+        (Some(f), _) => {
+            println!("{}", batchproof::report::forecast::headline(&f));
+            code
+        }
+        (None, Some(e)) => {
+            eprintln!("error: no forecast: {e}");
+            code.max(exit::FAILED)
+        }
+        (None, None) => code,
+    }
+}
+
+/// `batchproof knee`.
+pub async fn knee(mut opts: RunOptions, knee: run::knee::KneeOptions, yes: bool) -> u8 {
+    opts.stop = Some(signals::stop_on_signal());
+    let scenario = match run::prepare(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    if matches!(scenario.target, Target::Url { .. }) && !yes {
+        eprintln!(
+            "error: a knee search against {} sends until the target breaks, so it runs up a bill and meets rate limits on purpose\n  fix: add --yes to run it, or search the mock (--mock-profile mock/payg.yaml)",
+            opts.target.as_deref().unwrap_or("the target")
+        );
+        return exit::INVALID;
+    }
+    match run::knee::search(scenario, &knee, &opts).await {
+        Ok((report, paths)) => {
+            for p in &paths {
+                println!("report: {}", p.display());
+            }
+            if let Some(k) = &report.knee {
+                for s in &k.steps {
+                    println!(
+                        "  {:>10.3} batches/s  accepted {:>9.3}/s  finished {:>9.1} files/s  429s {:>5}  submit p99 {:>8.1} ms  {}",
+                        s.offered_per_s,
+                        s.accepted_per_s,
+                        s.finished_files_per_s,
+                        s.throttles,
+                        s.submit_p99_ms,
+                        if s.held {
+                            "held".to_string()
+                        } else {
+                            format!("broke: {}", s.reasons.join("; "))
+                        }
+                    );
+                }
+                println!("knee: {}", k.headline());
+            }
+            run::knee::exit_code(&report)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}

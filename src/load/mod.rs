@@ -84,6 +84,7 @@ impl Engine {
             if this % self.shard.1 != self.shard.0 {
                 continue;
             }
+            let this = this * self.stride();
             let intended = self.start + offset;
             tokio::select! {
                 _ = tokio::time::sleep_until(intended.into()) => {}
@@ -165,7 +166,8 @@ impl Engine {
                         let mut ledger = engine.ledger.lock().expect("ledger");
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index < limit && index % engine.shard.1 == engine.shard.0 {
-                            ledger.add_batch(index, intended, factory.size(index));
+                            let job_index = index * engine.stride();
+                            ledger.add_batch(job_index, intended, factory.size(job_index));
                         }
                         index
                     };
@@ -175,10 +177,17 @@ impl Engine {
                     if index % engine.shard.1 != engine.shard.0 {
                         continue;
                     }
+                    let index = index * engine.stride();
                     engine.job(factory.clone(), index, intended).await;
                 }
             });
         }
+    }
+
+    /// A forecast's sample sends every `stride`-th batch of the job, numbered as in the
+    /// job, so its inputs (and feeder rows) are the ones the job would send there.
+    fn stride(&self) -> u64 {
+        self.scenario.sample.map_or(1, |s| s.stride.max(1))
     }
 
     fn clone_parts(&self) -> Engine {

@@ -1,5 +1,7 @@
 //! Plan rate limits as token buckets, one per category (GET, WRITE, RUN), each refilled at
-//! the plan's rate times the time scale, holding one second's worth as burst.
+//! the plan's rate times the time scale, holding one simulated second's worth as burst:
+//! the window shrinks with the time scale as every other duration does, so a rehearsal
+//! meets its limit after the same number of requests as the real plan would.
 
 use std::time::{Duration, Instant};
 
@@ -27,8 +29,11 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(per_second: f64) -> Bucket {
+    /// A plan's `per_second` rate run `time_scale` times faster; the burst stays one
+    /// simulated second's worth (at least one token).
+    pub fn scaled(per_second: f64, time_scale: f64) -> Bucket {
         let burst = per_second.max(1.0);
+        let per_second = per_second * time_scale;
         Bucket {
             rate: per_second,
             burst,
@@ -74,7 +79,7 @@ pub struct Limiters {
 
 impl Limiters {
     pub fn new(profile: &Profile) -> Limiters {
-        let mk = |r: Option<f64>| r.map(|r| Bucket::new(r * profile.time_scale));
+        let mk = |r: Option<f64>| r.map(|r| Bucket::scaled(r, profile.time_scale));
         Limiters {
             get: mk(profile.limits.get_rps),
             write: mk(profile.limits.write_rps),
@@ -101,7 +106,7 @@ mod tests {
 
     #[test]
     fn bucket_allows_burst_then_throttles() {
-        let mut b = Bucket::new(10.0);
+        let mut b = Bucket::scaled(10.0, 1.0);
         let now = Instant::now();
         for _ in 0..10 {
             assert!(b.take(now).is_ok());
@@ -109,5 +114,18 @@ mod tests {
         let wait = b.take(now).unwrap_err();
         assert!(wait <= Duration::from_millis(101), "{wait:?}");
         assert!(b.take(now + Duration::from_millis(150)).is_ok());
+    }
+
+    #[test]
+    fn a_time_scale_shortens_the_window_not_the_burst() {
+        // 10/s at time scale 100: 1,000 tokens a second, but a burst of one simulated
+        // second (10 requests), as the real plan allows.
+        let mut b = Bucket::scaled(10.0, 100.0);
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert!(b.take(now).is_ok());
+        }
+        assert!(b.take(now).is_err());
+        assert!(b.take(now + Duration::from_millis(2)).is_ok());
     }
 }

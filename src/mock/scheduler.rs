@@ -69,7 +69,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         files: profile
             .limits
             .files_per_minute
-            .map(|f| Bucket::new(f / 60.0 * profile.time_scale)),
+            .map(|f| Bucket::scaled(f / 60.0, profile.time_scale)),
     };
     let retention = profile.retention.clone();
     let announcing = || {

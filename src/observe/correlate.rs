@@ -402,6 +402,9 @@ impl Ledger {
             return;
         }
         input.credited = true;
+        let batch = &mut self.batches[input.batch as usize];
+        batch.credits += credits;
+        batch.credited += 1;
         self.credits.0 += credits;
         self.credits.1 += 1;
     }

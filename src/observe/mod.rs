@@ -60,6 +60,9 @@ pub struct BatchRecord {
     pub throttles: u32,
     pub terminal: u32,
     pub last_terminal: Option<Instant>,
+    /// Credits its runs' `usage` reported, and how many of its runs reported them.
+    pub credits: f64,
+    pub credited: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -260,6 +263,8 @@ impl Ledger {
             throttles: 0,
             terminal: 0,
             last_terminal: None,
+            credits: 0.0,
+            credited: 0,
         });
         first_seq
     }

@@ -26,6 +26,8 @@ pub struct InputRecord {
     pub last_status: Option<RunStatus>,
     /// Whether this input's credits were counted.
     pub credited: bool,
+    /// Whether its run was seen NEEDS_REVIEW on any channel, reviewed since or not.
+    pub needed_review: bool,
 }
 
 /// A terminal observation: status and µs after the run's start.
@@ -47,6 +49,7 @@ impl InputRecord {
             max_rank: [0; 2],
             last_status: None,
             credited: false,
+            needed_review: false,
         }
     }
 
@@ -73,6 +76,7 @@ impl InputRecord {
         if slot.is_some() {
             return false;
         }
+        self.needed_review |= seen.status == RunStatus::NeedsReview;
         *slot = Some(seen.status);
         *at = seen.micros;
         true
@@ -89,6 +93,8 @@ impl InputRecord {
             super::Channel::Poll => &mut self.poll_status,
         };
         let outcome = |s: RunStatus| matches!(s, RunStatus::Rejected | RunStatus::Processed);
+        let crossed = matches!(*slot, Some(s) if outcome(s)) && status == RunStatus::NeedsReview;
+        self.needed_review |= crossed;
         match *slot {
             Some(RunStatus::NeedsReview) if outcome(status) => {
                 *slot = Some(status);

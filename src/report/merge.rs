@@ -188,6 +188,7 @@ fn add_shard(m: &mut Report, r: &Report) -> anyhow::Result<()> {
     u.rejected += ru.rejected;
     u.credits += ru.credits;
     u.credited += ru.credited;
+    u.needed_review += ru.needed_review;
     add_map(&mut u.by_status, &ru.by_status);
     add_map(&mut u.by_channel, &ru.by_channel);
     u.anomalies.duplicates += ru.anomalies.duplicates;

@@ -5,9 +5,11 @@
 pub mod charts;
 pub mod compare;
 pub mod console;
+pub mod forecast;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod knee;
 pub mod markdown;
 pub mod merge;
 pub mod projection;
@@ -48,6 +50,15 @@ pub struct Report {
     pub e2e: LatencySummary,
     pub throughput: Throughput,
     pub projection: Option<Projection>,
+    /// The bulk-job forecast, when this run was its sample (`batchproof forecast`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<forecast::Forecast>,
+    /// Why a sample gave no forecast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_error: Option<String>,
+    /// The knee search this run ended, when it was one (`batchproof knee`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knee: Option<knee::Knee>,
     pub timeline: Vec<Second>,
     /// Contract rule results, failures first (empty when the scenario has no `checks:`).
     #[serde(default)]
@@ -208,6 +219,10 @@ pub struct Runs {
     pub credits: f64,
     #[serde(default)]
     pub credited: u64,
+    /// Runs seen NEEDS_REVIEW, whether reviewed since (then counted in `by_status` under
+    /// their review's outcome) or not.
+    #[serde(default)]
+    pub needed_review: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -34,6 +34,17 @@ pub(crate) fn build_report(
     span: Span,
 ) -> Report {
     let (batches, runs, mut completions) = account(scenario, ledger, span.start, span.unsent);
+    let forecast = scenario.sample.map(|job| {
+        report::forecast::forecast(
+            report::forecast::Job {
+                files: job.files,
+                batches: job.batches,
+            },
+            &forecast_sample(ledger),
+            scenario.load.seed,
+            target_time_scale(scenario),
+        )
+    });
     let (steady, window) = steady_rate(&mut completions);
     let batches_per_s = acceptance_rate(ledger, scenario.load.model, &span);
     let submit = metrics.submit.summary();
@@ -113,6 +124,12 @@ pub(crate) fn build_report(
             finish_s,
         },
         projection,
+        forecast_error: forecast
+            .as_ref()
+            .and_then(|f| f.as_ref().err())
+            .map(ToString::to_string),
+        forecast: forecast.and_then(Result::ok),
+        knee: None,
         timeline: ledger.timeline().finish(),
         rules: Vec::new(),
         invariants: Vec::new(),
@@ -226,6 +243,7 @@ fn account(
         missing_examples: ledger.missing_examples(20),
         credits: ledger.credits().0,
         credited: ledger.credits().1,
+        needed_review: 0,
     };
     for s in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
         runs.by_status.insert(s.as_str().to_string(), 0);
@@ -266,6 +284,7 @@ fn account(
                 match r.first_seen() {
                     Some((seen, _)) => {
                         runs.seen += 1;
+                        runs.needed_review += u64::from(r.needed_review);
                         let at = ledger.instant(seen.micros);
                         completions.push(at);
                         done_ms.push(at.saturating_duration_since(b.intended).as_secs_f64() * 1e3);
@@ -308,6 +327,53 @@ fn account(
         }
     }
     (batches, runs, completions)
+}
+
+fn target_time_scale(scenario: &Scenario) -> Option<f64> {
+    match &scenario.target {
+        Target::Mock { profile, .. } => Some(profile.time_scale),
+        Target::Url { .. } => None,
+    }
+}
+
+/// The accepted batches of a forecast's sample, with when each run was seen terminal and
+/// how it ended, on the clock of the first intended submit.
+fn forecast_sample(ledger: &Ledger) -> Vec<report::forecast::SampleBatch> {
+    let Some(zero) = ledger.batches().iter().map(|b| b.intended).min() else {
+        return Vec::new();
+    };
+    let secs = |t: Instant| t.saturating_duration_since(zero).as_secs_f64();
+    ledger
+        .batches()
+        .iter()
+        .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
+        .map(|b| {
+            let mut s = report::forecast::SampleBatch {
+                runs: b.inputs,
+                intended_s: secs(b.intended),
+                accepted_s: b.answered.map_or(0.0, secs),
+                credits: b.credits,
+                credited: b.credited,
+                ..Default::default()
+            };
+            for seq in b.first_seq..b.first_seq + b.inputs as u64 {
+                let Some(record) = ledger.input(seq) else {
+                    continue;
+                };
+                let Some((seen, _)) = record.first_seen() else {
+                    continue;
+                };
+                s.done_s.push(secs(ledger.instant(seen.micros)));
+                s.needs_review += u32::from(record.needed_review);
+                match seen.status {
+                    RunStatus::Failed => s.failed += 1,
+                    RunStatus::Rejected => s.rejected += 1,
+                    _ => {}
+                }
+            }
+            s
+        })
+        .collect()
 }
 
 /// Runs seen terminal per second between the 10th and 90th percentile of completion

@@ -16,6 +16,8 @@ use crate::report::{self, Report};
 use crate::scenario::{Scenario, Target};
 
 mod assemble;
+pub mod forecast;
+pub mod knee;
 mod live;
 pub mod plan;
 mod progress;

@@ -150,6 +150,8 @@ pub struct Scenario {
     pub results: Results,
     pub thresholds: Vec<Threshold>,
     pub project_files: Option<u64>,
+    /// Set by `batchproof forecast`: this run is a sample of a larger job.
+    pub sample: Option<Sample>,
     /// Contract checks; None: the run judges no rules.
     pub checks: Option<Checks>,
     /// The plan the scenario names, if any.
@@ -170,6 +172,16 @@ pub struct Checks {
     pub throttle_probe: u32,
     pub missing_version: MissingVersionExpectation,
     pub priority: u8,
+}
+
+/// A forecast's sample of a job: the run sends the job's batches 0, `stride`, 2·`stride`,
+/// … (as many as `load.batches`), so the sample spans the job's files and feeder rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub files: u64,
+    /// Batches the whole job takes.
+    pub batches: u64,
+    pub stride: u64,
 }
 
 /// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.

@@ -89,6 +89,7 @@ impl Scenario {
             },
             thresholds,
             project_files: file.project.as_ref().map(|p| p.files),
+            sample: None,
             checks,
             plan: file.limits.as_ref().and_then(|l| l.value.plan),
             limits,

@@ -1,0 +1,115 @@
+//! `batchproof forecast`: turn a scenario into the sample of a bulk job. The sample is a
+//! run of its own, sending every `stride`-th batch of the job (numbered as in the job, so
+//! its files and feeder rows are the job's, spread across it) with the scenario's own
+//! load model; the report then carries the forecast for the whole job.
+
+use super::RunError;
+use crate::scenario::{BatchSize, Sample, Scenario};
+
+/// How much of the job the sample sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleSize {
+    Batches(u64),
+    /// A share of the job's batches, 0 < share ≤ 1.
+    Share(f64),
+}
+
+impl std::str::FromStr for SampleSize {
+    type Err = String;
+
+    /// `12` batches, or `5%` of them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a sample size: write a number of batches (e.g. 12) or a share (e.g. 5%)"
+            )
+        };
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(SampleSize::Share(p / 100.0));
+        }
+        match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(SampleSize::Batches(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The sample's scenario: `files` of the job (None: one per feeder row), in the
+/// scenario's batch size, of which the sample sends `size`.
+pub fn sample_scenario(
+    mut scenario: Scenario,
+    files: Option<u64>,
+    size: SampleSize,
+) -> Result<Scenario, RunError> {
+    let files = match (files, &scenario.inputs.feeder) {
+        (Some(n), _) => n,
+        (None, Some(rows)) => rows.len() as u64,
+        (None, None) => {
+            return Err(RunError::Invalid(
+                "forecast: how large is the job?\n  fix: pass --files N, or give the scenario a feeder holding the job's file list".into(),
+            ));
+        }
+    };
+    let per_batch = match scenario.load.size {
+        BatchSize::Fixed(n) => n as f64,
+        BatchSize::Uniform(a, b) => (a + b) as f64 / 2.0,
+    };
+    let batches = (files as f64 / per_batch).ceil().max(1.0) as u64;
+    let wanted = match size {
+        SampleSize::Batches(n) => n,
+        SampleSize::Share(p) => (batches as f64 * p).ceil() as u64,
+    };
+    if wanted < 3 {
+        return Err(RunError::Invalid(format!(
+            "forecast: a sample of {wanted} batch(es) cannot show how batches vary\n  fix: --sample 3 or more (10 or more gives useful intervals)"
+        )));
+    }
+    let stride = (batches / wanted).max(1);
+    let sent = batches.div_ceil(stride).min(wanted);
+    scenario.load.batches = Some(sent);
+    scenario.project_files = Some(files);
+    scenario.sample = Some(Sample {
+        files,
+        batches,
+        stride,
+    });
+    Ok(scenario)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn scenario() -> Scenario {
+        Scenario::from_text(
+            Path::new("t.yaml"),
+            "load: {phases: [{hold: 1s, rate: 1}], inputs_per_batch: 100}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sample_spans_the_job() {
+        let s = sample_scenario(scenario(), Some(20_000), SampleSize::Batches(10)).unwrap();
+        let sample = s.sample.unwrap();
+        assert_eq!((sample.batches, sample.stride), (200, 20));
+        assert_eq!(s.load.batches, Some(10));
+        let s = sample_scenario(scenario(), Some(20_000), "5%".parse().unwrap()).unwrap();
+        assert_eq!(s.sample.unwrap().stride, 20);
+    }
+
+    #[test]
+    fn sizes_that_cannot_work_are_refused_with_the_fix() {
+        assert!("0".parse::<SampleSize>().is_err());
+        assert!("120%".parse::<SampleSize>().is_err());
+        let e = sample_scenario(scenario(), Some(1_000), SampleSize::Batches(2)).unwrap_err();
+        assert!(e.to_string().contains("--sample 3"), "{e}");
+        let e = sample_scenario(scenario(), None, SampleSize::Batches(5)).unwrap_err();
+        assert!(e.to_string().contains("--files"), "{e}");
+    }
+}

@@ -1,0 +1,136 @@
+//! The forecast is held to the truth: against the mock on the PAYG plan's profile, a
+//! sample forecasts a job, the whole job is then run, and the measured time, credits and
+//! FAILED / NEEDS_REVIEW shares must fall inside the forecast's 95 % intervals at about
+//! their stated rate over several seeds.
+
+mod common;
+
+use std::path::Path;
+
+use batchproof::report::Report;
+use batchproof::run::forecast::{SampleSize, sample_scenario};
+use batchproof::scenario::Scenario;
+
+/// Batches of 100 at time scale 400: the plan's 80 files per minute become 533 runs/s, so
+/// the 3,000-file job takes ~6 s and its 10-batch sample ~2 s.
+const FILES: u64 = 3_000;
+const INPUTS: u64 = 100;
+
+fn scenario(dir: &Path, name: &str, mock_seed: u64, load_seed: u64, batches: u64) -> Scenario {
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/payg.yaml");
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name: {name}
+target:
+  mock:
+    profile: {profile}
+    time_scale: 400
+    seed: {mock_seed}
+load:
+  model: closed
+  phases: [{{hold: 60s, concurrency: 4}}]
+  batches: {batches}
+  inputs_per_batch: {INPUTS}
+  seed: {load_seed}
+inputs:
+  # Each seed's job has its own files (and so its own page counts, hence credits); a
+  # sample's batch has exactly the files of the job's batch of that number.
+  file: {{url: "https://files.example.test/job/{{{{seq}}}}-{{{{random:1-1000000}}}}.pdf"}}
+  metadata: {{customer: "c-{{{{random:1-50}}}}"}}
+results: {{via: webhooks, deadline: 2m}}
+"#,
+            profile = profile.display()
+        ),
+    )
+    .unwrap();
+    Scenario::load(&path).unwrap()
+}
+
+async fn sample_and_job(dir: &Path, seed: u64) -> (Report, Report) {
+    let s = scenario(
+        dir,
+        &format!("sample-{seed}"),
+        2 * seed,
+        seed,
+        FILES / INPUTS,
+    );
+    let s = sample_scenario(s, Some(FILES), SampleSize::Batches(10)).unwrap();
+    let (sample, _) = common::run_in_process(s, &dir.join("reports"), None).await;
+    // The job is another run of the same world: its own draws of outcomes and times.
+    let job = scenario(
+        dir,
+        &format!("job-{seed}"),
+        2 * seed + 1,
+        seed,
+        FILES / INPUTS,
+    );
+    let (job, _) = common::run_in_process(job, &dir.join("reports"), None).await;
+    (sample, job)
+}
+
+#[tokio::test]
+async fn forecast_intervals_cover_the_measured_job_over_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: u64 = std::env::var("BATCHPROOF_CALIBRATION_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let (mut checks, mut covered) = (0u32, 0u32);
+    let mut lines = Vec::new();
+    for seed in 1..=seeds {
+        let (sample, job) = sample_and_job(dir.path(), seed).await;
+        let f = sample
+            .forecast
+            .clone()
+            .unwrap_or_else(|| panic!("no forecast: {:?}", sample.forecast_error));
+        assert_eq!(f.sample_batches, 10);
+        assert_eq!((f.files, f.batches), (FILES, FILES / INPUTS));
+        assert_eq!(job.runs.seen, FILES, "the whole job finished");
+        assert_eq!(job.runs.missing, 0);
+        let n = FILES as f64;
+        let failed = *job.runs.by_status.get("FAILED").unwrap() as f64 / n;
+        let review = job.runs.needed_review as f64 / n;
+        let credits = f.credits.expect("the mock reports usage");
+        let truth = [
+            ("time", f.time_s, job.throughput.finish_s),
+            ("credits", credits, job.runs.credits),
+            ("FAILED", f.shares[0].share, failed),
+            ("NEEDS_REVIEW", f.shares[1].share, review),
+        ];
+        for (what, interval, measured) in truth {
+            checks += 1;
+            let inside = interval.contains(measured);
+            covered += u32::from(inside);
+            lines.push(format!(
+                "seed {seed} {what:>12}: measured {measured:.4} in [{:.4}, {:.4}] (estimate {:.4}) {}",
+                interval.low,
+                interval.high,
+                interval.estimate,
+                if inside { "covered" } else { "MISSED" }
+            ));
+        }
+        // Latency is forecast too; shown for the record, not held to 95 %.
+        let p95 = &f.e2e_s[1].1;
+        lines.push(format!(
+            "seed {seed}      e2e p95: measured {:.3} s in [{:.3}, {:.3}] s",
+            job.e2e.p95_ms / 1e3,
+            p95.low,
+            p95.high
+        ));
+    }
+    let coverage = covered as f64 / checks as f64;
+    println!(
+        "{}\ncoverage: {covered}/{checks} = {:.1} %",
+        lines.join("\n"),
+        coverage * 100.0
+    );
+    // At a true 95 %, 5 or more misses in 24 happen 0.7 % of the time.
+    assert!(
+        checks - covered <= checks.div_ceil(6).max(1),
+        "the 95 % intervals covered {covered} of {checks}:\n{}",
+        lines.join("\n")
+    );
+}
