@@ -72,6 +72,11 @@ pub struct Knee {
     pub broke_per_s: Option<f64>,
     /// The first limit met at `broke_per_s`.
     pub limit: Option<Limit>,
+    /// What the target sustained where it broke, the limit's own measure: accepted batch
+    /// requests per second for a rate limit, finished files per second for processing
+    /// (the median over the steps that broke on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_per_s: Option<f64>,
     /// Set when the target is the mock at a time scale: rates per real second are the
     /// figures divided by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,27 +92,64 @@ impl Knee {
         let n = self.inputs_per_batch as f64;
         let rate = |r: f64| {
             format!(
-                "{:.2} batches/s ({:.1} files/min)",
-                r / ts,
-                r * n * 60.0 / ts
+                "{} batch requests/s ({} files/min)",
+                sig(r / ts),
+                sig(r * n * 60.0 / ts)
             )
+        };
+        let real = if (ts - 1.0).abs() > f64::EPSILON {
+            format!(" (per real second: the mock ran at time scale {ts})")
+        } else {
+            String::new()
+        };
+        let limit = self.limit.map_or("?", Limit::as_str);
+        let capacity = match (self.limit, self.capacity_per_s) {
+            (Some(Limit::RateLimit), Some(c)) => {
+                format!("; sustained {} requests/s where it broke", sig(c / ts))
+            }
+            (Some(Limit::Processing), Some(c)) => {
+                format!("; finished {} files/min where it broke", sig(c * 60.0 / ts))
+            }
+            _ => String::new(),
         };
         match (self.held_per_s, self.broke_per_s) {
             (Some(h), Some(b)) => format!(
-                "held {}; broke at {} on {}",
+                "held {}; broke at {} on {limit}{capacity}{real}",
                 rate(h),
-                rate(b),
-                self.limit.map_or("?", Limit::as_str)
+                rate(b)
             ),
-            (Some(h), None) => format!("held {} and every rate up to the ceiling", rate(h)),
+            (Some(h), None) => format!("held {} and every rate up to the ceiling{real}", rate(h)),
             (None, Some(b)) => format!(
-                "even the first rate broke: {} on {}; start lower",
-                rate(b),
-                self.limit.map_or("?", Limit::as_str)
+                "even the first rate broke: {} on {limit}; start lower{real}",
+                rate(b)
             ),
             (None, None) => "no step ran".into(),
         }
     }
+}
+
+/// Four significant figures, without exponent: 0.1350, 13.50, 4500.
+pub fn sig(v: f64) -> String {
+    let digits = if v == 0.0 {
+        0
+    } else {
+        (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize
+    };
+    format!("{v:.digits$}")
+}
+
+/// What the target sustained at the steps that broke on `limit`.
+pub fn capacity(steps: &[Step], limit: Limit) -> Option<f64> {
+    let mut v: Vec<f64> = steps
+        .iter()
+        .filter(|s| s.broke.first() == Some(&limit))
+        .map(|s| match limit {
+            Limit::Processing => s.finished_files_per_s,
+            _ => s.accepted_per_s,
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
 /// A step's figures from the report of the run that offered it.
@@ -119,7 +161,7 @@ pub fn step_of(report: &Report, offered_per_s: f64, inputs_per_batch: u64) -> St
         accepted_per_s: report.throughput.batches_per_s,
         offered_files_per_s: offered_per_s * inputs_per_batch as f64,
         finished_files_per_s: if collecting {
-            report.throughput.steady_runs_per_s
+            finished_rate(report, offered_per_s * inputs_per_batch as f64)
         } else {
             0.0
         },
@@ -131,4 +173,35 @@ pub fn step_of(report: &Report, offered_per_s: f64, inputs_per_batch: u64) -> St
         broke: Vec::new(),
         reasons: Vec::new(),
     }
+}
+
+/// Files finished per second in a step. When the target keeps up, each batch's median
+/// run finishes a steady time after the batch was sent, so batches' median completions
+/// advance one for one with their submits; when it falls behind, they advance faster by
+/// the ratio of offered to finished. The least-squares slope over every batch reads that
+/// ratio without the bias a completion-rate window has (the spread of processing times
+/// stretches the window and reads as a slower rate). Falls back to the steady rate when
+/// fewer than 3 batches finished.
+fn finished_rate(report: &Report, offered_files_per_s: f64) -> f64 {
+    let points: Vec<(f64, f64)> = report
+        .batches
+        .list
+        .iter()
+        .filter(|b| b.completion_curve_ms.len() == 11)
+        .map(|b| (b.intended_ms, b.intended_ms + b.completion_curve_ms[5]))
+        .collect();
+    if points.len() < 3 {
+        return report.throughput.steady_runs_per_s;
+    }
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    });
+    if sxx <= 0.0 || sxy <= 0.0 {
+        return report.throughput.steady_runs_per_s;
+    }
+    offered_files_per_s / (sxy / sxx).max(1e-9)
 }

@@ -15,7 +15,7 @@ use cliff::ExponentialCliffSearcher;
 
 use super::{ProgressMode, RunError, RunOptions, exit, run_scenario};
 use crate::report::Report;
-use crate::report::knee::{Knee, Limit, Step, step_of};
+use crate::report::knee::{Knee, Limit, Step, capacity, step_of};
 use crate::scenario::{BatchSize, Model, Phase, Scenario, Target};
 
 /// What a knee search offers and how it judges each step.
@@ -106,18 +106,15 @@ pub async fn search(
             last = Some(report);
         }
         steps.push(step);
-        let range = searcher.estimate();
-        if range.end != usize::MAX
-            && (range.end - range.start) as f64 <= knee.precision * range.start as f64
+        // The bracket as the steps left it (the searcher updates its own only when asked
+        // for the next rate).
+        if let (Some(lo), Some(hi)) = (highest_held(&steps), lowest_broken(&steps))
+            && hi - lo <= knee.precision * lo
         {
             break;
         }
     }
-    let held = steps
-        .iter()
-        .filter(|s| s.held)
-        .map(|s| s.offered_per_s)
-        .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+    let held = highest_held(&steps);
     let broke = steps
         .iter()
         .filter(|s| !s.held)
@@ -130,6 +127,9 @@ pub async fn search(
         held_per_s: held,
         broke_per_s: broke.map(|s| s.offered_per_s),
         limit: broke.and_then(|s| s.broke.first().copied()),
+        capacity_per_s: broke
+            .and_then(|s| s.broke.first().copied())
+            .and_then(|l| capacity(&steps, l)),
         steps,
         time_scale: match &scenario.target {
             Target::Mock { profile, .. } => Some(profile.time_scale),
@@ -151,6 +151,22 @@ pub async fn search(
     );
     let paths = super::write_files(&report, &dir, &scenario)?;
     Ok((report, paths))
+}
+
+fn highest_held(steps: &[Step]) -> Option<f64> {
+    steps
+        .iter()
+        .filter(|s| s.held)
+        .map(|s| s.offered_per_s)
+        .max_by(f64::total_cmp)
+}
+
+fn lowest_broken(steps: &[Step]) -> Option<f64> {
+    steps
+        .iter()
+        .filter(|s| !s.held)
+        .map(|s| s.offered_per_s)
+        .min_by(f64::total_cmp)
 }
 
 /// The scenario of one step: the open model at `rate` for the step's length, no
