@@ -204,3 +204,100 @@ async fn the_html_report_renders_in_headless_chromium_offline_and_cleanly() {
     );
     eprintln!("screenshot: {}", png.display());
 }
+
+/// The planning sections' charts in the DOM, each with its SVG; the forecast's with its
+/// band.
+fn planning_problems(r: &Rendered, charts: &[&str]) -> Vec<String> {
+    let mut p = Vec::new();
+    if !r.dom.contains("data-rendered=\"ok\"") {
+        p.push("the page's script did not run to its end".to_string());
+    }
+    if r.dom.contains("data-blocked=\"") {
+        p.push("the page tried to fetch something".into());
+    }
+    p.extend(r.console.iter().map(|m| format!("console: {m}")));
+    for id in charts {
+        let at = format!("data-chart=\"{id}\"");
+        match r.dom.find(&at) {
+            None => p.push(format!("chart `{id}` is missing")),
+            Some(i) => {
+                let end = r.dom[i..].find("</figure>").map_or(r.dom.len(), |e| i + e);
+                let chart = &r.dom[i..end];
+                if !chart.contains("<svg") {
+                    p.push(format!("chart `{id}` has no SVG"));
+                }
+                if *id == "forecast-curve" && !chart.contains("data-band=") {
+                    p.push("the forecast's chart has no band".into());
+                }
+            }
+        }
+    }
+    p
+}
+
+#[tokio::test]
+async fn the_forecast_and_knee_sections_render_in_headless_chromium() {
+    let chrome = chromium().expect(
+        "no chromium on PATH (set BATCHPROOF_CHROMIUM, or apt-get install chromium); scripts/test.sh counts this test skipped without it",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("small.yaml");
+    std::fs::write(
+        &path,
+        "name: small\ntarget: {mock: {time_scale: 1000}}\nload:\n  model: closed\n  phases: [{hold: 30s, concurrency: 2}]\n  inputs_per_batch: 20\nresults: {via: webhooks, deadline: 30s}\n",
+    )
+    .unwrap();
+    // A forecast from 5 sampled batches of a 2,000-file job.
+    let sample = batchproof::run::forecast::sample_scenario(
+        Scenario::load(&path).unwrap(),
+        Some(2_000),
+        batchproof::run::forecast::SampleSize::Batches(5),
+    )
+    .unwrap();
+    let (report, paths) = run_in_process(sample, &work.path().join("reports"), None).await;
+    assert!(report.forecast.is_some(), "{:?}", report.forecast_error);
+    let html = paths.iter().find(|p| p.ends_with("report.html")).unwrap();
+    let found = planning_problems(&render(&chrome, html, work.path()), &["forecast-curve"]);
+    assert!(
+        found.is_empty(),
+        "the forecast renders with problems: {found:#?}"
+    );
+
+    // A knee of three short steps against a mock with no limits: every step holds.
+    let opts = batchproof::run::RunOptions {
+        scenario: path.clone(),
+        target: None,
+        token_env: "UNUSED".into(),
+        out: work.path().join("reports"),
+        progress: batchproof::run::ProgressMode::None,
+        mock_profile: None,
+        shard: None,
+        stop: None,
+        metrics_listen: None,
+    };
+    let knee = batchproof::run::knee::KneeOptions {
+        start: 2.0,
+        ceiling: 8.0,
+        step: std::time::Duration::from_secs(1),
+        precision: 0.05,
+        inputs_per_batch: Some(5),
+        rate_limit: true,
+        processing: true,
+        keep_up: 0.97,
+    };
+    let (report, paths) =
+        batchproof::run::knee::search(Scenario::load(&path).unwrap(), &knee, &opts)
+            .await
+            .unwrap();
+    let k = report.knee.as_ref().unwrap();
+    assert_eq!(k.steps.len(), 3, "{k:?}");
+    let html = paths.iter().find(|p| p.ends_with("report.html")).unwrap();
+    let found = planning_problems(
+        &render(&chrome, html, work.path()),
+        &["knee-rates", "knee-latency"],
+    );
+    assert!(
+        found.is_empty(),
+        "the knee renders with problems: {found:#?}"
+    );
+}

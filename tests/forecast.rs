@@ -134,3 +134,64 @@ async fn forecast_intervals_cover_the_measured_job_over_seeds() {
         lines.join("\n")
     );
 }
+
+/// A quick forecast against `workers` workers of 1 s each at time scale 100: 100 runs/s
+/// per 10 workers.
+async fn quick_forecast(dir: &Path, name: &str, workers: u32, seed: u64) -> Report {
+    let profile = dir.join(format!("{name}-profile.yaml"));
+    std::fs::write(
+        &profile,
+        format!(
+            "time_scale: 100\nprocessing:\n  workers: {workers}\n  duration: {{dist: fixed, value: 1s}}\n"
+        ),
+    )
+    .unwrap();
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name: {name}\ntarget: {{mock: {{profile: {}, seed: {seed}}}}}\nload:\n  model: closed\n  phases: [{{hold: 30s, concurrency: 4}}]\n  inputs_per_batch: 50\n  seed: {seed}\nresults: {{via: webhooks, deadline: 30s}}\n",
+            profile.display()
+        ),
+    )
+    .unwrap();
+    let s = sample_scenario(
+        Scenario::load(&path).unwrap(),
+        Some(5_000),
+        SampleSize::Batches(8),
+    )
+    .unwrap();
+    common::run_in_process(s, &dir.join("reports"), None)
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn every_format_shows_the_forecast_and_compare_reads_it() {
+    use batchproof::report::compare::{Tolerance, compare};
+    use batchproof::report::{Format, html::Html, markdown::Markdown};
+    let dir = tempfile::tempdir().unwrap();
+    let base = quick_forecast(dir.path(), "base", 10, 1).await;
+    let f = base.forecast.as_ref().expect("a forecast");
+    // JSON keeps it whole; Markdown and HTML show its figures.
+    let json = serde_json::to_vec(&base).unwrap();
+    let back = batchproof::report::json::parse("report.json", &json).unwrap();
+    assert_eq!(back.forecast.as_ref(), Some(f));
+    let md = Markdown.render(&base).unwrap();
+    assert!(md.contains("## Forecast: 5000 files"), "{md}");
+    assert!(md.contains("| every run terminal |"));
+    let html = Html.render(&base).unwrap();
+    assert!(html.contains("id=\"forecast\"") && html.contains("data-chart=\"forecast-curve\""));
+
+    // Another sample of the same job: the forecasts' intervals overlap, no regression.
+    let again = quick_forecast(dir.path(), "again", 10, 2).await;
+    let c = compare(&base, &again, "base", "again", Tolerance::default());
+    let time = c.rows.iter().find(|r| r.metric == "forecast.time").unwrap();
+    assert!(time.base_interval.is_some() && time.new_interval.is_some());
+    assert!(!time.regression, "{time:?}");
+    // Half the workers: the job takes about twice as long, which compare calls a regression.
+    let slower = quick_forecast(dir.path(), "slower", 5, 1).await;
+    let c = compare(&base, &slower, "base", "slower", Tolerance::default());
+    let time = c.rows.iter().find(|r| r.metric == "forecast.time").unwrap();
+    assert!(time.regression, "{time:?}");
+}

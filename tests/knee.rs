@@ -173,3 +173,43 @@ async fn scale_processes_120_files_per_minute() {
 async fn enterprise_processes_300_files_per_minute() {
     files_per_minute("enterprise", 300.0, 50.0).await;
 }
+
+#[tokio::test]
+async fn the_knee_is_in_every_format_and_compare_reads_it() {
+    use batchproof::report::compare::{Tolerance, compare};
+    use batchproof::report::{Format, markdown::Markdown};
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = scenario(dir.path(), "payg", 10.0, 1);
+    let opts = RunOptions {
+        scenario: scenario.path.clone(),
+        target: None,
+        token_env: "UNUSED".into(),
+        out: dir.path().join("reports"),
+        progress: ProgressMode::None,
+        mock_profile: None,
+        shard: None,
+        stop: None,
+        metrics_listen: None,
+    };
+    // A coarse search: 10 % precision from 80 requests/s (scaled).
+    let mut o = options(80.0, 2.0, true);
+    o.precision = 0.10;
+    let (report, paths) = search(scenario, &o, &opts).await.unwrap();
+    let json = std::fs::read(paths.iter().find(|p| p.ends_with("report.json")).unwrap()).unwrap();
+    let back = batchproof::report::json::parse("report.json", &json).unwrap();
+    assert_eq!(back.knee, report.knee);
+    let md = Markdown.render(&report).unwrap();
+    assert!(
+        md.contains("## Knee") && md.contains("| offered batches/s |"),
+        "{md}"
+    );
+    // A target that holds half the rate is a regression.
+    let mut halved = report.clone();
+    let k = halved.knee.as_mut().unwrap();
+    k.held_per_s = k.held_per_s.map(|h| h / 2.0);
+    let c = compare(&report, &halved, "base", "halved", Tolerance::default());
+    let held = c.rows.iter().find(|r| r.metric == "knee.held").unwrap();
+    assert!(held.regression, "{held:?}");
+    let same = compare(&report, &back, "base", "again", Tolerance::default());
+    assert_eq!(same.regressions(), 0);
+}

@@ -155,9 +155,26 @@ impl Frame {
 
 /// Renders a chart, or a short note when there is nothing to draw.
 pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
+    band_chart(chart, None, series)
+}
+
+/// An interval drawn as a shaded area between its lower and upper lines (same x values).
+pub struct Band {
+    pub name: String,
+    /// (x, low, high).
+    pub points: Vec<(f64, f64, f64)>,
+    pub color: &'static str,
+}
+
+/// A line chart with an optional shaded band behind its series.
+pub fn band_chart(chart: &Chart, band: Option<&Band>, series: &[Series]) -> String {
+    let band_points = band
+        .into_iter()
+        .flat_map(|b| b.points.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
     let all: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
+        .chain(band_points)
         .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
     if all.is_empty() {
@@ -181,12 +198,42 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
         esc(chart.title)
     );
     axes(&mut s, chart, &frame);
+    if let Some(b) = band {
+        shade(&mut s, &frame, b);
+    }
     for se in series {
         plot(&mut s, &frame, se);
     }
     legend(&mut s, series);
     s.push_str("</svg></figure>");
     s
+}
+
+/// The band as one polygon: along its upper line, then back along its lower one.
+fn shade(s: &mut String, frame: &Frame, b: &Band) {
+    let pts: Vec<(f64, f64, f64)> = b
+        .points
+        .iter()
+        .copied()
+        .filter(|(x, lo, hi)| x.is_finite() && lo.is_finite() && hi.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return;
+    }
+    let outline: Vec<String> = pts
+        .iter()
+        .map(|&(x, _, hi)| (x, hi))
+        .chain(pts.iter().rev().map(|&(x, lo, _)| (x, lo)))
+        .map(|(x, y)| format!("{:.1},{:.1}", frame.sx(x), frame.sy(y)))
+        .collect();
+    let _ = write!(
+        s,
+        "<polygon class=\"band\" data-band=\"{}\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\" points=\"{}\"><title>{}</title></polygon>",
+        esc(&b.name),
+        b.color,
+        outline.join(" "),
+        esc(&b.name)
+    );
 }
 
 /// Grid, ticks, axis lines and axis labels.

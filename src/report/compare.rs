@@ -276,6 +276,7 @@ pub fn compare(
             tol,
         ));
     }
+    planning_rows(&mut rows, base, new, tol);
     Comparison {
         base: base_name.into(),
         new: new_name.into(),
@@ -283,6 +284,69 @@ pub fn compare(
         min_delta_ms: tol.min_delta_ms,
         rows,
         notes: differences(base, new),
+    }
+}
+
+/// The forecast's figures and the knee, when either run has them. A forecast figure
+/// regresses only when its change passes the tolerance *and* the two 95 % intervals do
+/// not overlap: two samples of one job differ by their own noise.
+fn planning_rows(rows: &mut Vec<Row>, base: &Report, new: &Report, tol: Tolerance) {
+    use super::forecast::{Forecast, Interval};
+    let (bf, nf) = (base.forecast.as_ref(), new.forecast.as_ref());
+    if bf.is_some() || nf.is_some() {
+        type Pick = fn(&Forecast) -> Option<Interval>;
+        let figures: [(&str, &'static str, Pick); 6] = [
+            ("forecast.time", "s", |f| Some(f.time_s)),
+            ("forecast.credits", "credits", |f| f.credits),
+            ("forecast.failed", "ratio", |f| Some(f.shares[0].share)),
+            ("forecast.needs_review", "ratio", |f| {
+                Some(f.shares[1].share)
+            }),
+            ("forecast.rejected", "ratio", |f| Some(f.shares[2].share)),
+            ("forecast.e2e.p95", "s", |f| Some(f.e2e_s[1].1)),
+        ];
+        for (metric, unit, pick) in figures {
+            let (b, n) = (bf.and_then(pick), nf.and_then(pick));
+            let mut row = value_row(
+                metric,
+                unit,
+                b.map(|i| i.estimate),
+                n.map(|i| i.estimate),
+                Better::Lower,
+                tol,
+            );
+            row.base_interval = b.map(|i| (i.low, i.high));
+            row.new_interval = n.map(|i| (i.low, i.high));
+            if let (true, Some(b), Some(n)) = (row.regression, b, n)
+                && n.low <= b.high
+            {
+                row.regression = false;
+                row.why = "within the forecasts' 95 % intervals".into();
+            }
+            rows.push(row);
+        }
+    }
+    let (bk, nk) = (base.knee.as_ref(), new.knee.as_ref());
+    if bk.is_some() || nk.is_some() {
+        // Per real second, so runs at different time scales compare.
+        let real =
+            |k: &super::knee::Knee, v: Option<f64>| v.map(|v| v / k.time_scale.unwrap_or(1.0));
+        rows.push(value_row(
+            "knee.held",
+            "per s",
+            bk.and_then(|k| real(k, k.held_per_s)),
+            nk.and_then(|k| real(k, k.held_per_s)),
+            Better::Higher,
+            tol,
+        ));
+        rows.push(value_row(
+            "knee.sustained",
+            "per s",
+            bk.and_then(|k| real(k, k.capacity_per_s)),
+            nk.and_then(|k| real(k, k.capacity_per_s)),
+            Better::Higher,
+            tol,
+        ));
     }
 }
 

@@ -180,8 +180,7 @@ pub fn step_of(report: &Report, offered_per_s: f64, inputs_per_batch: u64) -> St
 /// advance one for one with their submits; when it falls behind, they advance faster by
 /// the ratio of offered to finished. The least-squares slope over every batch reads that
 /// ratio without the bias a completion-rate window has (the spread of processing times
-/// stretches the window and reads as a slower rate). Falls back to the steady rate when
-/// fewer than 3 batches finished.
+/// stretches the window and reads as a slower rate).
 fn finished_rate(report: &Report, offered_files_per_s: f64) -> f64 {
     let points: Vec<(f64, f64)> = report
         .batches
@@ -190,8 +189,14 @@ fn finished_rate(report: &Report, offered_files_per_s: f64) -> f64 {
         .filter(|b| b.completion_curve_ms.len() == 11)
         .map(|b| (b.intended_ms, b.intended_ms + b.completion_curve_ms[5]))
         .collect();
+    // Too few batches for a slope: the plain rate of the step's own job.
+    let plain = if report.throughput.finish_s > 0.0 {
+        report.runs.seen as f64 / report.throughput.finish_s
+    } else {
+        0.0
+    };
     if points.len() < 3 {
-        return report.throughput.steady_runs_per_s;
+        return plain;
     }
     let n = points.len() as f64;
     let (mx, my) = points
@@ -201,7 +206,7 @@ fn finished_rate(report: &Report, offered_files_per_s: f64) -> f64 {
         (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
     });
     if sxx <= 0.0 || sxy <= 0.0 {
-        return report.throughput.steady_runs_per_s;
+        return plain;
     }
     offered_files_per_s / (sxy / sxx).max(1e-9)
 }

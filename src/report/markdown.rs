@@ -88,6 +88,8 @@ impl Format for Markdown {
         )?;
         latency(&mut s, r)?;
         capacity(&mut s, r)?;
+        forecast(&mut s, r)?;
+        knee(&mut s, r)?;
         Ok(s)
     }
 }
@@ -182,6 +184,53 @@ fn capacity(s: &mut String, r: &Report) -> std::fmt::Result {
         for a in &p.assumptions {
             writeln!(s, "- {a}")?;
         }
+    }
+    Ok(())
+}
+
+/// The bulk-job forecast: each figure with its 95 % interval, and what it rests on.
+fn forecast(s: &mut String, r: &Report) -> std::fmt::Result {
+    if let Some(e) = &r.forecast_error {
+        writeln!(s, "\n## Forecast\n\nNo forecast: {e}")?;
+    }
+    let Some(f) = &r.forecast else {
+        return Ok(());
+    };
+    writeln!(
+        s,
+        "\n## Forecast: {} files\n\nFrom a sample of {} of the job's {} batches ({} runs, {} seen terminal), 95 % intervals from {} bootstrap replicates.\n",
+        f.files, f.sample_batches, f.batches, f.sample_runs, f.sample_terminal, f.replicates
+    )?;
+    writeln!(s, "| figure | estimate | 95 % interval |\n|---|---|---|")?;
+    for [a, b, c] in super::planning::forecast_rows(f) {
+        writeln!(s, "| {a} | {b} | {c} |")?;
+    }
+    writeln!(s, "\nAssumptions:\n")?;
+    for a in &f.assumptions {
+        writeln!(s, "- {a}")?;
+    }
+    Ok(())
+}
+
+/// The knee search: the headline, then every step.
+fn knee(s: &mut String, r: &Report) -> std::fmt::Result {
+    let Some(k) = &r.knee else {
+        return Ok(());
+    };
+    writeln!(s, "\n## Knee\n\n**{}**\n", k.headline())?;
+    writeln!(
+        s,
+        "Each step offered one rate for {:.1} s of {} input(s) per batch; a step held while: {}. Method: {}. This report's other sections are the highest step that held.\n",
+        k.step_s,
+        k.inputs_per_batch,
+        k.slo.join("; "),
+        k.method
+    )?;
+    let head = super::planning::KNEE_HEADINGS;
+    writeln!(s, "| {} |", head.join(" | "))?;
+    writeln!(s, "|{}", "---|".repeat(head.len()))?;
+    for row in super::planning::knee_rows(k) {
+        writeln!(s, "| {} |", row.join(" | ").replace('\n', " "))?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod junit;
 pub mod knee;
 pub mod markdown;
 pub mod merge;
+pub mod planning;
 pub mod projection;
 
 use std::collections::BTreeMap;

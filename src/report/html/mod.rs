@@ -11,6 +11,7 @@ use crate::checks::RuleStatus;
 use figures::{batches, completion_curves, latency, timelines};
 
 mod figures;
+mod planning;
 
 pub struct Html;
 
@@ -73,6 +74,8 @@ impl Format for Html {
         completion_curves(&mut s, r)?;
         accounting(&mut s, r)?;
         projection(&mut s, r)?;
+        planning::forecast(&mut s, r)?;
+        planning::knee(&mut s, r)?;
         scenario_and_environment(&mut s, r)?;
         footer(&mut s, r)?;
         Ok(s)
