@@ -20,9 +20,10 @@
 //! - `checks`: the rule catalogue — rules, findings, judging over plain data (a leaf).
 //! - `probes`: the active conformance phase — audit, pagination walk, edge probes.
 //! - `metrics`: HdrHistogram recorders, request counters, the per-second timeline.
-//! - `report`: the report model and one file per format; compare and merge.
-//! - `run`: a scenario run end to end; `resume`: a killed run's journal, read back and
-//!   finished.
+//! - `report`: the report model and one file per format; compare and merge; the
+//!   projection, the bulk-job forecast and the knee's result.
+//! - `run`: a scenario run end to end, a forecast's sample of a job, the knee search (a
+//!   run per step); `resume`: a killed run's journal, read back and finished.
 //!
 //! The command line (`src/cli.rs`, `src/commands/`) belongs to the binary: it alone parses
 //! arguments, prints to the terminal, handles signals and chooses exit codes; this library

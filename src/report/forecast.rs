@@ -336,7 +336,7 @@ pub fn forecast(
         e2e_s,
         curve,
         time_scale,
-        assumptions: assumptions(k, runs, job, bound, time_scale),
+        assumptions: assumptions(k, (runs, terminal), job, bound, time_scale),
     })
 }
 
@@ -450,7 +450,7 @@ fn wilson(hits: u64, seen: u64, files: f64, replicates: &[f64]) -> Interval {
 
 fn assumptions(
     k: usize,
-    runs: u64,
+    (runs, terminal): (u64, u64),
     job: Job,
     bound: Bound,
     time_scale: Option<f64>,
@@ -469,6 +469,12 @@ fn assumptions(
             "intervals are 95 % prediction intervals for one run of the job: {REPLICATES} bootstrap replicates over the sample's batches; shares use Wilson intervals widened for the job's own variation and for batches that differ more than independent runs"
         ),
     ];
+    if terminal < runs {
+        out.push(format!(
+            "{} of the sample's runs had no result by the deadline: the forecast rests on the {terminal} that did, so it is optimistic about time and blind to what kept the others",
+            runs - terminal
+        ));
+    }
     if let Some(ts) = time_scale
         && (ts - 1.0).abs() > f64::EPSILON
     {
@@ -553,6 +559,25 @@ mod tests {
         );
         let p50 = &f.e2e_s[0].1;
         assert!(p50.estimate > 40.0 && p50.estimate < 60.0, "{p50:?}");
+    }
+
+    #[test]
+    fn runs_without_a_result_are_stated() {
+        let mut sample = processing_bound(2);
+        sample[4].done_s.truncate(60);
+        let job = Job {
+            files: 10_000,
+            batches: 100,
+        };
+        let f = forecast(job, &sample, 1, None).unwrap();
+        assert_eq!(f.sample_terminal, 960);
+        assert!(
+            f.assumptions
+                .iter()
+                .any(|a| a.starts_with("40 of the sample's runs had no result")),
+            "{:?}",
+            f.assumptions
+        );
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub(crate) fn build_report(
 ) -> Report {
     let (batches, runs, mut completions) = account(scenario, ledger, span.start, span.unsent);
     let forecast = scenario.sample.map(|job| {
+        if let Some(why) = &span.interrupted {
+            return Err(format!(
+                "the sample was interrupted ({why}) before its results were in"
+            ));
+        }
         report::forecast::forecast(
             report::forecast::Job {
                 files: job.files,
@@ -44,6 +49,7 @@ pub(crate) fn build_report(
             scenario.load.seed,
             target_time_scale(scenario),
         )
+        .map_err(|e| e.to_string())
     });
     let (steady, window) = steady_rate(&mut completions);
     let batches_per_s = acceptance_rate(ledger, scenario.load.model, &span);
@@ -124,10 +130,7 @@ pub(crate) fn build_report(
             finish_s,
         },
         projection,
-        forecast_error: forecast
-            .as_ref()
-            .and_then(|f| f.as_ref().err())
-            .map(ToString::to_string),
+        forecast_error: forecast.as_ref().and_then(|f| f.as_ref().err()).cloned(),
         forecast: forecast.and_then(Result::ok),
         knee: None,
         timeline: ledger.timeline().finish(),

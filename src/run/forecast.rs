@@ -45,6 +45,11 @@ pub fn sample_scenario(
     files: Option<u64>,
     size: SampleSize,
 ) -> Result<Scenario, RunError> {
+    if scenario.results.webhooks.is_none() && scenario.results.polling.is_none() {
+        return Err(RunError::Invalid(
+            "forecast: the sample must be followed to its end, and this scenario collects no results\n  fix: set `results.via: webhooks`, `polling` or `both`".into(),
+        ));
+    }
     let files = match (files, &scenario.inputs.feeder) {
         (Some(n), _) => n,
         (None, Some(rows)) => rows.len() as u64,
@@ -88,7 +93,7 @@ mod tests {
     fn scenario() -> Scenario {
         Scenario::from_text(
             Path::new("t.yaml"),
-            "load: {phases: [{hold: 1s, rate: 1}], inputs_per_batch: 100}\n",
+            "load: {phases: [{hold: 1s, rate: 1}], inputs_per_batch: 100}\nresults: {via: webhooks}\n",
         )
         .unwrap()
     }
@@ -111,5 +116,10 @@ mod tests {
         assert!(e.to_string().contains("--sample 3"), "{e}");
         let e = sample_scenario(scenario(), None, SampleSize::Batches(5)).unwrap_err();
         assert!(e.to_string().contains("--files"), "{e}");
+        let mut blind = scenario();
+        blind.results.webhooks = None;
+        blind.results.polling = None;
+        let e = sample_scenario(blind, Some(1_000), SampleSize::Batches(5)).unwrap_err();
+        assert!(e.to_string().contains("results.via"), "{e}");
     }
 }
