@@ -187,7 +187,7 @@ impl Engine {
     /// A forecast's sample sends every `stride`-th batch of the job, numbered as in the
     /// job, so its inputs (and feeder rows) are the ones the job would send there.
     fn stride(&self) -> u64 {
-        self.scenario.sample.map_or(1, |s| s.stride.max(1))
+        self.scenario.sample.as_ref().map_or(1, |s| s.stride.max(1))
     }
 
     fn clone_parts(&self) -> Engine {

@@ -29,10 +29,10 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// A plan's `per_second` rate run `time_scale` times faster; the burst stays one
-    /// simulated second's worth (at least one token).
-    pub fn scaled(per_second: f64, time_scale: f64) -> Bucket {
-        let burst = per_second.max(1.0);
+    /// A plan's `per_second` rate run `time_scale` times faster; the burst stays
+    /// `burst_s` simulated seconds' worth (at least one token).
+    pub fn scaled(per_second: f64, time_scale: f64, burst_s: f64) -> Bucket {
+        let burst = (per_second * burst_s).max(1.0);
         let per_second = per_second * time_scale;
         Bucket {
             rate: per_second,
@@ -40,6 +40,15 @@ impl Bucket {
             tokens: burst,
             last: Instant::now(),
         }
+    }
+
+    /// Holds at least `real` of the scaled rate. The scheduler starts runs on ticks a
+    /// millisecond or more apart; at a high time scale a burst of a few tokens would cap
+    /// processing below the plan's rate by the tick's length.
+    pub fn at_least(mut self, real: Duration) -> Bucket {
+        self.burst = self.burst.max(self.rate * real.as_secs_f64());
+        self.tokens = self.burst;
+        self
     }
 
     fn refill(&mut self, now: Instant) {
@@ -79,7 +88,9 @@ pub struct Limiters {
 
 impl Limiters {
     pub fn new(profile: &Profile) -> Limiters {
-        let mk = |r: Option<f64>| r.map(|r| Bucket::scaled(r, profile.time_scale));
+        let mk = |r: Option<f64>| {
+            r.map(|r| Bucket::scaled(r, profile.time_scale, profile.limits.burst_s))
+        };
         Limiters {
             get: mk(profile.limits.get_rps),
             write: mk(profile.limits.write_rps),
@@ -106,7 +117,7 @@ mod tests {
 
     #[test]
     fn bucket_allows_burst_then_throttles() {
-        let mut b = Bucket::scaled(10.0, 1.0);
+        let mut b = Bucket::scaled(10.0, 1.0, 1.0);
         let now = Instant::now();
         for _ in 0..10 {
             assert!(b.take(now).is_ok());
@@ -120,7 +131,7 @@ mod tests {
     fn a_time_scale_shortens_the_window_not_the_burst() {
         // 10/s at time scale 100: 1,000 tokens a second, but a burst of one simulated
         // second (10 requests), as the real plan allows.
-        let mut b = Bucket::scaled(10.0, 100.0);
+        let mut b = Bucket::scaled(10.0, 100.0, 1.0);
         let now = Instant::now();
         for _ in 0..10 {
             assert!(b.take(now).is_ok());

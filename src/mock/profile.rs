@@ -343,16 +343,32 @@ impl Default for Outcomes {
 
 /// Plan limits per organization (docs/contract.md §7). `None` means unlimited. Request
 /// rates are per second; the windows shrink with the time scale.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     pub get_rps: Option<f64>,
     pub write_rps: Option<f64>,
     pub run_rps: Option<f64>,
     pub files_per_minute: Option<f64>,
+    /// How many seconds of its rate each bucket holds as burst, in simulated time (at
+    /// least one token). Extend does not publish its burst; one second is the default.
+    pub burst_s: f64,
     /// An account that runs out of credits: once this many runs exist, submissions get
     /// 402 USAGE_BLOCKED (so a client's 402 path can be exercised).
     pub max_runs: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            get_rps: None,
+            write_rps: None,
+            run_rps: None,
+            files_per_minute: None,
+            burst_s: 1.0,
+            max_runs: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -653,6 +669,15 @@ impl Profile {
             if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
                 return bad(format!("{name} must be positive"), "remove it for no limit");
             }
+        }
+        if !(self.limits.burst_s.is_finite() && self.limits.burst_s > 0.0) {
+            return bad(
+                format!(
+                    "limits.burst_s must be a positive number of seconds, got {}",
+                    self.limits.burst_s
+                ),
+                "e.g. `burst_s: 1` holds one second of each rate as burst",
+            );
         }
         let f = &self.faults.webhooks;
         for (name, p) in [

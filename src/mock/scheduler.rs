@@ -66,10 +66,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         timers: BinaryHeap::new(),
         busy: 0,
         generation: 0,
-        files: profile
-            .limits
-            .files_per_minute
-            .map(|f| Bucket::scaled(f / 60.0, profile.time_scale)),
+        files: profile.limits.files_per_minute.map(|f| {
+            Bucket::scaled(f / 60.0, profile.time_scale, profile.limits.burst_s)
+                .at_least(Duration::from_millis(50))
+        }),
     };
     let retention = profile.retention.clone();
     let announcing = || {

@@ -24,12 +24,16 @@ const CURVE_POINTS: usize = 20;
 /// Two-sided 95 %.
 const Z95: f64 = 1.959_963_984_540_054;
 
-/// What the forecast asks for: the job's size and how much of it the sample is.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the forecast asks for: the job's size and, for an open-model job, its schedule.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub files: u64,
     /// Batches the whole job takes.
     pub batches: u64,
+    /// When the job's own schedule sends each batch (seconds after its start; open model):
+    /// a job offered more slowly than the target can take it is paced by its schedule.
+    /// None: the job sends as fast as the target answers (closed model).
+    pub schedule_s: Option<Vec<f64>>,
 }
 
 /// One accepted batch of the sample, as the run saw it.
@@ -127,7 +131,7 @@ pub enum ForecastError {
 /// The forecast for `job` from the sample's batches. `seed` makes it repeatable.
 // long: one estimator, read top to bottom: the point figures, the replicates, the intervals.
 pub fn forecast(
-    job: Job,
+    job: &Job,
     sample: &[SampleBatch],
     seed: u64,
     time_scale: Option<f64>,
@@ -178,7 +182,7 @@ pub fn forecast(
     let accept0 = pace_of(&mut accept_gaps.iter().copied());
     let done0 = pace_of(&mut done_gaps.iter().copied());
     let pace0 = accept0.min(done0);
-    let bound = if done0 < 0.9 * accept0 {
+    let mut bound = if done0 < 0.9 * accept0 {
         Bound::Processing
     } else {
         Bound::OfferedLoad
@@ -204,6 +208,19 @@ pub fn forecast(
         .fold(f64::INFINITY, f64::min);
     let avg_runs = runs as f64 / k as f64;
     let files = job.files as f64;
+    // From a batch's submit to its runs finishing at the pace: the sample's median less
+    // its runs' share at the pace (the answer, the first runs' processing).
+    let head = (median_all - first_intended - runs as f64 / (2.0 * pace0)).max(0.0);
+    let schedule = job.schedule_s.as_deref().filter(|s| !s.is_empty());
+    // When the j-th batch of the job goes out: its schedule's time, unless the target
+    // accepts batches more slowly than that.
+    let submitted = |j: f64, batches_per_s: f64| {
+        let paced = first_intended + j / batches_per_s;
+        match schedule {
+            Some(s) => paced.max(s[(j as usize).min(s.len() - 1)]),
+            None => paced,
+        }
+    };
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut reps = Replicates::default();
@@ -229,9 +246,19 @@ pub fn forecast(
         let tail = (0..last)
             .map(|j| tails[pick[rng.random_range(0..k)]] - j as f64 * avg / pace)
             .fold(0.0f64, f64::max);
-        let base = |share: f64| median_all + (share * files - runs as f64 / 2.0) / pace;
-        let submit = job.batches.saturating_sub(1) as f64 / batches_per_s;
-        let time = base(1.0).max(submit) + tail;
+        // The run at `rank` finishes where the pace puts it, or, when its batch went out
+        // later than that (a job offered slowly), a head and its place in the batch after
+        // its batch's submit.
+        let finish = |rank: f64| {
+            let j = (rank / avg)
+                .floor()
+                .min(job.batches.saturating_sub(1) as f64);
+            let queued = median_all + (rank - runs as f64 / 2.0) / pace;
+            let offered = submitted(j, batches_per_s) + head + (rank - j * avg) / done;
+            queued.max(offered)
+        };
+        let submit = submitted(job.batches.saturating_sub(1) as f64, batches_per_s);
+        let time = finish(files) + tail;
         reps.time.push(time);
         reps.submit.push(submit);
         reps.pace.push(pace);
@@ -240,7 +267,7 @@ pub fn forecast(
             c.push(if i + 1 == CURVE_POINTS {
                 time
             } else {
-                base(share).max(all[0])
+                finish(share * files).max(all[0])
             });
         }
         // Credits: the job's batches drawn from the resample, each at its credits per run.
@@ -268,9 +295,9 @@ pub fn forecast(
         // late by a residual drawn from the sample, and was submitted with its batch.
         for (g, slot) in e2e.iter_mut().enumerate() {
             let rank = (g as f64 + 0.5) / E2E_GRID as f64 * files;
-            let finish = base(rank / files) + residuals[rng.random_range(0..residuals.len())];
-            let submitted = first_intended + (rank / avg).floor() / batches_per_s;
-            *slot = (finish - submitted).max(0.0);
+            let done_at = finish(rank) + residuals[rng.random_range(0..residuals.len())];
+            let sent = submitted((rank / avg).floor(), batches_per_s);
+            *slot = (done_at - sent).max(0.0);
         }
         e2e.sort_by(f64::total_cmp);
         for (p, v) in reps.e2e.iter_mut().zip([0.5, 0.95, 0.99]) {
@@ -278,6 +305,12 @@ pub fn forecast(
         }
     }
 
+    // A job whose own schedule is slower than the pace is paced by its schedule.
+    if let Some(last) = schedule.and_then(|s| s.last())
+        && files / pace0 < last - first_intended
+    {
+        bound = Bound::OfferedLoad;
+    }
     let credits = if reps.credits.is_empty() {
         None
     } else {
@@ -451,7 +484,7 @@ fn wilson(hits: u64, seen: u64, files: f64, replicates: &[f64]) -> Interval {
 fn assumptions(
     k: usize,
     (runs, terminal): (u64, u64),
-    job: Job,
+    job: &Job,
     bound: Bound,
     time_scale: Option<f64>,
 ) -> Vec<String> {
@@ -463,12 +496,19 @@ fn assumptions(
         "the rates stay steady through the job: the target keeps the acceptance and completion pace the sample met, and its plan's limits stay as they were".into(),
         "nothing else uses the account meanwhile: other traffic shares the same limits and processing".into(),
         format!("the pace is the slower stage's: {}", bound.meaning()),
+        match &job.schedule_s {
+            Some(_) => "the job is sent on its scenario's open-model schedule (its batches at the schedule's times), and the sample was sent as fast as the target answered, to measure its capacity".into(),
+            None => "the job is sent as the sample was, each batch as soon as the target answered the last (closed model)".into(),
+        },
         "runs are processed in submission order within one priority, as the sample's were".into(),
         "NEEDS_REVIEW counts every run that went to review; REJECTED counts the runs reviews had rejected by the end of the sample, so it grows as the job's reviews conclude (people review at their own pace)".into(),
         format!(
             "intervals are 95 % prediction intervals for one run of the job: {REPLICATES} bootstrap replicates over the sample's batches; shares use Wilson intervals widened for the job's own variation and for batches that differ more than independent runs"
         ),
     ];
+    if job.schedule_s.is_some() && bound == Bound::OfferedLoad {
+        out.push("the job's schedule, not the target, sets its pace: its end-to-end percentiles are approximate, because the time from a batch's submit to its first results is read from a sample sent at capacity (in batchproof's calibration against the mock they read about 20 % low)".into());
+    }
     if terminal < runs {
         out.push(format!(
             "{} of the sample's runs had no result by the deadline: the forecast rests on the {terminal} that did, so it is optimistic about time and blind to what kept the others",
@@ -534,9 +574,10 @@ mod tests {
     #[test]
     fn a_processing_bound_sample_projects_at_its_completion_pace() {
         let f = forecast(
-            Job {
+            &Job {
                 files: 10_000,
                 batches: 100,
+                schedule_s: None,
             },
             &processing_bound(1),
             7,
@@ -562,14 +603,41 @@ mod tests {
     }
 
     #[test]
+    fn a_job_offered_slower_than_the_pace_follows_its_schedule() {
+        // The target finishes 100 runs/s, but the job sends one batch of 100 every 2 s:
+        // its last batch goes out at 198 s and is done about a second later.
+        let job = Job {
+            files: 10_000,
+            batches: 100,
+            schedule_s: Some((0..100).map(|j| j as f64 * 2.0).collect()),
+        };
+        let f = forecast(&job, &processing_bound(4), 3, None).unwrap();
+        assert_eq!(f.bound, Bound::OfferedLoad);
+        assert!(
+            f.time_s.low > 198.0 && f.time_s.high < 202.0,
+            "{:?}",
+            f.time_s
+        );
+        assert!(
+            (f.submit_s.estimate - 198.0).abs() < 1e-6,
+            "{:?}",
+            f.submit_s
+        );
+        // Each run waits for its own batch only: end to end stays near the sample's.
+        let p50 = &f.e2e_s[0].1;
+        assert!(p50.estimate < 5.0, "{p50:?}");
+    }
+
+    #[test]
     fn runs_without_a_result_are_stated() {
         let mut sample = processing_bound(2);
         sample[4].done_s.truncate(60);
         let job = Job {
             files: 10_000,
             batches: 100,
+            schedule_s: None,
         };
-        let f = forecast(job, &sample, 1, None).unwrap();
+        let f = forecast(&job, &sample, 1, None).unwrap();
         assert_eq!(f.sample_terminal, 960);
         assert!(
             f.assumptions
@@ -585,18 +653,20 @@ mod tests {
         let job = Job {
             files: 5_000,
             batches: 50,
+            schedule_s: None,
         };
-        let a = forecast(job, &processing_bound(3), 11, None).unwrap();
-        let b = forecast(job, &processing_bound(3), 11, None).unwrap();
+        let a = forecast(&job, &processing_bound(3), 11, None).unwrap();
+        let b = forecast(&job, &processing_bound(3), 11, None).unwrap();
         assert_eq!(a, b);
     }
 
     #[test]
     fn too_small_a_sample_is_refused_with_the_fix() {
         let e = forecast(
-            Job {
+            &Job {
                 files: 1,
                 batches: 1,
+                schedule_s: None,
             },
             &processing_bound(1)[..2],
             1,

@@ -76,6 +76,11 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
     m.batches.list.clear();
     m.runs.missing_examples.clear();
     m.rules.clear();
+    // A forecast and a knee rest on one process's per-batch data, which a report does not
+    // carry: one shard's would read as the whole's.
+    m.forecast = None;
+    m.forecast_error = None;
+    m.knee = None;
     let mut timeline: BTreeMap<u64, Second> = BTreeMap::new();
     for (i, (_, r)) in reports.iter().enumerate() {
         let offset = (time(&r.started_at)? - start).num_seconds().max(0) as u64;

@@ -34,16 +34,17 @@ pub(crate) fn build_report(
     span: Span,
 ) -> Report {
     let (batches, runs, mut completions) = account(scenario, ledger, span.start, span.unsent);
-    let forecast = scenario.sample.map(|job| {
+    let forecast = scenario.sample.as_ref().map(|job| {
         if let Some(why) = &span.interrupted {
             return Err(format!(
                 "the sample was interrupted ({why}) before its results were in"
             ));
         }
         report::forecast::forecast(
-            report::forecast::Job {
+            &report::forecast::Job {
                 files: job.files,
                 batches: job.batches,
+                schedule_s: job.schedule_s.clone(),
             },
             &forecast_sample(ledger),
             scenario.load.seed,

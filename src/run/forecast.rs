@@ -3,8 +3,15 @@
 //! its files and feeder rows are the job's, spread across it) with the scenario's own
 //! load model; the report then carries the forecast for the whole job.
 
+use std::time::Duration;
+
 use super::RunError;
-use crate::scenario::{BatchSize, Sample, Scenario};
+use crate::load::schedule::OpenSchedule;
+use crate::scenario::{BatchSize, Model, Phase, Sample, Scenario};
+
+/// Submitters that send an open-model job's sample: enough to meet the target's limits
+/// with a handful of batches, few enough not to be a flood.
+const SAMPLE_SUBMITTERS: u64 = 4;
 
 /// How much of the job the sample sends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,14 +82,55 @@ pub fn sample_scenario(
     }
     let stride = (batches / wanted).max(1);
     let sent = batches.div_ceil(stride).min(wanted);
+    // An open-model job is paced by its own schedule, which the forecast reads from the
+    // phases; its sample goes out as fast as the target answers, so that it measures the
+    // target's capacity and not the schedule's first seconds.
+    let schedule_s =
+        (scenario.load.model == Model::Open).then(|| job_schedule(&scenario.load.phases, batches));
+    if schedule_s.is_some() {
+        let submitters = SAMPLE_SUBMITTERS.min(sent) as f64;
+        scenario.load.model = Model::Closed;
+        scenario.load.phases = vec![Phase::Concurrency {
+            duration: Duration::from_secs(24 * 3600),
+            from: submitters,
+            to: submitters,
+        }];
+    }
     scenario.load.batches = Some(sent);
     scenario.project_files = Some(files);
     scenario.sample = Some(Sample {
         files,
         batches,
         stride,
+        schedule_s,
     });
     Ok(scenario)
+}
+
+/// When an open-model schedule sends each of `batches` batches. A job larger than the
+/// phases hold goes on at the last phase's final rate (or the schedule's average rate).
+fn job_schedule(phases: &[Phase], batches: u64) -> Vec<f64> {
+    let mut out: Vec<f64> = OpenSchedule::new(phases)
+        .take(batches as usize)
+        .map(|d| d.as_secs_f64())
+        .collect();
+    let last_rate = phases.iter().rev().find_map(|p| match p {
+        Phase::Rate { to, .. } if *to > 0.0 => Some(*to),
+        _ => None,
+    });
+    let average = match (out.first(), out.last()) {
+        (Some(a), Some(b)) if b > a => Some((out.len() - 1) as f64 / (b - a)),
+        _ => None,
+    };
+    let rate = last_rate.or(average).unwrap_or(1.0);
+    let mut t = out.last().copied().unwrap_or(0.0);
+    while (out.len() as u64) < batches {
+        if !out.is_empty() {
+            t += 1.0 / rate;
+        }
+        out.push(t);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -101,9 +149,15 @@ mod tests {
     #[test]
     fn a_sample_spans_the_job() {
         let s = sample_scenario(scenario(), Some(20_000), SampleSize::Batches(10)).unwrap();
-        let sample = s.sample.unwrap();
+        let sample = s.sample.clone().unwrap();
         assert_eq!((sample.batches, sample.stride), (200, 20));
         assert_eq!(s.load.batches, Some(10));
+        // The job keeps its schedule (1 batch/s, then on at that rate); the sample goes
+        // out as fast as the target answers.
+        let schedule = sample.schedule_s.unwrap();
+        assert_eq!(schedule.len(), 200);
+        assert!((schedule[199] - 199.0).abs() < 1e-9, "{}", schedule[199]);
+        assert_eq!(s.load.model, Model::Closed);
         let s = sample_scenario(scenario(), Some(20_000), "5%".parse().unwrap()).unwrap();
         assert_eq!(s.sample.unwrap().stride, 20);
     }

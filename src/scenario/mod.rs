@@ -176,12 +176,15 @@ pub struct Checks {
 
 /// A forecast's sample of a job: the run sends the job's batches 0, `stride`, 2·`stride`,
 /// … (as many as `load.batches`), so the sample spans the job's files and feeder rows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub files: u64,
     /// Batches the whole job takes.
     pub batches: u64,
     pub stride: u64,
+    /// When the job's open-model schedule sends each of its batches (seconds); None for
+    /// a closed-model job.
+    pub schedule_s: Option<Vec<f64>>,
 }
 
 /// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.
