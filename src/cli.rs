@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,72 +74,11 @@ pub enum Command {
     /// Forecast a bulk job from a sample of it: send a few of the job's batches (spread
     /// across it), follow them to the end, and report the whole job's time, credits,
     /// FAILED / NEEDS_REVIEW / REJECTED shares and latency, each with a 95 % interval.
-    Forecast {
-        /// The scenario: the job's inputs, batch size and load model.
-        scenario: PathBuf,
-        /// Files in the whole job (default: one per row of the scenario's feeder).
-        #[arg(long, value_name = "N")]
-        files: Option<u64>,
-        /// How much of the job to send: a number of batches (12) or a share (5%).
-        #[arg(long, default_value = "10")]
-        sample: batchproof::run::forecast::SampleSize,
-        #[arg(long)]
-        target: Option<String>,
-        #[arg(long, default_value = "EXTEND_API_KEY")]
-        token_env: String,
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        #[arg(long, value_enum, default_value_t = Progress::Auto)]
-        progress: Progress,
-        /// Sample the embedded mock with this profile (e.g. mock/payg.yaml).
-        #[arg(long, conflicts_with = "target")]
-        mock_profile: Option<PathBuf>,
-        /// Against a URL target: the most runs the sample may create.
-        #[arg(long, value_name = "N")]
-        max_runs: Option<u64>,
-        /// Against a URL target: start even without a budget, or over it.
-        #[arg(long)]
-        yes: bool,
-    },
+    Forecast(ForecastArgs),
     /// Find the target's knee: offer a rising rate (doubling, then bisecting) until a
     /// step breaks the SLO (429s, runs finishing slower than offered, the scenario's
     /// thresholds), and report the highest rate that held and the first limit met.
-    Knee {
-        /// The scenario: its inputs, results channel and thresholds (its load is replaced
-        /// by the steps).
-        scenario: PathBuf,
-        /// First rate, batches per second.
-        #[arg(long, default_value_t = 1.0)]
-        start: f64,
-        /// Highest rate ever offered, batches per second.
-        #[arg(long, default_value_t = 10_000.0)]
-        ceiling: f64,
-        /// How long each step holds its rate.
-        #[arg(long, default_value = "5s", value_parser = batchproof::config::parse_duration)]
-        step: std::time::Duration,
-        /// Stop when the bracket between held and broke is within this share.
-        #[arg(long, default_value = "5%", value_parser = parse_share)]
-        precision: f64,
-        /// Inputs per batch in every step (default: the scenario's).
-        #[arg(long, value_name = "N")]
-        inputs_per_batch: Option<u64>,
-        /// Which limits break a step: requests (429s), processing (runs finishing slower
-        /// than offered), or both. The scenario's thresholds always apply.
-        #[arg(long, value_enum, default_value_t = KneeLimits::Both)]
-        limits: KneeLimits,
-        #[arg(long)]
-        target: Option<String>,
-        #[arg(long, default_value = "EXTEND_API_KEY")]
-        token_env: String,
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        #[arg(long, conflicts_with = "target")]
-        mock_profile: Option<PathBuf>,
-        /// Against a URL target: a knee search sends until something breaks, so it
-        /// runs only when asked to.
-        #[arg(long)]
-        yes: bool,
-    },
+    Knee(KneeArgs),
     /// Print what a run of the scenario would do, sending nothing: batches and runs per
     /// phase, the probes' runs, requests per rate-limit category against the plan's
     /// limits, duration, webhook registration, credits and the budget.
@@ -249,6 +188,84 @@ pub enum ReportFormat {
     Md,
     Junit,
     Json,
+}
+
+/// `batchproof forecast`'s options.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// The scenario: the job's inputs, batch size and load model.
+    pub scenario: PathBuf,
+    /// Files in the whole job (default: one per row of the scenario's feeder).
+    #[arg(long, value_name = "N")]
+    pub files: Option<u64>,
+    /// How much of the job to send: a number of batches (12) or a share (5%).
+    #[arg(long, default_value = "10")]
+    pub sample: batchproof::run::forecast::SampleSize,
+    /// Send to this base URL instead of the scenario's target.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Environment variable holding the API key (with --target).
+    #[arg(long, default_value = "EXTEND_API_KEY")]
+    pub token_env: String,
+    /// Folder for the reports (a run-specific folder is made inside it).
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Progress display: auto, bars, lines, none.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// Sample the embedded mock with this profile (e.g. mock/payg.yaml).
+    /// Search the embedded mock with this profile (e.g. mock/payg.yaml).
+    #[arg(long, conflicts_with = "target")]
+    pub mock_profile: Option<PathBuf>,
+    /// Against a URL target: the most runs the sample may create.
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
+    /// Against a URL target: start even without a budget, or over it.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `batchproof knee`'s options.
+#[derive(Debug, Args)]
+pub struct KneeArgs {
+    /// The scenario: its inputs, results channel and thresholds (its load is replaced
+    /// by the steps).
+    pub scenario: PathBuf,
+    /// First rate, batches per second.
+    #[arg(long, default_value_t = 1.0)]
+    pub start: f64,
+    /// Highest rate ever offered, batches per second.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub ceiling: f64,
+    /// How long each step holds its rate.
+    #[arg(long, default_value = "5s", value_parser = batchproof::config::parse_duration)]
+    pub step: std::time::Duration,
+    /// Stop when the bracket between held and broke is within this share.
+    #[arg(long, default_value = "5%", value_parser = parse_share)]
+    pub precision: f64,
+    /// Inputs per batch in every step (default: the scenario's).
+    #[arg(long, value_name = "N")]
+    pub inputs_per_batch: Option<u64>,
+    /// Which limits break a step: requests (429s), processing (runs finishing slower
+    /// than offered), or both. The scenario's thresholds always apply.
+    #[arg(long, value_enum, default_value_t = KneeLimits::Both)]
+    pub limits: KneeLimits,
+    /// Send to this base URL instead of the scenario's target.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Environment variable holding the API key (with --target).
+    #[arg(long, default_value = "EXTEND_API_KEY")]
+    pub token_env: String,
+    /// Folder for the reports (a run-specific folder is made inside it).
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Search the embedded mock with this profile (e.g. mock/payg.yaml).
+    #[arg(long, conflicts_with = "target")]
+    pub mock_profile: Option<PathBuf>,
+    /// Against a URL target: a knee search sends until something breaks, so it
+    /// runs only when asked to.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

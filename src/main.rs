@@ -122,76 +122,8 @@ async fn dispatch(command: Command) -> u8 {
             },
             from.as_deref(),
         ),
-        Command::Forecast {
-            scenario,
-            files,
-            sample,
-            target,
-            token_env,
-            out,
-            progress,
-            mock_profile,
-            max_runs,
-            yes,
-        } => {
-            commands::run::forecast(
-                RunOptions {
-                    scenario,
-                    target,
-                    token_env,
-                    out,
-                    progress: progress.into(),
-                    mock_profile,
-                    shard: None,
-                    stop: None,
-                    metrics_listen: None,
-                },
-                commands::run::ForecastJob { files, sample },
-                commands::run::Spend {
-                    dry_run: false,
-                    max_runs,
-                    yes,
-                },
-            )
-            .await
-        }
-        Command::Knee {
-            scenario,
-            start,
-            ceiling,
-            step,
-            precision,
-            inputs_per_batch,
-            limits,
-            target,
-            token_env,
-            out,
-            mock_profile,
-            yes,
-        } => {
-            let knee = batchproof::run::knee::KneeOptions {
-                start,
-                ceiling,
-                step,
-                precision,
-                inputs_per_batch,
-                rate_limit: limits != cli::KneeLimits::Processing,
-                processing: limits != cli::KneeLimits::Requests,
-                keep_up: 0.97,
-            };
-            let opts = RunOptions {
-                scenario,
-                target,
-                token_env,
-                out,
-                progress: batchproof::run::ProgressMode::None,
-                mock_profile,
-                shard: None,
-                stop: None,
-                metrics_listen: None,
-            };
-            commands::run::knee(opts, knee, yes).await
-        }
+        Command::Forecast(args) => forecast(args).await,
+        Command::Knee(args) => knee(args).await,
         Command::Resume { dir, token_env } => commands::run::resume(&dir, &token_env).await,
         Command::Report {
             from_journal: Some(dir),
@@ -223,4 +155,55 @@ async fn dispatch(command: Command) -> u8 {
             exit::PASSED
         }
     }
+}
+
+async fn forecast(a: cli::ForecastArgs) -> u8 {
+    commands::run::forecast(
+        RunOptions {
+            scenario: a.scenario,
+            target: a.target,
+            token_env: a.token_env,
+            out: a.out,
+            progress: a.progress.into(),
+            mock_profile: a.mock_profile,
+            shard: None,
+            stop: None,
+            metrics_listen: None,
+        },
+        commands::run::ForecastJob {
+            files: a.files,
+            sample: a.sample,
+        },
+        commands::run::Spend {
+            dry_run: false,
+            max_runs: a.max_runs,
+            yes: a.yes,
+        },
+    )
+    .await
+}
+
+async fn knee(a: cli::KneeArgs) -> u8 {
+    let knee = batchproof::run::knee::KneeOptions {
+        start: a.start,
+        ceiling: a.ceiling,
+        step: a.step,
+        precision: a.precision,
+        inputs_per_batch: a.inputs_per_batch,
+        rate_limit: a.limits != cli::KneeLimits::Processing,
+        processing: a.limits != cli::KneeLimits::Requests,
+        keep_up: 0.97,
+    };
+    let opts = RunOptions {
+        scenario: a.scenario,
+        target: a.target,
+        token_env: a.token_env,
+        out: a.out,
+        progress: batchproof::run::ProgressMode::None,
+        mock_profile: a.mock_profile,
+        shard: None,
+        stop: None,
+        metrics_listen: None,
+    };
+    commands::run::knee(opts, knee, a.yes).await
 }
