@@ -190,6 +190,23 @@ pub enum ReportFormat {
     Json,
 }
 
+/// Where `forecast` and `knee` send, and where their reports go.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Send to this base URL instead of the scenario's target.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Environment variable holding the API key (with --target).
+    #[arg(long, default_value = "EXTEND_API_KEY")]
+    pub token_env: String,
+    /// Folder for the reports (a run-specific folder is made inside it).
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Use the embedded mock with this profile (e.g. mock/payg.yaml).
+    #[arg(long, conflicts_with = "target")]
+    pub mock_profile: Option<PathBuf>,
+}
+
 /// `batchproof forecast`'s options.
 #[derive(Debug, Args)]
 pub struct ForecastArgs {
@@ -201,22 +218,11 @@ pub struct ForecastArgs {
     /// How much of the job to send: a number of batches (12) or a share (5%).
     #[arg(long, default_value = "10")]
     pub sample: batchproof::run::forecast::SampleSize,
-    /// Send to this base URL instead of the scenario's target.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Environment variable holding the API key (with --target).
-    #[arg(long, default_value = "EXTEND_API_KEY")]
-    pub token_env: String,
-    /// Folder for the reports (a run-specific folder is made inside it).
-    #[arg(long, default_value = "reports")]
-    pub out: PathBuf,
+    #[command(flatten)]
+    pub to: TargetArgs,
     /// Progress display: auto, bars, lines, none.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
-    /// Sample the embedded mock with this profile (e.g. mock/payg.yaml).
-    /// Search the embedded mock with this profile (e.g. mock/payg.yaml).
-    #[arg(long, conflicts_with = "target")]
-    pub mock_profile: Option<PathBuf>,
     /// Against a URL target: the most runs the sample may create.
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u64>,
@@ -250,18 +256,8 @@ pub struct KneeArgs {
     /// than offered), or both. The scenario's thresholds always apply.
     #[arg(long, value_enum, default_value_t = KneeLimits::Both)]
     pub limits: KneeLimits,
-    /// Send to this base URL instead of the scenario's target.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Environment variable holding the API key (with --target).
-    #[arg(long, default_value = "EXTEND_API_KEY")]
-    pub token_env: String,
-    /// Folder for the reports (a run-specific folder is made inside it).
-    #[arg(long, default_value = "reports")]
-    pub out: PathBuf,
-    /// Search the embedded mock with this profile (e.g. mock/payg.yaml).
-    #[arg(long, conflicts_with = "target")]
-    pub mock_profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub to: TargetArgs,
     /// Against a URL target: a knee search sends until something breaks, so it
     /// runs only when asked to.
     #[arg(long)]

@@ -159,17 +159,7 @@ async fn dispatch(command: Command) -> u8 {
 
 async fn forecast(a: cli::ForecastArgs) -> u8 {
     commands::run::forecast(
-        RunOptions {
-            scenario: a.scenario,
-            target: a.target,
-            token_env: a.token_env,
-            out: a.out,
-            progress: a.progress.into(),
-            mock_profile: a.mock_profile,
-            shard: None,
-            stop: None,
-            metrics_listen: None,
-        },
+        options(a.scenario, a.to, a.progress.into()),
         commands::run::ForecastJob {
             files: a.files,
             sample: a.sample,
@@ -194,16 +184,24 @@ async fn knee(a: cli::KneeArgs) -> u8 {
         processing: a.limits != cli::KneeLimits::Requests,
         keep_up: 0.97,
     };
-    let opts = RunOptions {
-        scenario: a.scenario,
-        target: a.target,
-        token_env: a.token_env,
-        out: a.out,
-        progress: batchproof::run::ProgressMode::None,
-        mock_profile: a.mock_profile,
+    let opts = options(a.scenario, a.to, batchproof::run::ProgressMode::None);
+    commands::run::knee(opts, knee, a.yes).await
+}
+
+fn options(
+    scenario: std::path::PathBuf,
+    to: cli::TargetArgs,
+    progress: batchproof::run::ProgressMode,
+) -> RunOptions {
+    RunOptions {
+        scenario,
+        target: to.target,
+        token_env: to.token_env,
+        out: to.out,
+        progress,
+        mock_profile: to.mock_profile,
         shard: None,
         stop: None,
         metrics_listen: None,
-    };
-    commands::run::knee(opts, knee, a.yes).await
+    }
 }

@@ -202,3 +202,50 @@ async fn every_format_shows_the_forecast_and_compare_reads_it() {
     let time = c.rows.iter().find(|r| r.metric == "forecast.time").unwrap();
     assert!(time.regression, "{time:?}");
 }
+
+#[test]
+fn the_commands_refuse_what_cannot_work_with_the_fix() {
+    let bin = env!("CARGO_BIN_EXE_batchproof");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // No job size and no feeder.
+    let (code, err) = run(&["forecast", "scenarios/smoke.yaml", "--progress", "none"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--files"), "{err}");
+    // A sample too small to show how batches vary.
+    let (code, err) = run(&[
+        "forecast",
+        "scenarios/smoke.yaml",
+        "--files",
+        "100000",
+        "--sample",
+        "2",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--sample 3"), "{err}");
+    let (code, err) = run(&["forecast", "scenarios/smoke.yaml", "--sample", "120%"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("sample size"), "{err}");
+    // A knee against a URL sends until it breaks: only with --yes, refused before sending.
+    let dir = tempfile::tempdir().unwrap();
+    let polled = dir.path().join("polled.yaml");
+    std::fs::write(
+        &polled,
+        "name: polled\nload: {phases: [{hold: 1s, rate: 1}]}\nresults: {via: polling}\n",
+    )
+    .unwrap();
+    let polled = polled.to_str().unwrap();
+    let (code, err) = run(&["knee", polled, "--target", "http://127.0.0.1:9"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+}

@@ -66,20 +66,7 @@ fn options(start: f64, step_s: f64, requests: bool) -> KneeOptions {
 fn steps(k: &Knee) -> String {
     k.steps
         .iter()
-        .map(|s| {
-            format!(
-                "  {:.2}/s offered, {:.2}/s accepted, {:.1} files/s finished, {} 429s: {}",
-                s.offered_per_s,
-                s.accepted_per_s,
-                s.finished_files_per_s,
-                s.throttles,
-                if s.held {
-                    "held".to_string()
-                } else {
-                    s.reasons.join("; ")
-                }
-            )
-        })
+        .map(|s| s.line())
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -184,19 +184,7 @@ pub async fn knee(mut opts: RunOptions, knee: run::knee::KneeOptions, yes: bool)
             }
             if let Some(k) = &report.knee {
                 for s in &k.steps {
-                    println!(
-                        "  {:>10.3} batches/s  accepted {:>9.3}/s  finished {:>9.1} files/s  429s {:>5}  submit p99 {:>8.1} ms  {}",
-                        s.offered_per_s,
-                        s.accepted_per_s,
-                        s.finished_files_per_s,
-                        s.throttles,
-                        s.submit_p99_ms,
-                        if s.held {
-                            "held".to_string()
-                        } else {
-                            format!("broke: {}", s.reasons.join("; "))
-                        }
-                    );
+                    println!("  {}", s.line());
                 }
                 println!("knee: {}", k.headline());
             }

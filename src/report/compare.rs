@@ -331,22 +331,21 @@ fn planning_rows(rows: &mut Vec<Row>, base: &Report, new: &Report, tol: Toleranc
         // Per real second, so runs at different time scales compare.
         let real =
             |k: &super::knee::Knee, v: Option<f64>| v.map(|v| v / k.time_scale.unwrap_or(1.0));
-        rows.push(value_row(
-            "knee.held",
-            "per s",
-            bk.and_then(|k| real(k, k.held_per_s)),
-            nk.and_then(|k| real(k, k.held_per_s)),
-            Better::Higher,
-            tol,
-        ));
-        rows.push(value_row(
-            "knee.sustained",
-            "per s",
-            bk.and_then(|k| real(k, k.capacity_per_s)),
-            nk.and_then(|k| real(k, k.capacity_per_s)),
-            Better::Higher,
-            tol,
-        ));
+        type Pick = fn(&super::knee::Knee) -> Option<f64>;
+        let figures: [(&str, Pick); 2] = [
+            ("knee.held", |k| k.held_per_s),
+            ("knee.sustained", |k| k.capacity_per_s),
+        ];
+        for (metric, pick) in figures {
+            rows.push(value_row(
+                metric,
+                "per s",
+                bk.and_then(|k| real(k, pick(k))),
+                nk.and_then(|k| real(k, pick(k))),
+                Better::Higher,
+                tol,
+            ));
+        }
     }
 }
 

@@ -56,6 +56,25 @@ pub struct Step {
     pub reasons: Vec<String>,
 }
 
+impl Step {
+    /// The step on one line, as the command prints it.
+    pub fn line(&self) -> String {
+        format!(
+            "{:>10.3} batches/s  accepted {:>9.3}/s  finished {:>9.1} files/s  429s {:>5}  submit p99 {:>8.1} ms  {}",
+            self.offered_per_s,
+            self.accepted_per_s,
+            self.finished_files_per_s,
+            self.throttles,
+            self.submit_p99_ms,
+            if self.held {
+                "held".to_string()
+            } else {
+                format!("broke: {}", self.reasons.join("; "))
+            }
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Knee {
     /// The conditions every step was judged by.
