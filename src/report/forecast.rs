@@ -375,11 +375,7 @@ pub fn forecast(
 
 /// The forecast in three lines: when, what it costs, how many need attention.
 pub fn headline(f: &Forecast) -> String {
-    let ts = f.time_scale.filter(|t| (t - 1.0).abs() > f64::EPSILON);
-    let time = |s: f64| match ts {
-        Some(t) => format!("{} ({} real)", human(s), human(s * t)),
-        None => human(s),
-    };
+    let time = |s: f64| with_real(s, f.time_scale);
     let mut out = format!(
         "forecast for {} files ({} batches) from {} sampled batches ({} runs), 95 % intervals:\n  every run terminal after {} [{} – {}]",
         f.files,
@@ -407,6 +403,14 @@ pub fn headline(f: &Forecast) -> String {
         ));
     }
     out
+}
+
+/// A duration with its real-time equivalent under a time scale.
+pub fn with_real(s: f64, time_scale: Option<f64>) -> String {
+    match time_scale.filter(|t| (t - 1.0).abs() > f64::EPSILON) {
+        Some(t) => format!("{} (≈ {} real)", human(s), human(s * t)),
+        None => human(s),
+    }
 }
 
 /// Seconds as a person reads them: 42 s, 12.5 min, 3.2 h.

@@ -1,16 +1,8 @@
 //! The forecast's and the knee's figures as rows a reader scans: shared by the Markdown
 //! and HTML reports so both show the same numbers in the same words.
 
-use super::forecast::{Forecast, Interval, human};
+use super::forecast::{Forecast, Interval, with_real as time};
 use super::knee::{Knee, sig};
-
-/// A duration with its real-time equivalent under a time scale.
-fn time(s: f64, ts: Option<f64>) -> String {
-    match ts.filter(|t| (t - 1.0).abs() > f64::EPSILON) {
-        Some(t) => format!("{} (≈ {} real)", human(s), human(s * t)),
-        None => human(s),
-    }
-}
 
 /// The forecast as (figure, estimate, 95 % interval) rows.
 pub fn forecast_rows(f: &Forecast) -> Vec<[String; 3]> {

@@ -34,6 +34,11 @@ pub(crate) fn build_report(
     span: Span,
 ) -> Report {
     let (batches, runs, mut completions) = account(scenario, ledger, span.start, span.unsent);
+    let (steady, window) = steady_rate(&mut completions);
+    let batches_per_s = acceptance_rate(ledger, scenario.load.model, &span);
+    let submit = metrics.submit.summary();
+    let lag_p99 = submit.lag.p99_ms;
+    let target = target_info(scenario, base);
     let forecast = scenario.sample.as_ref().map(|job| {
         if let Some(why) = &span.interrupted {
             return Err(format!(
@@ -48,15 +53,10 @@ pub(crate) fn build_report(
             },
             &forecast_sample(ledger),
             scenario.load.seed,
-            target_time_scale(scenario),
+            target.mock_time_scale,
         )
         .map_err(|e| e.to_string())
     });
-    let (steady, window) = steady_rate(&mut completions);
-    let batches_per_s = acceptance_rate(ledger, scenario.load.model, &span);
-    let submit = metrics.submit.summary();
-    let lag_p99 = submit.lag.p99_ms;
-    let target = target_info(scenario, base);
     let first_intended = ledger.batches().first().map(|b| b.intended);
     let finish_s = match (first_intended, completions.last()) {
         (Some(first), Some(&last)) => last.saturating_duration_since(first).as_secs_f64(),
@@ -331,13 +331,6 @@ fn account(
         }
     }
     (batches, runs, completions)
-}
-
-fn target_time_scale(scenario: &Scenario) -> Option<f64> {
-    match &scenario.target {
-        Target::Mock { profile, .. } => Some(profile.time_scale),
-        Target::Url { .. } => None,
-    }
 }
 
 /// The accepted batches of a forecast's sample, with when each run was seen terminal and

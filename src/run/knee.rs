@@ -16,7 +16,7 @@ use cliff::ExponentialCliffSearcher;
 use super::{ProgressMode, RunError, RunOptions, exit, run_scenario};
 use crate::report::Report;
 use crate::report::knee::{Knee, Limit, Step, capacity, step_of};
-use crate::scenario::{BatchSize, Model, Phase, Scenario, Target};
+use crate::scenario::{BatchSize, Model, Phase, Scenario};
 
 /// What a knee search offers and how it judges each step.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub async fn search(
             break;
         }
         let step_scenario = step_scenario(&scenario, rate, inputs, knee);
-        let (report, _) = run_scenario(step_scenario.clone(), &step_opts).await?;
+        let (report, _) = run_scenario(step_scenario, &step_opts).await?;
         let mut step = step_of(&report, rate, inputs);
         judge(&mut step, &report, knee);
         if let Some(stop) = &opts.stop
@@ -109,39 +109,31 @@ pub async fn search(
         // The bracket as the steps left it (the searcher updates its own only when asked
         // for the next rate).
         if let (Some(lo), Some(hi)) = (highest_held(&steps), lowest_broken(&steps))
-            && hi - lo <= knee.precision * lo
+            && hi.offered_per_s - lo.offered_per_s <= knee.precision * lo.offered_per_s
         {
             break;
         }
     }
-    let held = highest_held(&steps);
-    let broke = steps
-        .iter()
-        .filter(|s| !s.held)
-        .min_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
-    let result = Knee {
-        slo,
-        inputs_per_batch: inputs,
-        step_s: knee.step.as_secs_f64(),
-        precision: knee.precision,
-        held_per_s: held,
-        broke_per_s: broke.map(|s| s.offered_per_s),
-        limit: broke.and_then(|s| s.broke.first().copied()),
-        capacity_per_s: broke
-            .and_then(|s| s.broke.first().copied())
-            .and_then(|l| capacity(&steps, l)),
-        steps,
-        time_scale: match &scenario.target {
-            Target::Mock { profile, .. } => Some(profile.time_scale),
-            Target::Url { .. } => None,
-        },
-        method: "exponential then binary search (the cliff crate): the rate doubles while steps hold, then the bracket is halved until it is within the stated precision".into(),
-    };
     let Some(mut report) = best.or(last) else {
         return Err(RunError::Invalid(format!(
             "knee: --start {} is above --ceiling {}: no step ran",
             knee.start, knee.ceiling
         )));
+    };
+    let broke = lowest_broken(&steps);
+    let limit = broke.and_then(|s| s.broke.first().copied());
+    let result = Knee {
+        slo,
+        inputs_per_batch: inputs,
+        step_s: knee.step.as_secs_f64(),
+        precision: knee.precision,
+        held_per_s: highest_held(&steps).map(|s| s.offered_per_s),
+        broke_per_s: broke.map(|s| s.offered_per_s),
+        limit,
+        capacity_per_s: limit.and_then(|l| capacity(&steps, l)),
+        time_scale: report.target.mock_time_scale,
+        method: "exponential then binary search (the cliff crate): the rate doubles while steps hold, then the bracket is halved until it is within the stated precision".into(),
+        steps,
     };
     report.knee = Some(result);
     let dir = super::report_dir(
@@ -153,20 +145,18 @@ pub async fn search(
     Ok((report, paths))
 }
 
-fn highest_held(steps: &[Step]) -> Option<f64> {
+fn highest_held(steps: &[Step]) -> Option<&Step> {
     steps
         .iter()
         .filter(|s| s.held)
-        .map(|s| s.offered_per_s)
-        .max_by(f64::total_cmp)
+        .max_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s))
 }
 
-fn lowest_broken(steps: &[Step]) -> Option<f64> {
+fn lowest_broken(steps: &[Step]) -> Option<&Step> {
     steps
         .iter()
         .filter(|s| !s.held)
-        .map(|s| s.offered_per_s)
-        .min_by(f64::total_cmp)
+        .min_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s))
 }
 
 /// The scenario of one step: the open model at `rate` for the step's length, no
