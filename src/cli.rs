@@ -141,6 +141,10 @@ pub enum Command {
         /// Folder for the merged report (all formats).
         #[arg(long, default_value = "reports/merged")]
         out: PathBuf,
+        /// Merge an incomplete shard set anyway: the report names the missing shards and
+        /// is never passed.
+        #[arg(long)]
+        partial: bool,
     },
     /// List the contract rules: id, severity, versions, title and documentation.
     Checks {

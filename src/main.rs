@@ -146,7 +146,11 @@ async fn dispatch(command: Command) -> u8 {
             min_delta,
             out,
         } => commands::reports::compare(&base, &new, &tolerance, &min_delta, out.as_deref()),
-        Command::Merge { reports, out } => commands::reports::merge(&reports, &out),
+        Command::Merge {
+            reports,
+            out,
+            partial,
+        } => commands::reports::merge(&reports, &out, partial),
         Command::Checks { format } => {
             print!(
                 "{}",

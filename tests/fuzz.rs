@@ -187,7 +187,8 @@ fn report(bytes: &[u8]) {
     ] {
         let _ = f.render(&r);
     }
-    let _ = batchproof::report::merge::merge(&[("a".into(), r.clone()), ("b".into(), r.clone())]);
+    let _ =
+        batchproof::report::merge::merge(&[("a".into(), r.clone()), ("b".into(), r.clone())], true);
     let _ = batchproof::report::compare::compare(&r, &r, "a", "b", Default::default());
 }
 

@@ -104,6 +104,26 @@ impl Reply {
         }
     }
 
+    /// A refusal of the API key (401 or 403) as a person reads it, e.g. "401 UNAUTHORIZED
+    /// (Invalid API key)"; None for any other answer.
+    pub fn auth_refusal(&self) -> Option<String> {
+        let status = self.status().filter(|s| *s == 401 || *s == 403)?;
+        let body = self.body();
+        let field = |k: &str| body.and_then(|b| b.get(k)).and_then(Value::as_str);
+        let code = field("code").map(str::to_string).unwrap_or_else(|| {
+            if status == 401 {
+                "UNAUTHORIZED"
+            } else {
+                "FORBIDDEN"
+            }
+            .to_string()
+        });
+        Some(match field("message").or_else(|| field("error")) {
+            Some(m) => format!("{status} {code} ({m})"),
+            None => format!("{status} {code}"),
+        })
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Reply::Answered { status, raw, .. } => {

@@ -26,6 +26,12 @@ pub fn finish(result: Result<(Report, Vec<PathBuf>), RunError>) -> u8 {
             }
             if report.complete && report.batches.accepted == 0 && report.batches.unreachable > 0 {
                 eprintln!("error: target unreachable: no batch could be sent");
+            } else if let Some(why) = report
+                .interrupted
+                .as_deref()
+                .filter(|w| w.contains("API key"))
+            {
+                eprintln!("error: {why}");
             }
             exit::for_report(&report)
         }

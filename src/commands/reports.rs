@@ -122,7 +122,7 @@ pub fn compare(
 }
 
 /// `batchproof merge`: exit like `run` would on the merged figures.
-pub fn merge(paths: &[PathBuf], out: &Path) -> u8 {
+pub fn merge(paths: &[PathBuf], out: &Path, partial: bool) -> u8 {
     let mut reports = Vec::new();
     for p in paths {
         match read(p) {
@@ -130,7 +130,7 @@ pub fn merge(paths: &[PathBuf], out: &Path) -> u8 {
             Err(code) => return code,
         }
     }
-    let merged = match report::merge::merge(&reports) {
+    let merged = match report::merge::merge(&reports, partial) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -31,6 +31,11 @@ pub struct Engine {
     /// Which share of the batches this process sends: (index, count).
     pub shard: (u64, u64),
     pub in_flight: Arc<AtomicU64>,
+    /// Stops the whole run with a reason: a refused API key ends it at once, since every
+    /// further batch would be refused the same way.
+    pub halt: watch::Sender<Option<String>>,
+    /// Where the API key came from, for the refusal's message ("in EXTEND_API_KEY").
+    pub key_source: Arc<str>,
 }
 
 impl Engine {
@@ -200,6 +205,8 @@ impl Engine {
             start: self.start,
             shard: self.shard,
             in_flight: self.in_flight.clone(),
+            halt: self.halt.clone(),
+            key_source: self.key_source.clone(),
         }
     }
 
@@ -228,6 +235,15 @@ impl Engine {
             engine.in_flight.fetch_sub(1, Ordering::Relaxed);
             if let crate::observe::BatchOutcome::Accepted { batch_id } = &result.outcome {
                 tracing::debug!(index, batch_id = batch_id.as_str(), "batch accepted");
+            }
+            if let Some(refusal) = &result.auth_refused {
+                let why = format!("the API key {} was refused: {refusal}", engine.key_source);
+                engine.halt.send_if_modified(|current| {
+                    current.is_none() && {
+                        *current = Some(why);
+                        true
+                    }
+                });
             }
             let mut ledger = engine.ledger.lock().expect("ledger");
             ledger.add_findings(result.findings);

@@ -19,6 +19,8 @@ pub struct Submitted {
     pub throttles: u32,
     /// What the answers showed about the contract (batch.accepted, error bodies).
     pub findings: Findings,
+    /// The target refused the API key (401 or 403), as a person reads it.
+    pub auth_refused: Option<String>,
 }
 
 pub async fn submit(
@@ -104,6 +106,7 @@ pub async fn submit(
             answered: done,
             throttles,
             findings,
+            auth_refused: reply.auth_refusal(),
         };
     }
 }

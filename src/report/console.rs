@@ -40,6 +40,13 @@ fn header(s: &mut String, r: &Report) -> std::fmt::Result {
     if let Some(why) = &r.interrupted {
         writeln!(s, "status    interrupted: {why}")?;
     }
+    if let Some(why) = &r.resumed {
+        writeln!(s, "resumed   {why}")?;
+    }
+    // Why the run did not pass, first thing after the banner: a pipeline's log shows it.
+    for reason in &r.verdict.reasons {
+        writeln!(s, "✗ {}: {}", reason.code, reason.message)?;
+    }
     for i in r.invariants.iter().filter(|i| !i.held) {
         writeln!(
             s,

@@ -84,6 +84,28 @@ impl Format for JunitXml {
         if !r.verdict.thresholds.is_empty() {
             report.add_test_suite(thresholds);
         }
+        // The verdict as a test case of its own, so a dashboard that counts failed cases
+        // fails a run that could not do its job even when every rule and threshold held.
+        let mut verdict = TestSuite::new("verdict");
+        let status = if r.verdict.passed && r.complete {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("{}: the run did not pass", r.outcome().word()));
+            s.set_type("verdict");
+            let text: Vec<String> = r
+                .verdict
+                .reasons
+                .iter()
+                .map(|x| format!("- {}: {}", x.code, x.message))
+                .collect();
+            s.set_description(text.join("\n"));
+            s
+        };
+        let mut case = TestCase::new("verdict", status);
+        case.set_classname("batchproof.verdict");
+        verdict.add_test_case(case);
+        report.add_test_suite(verdict);
         Ok(report.to_string()?)
     }
 }

@@ -35,6 +35,16 @@ impl Format for Markdown {
                 "> Run interrupted: {why}. Figures cover what happened before.\n"
             )?;
         }
+        if let Some(why) = &r.resumed {
+            writeln!(s, "> Resumed after a kill: {why}\n")?;
+        }
+        if !r.verdict.reasons.is_empty() {
+            writeln!(s, "**Why it did not pass**\n")?;
+            for reason in &r.verdict.reasons {
+                writeln!(s, "- `{}` {}", reason.code, reason.message)?;
+            }
+            writeln!(s)?;
+        }
         if r.harness_fault() {
             writeln!(
                 s,

@@ -61,9 +61,27 @@ fn merge_rules(a: &mut Vec<RuleResult>, b: &[RuleResult]) {
     });
 }
 
-/// Merges shard reports (at least one) of the same scenario.
-pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
+/// Merges shard reports (at least one) of the same scenario. A shard set with shards
+/// missing is refused, naming them, unless `partial`: then the merged report says which
+/// are missing and is never passed.
+pub fn merge(reports: &[(String, Report)], partial: bool) -> anyhow::Result<Report> {
     let first = same_scenario(reports)?;
+    let gap = missing_shards(reports)?;
+    if let Some(g) = &gap
+        && !partial
+    {
+        let missing: Vec<String> = g
+            .missing
+            .iter()
+            .map(|i| format!("{i}/{}", g.count))
+            .collect();
+        bail!(
+            "an incomplete shard set: {} of {} shard reports given; missing shard(s) {}\n  fix: add the missing shards' report.json (a killed shard: `batchproof report --from-journal DIR` or `resume DIR` first), or pass --partial for a merge marked partial (never passed)",
+            reports.len(),
+            g.count,
+            missing.join(", ")
+        );
+    }
     let start = reports
         .iter()
         .map(|(_, r)| time(&r.started_at))
@@ -123,6 +141,29 @@ fn same_scenario(reports: &[(String, Report)]) -> anyhow::Result<&Report> {
         }
     }
     Ok(first)
+}
+
+/// The shards a set of shard reports lacks (None when it is whole, or holds no shard
+/// reports at all); shards of sets of different sizes are refused.
+fn missing_shards(reports: &[(String, Report)]) -> anyhow::Result<Option<super::PartialSet>> {
+    let mut count = None;
+    let mut present = std::collections::BTreeSet::new();
+    for (name, r) in reports {
+        let Some(s) = &r.shard else { continue };
+        match count {
+            None => count = Some(s.count),
+            Some(c) if c != s.count => bail!(
+                "{name} is shard {}/{} of another split than the others (of {c})",
+                s.index,
+                s.count
+            ),
+            Some(_) => {}
+        }
+        present.insert(s.index);
+    }
+    let Some(count) = count else { return Ok(None) };
+    let missing: Vec<u64> = (0..count).filter(|i| !present.contains(i)).collect();
+    Ok((!missing.is_empty()).then_some(super::PartialSet { count, missing }))
 }
 
 /// Adds one shard's per-second timeline, shifted by `offset` seconds from the earliest
@@ -264,6 +305,7 @@ fn finish(
         m.projection = Some(p);
     }
     m.shard = None;
+    m.partial_set = missing_shards(reports)?;
     m.merged_from = reports
         .iter()
         .map(|(name, r)| match &r.shard {

@@ -14,6 +14,7 @@ pub mod markdown;
 pub mod merge;
 pub mod planning;
 pub mod projection;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,8 +25,8 @@ use crate::checks::{RuleResult, RuleStatus};
 use crate::metrics::{Latency, LatencySummary, OperationSummary, Second};
 use crate::observe::{Anomalies, InvariantResult, MissingExample, WebhookCounts};
 pub use crate::scenario::Shard;
-use crate::scenario::threshold::{Threshold, ThresholdResult};
 pub use projection::{Bound, Projection};
+pub use verdict::{BudgetStop, Expectations, PartialSet, Reason, Verdict};
 
 pub const SCHEMA: &str = "batchproof.report/v1";
 
@@ -81,6 +82,12 @@ pub struct Report {
     /// The shard reports a merged report was made from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// Set on a merge of part of a shard set (`merge --partial`): never passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_set: Option<PartialSet>,
+    /// Set when the budget cut the load short: never passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_stop: Option<BudgetStop>,
 }
 
 /// Resident memory of the harness process (which includes the embedded mock when it is
@@ -129,6 +136,9 @@ pub struct ScenarioInfo {
     pub text: String,
     pub seed: u64,
     pub model: String,
+    /// What the scenario expects that would otherwise fail the run (`expect:`).
+    #[serde(default)]
+    pub expect: Expectations,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -141,12 +151,6 @@ pub struct TargetInfo {
     pub mock_profile: Option<String>,
     pub mock_time_scale: Option<f64>,
     pub results_via: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Verdict {
-    pub passed: bool,
-    pub thresholds: Vec<ThresholdResult>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -195,6 +199,9 @@ pub struct Batches {
     pub possible_duplicates: u64,
     pub unreachable: u64,
     pub unanswered: u64,
+    /// Rejected batches by HTTP status (401 and 403: the API key was refused).
+    #[serde(default)]
+    pub rejected_by_status: BTreeMap<String, u64>,
     /// Submit (intended) → last run terminal, for batches whose runs all finished.
     pub completion: LatencySummary,
     /// Per-batch lines (the first 10,000).
@@ -250,6 +257,14 @@ impl Report {
 
     /// The value of a threshold metric, in the metric's unit (ms, count, fraction, per s).
     pub fn metric(&self, name: &str) -> Option<f64> {
+        // A count over runs that were never submitted is no data, not a zero: "0 missing"
+        // of nothing is no evidence that nothing was lost.
+        let about_runs = ["runs.", "e2e.", "webhooks.", "batch.", "throughput.runs"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        if about_runs && self.runs.submitted == 0 {
+            return None;
+        }
         let lat = |s: &LatencySummary, stat: &str| -> Option<f64> {
             if stat == "count" {
                 return Some(s.count as f64);
@@ -334,22 +349,6 @@ impl Report {
                 lat(s, stat)
             }
         }
-    }
-
-    /// Evaluates thresholds against this report and stores the verdict.
-    pub fn judge(&mut self, thresholds: &[Threshold]) {
-        let results: Vec<ThresholdResult> = thresholds
-            .iter()
-            .map(|t| t.evaluate(self.metric(&t.metric)))
-            .collect();
-        // A failed rule of severity `error` fails the run like a failed threshold, and so
-        // does a broken invariant of the harness's own accounting.
-        self.verdict = Verdict {
-            passed: results.iter().all(|r| r.passed)
-                && !self.rules.iter().any(|r| r.fails_run())
-                && !self.harness_fault(),
-            thresholds: results,
-        };
     }
 
     /// The run's outcome in one word, as every format heads its report with it.

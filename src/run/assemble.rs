@@ -98,15 +98,13 @@ pub(crate) fn build_report(
                 Model::Open => "open".into(),
                 Model::Closed => "closed".into(),
             },
+            expect: scenario.expect,
         },
         target,
         started_at: span.started_at.to_rfc3339(),
         finished_at: finished_at.to_rfc3339(),
         duration_s: (finished_at - span.started_at).num_milliseconds() as f64 / 1e3,
-        verdict: Verdict {
-            passed: true,
-            thresholds: vec![],
-        },
+        verdict: Verdict::default(),
         generator: Generator {
             saturated: lag_p99 > scenario.load.lag_bound.as_secs_f64() * 1e3,
             lag_p99_ms: lag_p99,
@@ -141,6 +139,12 @@ pub(crate) fn build_report(
         resources: None,
         shard: None,
         merged_from: Vec::new(),
+        partial_set: None,
+        // An open count (a closed model with no `load.batches`) met the budget only if it
+        // sent as many batches as the budget allowed.
+        budget_stop: scenario.budget_stop.clone().filter(|b| {
+            b.planned_runs.is_some() || ledger.batches().len() as u64 >= b.allowed_batches
+        }),
     }
 }
 
@@ -233,6 +237,7 @@ fn account(
         possible_duplicates: 0,
         unreachable: 0,
         unanswered: unsent,
+        rejected_by_status: BTreeMap::new(),
         completion: ledger.batch_completion().summary(),
         list: Vec::new(),
     };
@@ -261,7 +266,13 @@ fn account(
         let (name, detail, batch_id) = match &b.outcome {
             BatchOutcome::Pending => ("unanswered", None, None),
             BatchOutcome::Accepted { batch_id } => ("accepted", None, Some(batch_id.clone())),
-            BatchOutcome::Rejected { error, .. } => ("rejected", Some(error.clone()), None),
+            BatchOutcome::Rejected { error, status } => {
+                *batches
+                    .rejected_by_status
+                    .entry(status.to_string())
+                    .or_default() += 1;
+                ("rejected", Some(error.clone()), None)
+            }
             BatchOutcome::Throttled => ("throttled", None, None),
             BatchOutcome::PossibleDuplicate { reason } => {
                 ("possible_duplicate", Some(reason.clone()), None)

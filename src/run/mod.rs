@@ -180,9 +180,24 @@ async fn execute(
     opts: &RunOptions,
 ) -> Result<(Report, Vec<PathBuf>), RunError> {
     let started_at = chrono::Utc::now();
-    // Without a stop signal from the caller, a sender kept alive here never fires.
-    let (_never, idle) = watch::channel::<Option<String>>(None);
-    let stop_rx = opts.stop.clone().unwrap_or(idle);
+    // One stop for the whole run: the caller's signal (Ctrl-C, SIGTERM) or the run's own
+    // halt (a refused API key), whichever comes first.
+    let (halt, stop_rx) = watch::channel::<Option<String>>(None);
+    let forward = opts.stop.clone().map(|mut outer| {
+        let halt = halt.clone();
+        tokio::spawn(async move {
+            let why = match outer.wait_for(|s| s.is_some()).await {
+                Ok(w) => w.clone(),
+                Err(_) => return,
+            };
+            halt.send_if_modified(|c| {
+                c.is_none() && {
+                    *c = why;
+                    true
+                }
+            });
+        })
+    });
 
     // 1. The target (the metrics address first: a taken port fails before anything runs).
     let metrics_listener = match opts.metrics_listen {
@@ -243,6 +258,8 @@ async fn execute(
         start,
         shard: opts.shard.map_or((0, 1), |s| (s.index, s.count)),
         in_flight: watchers.in_flight.clone(),
+        halt: halt.clone(),
+        key_source: steps::key_source(&scenario).into(),
     };
     let unsent = drive_load(engine, &stop_rx).await;
     if stop_rx.borrow().is_none() {
@@ -288,6 +305,9 @@ async fn execute(
     let paths = write_report(&report, &dir, &scenario).await;
     if let Some(e) = exporter {
         e.abort();
+    }
+    if let Some(f) = forward {
+        f.abort();
     }
     Ok((report, paths?))
 }

@@ -459,6 +459,15 @@ pub fn guard(
     // Hold the load to what the budget leaves after the probes.
     let probes = plan.probe_runs.map_or(0, |p| p.1);
     let room = budget.saturating_sub(probes) / plan.largest_batch.max(1);
+    // The report says so when the budget, not the scenario, ends the load: a job cut
+    // short is not a job that passed.
+    if plan.load_batches.is_none_or(|n| n > room) {
+        scenario.budget_stop = Some(crate::scenario::BudgetStop {
+            max_runs: budget,
+            planned_runs: plan.runs_at_most(),
+            allowed_batches: room,
+        });
+    }
     scenario.load.batches = Some(scenario.load.batches.map_or(room, |b| b.min(room)));
     Ok(scenario)
 }

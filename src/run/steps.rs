@@ -41,6 +41,16 @@ pub(super) async fn register_webhook(
             crate::api::client::Reply::Connect { .. } | crate::api::client::Reply::Timeout { .. }
         )
     };
+    if let Some(refusal) = reply.auth_refusal() {
+        return Err(abort(
+            exit::ABORTED,
+            format!(
+                "the API key {} was refused: {refusal} (registering the webhook endpoint at {})\n  fix: set the key the target accepts",
+                key_source(scenario),
+                client.base()
+            ),
+        ));
+    }
     if unreachable(&reply) {
         return Err(abort(
             exit::ABORTED,
@@ -87,6 +97,14 @@ pub(super) async fn register_webhook(
         ));
     }
     Ok(secret.to_string())
+}
+
+/// Where the run's API key comes from, as a refusal's message names it.
+pub(super) fn key_source(scenario: &Scenario) -> String {
+    match &scenario.target {
+        Target::Url { token_env, .. } => format!("in {token_env}"),
+        Target::Mock { .. } => "of the mock profile (`auth.tokens`)".into(),
+    }
 }
 
 /// Step 6: the verdict — contract rules (only on a run that finished), the accounting's

@@ -41,6 +41,9 @@ pub struct ScenarioFile {
     pub limits: Option<Spanned<LimitsFile>>,
     #[serde(default)]
     pub budget: Option<Spanned<BudgetFile>>,
+    /// What would otherwise fail the run but is the point of this one.
+    #[serde(default)]
+    pub expect: super::Expectations,
 }
 
 /// The account's limits, which the harness keeps to: a plan's published ones, each

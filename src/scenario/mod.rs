@@ -160,6 +160,10 @@ pub struct Scenario {
     pub limits: crate::api::RateLimits,
     /// Most runs the run may create (`budget.max_runs`).
     pub budget_runs: Option<u64>,
+    /// What the scenario expects that would otherwise fail the run (`expect:`).
+    pub expect: Expectations,
+    /// Set by the cost guard when the budget cuts the load short.
+    pub budget_stop: Option<BudgetStop>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +189,29 @@ pub struct Sample {
     /// When the job's open-model schedule sends each of its batches (seconds); None for
     /// a closed-model job.
     pub schedule_s: Option<Vec<f64>>,
+}
+
+/// What the scenario says it expects, which would otherwise fail the run
+/// (`expect:` in the scenario).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Batches the target refuses with a 4xx (other than 429) do not fail the run.
+    #[serde(default)]
+    pub rejected_batches: bool,
+    /// Deliveries to this run's own endpoint that fail verification do not fail the run.
+    #[serde(default)]
+    pub rejected_webhooks: bool,
+}
+
+/// The budget cut the load short: what was planned, and what the budget let through.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct BudgetStop {
+    pub max_runs: u64,
+    /// Runs the scenario would have created without the budget (None: an open number).
+    pub planned_runs: Option<u64>,
+    /// Batches the budget allowed.
+    pub allowed_batches: u64,
 }
 
 /// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.

@@ -94,6 +94,8 @@ impl Scenario {
             plan: file.limits.as_ref().and_then(|l| l.value.plan),
             limits,
             budget_runs: file.budget.as_ref().map(|b| b.value.max_runs),
+            expect: file.expect,
+            budget_stop: None,
         })
     }
 }

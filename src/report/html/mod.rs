@@ -118,6 +118,26 @@ fn header(s: &mut String, r: &Report) -> std::fmt::Result {
             esc(why)
         )?;
     }
+    if let Some(why) = &r.resumed {
+        write!(
+            s,
+            "<p class=\"note\">Resumed after a kill: {}</p>",
+            esc(why)
+        )?;
+    }
+    if !r.verdict.reasons.is_empty() {
+        s.push_str("<div class=\"note\" id=\"reasons\"><b>Why it did not pass</b><ul>");
+        for reason in &r.verdict.reasons {
+            write!(
+                s,
+                "<li data-code=\"{}\"><code>{}</code> {}</li>",
+                esc(&reason.code),
+                esc(&reason.code),
+                esc(&reason.message)
+            )?;
+        }
+        s.push_str("</ul></div>");
+    }
     Ok(())
 }
 
@@ -150,6 +170,16 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
             "The run did not finish.".to_string()
         } else if r.verdict.passed {
             "Every threshold held and no contract rule of severity error failed.".to_string()
+        } else if failed_thresholds == 0 && failed_rules.is_empty() {
+            format!(
+                "It did not pass: {}.",
+                r.verdict
+                    .reasons
+                    .iter()
+                    .map(|x| x.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
         } else {
             format!(
                 "{} threshold(s) failed and {} contract rule(s) failed{}.",
