@@ -262,6 +262,10 @@ pub struct KneeArgs {
     pub limits: KneeLimits,
     #[command(flatten)]
     pub to: TargetArgs,
+    /// The most runs the whole search may create (overrides the scenario's
+    /// `budget.max_runs`): the search stops before a step that could pass it.
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
     /// Against a URL target: a knee search sends until something breaks, so it
     /// runs only when asked to.
     #[arg(long)]

@@ -187,6 +187,7 @@ async fn knee(a: cli::KneeArgs) -> u8 {
         rate_limit: a.limits != cli::KneeLimits::Processing,
         processing: a.limits != cli::KneeLimits::Requests,
         keep_up: 0.97,
+        max_runs: a.max_runs,
     };
     let opts = options(a.scenario, a.to, batchproof::run::ProgressMode::None);
     commands::run::knee(opts, knee, a.yes).await

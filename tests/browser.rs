@@ -284,6 +284,7 @@ async fn the_forecast_and_knee_sections_render_in_headless_chromium() {
         rate_limit: true,
         processing: true,
         keep_up: 0.97,
+        max_runs: None,
     };
     let (report, paths) =
         batchproof::run::knee::search(Scenario::load(&path).unwrap(), &knee, &opts)

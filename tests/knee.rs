@@ -60,6 +60,7 @@ fn options(start: f64, step_s: f64, requests: bool) -> KneeOptions {
         rate_limit: requests,
         processing: !requests,
         keep_up: 0.97,
+        max_runs: None,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The webhook receiver over real HTTP: it answers 200 at once and counts forged, stale,
-//! future-dated, unsigned, redelivered, unparseable and unknown deliveries as such.
+//! The webhook receiver over real HTTP: it answers genuine deliveries 200 and forged,
+//! stale, future-dated and unsigned ones 401, counts each kind as such, and tells a
+//! delivery meant for another run's endpoint (another path) apart from a forgery.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
     let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), tx, 0)
         .await
         .unwrap();
+    receiver.set_secret(SECRET);
+    receiver.own_path_only();
     let consumer = {
         let ledger = ledger.clone();
         tokio::spawn(async move {
@@ -137,14 +140,21 @@ async fn every_kind_of_bad_delivery_is_counted_and_good_ones_are_correlated() {
             )),
         ),
     ];
-    for (body, ts, sig) in cases {
+    // good, redelivery, forged, stale, future-dated, unsigned, unknown run, signed
+    // garbage, good: a delivery that fails verification is refused with a 4xx; one that is
+    // genuine is taken, whatever its content.
+    let expected = [200, 200, 401, 401, 401, 401, 200, 200, 200];
+    for ((body, ts, sig), want) in cases.into_iter().zip(expected) {
+        let what = body.clone();
         let resp = send(body, ts, sig).await.unwrap();
-        assert_eq!(
-            resp.status(),
-            200,
-            "the receiver answers 2xx at once, whatever it thinks of the delivery"
-        );
+        assert_eq!(resp.status().as_u16(), want, "{what}");
     }
+    // A delivery for another run's endpoint (an earlier run's, left registered on this
+    // address) is answered 404 and never judged against this run's secret.
+    let other = format!("http://{}/webhooks/bp_someone_else", receiver.addr);
+    let resp = http.post(other).body(good.clone()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(receiver.foreign(), 1);
     receiver.stop().await;
     consumer.await.unwrap();
     let l = ledger.lock().unwrap();

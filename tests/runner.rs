@@ -322,8 +322,22 @@ thresholds: ["webhooks.rejected == 0"]
     let o = run_scenario(dir.path(), yaml, None).await;
     assert_eq!(o.code, exit::FAILED);
     let r = o.report.unwrap();
-    assert_eq!(r.webhooks.rejected["bad_signature"], 10);
+    // Each forged delivery is refused with a 401, so the mock tries again: at least one
+    // rejection per run, and never one accepted.
+    assert!(
+        r.webhooks.rejected["bad_signature"] >= 10,
+        "{:?}",
+        r.webhooks
+    );
     assert_eq!(r.webhooks.verified, 0);
+    assert!(
+        r.verdict
+            .reasons
+            .iter()
+            .any(|x| x.code == "webhooks_rejected"),
+        "{:?}",
+        r.verdict.reasons
+    );
     assert_eq!(
         r.runs.by_channel["poll_only"], 10,
         "polling still accounts for every input"

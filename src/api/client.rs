@@ -289,6 +289,11 @@ impl Client {
             .await
     }
 
+    pub async fn delete(&self, path: &str) -> Reply {
+        let req = self.http.delete(format!("{}{path}", self.base));
+        self.send(Category::of("DELETE", path), req).await
+    }
+
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Reply {
         let req = self.http.get(format!("{}{path}", self.base)).query(query);
         self.send(Category::Get, req).await

@@ -188,6 +188,14 @@ pub async fn knee(mut opts: RunOptions, knee: run::knee::KneeOptions, yes: bool)
                 }
                 println!("knee: {}", k.headline());
             }
+            for r in report
+                .verdict
+                .reasons
+                .iter()
+                .filter(|r| r.code == "budget_stop")
+            {
+                eprintln!("knee: {}", r.message);
+            }
             run::knee::exit_code(&report)
         }
         Err(e) => {

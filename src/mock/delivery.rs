@@ -370,6 +370,18 @@ async fn deliver(
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait_for(|s| *s) => return,
             }
+            // An endpoint deleted since the last attempt gets nothing more.
+            let gone = !shared
+                .hooks
+                .lock()
+                .expect("hooks")
+                .endpoints
+                .iter()
+                .any(|e| e.id == target.endpoint_id);
+            if gone {
+                outcome = "endpoint_deleted";
+                break;
+            }
         }
         let Ok(_permit) = shared.delivery_slots.acquire().await else {
             return;

@@ -91,6 +91,15 @@ pub struct WebhookCounts {
     /// approval) for a run already seen NEEDS_REVIEW: a second, legitimate terminal event.
     #[serde(default)]
     pub review_outcomes: u64,
+    /// Deliveries to another endpoint's path (one an earlier run left registered on the
+    /// same receiver address): answered 404, neither verified nor judged.
+    #[serde(default)]
+    pub foreign: u64,
+    /// The endpoint this run registered, and whether it removed it when it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub endpoint_removed: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -500,6 +509,14 @@ impl Ledger {
     /// Deliveries the receiver refused on purpose (`results.webhooks.refuse_first`).
     pub fn set_refused(&mut self, refused: u64) {
         self.webhooks.refused = refused;
+    }
+
+    /// What the receiver saw of other endpoints' deliveries, and this run's endpoint's
+    /// fate.
+    pub fn set_endpoint(&mut self, foreign: u64, endpoint: Option<String>, removed: bool) {
+        self.webhooks.foreign = foreign;
+        self.webhooks.endpoint = endpoint;
+        self.webhooks.endpoint_removed = removed;
     }
 
     pub fn anomalies(&self) -> &Anomalies {

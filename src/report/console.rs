@@ -120,6 +120,21 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
             w.probe_events
         )?;
     }
+    if w.foreign > 0 {
+        writeln!(
+            s,
+            "          {} for another endpoint's path (an earlier run's, left registered): answered 404, not judged",
+            w.foreign
+        )?;
+    }
+    match (&w.endpoint, w.endpoint_removed) {
+        (Some(id), true) => writeln!(s, "          endpoint {id} registered, removed at the end")?,
+        (Some(id), false) => writeln!(
+            s,
+            "          endpoint {id} registered and NOT removed: delete it (DELETE /webhook_endpoints/{id})"
+        )?,
+        (None, _) => {}
+    }
     Ok(())
 }
 

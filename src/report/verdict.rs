@@ -99,7 +99,14 @@ impl Report {
             ));
         }
         self.submission_reasons(&mut out);
-        if let Some(b) = &self.budget_stop {
+        if let Some(b) = &self.budget_stop
+            && let Some(detail) = &b.detail
+        {
+            out.push(Reason::new(
+                "budget_stop",
+                format!("the budget of {} runs stopped {detail}", b.max_runs),
+            ));
+        } else if let Some(b) = &self.budget_stop {
             out.push(Reason::new(
                 "budget_stop",
                 format!(

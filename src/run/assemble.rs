@@ -140,11 +140,7 @@ pub(crate) fn build_report(
         shard: None,
         merged_from: Vec::new(),
         partial_set: None,
-        // An open count (a closed model with no `load.batches`) met the budget only if it
-        // sent as many batches as the budget allowed.
-        budget_stop: scenario.budget_stop.clone().filter(|b| {
-            b.planned_runs.is_some() || ledger.batches().len() as u64 >= b.allowed_batches
-        }),
+        budget_stop: budget_stop(scenario, ledger),
     }
 }
 
@@ -220,6 +216,40 @@ fn target_info(scenario: &Scenario, base: &str) -> TargetInfo {
     }
 }
 
+/// The budget's stop, when it cut the load short: an open count (a closed model with no
+/// `load.batches`) met the budget only if it sent as many batches as the budget allowed.
+fn budget_stop(scenario: &Scenario, ledger: &Ledger) -> Option<crate::scenario::BudgetStop> {
+    scenario
+        .budget_stop
+        .clone()
+        .filter(|b| b.planned_runs.is_some() || ledger.batches().len() as u64 >= b.allowed_batches)
+}
+
+/// The runs' accounting before the batches are walked: every terminal status and
+/// channel present at zero, so a report always shows them.
+fn no_runs_yet(ledger: &Ledger) -> Runs {
+    let mut runs = Runs {
+        submitted: 0,
+        seen: 0,
+        missing: 0,
+        rejected: 0,
+        by_status: BTreeMap::new(),
+        by_channel: BTreeMap::new(),
+        anomalies: ledger.anomalies().clone(),
+        missing_examples: ledger.missing_examples(20),
+        credits: ledger.credits().0,
+        credited: ledger.credits().1,
+        needed_review: 0,
+    };
+    for s in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
+        runs.by_status.insert(s.as_str().to_string(), 0);
+    }
+    for k in ["webhook_only", "poll_only", "both"] {
+        runs.by_channel.insert(k.to_string(), 0);
+    }
+    runs
+}
+
 /// Every scheduled batch and every input of the accepted ones, counted by outcome, with
 /// the per-batch lines and the instants results were first seen (for the steady rate).
 fn account(
@@ -241,25 +271,7 @@ fn account(
         completion: ledger.batch_completion().summary(),
         list: Vec::new(),
     };
-    let mut runs = Runs {
-        submitted: 0,
-        seen: 0,
-        missing: 0,
-        rejected: 0,
-        by_status: BTreeMap::new(),
-        by_channel: BTreeMap::new(),
-        anomalies: ledger.anomalies().clone(),
-        missing_examples: ledger.missing_examples(20),
-        credits: ledger.credits().0,
-        credited: ledger.credits().1,
-        needed_review: 0,
-    };
-    for s in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
-        runs.by_status.insert(s.as_str().to_string(), 0);
-    }
-    for k in ["webhook_only", "poll_only", "both"] {
-        runs.by_channel.insert(k.to_string(), 0);
-    }
+    let mut runs = no_runs_yet(ledger);
     let collecting = scenario.results.webhooks.is_some() || scenario.results.polling.is_some();
     let mut completions: Vec<Instant> = Vec::new();
     for b in ledger.batches() {
@@ -267,10 +279,8 @@ fn account(
             BatchOutcome::Pending => ("unanswered", None, None),
             BatchOutcome::Accepted { batch_id } => ("accepted", None, Some(batch_id.clone())),
             BatchOutcome::Rejected { error, status } => {
-                *batches
-                    .rejected_by_status
-                    .entry(status.to_string())
-                    .or_default() += 1;
+                let by = &mut batches.rejected_by_status;
+                *by.entry(status.to_string()).or_default() += 1;
                 ("rejected", Some(error.clone()), None)
             }
             BatchOutcome::Throttled => ("throttled", None, None),

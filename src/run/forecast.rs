@@ -66,6 +66,11 @@ pub fn sample_scenario(
             ));
         }
     };
+    if files == 0 {
+        return Err(RunError::Invalid(
+            "forecast: a job of 0 files has nothing to forecast\n  fix: pass --files N with the job's file count".into(),
+        ));
+    }
     let per_batch = match scenario.load.size {
         BatchSize::Fixed(n) => n as f64,
         BatchSize::Uniform(a, b) => (a + b) as f64 / 2.0,
@@ -82,6 +87,13 @@ pub fn sample_scenario(
     }
     let stride = (batches / wanted).max(1);
     let sent = batches.div_ceil(stride).min(wanted);
+    // Refused here, before the first request: a sample the forecast would refuse after
+    // paying for it.
+    if sent < 3 {
+        return Err(RunError::Invalid(format!(
+            "forecast: a job of {files} file(s) is {batches} batch(es) of about {per_batch:.0}, too few to sample (a forecast needs at least 3 batches)\n  fix: run the job whole (`batchproof run`), or lower `load.inputs_per_batch` so the job spans 3 or more batches"
+        )));
+    }
     // An open-model job is paced by its own schedule, which the forecast reads from the
     // phases; its sample goes out as fast as the target answers, so that it measures the
     // target's capacity and not the schedule's first seconds.

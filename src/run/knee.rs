@@ -36,6 +36,8 @@ pub struct KneeOptions {
     /// (needs results; off, the steps collect none and never wait for processing).
     pub processing: bool,
     pub keep_up: f64,
+    /// The most runs the whole search may create (None: the scenario's budget, if any).
+    pub max_runs: Option<u64>,
 }
 
 /// Milli-batches per second: the integer unit the searcher counts in.
@@ -57,17 +59,7 @@ pub async fn search(
         BatchSize::Fixed(n) => n,
         BatchSize::Uniform(a, b) => (a + b) / 2,
     });
-    let mut slo = Vec::new();
-    if knee.rate_limit {
-        slo.push("no 429 from the target".to_string());
-    }
-    if knee.processing {
-        slo.push(format!(
-            "runs finish at ≥ {:.0} % of the files offered per second, none missing",
-            knee.keep_up * 100.0
-        ));
-    }
-    slo.extend(scenario.thresholds.iter().map(|t| t.expr.clone()));
+    let slo = slo(&scenario, knee);
     let steps_dir = opts.out.join(format!(
         "{}-knee-steps-{}",
         scenario.name,
@@ -83,13 +75,28 @@ pub async fn search(
     let mut steps: Vec<Step> = Vec::new();
     let mut best: Option<Report> = None;
     let mut last: Option<Report> = None;
+    // The budget holds for the whole search: a step runs only when the most it could
+    // create still fits in what the steps before it left.
+    let budget = knee.max_runs.or(scenario.budget_runs);
+    let mut spent = 0u64;
+    let mut budget_stop = None;
     while let Some(milli) = searcher.next() {
         let rate = milli as f64 / MILLI;
         if rate > knee.ceiling {
             break;
         }
         let step_scenario = step_scenario(&scenario, rate, inputs, knee);
+        let at_most = super::plan::Plan::of(&step_scenario, None)
+            .runs_at_most()
+            .unwrap_or(u64::MAX);
+        budget_stop = over_budget(budget, spent, at_most, rate, steps.len());
+        if budget_stop.is_some() {
+            break;
+        }
         let (report, _) = run_scenario(step_scenario, &step_opts).await?;
+        // Runs created: the accepted batches' inputs, and those a batch of unknown fate
+        // may have created.
+        spent += report.runs.submitted + report.batches.possible_duplicates * inputs;
         let mut step = step_of(&report, rate, inputs);
         judge(&mut step, &report, knee);
         if let Some(stop) = &opts.stop
@@ -115,6 +122,15 @@ pub async fn search(
         }
     }
     let Some(mut report) = best.or(last) else {
+        if let Some(b) = budget_stop {
+            return Err(RunError::Invalid(format!(
+                "knee: the budget of {} runs cannot pay for even the first step (up to {} runs at {} batch(es)/s for {:?})\n  fix: raise the budget (--max-runs), lower --start, --step or --inputs-per-batch",
+                b.max_runs,
+                b.planned_runs.unwrap_or(0),
+                knee.start,
+                knee.step
+            )));
+        }
         return Err(RunError::Invalid(format!(
             "knee: --start {} is above --ceiling {}: no step ran",
             knee.start, knee.ceiling
@@ -136,6 +152,9 @@ pub async fn search(
         steps,
     };
     report.knee = Some(result);
+    // A search the budget cut short found no knee it can vouch for: never passed.
+    report.budget_stop = budget_stop;
+    report.decide();
     let dir = super::report_dir(
         &opts.out,
         &format!("{}-knee", scenario.name),
@@ -143,6 +162,51 @@ pub async fn search(
     );
     let paths = super::write_files(&report, &dir, &scenario)?;
     Ok((report, paths))
+}
+
+/// What each step is held to, in words, for the report.
+fn slo(scenario: &Scenario, knee: &KneeOptions) -> Vec<String> {
+    let mut slo = Vec::new();
+    if knee.rate_limit {
+        slo.push("no 429 from the target".to_string());
+    }
+    if knee.processing {
+        slo.push(format!(
+            "runs finish at ≥ {:.0} % of the files offered per second, none missing",
+            knee.keep_up * 100.0
+        ));
+    }
+    slo.extend(scenario.thresholds.iter().map(|t| t.expr.clone()));
+    slo
+}
+
+/// The budget's stop when the next step, which could create `at_most` runs, would take
+/// the search past it.
+fn over_budget(
+    budget: Option<u64>,
+    spent: u64,
+    at_most: u64,
+    rate: f64,
+    steps: usize,
+) -> Option<crate::scenario::BudgetStop> {
+    let b = budget?;
+    if spent.saturating_add(at_most) <= b {
+        return None;
+    }
+    tracing::warn!(
+        rate,
+        spent,
+        budget = b,
+        "the budget stops the knee search: the next step could create {at_most} runs"
+    );
+    Some(crate::scenario::BudgetStop {
+        max_runs: b,
+        planned_runs: Some(spent.saturating_add(at_most)),
+        allowed_batches: 0,
+        detail: Some(format!(
+            "the knee search after {steps} step(s) and {spent} runs: the step at {rate} batch(es)/s could create {at_most} more"
+        )),
+    })
 }
 
 fn highest_held(steps: &[Step]) -> Option<&Step> {
@@ -252,6 +316,7 @@ fn judge(step: &mut Step, report: &Report, knee: &KneeOptions) {
 pub fn exit_code(report: &Report) -> u8 {
     match &report.knee {
         _ if !report.complete => exit::ABORTED,
+        _ if report.budget_stop.is_some() => exit::FAILED,
         Some(k) if k.held_per_s.is_some() => exit::PASSED,
         _ => exit::FAILED,
     }

@@ -4,9 +4,8 @@
 //! briefly for in-flight work, and still writes the report, marked incomplete.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -180,24 +179,7 @@ async fn execute(
     opts: &RunOptions,
 ) -> Result<(Report, Vec<PathBuf>), RunError> {
     let started_at = chrono::Utc::now();
-    // One stop for the whole run: the caller's signal (Ctrl-C, SIGTERM) or the run's own
-    // halt (a refused API key), whichever comes first.
-    let (halt, stop_rx) = watch::channel::<Option<String>>(None);
-    let forward = opts.stop.clone().map(|mut outer| {
-        let halt = halt.clone();
-        tokio::spawn(async move {
-            let why = match outer.wait_for(|s| s.is_some()).await {
-                Ok(w) => w.clone(),
-                Err(_) => return,
-            };
-            halt.send_if_modified(|c| {
-                c.is_none() && {
-                    *c = why;
-                    true
-                }
-            });
-        })
-    });
+    let (halt, stop_rx, forward) = one_stop(opts);
 
     // 1. The target (the metrics address first: a taken port fails before anything runs).
     let metrics_listener = match opts.metrics_listen {
@@ -224,9 +206,8 @@ async fn execute(
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
 
     // 3. The webhook receiver.
-    let (receiver, consumer) = match start_receiver(&scenario, &client, &ledger).await {
-        Ok(Some((r, c))) => (Some(r), Some(c)),
-        Ok(None) => (None, None),
+    let listening = match start_receiver(&scenario, &client, &ledger).await {
+        Ok(l) => l,
         Err(e) => {
             if let Some(m) = mock {
                 m.shutdown().await;
@@ -269,15 +250,8 @@ async fn execute(
     let interrupted = stop_rx.borrow().clone();
     // Teardown: stop listening in the order results arrive, poller first.
     watchers.stop_poller().await;
-    if let Some(r) = receiver {
-        ledger
-            .lock()
-            .expect("ledger")
-            .set_refused(u64::from(r.refused.load(Ordering::Relaxed)));
-        r.stop().await;
-    }
-    if let Some(c) = consumer {
-        let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
+    if let Some(l) = listening {
+        l.stop(&client, &ledger).await;
     }
     watchers.stop_display().await;
     if let Some(m) = mock {
@@ -310,6 +284,35 @@ async fn execute(
         f.abort();
     }
     Ok((report, paths?))
+}
+
+/// One stop for the whole run: the caller's signal (Ctrl-C, SIGTERM) or the run's own
+/// halt (a refused API key), whichever comes first. Returns the halt's sender, the stop
+/// every step watches, and the task forwarding the caller's signal.
+fn one_stop(
+    opts: &RunOptions,
+) -> (
+    watch::Sender<Option<String>>,
+    watch::Receiver<Option<String>>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let (halt, stop_rx) = watch::channel::<Option<String>>(None);
+    let forward = opts.stop.clone().map(|mut outer| {
+        let halt = halt.clone();
+        tokio::spawn(async move {
+            let why = match outer.wait_for(|s| s.is_some()).await {
+                Ok(w) => w.clone(),
+                Err(_) => return,
+            };
+            halt.send_if_modified(|c| {
+                c.is_none() && {
+                    *c = why;
+                    true
+                }
+            });
+        })
+    });
+    (halt, stop_rx, forward)
 }
 
 pub(crate) fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {

@@ -466,6 +466,7 @@ pub fn guard(
             max_runs: budget,
             planned_runs: plan.runs_at_most(),
             allowed_batches: room,
+            detail: None,
         });
     }
     scenario.load.batches = Some(scenario.load.batches.map_or(room, |b| b.min(room)));

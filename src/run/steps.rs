@@ -23,11 +23,17 @@ use crate::report::{self, Report};
 use crate::scenario::{Scenario, Target};
 use crate::webhook::receiver::Receiver;
 
+/// A webhook endpoint this run registered: removed when the run finishes.
+pub(super) struct Registration {
+    pub endpoint_id: String,
+    pub secret: String,
+}
+
 pub(super) async fn register_webhook(
     client: &Client,
     url: &str,
     scenario: &Scenario,
-) -> Result<String, RunError> {
+) -> Result<Registration, RunError> {
     let version = scenario.api_version;
     let reply = client
         .post_json(
@@ -87,6 +93,11 @@ pub(super) async fn register_webhook(
         )
         .await;
     if reply.status() != Some(200) {
+        let registration = Registration {
+            endpoint_id: id.to_string(),
+            secret: secret.to_string(),
+        };
+        remove_webhook(client, &registration).await;
         return Err(abort(
             exit::ABORTED,
             format!(
@@ -96,7 +107,28 @@ pub(super) async fn register_webhook(
             ),
         ));
     }
-    Ok(secret.to_string())
+    Ok(Registration {
+        endpoint_id: id.to_string(),
+        secret: secret.to_string(),
+    })
+}
+
+/// Removes the endpoint a run registered (its subscriptions go with it), so the next run
+/// on the same receiver address does not receive this one's deliveries. Returns whether
+/// the target confirmed it.
+pub(super) async fn remove_webhook(client: &Client, registration: &Registration) -> bool {
+    let reply = client
+        .delete(&format!("/webhook_endpoints/{}", registration.endpoint_id))
+        .await;
+    let removed = reply.status().is_some_and(|s| (200..300).contains(&s));
+    if !removed {
+        tracing::warn!(
+            endpoint = registration.endpoint_id.as_str(),
+            "could not remove this run's webhook endpoint ({}); delete it by hand",
+            reply.describe()
+        );
+    }
+    removed
 }
 
 /// Where the run's API key comes from, as a refusal's message names it.
@@ -274,12 +306,12 @@ pub(super) async fn start_receiver(
     scenario: &Scenario,
     client: &Client,
     ledger: &Arc<Mutex<Ledger>>,
-) -> Result<Option<(Receiver, tokio::task::JoinHandle<()>)>, RunError> {
+) -> Result<Option<Listening>, RunError> {
     let Some(w) = &scenario.results.webhooks else {
         return Ok(None);
     };
     let (tx, mut rx) = mpsc::channel(crate::webhook::receiver::QUEUE);
-    let r = Receiver::start(w.listen, tx, w.refuse_first)
+    let r = Receiver::start_with(w.listen, tx, w.refuse_first, w.max_age)
         .await
         .map_err(|e| {
             abort(
@@ -287,10 +319,20 @@ pub(super) async fn start_receiver(
                 format!("webhook receiver cannot listen on {}: {e}", w.listen),
             )
         })?;
-    let public = w.public_url.clone().unwrap_or_else(|| r.url());
+    // The run's own path, under the public URL too (a tunnel forwards the path).
+    let public = match &w.public_url {
+        Some(p) => format!("{}/{}", p.trim_end_matches('/'), r.key()),
+        None => r.url(),
+    };
+    let mut registration = None;
     let secret = if w.register {
         match register_webhook(client, &public, scenario).await {
-            Ok(s) => s,
+            Ok(reg) => {
+                r.own_path_only();
+                let secret = reg.secret.clone();
+                registration = Some(reg);
+                secret
+            }
             Err(a) => {
                 r.stop().await;
                 return Err(a);
@@ -308,6 +350,7 @@ pub(super) async fn start_receiver(
             )
         })?
     };
+    r.set_secret(&secret);
     let ledger = ledger.clone();
     let max_age = w.max_age;
     let consumer = tokio::spawn(async move {
@@ -320,7 +363,41 @@ pub(super) async fn start_receiver(
             }
         }
     });
-    Ok(Some((r, consumer)))
+    Ok(Some(Listening {
+        receiver: r,
+        consumer,
+        registration,
+    }))
+}
+
+/// A run's webhook side while it listens: the receiver, the task feeding its deliveries
+/// to the ledger, and the endpoint the run registered (if it did).
+pub(super) struct Listening {
+    pub receiver: Receiver,
+    pub consumer: tokio::task::JoinHandle<()>,
+    pub registration: Option<Registration>,
+}
+
+impl Listening {
+    /// Teardown: the endpoint is removed first (nothing more is sent to it), then the
+    /// receiver stops and the last deliveries reach the ledger.
+    pub(super) async fn stop(self, client: &Client, ledger: &Mutex<Ledger>) {
+        let removed = match &self.registration {
+            Some(reg) => remove_webhook(client, reg).await,
+            None => false,
+        };
+        {
+            let mut l = ledger.lock().expect("ledger");
+            l.set_refused(u64::from(self.receiver.refused.load(Ordering::Relaxed)));
+            l.set_endpoint(
+                self.receiver.foreign(),
+                self.registration.as_ref().map(|r| r.endpoint_id.clone()),
+                removed,
+            );
+        }
+        self.receiver.stop().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer).await;
+    }
 }
 
 /// The tasks that watch a run while the load runs: the poller, the progress line and

@@ -212,6 +212,9 @@ pub struct BudgetStop {
     pub planned_runs: Option<u64>,
     /// Batches the budget allowed.
     pub allowed_batches: u64,
+    /// What the budget stopped, when it was not a run's load (e.g. a knee search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Shard `index` of `count` (0-based), as in a Kubernetes Indexed Job.

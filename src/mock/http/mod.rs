@@ -70,6 +70,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/workflow_runs/{id}/cancel", post(cancel_run))
         .route("/webhook_endpoints", post(create_webhook_endpoint))
+        .route(
+            "/webhook_endpoints/{id}",
+            axum::routing::delete(delete_webhook_endpoint),
+        )
         .route("/webhook_subscriptions", post(create_webhook_subscription))
         .route("/_mock/state", get(admin_state))
         .route("/_mock/metrics", get(admin_metrics))

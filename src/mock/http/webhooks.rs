@@ -188,3 +188,35 @@ pub(super) async fn create_webhook_subscription(
     });
     finish(&s, &ctx, ok_json(&ctx, body))
 }
+
+/// `DELETE /webhook_endpoints/{id}`: the endpoint and all its subscriptions go; nothing
+/// more is delivered to it, retries included.
+pub(super) async fn delete_webhook_endpoint(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let ctx = match prelude(&s, &headers, Endpoint::WebhookEndpoints).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let removed = {
+        let mut hooks = s.hooks.lock().expect("hooks");
+        let before = hooks.endpoints.len();
+        hooks.endpoints.retain(|e| e.id != id);
+        // Deliveries stay switched on for the life of the mock once any endpoint existed:
+        // clearing the flag would race with a registration in flight.
+        before != hooks.endpoints.len()
+    };
+    if !removed {
+        return reject(
+            &s,
+            &ctx,
+            Reject {
+                code: ErrorCode::NotFound,
+                message: format!("Webhook endpoint `{id}` not found"),
+            },
+        );
+    }
+    finish(&s, &ctx, ok_json(&ctx, json!({ "id": id })))
+}

@@ -141,9 +141,9 @@ fn header(s: &mut String, r: &Report) -> std::fmt::Result {
     Ok(())
 }
 
-/// The one paragraph a newcomer needs, the headline cards, and warnings about the run itself.
-fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
-    // The one paragraph a newcomer needs.
+/// How the run ended, in one sentence: the verdict's own reasons when they are not
+/// thresholds or rules.
+fn outcome_sentence(r: &Report) -> String {
     let failed_rules: Vec<&str> = r
         .rules
         .iter()
@@ -151,6 +151,35 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
         .map(|x| x.id.as_str())
         .collect();
     let failed_thresholds = r.verdict.thresholds.iter().filter(|t| !t.passed).count();
+    if !r.complete {
+        "The run did not finish.".to_string()
+    } else if r.verdict.passed {
+        "Every threshold held and no contract rule of severity error failed.".to_string()
+    } else if failed_thresholds == 0 && failed_rules.is_empty() {
+        let why: Vec<&str> = r
+            .verdict
+            .reasons
+            .iter()
+            .map(|x| x.message.as_str())
+            .collect();
+        format!("It did not pass: {}.", why.join("; "))
+    } else {
+        format!(
+            "{} threshold(s) failed and {} contract rule(s) failed{}.",
+            failed_thresholds,
+            failed_rules.len(),
+            if failed_rules.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed_rules.join(", "))
+            }
+        )
+    }
+}
+
+/// The one paragraph a newcomer needs, the headline cards, and warnings about the run itself.
+fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
+    // The one paragraph a newcomer needs.
     write!(
         s,
         "<p class=\"lead\">{} batches were accepted carrying {} inputs; results came back for <b>{}</b> of them, <b>{}</b> are missing{}. {}</p>",
@@ -166,32 +195,7 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
         } else {
             String::new()
         },
-        if !r.complete {
-            "The run did not finish.".to_string()
-        } else if r.verdict.passed {
-            "Every threshold held and no contract rule of severity error failed.".to_string()
-        } else if failed_thresholds == 0 && failed_rules.is_empty() {
-            format!(
-                "It did not pass: {}.",
-                r.verdict
-                    .reasons
-                    .iter()
-                    .map(|x| x.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        } else {
-            format!(
-                "{} threshold(s) failed and {} contract rule(s) failed{}.",
-                failed_thresholds,
-                failed_rules.len(),
-                if failed_rules.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", failed_rules.join(", "))
-                }
-            )
-        }
+        outcome_sentence(r)
     )?;
     let submit = r.operations.get("submit");
     s.push_str("<div class=\"cards\">");
