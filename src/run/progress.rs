@@ -37,9 +37,16 @@ pub(crate) fn spawn_progress(
         };
         let started = Instant::now();
         let mut last = (Instant::now(), 0u64, 0u64);
+        let mut next = Instant::now() + period;
         loop {
-            tokio::time::sleep(period).await;
+            // Wakes often enough that a finished run does not wait out a whole period
+            // (five seconds in lines mode) before it can exit.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let finished = done.load(Ordering::Relaxed);
+            if !finished && Instant::now() < next {
+                continue;
+            }
+            next = Instant::now() + period;
             let (accepted, runs, seen, webhooks) = {
                 let l = ledger.lock().expect("ledger");
                 let accepted = l
