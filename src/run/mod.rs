@@ -286,16 +286,15 @@ async fn execute(
     Ok((report, paths?))
 }
 
+/// What stops a run, with its reason.
+type Stop = watch::Sender<Option<String>>;
+/// The task forwarding the caller's signal to the run's stop.
+type Forwarder = Option<tokio::task::JoinHandle<()>>;
+
 /// One stop for the whole run: the caller's signal (Ctrl-C, SIGTERM) or the run's own
 /// halt (a refused API key), whichever comes first. Returns the halt's sender, the stop
 /// every step watches, and the task forwarding the caller's signal.
-fn one_stop(
-    opts: &RunOptions,
-) -> (
-    watch::Sender<Option<String>>,
-    watch::Receiver<Option<String>>,
-    Option<tokio::task::JoinHandle<()>>,
-) {
+fn one_stop(opts: &RunOptions) -> (Stop, watch::Receiver<Option<String>>, Forwarder) {
     let (halt, stop_rx) = watch::channel::<Option<String>>(None);
     let forward = opts.stop.clone().map(|mut outer| {
         let halt = halt.clone();
