@@ -373,3 +373,71 @@ async fn a_run_removes_its_endpoint_and_the_next_run_on_the_same_receiver_is_cle
         );
     }
 }
+
+/// The runs the in-process mock says it created.
+async fn runs_created(mock: &batchproof::mock::MockServer) -> u64 {
+    let state: Value = reqwest::get(format!("{}/_mock/state", mock.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    state["runs"]["created"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no count of runs created in {state}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_knee_search_stops_at_its_budget_and_says_so() {
+    let mock = common::start(common::fast_profile()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(
+        dir.path(),
+        "knee.yaml",
+        &format!(
+            "name: knee\ntarget: {{url: '{}'}}\nbudget: {{max_runs: 50}}\nload:\n  phases: [{{hold: 1s, rate: 1}}]\n  inputs_per_batch: 1\nresults: {{via: polling, deadline: 10s, polling: {{interval: 100ms}}}}\n",
+            mock.url()
+        ),
+    );
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args([
+            "knee", &s, "--yes", "--limits", "requests", "--start", "2", "--step", "1s", "--out",
+            "out",
+        ])
+        .current_dir(dir.path())
+        .env("EXTEND_API_KEY", batchproof::mock::profile::DEFAULT_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let text = common::output_text(&o);
+    // The mock has no limit, so nothing but the budget ends this search.
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the budget of 50 runs stopped the knee search"),
+        "{text}"
+    );
+    let created = runs_created(&mock).await;
+    assert!(created <= 50, "{created} runs under a budget of 50\n{text}");
+    assert!(
+        created >= 2 + 4 + 8,
+        "the steps that fit ran: {created}\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forecast_of_a_job_too_small_to_sample_is_refused_before_its_first_request() {
+    let (url, count) = answering(503, "{}").await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = url_scenario(dir.path(), &url);
+    for files in ["5", "0"] {
+        let o = batchproof(
+            &["forecast", &s, "--files", files, "--yes", "--out", "out"],
+            dir.path(),
+        )
+        .await;
+        let text = common::output_text(&o);
+        assert_eq!(o.status.code(), Some(2), "{text}");
+        assert!(text.contains("fix:"), "{text}");
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 0, "nothing was sent");
+}
