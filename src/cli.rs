@@ -209,6 +209,10 @@ pub struct TargetArgs {
     /// Use the embedded mock with this profile (e.g. mock/payg.yaml).
     #[arg(long, conflicts_with = "target")]
     pub mock_profile: Option<PathBuf>,
+    /// Run the embedded mock this many times faster than real time (its rate limits
+    /// and processing scale with it; figures are also given per real second).
+    #[arg(long, value_name = "N", conflicts_with = "target")]
+    pub time_scale: Option<f64>,
 }
 
 /// `batchproof forecast`'s options.
@@ -266,6 +270,13 @@ pub struct KneeArgs {
     /// `budget.max_runs`): the search stops before a step that could pass it.
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u64>,
+    /// Between steps against a URL, leave the target alone this long (longer when it
+    /// asked for more with Retry-After), so no step inherits the last one's limiter state.
+    #[arg(long, default_value = "2s", value_parser = batchproof::config::parse_duration)]
+    pub quiet: std::time::Duration,
+    /// Progress display for each step: auto, bars, lines, none.
+    #[arg(long, value_enum, default_value_t = Progress::None)]
+    pub progress: Progress,
     /// Against a URL target: a knee search sends until something breaks, so it
     /// runs only when asked to.
     #[arg(long)]

@@ -98,6 +98,7 @@ async fn dispatch(command: Command) -> u8 {
                     shard,
                     stop: None,
                     metrics_listen,
+                    time_scale: None,
                 },
                 spend,
             )
@@ -119,6 +120,7 @@ async fn dispatch(command: Command) -> u8 {
                 shard: None,
                 stop: None,
                 metrics_listen: None,
+                time_scale: None,
             },
             from.as_deref(),
         ),
@@ -188,8 +190,9 @@ async fn knee(a: cli::KneeArgs) -> u8 {
         processing: a.limits != cli::KneeLimits::Requests,
         keep_up: 0.97,
         max_runs: a.max_runs,
+        quiet: a.quiet,
     };
-    let opts = options(a.scenario, a.to, batchproof::run::ProgressMode::None);
+    let opts = options(a.scenario, a.to, a.progress.into());
     commands::run::knee(opts, knee, a.yes).await
 }
 
@@ -208,5 +211,6 @@ fn options(
         shard: None,
         stop: None,
         metrics_listen: None,
+        time_scale: to.time_scale,
     }
 }

@@ -274,6 +274,7 @@ async fn the_forecast_and_knee_sections_render_in_headless_chromium() {
         shard: None,
         stop: None,
         metrics_listen: None,
+        time_scale: None,
     };
     let knee = batchproof::run::knee::KneeOptions {
         start: 2.0,
@@ -285,6 +286,7 @@ async fn the_forecast_and_knee_sections_render_in_headless_chromium() {
         processing: true,
         keep_up: 0.97,
         max_runs: None,
+        quiet: std::time::Duration::from_secs(1),
     };
     let (report, paths) =
         batchproof::run::knee::search(Scenario::load(&path).unwrap(), &knee, &opts)

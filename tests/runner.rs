@@ -44,6 +44,7 @@ async fn run_scenario(dir: &Path, yaml: &str, target: Option<String>) -> Outcome
         shard: None,
         stop: None,
         metrics_listen: None,
+        time_scale: None,
     })
     .await;
     let report = std::fs::read_dir(&out)

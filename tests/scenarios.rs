@@ -327,6 +327,7 @@ fn profiles_extend_one_another_and_mock_profile_layers_over_the_scenarios() {
         shard: None,
         stop: None,
         metrics_listen: None,
+        time_scale: None,
     };
     let s = batchproof::run::prepare(&opts).unwrap();
     let batchproof::scenario::Target::Mock { profile, .. } = s.target else {

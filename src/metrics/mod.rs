@@ -276,6 +276,9 @@ pub struct HttpMetrics {
     pub requests: u64,
     pub errors: u64,
     pub throttles: u64,
+    /// The longest Retry-After any answer asked for: how long the target wants to be
+    /// left alone (the knee waits it out between steps).
+    pub retry_after_max: std::time::Duration,
 }
 
 impl HttpMetrics {
@@ -294,5 +297,12 @@ impl HttpMetrics {
             _ => self.errors += 1,
         }
         *self.outcomes.entry(key).or_default() += 1;
+        if let Reply::Answered {
+            retry_after: Some(wait),
+            ..
+        } = reply
+        {
+            self.retry_after_max = self.retry_after_max.max(*wait);
+        }
     }
 }

@@ -45,6 +45,10 @@ pub struct Step {
     /// step collected no results).
     pub offered_files_per_s: f64,
     pub finished_files_per_s: f64,
+    /// The optimistic bound of `finished_files_per_s` (one-sided 90 %): a step breaks
+    /// on processing only when even this falls short.
+    #[serde(default)]
+    pub finished_files_per_s_high: f64,
     pub throttles: u64,
     pub submit_p50_ms: f64,
     pub submit_p99_ms: f64,
@@ -101,6 +105,9 @@ pub struct Knee {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_scale: Option<f64>,
     pub method: String,
+    /// Set when the search was stopped before it found its answer: then it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 impl Knee {
@@ -131,6 +138,12 @@ impl Knee {
             }
             _ => String::new(),
         };
+        if let Some(why) = &self.interrupted {
+            return format!(
+                "no answer: the search was interrupted ({why}) after {} step(s)",
+                self.steps.len()
+            );
+        }
         match (self.held_per_s, self.broke_per_s) {
             (Some(h), Some(b)) => format!(
                 "held {}; broke at {} on {limit}{capacity}{real}",
@@ -175,16 +188,21 @@ pub fn capacity(steps: &[Step], limit: Limit) -> Option<f64> {
 pub fn step_of(report: &Report, offered_per_s: f64, inputs_per_batch: u64) -> Step {
     let submit = report.operations.get("submit");
     let collecting = !report.target.results_via.is_empty();
+    let finished = if collecting {
+        finished_rate(report, offered_per_s * inputs_per_batch as f64)
+    } else {
+        (0.0, 0.0)
+    };
     Step {
         offered_per_s,
         accepted_per_s: report.throughput.batches_per_s,
         offered_files_per_s: offered_per_s * inputs_per_batch as f64,
-        finished_files_per_s: if collecting {
-            finished_rate(report, offered_per_s * inputs_per_batch as f64)
-        } else {
-            0.0
-        },
-        throttles: report.http.throttles,
+        finished_files_per_s: finished.0,
+        finished_files_per_s_high: finished.1,
+        throttles: report
+            .batches
+            .throttle_answers
+            .max(report.batches.throttled),
         submit_p50_ms: submit.map_or(0.0, |s| s.response.p50_ms),
         submit_p99_ms: submit.map_or(0.0, |s| s.response.p99_ms),
         e2e_p95_ms: (collecting && report.e2e.count > 0).then_some(report.e2e.p95_ms),
@@ -200,7 +218,10 @@ pub fn step_of(report: &Report, offered_per_s: f64, inputs_per_batch: u64) -> St
 /// the ratio of offered to finished. The least-squares slope over every batch reads that
 /// ratio without the bias a completion-rate window has (the spread of processing times
 /// stretches the window and reads as a slower rate).
-fn finished_rate(report: &Report, offered_files_per_s: f64) -> f64 {
+///
+/// Returns the estimate and its optimistic bound (one-sided 90 %, from the slope's
+/// standard error): a step whose few batches read a little slow by chance is not a knee.
+fn finished_rate(report: &Report, offered_files_per_s: f64) -> (f64, f64) {
     let points: Vec<(f64, f64)> = report
         .batches
         .list
@@ -215,7 +236,7 @@ fn finished_rate(report: &Report, offered_files_per_s: f64) -> f64 {
         0.0
     };
     if points.len() < 3 {
-        return plain;
+        return (plain, plain);
     }
     let n = points.len() as f64;
     let (mx, my) = points
@@ -225,7 +246,20 @@ fn finished_rate(report: &Report, offered_files_per_s: f64) -> f64 {
         (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
     });
     if sxx <= 0.0 || sxy <= 0.0 {
-        return plain;
+        return (plain, plain);
     }
-    offered_files_per_s / (sxy / sxx).max(1e-9)
+    let slope = sxy / sxx;
+    let residual: f64 = points
+        .iter()
+        .map(|(x, y)| {
+            let e = y - (my + slope * (x - mx));
+            e * e
+        })
+        .sum::<f64>()
+        / (n - 2.0).max(1.0);
+    let se = (residual / sxx).sqrt();
+    (
+        offered_files_per_s / slope.max(1e-9),
+        offered_files_per_s / (slope - 1.2816 * se).max(1e-9),
+    )
 }

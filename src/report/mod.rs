@@ -169,6 +169,9 @@ pub struct Http {
     pub requests: u64,
     pub errors: u64,
     pub throttles: u64,
+    /// The longest Retry-After any answer asked for (ms; 0 when none did).
+    #[serde(default)]
+    pub retry_after_max_ms: f64,
     pub outcomes: BTreeMap<String, u64>,
 }
 
@@ -202,6 +205,10 @@ pub struct Batches {
     /// Rejected batches by HTTP status (401 and 403: the API key was refused).
     #[serde(default)]
     pub rejected_by_status: BTreeMap<String, u64>,
+    /// 429 answers to the batch submissions themselves (retried or not), apart from any
+    /// the polling drew.
+    #[serde(default)]
+    pub throttle_answers: u64,
     /// Submit (intended) → last run terminal, for batches whose runs all finished.
     pub completion: LatencySummary,
     /// Per-batch lines (the first 10,000).

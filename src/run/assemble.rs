@@ -116,6 +116,7 @@ pub(crate) fn build_report(
             requests: metrics.requests,
             errors: metrics.errors,
             throttles: metrics.throttles,
+            retry_after_max_ms: metrics.retry_after_max.as_secs_f64() * 1e3,
             outcomes: metrics.outcomes.clone(),
         },
         batches,
@@ -268,6 +269,11 @@ fn account(
         unreachable: 0,
         unanswered: unsent,
         rejected_by_status: BTreeMap::new(),
+        throttle_answers: ledger
+            .batches()
+            .iter()
+            .map(|b| u64::from(b.throttles))
+            .sum(),
         completion: ledger.batch_completion().summary(),
         list: Vec::new(),
     };

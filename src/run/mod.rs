@@ -85,6 +85,8 @@ pub struct RunOptions {
     pub stop: Option<watch::Receiver<Option<String>>>,
     /// Serve live Prometheus metrics at `http://ADDR/metrics` while the run runs.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Run the embedded mock at this time scale instead of its profile's.
+    pub time_scale: Option<f64>,
 }
 
 /// What kept a run (or a resume) from producing a report. Each kind has its documented
@@ -141,6 +143,22 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
             profile: Box::new(profile),
             profile_path: Some(path.clone()),
         };
+    }
+    if let Some(ts) = opts.time_scale {
+        if !(ts.is_finite() && ts > 0.0) {
+            return Err(invalid(format!(
+                "--time-scale {ts}: the time scale must be a positive number (1 is real time)"
+            )));
+        }
+        match &mut scenario.target {
+            Target::Mock { profile, .. } => profile.time_scale = ts,
+            Target::Url { .. } => {
+                return Err(invalid(
+                    "--time-scale speeds up the embedded mock; a URL target runs at its own pace"
+                        .into(),
+                ));
+            }
+        }
     }
     if let Some(url) = &opts.target {
         if !(url.starts_with("http://") || url.starts_with("https://")) {

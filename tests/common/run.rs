@@ -16,6 +16,7 @@ pub async fn run_in_process(
         shard,
         stop: None,
         metrics_listen: None,
+        time_scale: None,
     };
     batchproof::run::run_scenario(scenario, &opts)
         .await
