@@ -473,7 +473,7 @@ fn step_scenario(base: &Scenario, rate: f64, inputs: u64, knee: &KneeOptions) ->
     s.load.batches = None;
     s.load.size = BatchSize::Fixed(inputs);
     s.load.max_throttle_retries = 0;
-    let mut limits = base.limits.clone();
+    let mut limits = base.limits;
     if let crate::scenario::Target::Mock { profile, .. } = &base.target {
         let ts = profile.time_scale;
         limits.get_rps = limits.get_rps.or(profile.limits.get_rps.map(|r| r * ts));
