@@ -1,6 +1,7 @@
 //! `batchproof run`, `validate`, `resume` and `report --from-journal`: the commands that
 //! work on a scenario or a run's folder.
 
+use crate::commands::stdout::{say, sayln};
 use std::path::{Path, PathBuf};
 
 use batchproof::run::plan::{self, Plan};
@@ -40,7 +41,7 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
         }
     };
     if spend.dry_run {
-        print!("{}", Plan::of(&scenario, None));
+        say!("{}", Plan::of(&scenario, None));
         return exit::PASSED;
     }
     let scenario = match plan::guard(scenario, spend.max_runs, spend.yes) {
@@ -74,7 +75,7 @@ pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
             return exit::INVALID;
         }
     };
-    print!("{}", Plan::of(&scenario, credits_per_run));
+    say!("{}", Plan::of(&scenario, credits_per_run));
     exit::PASSED
 }
 
@@ -83,7 +84,7 @@ pub fn validate(files: &[PathBuf]) -> u8 {
     let mut code = exit::PASSED;
     for f in files {
         match Scenario::load(f) {
-            Ok(s) => println!(
+            Ok(s) => sayln!(
                 "{}: ok ({} phase(s), {} threshold(s), target {})",
                 f.display(),
                 s.load.phases.len(),
@@ -95,7 +96,7 @@ pub fn validate(files: &[PathBuf]) -> u8 {
             ),
             Err(e) => match batchproof::mock::Profile::load(f) {
                 // Not a scenario, but a valid mock profile: say what it is.
-                Ok(p) => println!(
+                Ok(p) => sayln!(
                     "{}: ok — a mock profile, not a scenario (time scale {}, {} workers); use it as `target.mock.profile` in a scenario, with `run --mock-profile`, or with `batchproof mock --profile`",
                     f.display(),
                     p.time_scale,
@@ -149,7 +150,7 @@ pub async fn forecast(mut opts: RunOptions, job: ForecastJob, spend: Spend) -> u
     let code = finish(result);
     match (forecast, error) {
         (Some(f), _) => {
-            println!("{}", batchproof::report::forecast::headline(&f));
+            sayln!("{}", batchproof::report::forecast::headline(&f));
             code
         }
         (None, Some(e)) => {
@@ -180,13 +181,13 @@ pub async fn knee(mut opts: RunOptions, knee: run::knee::KneeOptions, yes: bool)
     match run::knee::search(scenario, &knee, &opts).await {
         Ok((report, paths)) => {
             for p in &paths {
-                println!("report: {}", p.display());
+                sayln!("report: {}", p.display());
             }
             if let Some(k) = &report.knee {
                 for s in &k.steps {
-                    println!("  {}", s.line());
+                    sayln!("  {}", s.line());
                 }
-                println!("knee: {}", k.headline());
+                sayln!("knee: {}", k.headline());
             }
             run::knee::exit_code(&report)
         }
