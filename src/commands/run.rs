@@ -32,6 +32,9 @@ pub struct Spend {
 
 /// `batchproof run`.
 pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
+    if spend.dry_run {
+        return plan(opts, None);
+    }
     opts.stop = Some(signals::stop_on_signal());
     let scenario = match run::prepare(&opts) {
         Ok(s) => s,
@@ -40,10 +43,6 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
             return e.exit_code();
         }
     };
-    if spend.dry_run {
-        say!("{}", Plan::of(&scenario, None));
-        return exit::PASSED;
-    }
     let scenario = match plan::guard(scenario, spend.max_runs, spend.yes) {
         Ok(s) => s,
         Err(e) => {
@@ -56,8 +55,13 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
 
 /// `batchproof plan`: the plan, priced at an earlier report's credits per run when given.
 pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
-    let scenario = match run::prepare(&opts) {
-        Ok(s) => s,
+    let scenario = match run::prepare_plan(&opts) {
+        Ok((s, None)) => s,
+        Ok((s, Some(refusal))) => {
+            // The plan sends nothing, so it is printed; the run would stop here.
+            eprintln!("note: `run` would refuse this as it stands: {refusal}");
+            s
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return e.exit_code();
