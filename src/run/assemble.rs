@@ -19,6 +19,12 @@ use crate::scenario::{Model, Scenario, Target};
 /// submissions must be late.
 pub const SATURATION_MIN_SUBMISSIONS: u64 = 100;
 
+/// Schedule lag p99 above the scenario's bound, over enough submissions to say so.
+fn saturated(lag: &crate::metrics::LatencySummary, scenario: &Scenario) -> bool {
+    lag.count >= SATURATION_MIN_SUBMISSIONS
+        && lag.p99_ms > scenario.load.lag_bound.as_secs_f64() * 1e3
+}
+
 /// When the run started and how its load ended: what the report needs besides the ledger
 /// and the request metrics.
 pub(crate) struct Span {
@@ -43,8 +49,7 @@ pub(crate) fn build_report(
     let (steady, window) = steady_rate(&mut completions);
     let batches_per_s = acceptance_rate(ledger, scenario.load.model, &span);
     let submit = metrics.submit.summary();
-    let lag_p99 = submit.lag.p99_ms;
-    let lag_samples = submit.lag.count;
+    let (lag_p99, saturated) = (submit.lag.p99_ms, saturated(&submit.lag, scenario));
     let target = target_info(scenario, base);
     let forecast = scenario.sample.as_ref().map(|job| {
         if let Some(why) = &span.interrupted {
@@ -113,8 +118,7 @@ pub(crate) fn build_report(
         duration_s: (finished_at - span.started_at).num_milliseconds() as f64 / 1e3,
         verdict: Verdict::default(),
         generator: Generator {
-            saturated: lag_samples >= SATURATION_MIN_SUBMISSIONS
-                && lag_p99 > scenario.load.lag_bound.as_secs_f64() * 1e3,
+            saturated,
             lag_p99_ms: lag_p99,
             lag_bound_ms: scenario.load.lag_bound.as_secs_f64() * 1e3,
             unsent_batches: span.unsent,
