@@ -13,8 +13,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Load-testing and conformance harness for batch workflow-run APIs",
     long_about = "Load-testing and conformance harness for batch workflow-run APIs \
                   (Extend's Batch Run Workflow first).\n\n\
-                  Exit codes: 0 all thresholds met; 1 a threshold failed; \
-                  2 invalid scenario or usage; 3 target unreachable or run aborted."
+                  Exit codes: 0 every threshold met, no error rule failed; \
+                  1 a threshold or an error rule failed; 2 invalid scenario or usage; \
+                  3 target unreachable or run aborted; 4 harness fault (the accounting \
+                  broke one of its own invariants; please report it)."
 )]
 pub struct Cli {
     /// Log line format on stderr (filter with RUST_LOG, e.g. RUST_LOG=batchproof=debug).
@@ -61,7 +63,7 @@ pub enum Command {
         dry_run: bool,
         /// Against a URL target: the most runs this run may create (probes included);
         /// overrides the scenario's `budget.max_runs`.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = run_count)]
         max_runs: Option<u64>,
         /// Against a URL target: start even without a budget, or over it.
         #[arg(long)]
@@ -171,9 +173,9 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Serve the stateful mock of the workflow-run API.
     Mock {
-        /// Address to listen on.
+        /// Address to listen on, HOST:PORT (a host name is resolved, e.g. localhost:8080).
         #[arg(long, default_value = "127.0.0.1:8080")]
-        bind: SocketAddr,
+        bind: String,
         /// Profile YAML (default: the built-in mock/local.yaml, where batches drain over seconds).
         #[arg(long)]
         profile: Option<PathBuf>,
@@ -232,7 +234,7 @@ pub struct ForecastArgs {
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
     /// Against a URL target: the most runs the sample may create.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = run_count)]
     pub max_runs: Option<u64>,
     /// Against a URL target: start even without a budget, or over it.
     #[arg(long)]
@@ -323,4 +325,13 @@ pub enum Starter {
     Smoke,
     Capacity,
     Conformance,
+}
+
+/// `--max-runs N`: a whole number of runs ≥ 0, refused with the fix otherwise.
+pub fn run_count(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|_| {
+        format!(
+            "`{s}` is not a number of runs: --max-runs is the most runs the command may create, a whole number ≥ 0 (e.g. --max-runs 2200)"
+        )
+    })
 }

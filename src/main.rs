@@ -10,6 +10,7 @@ mod commands;
 
 use batchproof::run::{RunOptions, exit};
 use cli::{Cli, Command, LogFormat};
+use commands::stdout::say;
 
 // Batch bodies are ~100-200 KB each and short-lived: glibc serves such sizes with a fresh
 // mmap (and page faults) per allocation, which measurably slowed submission; mimalloc
@@ -154,7 +155,7 @@ async fn dispatch(command: Command) -> u8 {
             partial,
         } => commands::reports::merge(&reports, &out, partial),
         Command::Checks { format } => {
-            print!(
+            say!(
                 "{}",
                 batchproof::checks::listing(format == cli::ListFormat::Json)
             );

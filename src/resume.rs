@@ -42,8 +42,13 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
         ))
     })?;
     let h = &replay.header;
-    let scenario = Scenario::from_text(Path::new(&h.scenario_file), &h.scenario_text)
-        .map_err(|e| RunError::Invalid(format!("the journal's scenario: {e}")))?;
+    // The journal recorded the URL, so `url: ${TARGET_URL}` needs no environment now.
+    let scenario = Scenario::from_text_at(
+        Path::new(&h.scenario_file),
+        &h.scenario_text,
+        Some(&h.target_url),
+    )
+    .map_err(|e| RunError::Invalid(format!("the journal's scenario: {e}")))?;
     let started_at = chrono::DateTime::parse_from_rfc3339(&h.started_at)
         .map_err(|e| {
             RunError::Invalid(format!("the journal's start time {:?}: {e}", h.started_at))

@@ -1,6 +1,8 @@
-//! The verification snippets in `mock/README.md` are code a client developer copies: each
-//! is extracted from the README and run (Python, Node) against a delivery signed the way
-//! the mock signs, and against the same delivery tampered with.
+//! The READMEs work as written. The verification snippets in `mock/README.md` are code a
+//! client developer copies: each is extracted from the README and run (Python, Node)
+//! against a delivery signed the way the mock signs, and against the same delivery
+//! tampered with. README.md's command lines are run as written (a local server standing
+//! in for the real API), and each command of its table with real arguments.
 
 use std::path::Path;
 use std::process::Command;
@@ -70,4 +72,293 @@ fn the_node_verification_snippet_accepts_a_real_signature_and_refuses_a_tampered
     );
     std::fs::write(&file, program).unwrap();
     assert_eq!(run("node", &file), "true false");
+}
+
+// ---------------------------------------------------------------------------------------
+// README.md's command lines, run as written on this machine. A line against the real API
+// runs against a local stand-in at the same place in the line; everything runs in a
+// scratch folder holding copies of scenarios/ and mock/, so relative paths read as in a
+// checkout and nothing is written into it.
+
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// Every command line in README.md's ```sh blocks: comments dropped, `\` continuations
+/// joined, `cargo run --release --` read as the installed binary.
+fn readme_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut lines = Vec::new();
+    for block in readme.split("```sh\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        let mut joined = String::new();
+        for line in body.lines() {
+            match line.strip_suffix('\\') {
+                Some(part) => joined.push_str(part),
+                None => {
+                    joined.push_str(line);
+                    let cmd = match joined.find("  #") {
+                        Some(at) => &joined[..at],
+                        None => &joined,
+                    };
+                    let cmd = cmd.trim().replace("cargo run --release --", "batchproof");
+                    if !cmd.is_empty() && !cmd.starts_with('#') {
+                        lines.push(cmd);
+                    }
+                    joined.clear();
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// The README's line that starts with `prefix` (the test fails when the README changed).
+fn readme_line(prefix: &str) -> String {
+    let lines = readme_lines();
+    lines
+        .iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("README.md has no `{prefix}…` line in a sh block: {lines:#?}"))
+        .clone()
+}
+
+/// A scratch folder with copies of scenarios/ and mock/.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["scenarios", "mock", "mock/defects"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(root().join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+/// `line` through `sh -c` in `dir`, with the built binary first on PATH.
+fn shell(line: &str, dir: &Path) -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_batchproof"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(line)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env_remove("TARGET_URL")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn sh(line: &str, dir: &Path) -> (Option<i32>, String, String) {
+    let o = shell(line, dir).output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The report.json a run or merge printed (`report: …/report.json`), absolute.
+fn report_json(stdout: &str, dir: &Path) -> String {
+    let line = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("report: ")
+                .filter(|p| p.ends_with("report.json"))
+        })
+        .unwrap_or_else(|| panic!("no report.json in: {stdout}"));
+    dir.join(line).display().to_string()
+}
+
+#[tokio::test]
+async fn the_readme_ci_example_plans_against_a_stand_in_and_the_run_asks_for_a_public_url() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::any};
+    let api = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&api)
+        .await;
+    let dir = scratch();
+    let real = "https://api.extend.ai";
+
+    // `plan` sends nothing, so it plans a webhook scenario against a URL without refusing.
+    let plan = readme_line("batchproof plan scenarios/conformance.yaml --target");
+    let (code, out, err) = sh(&plan.replace(real, &api.uri()), dir.path());
+    assert_eq!(code, Some(0), "{plan}: {out}{err}");
+    let full = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        full.contains("what it would create: 2,139 runs at most")
+            && out.contains("2139 created at most"),
+        "the README's figure is the plan's: {out}"
+    );
+    assert!(
+        err.contains("public_url"),
+        "the plan notes what `run` needs: {err}"
+    );
+
+    // The run line refuses before its first request, with the fix the README gives.
+    let run = readme_line("batchproof run scenarios/conformance.yaml --target");
+    let (code, out, err) = sh(
+        &format!("EXTEND_API_KEY=sk_test {}", run.replace(real, &api.uri())),
+        dir.path(),
+    );
+    assert_eq!(code, Some(2), "{run}: {out}{err}");
+    assert!(
+        err.contains("results.webhooks.public_url") && err.contains("via: polling"),
+        "{err}"
+    );
+    assert!(
+        full.contains("set `results.webhooks.public_url`"),
+        "the README says what to set"
+    );
+    assert!(
+        api.received_requests().await.unwrap_or_default().is_empty(),
+        "plan and a refused run send nothing"
+    );
+}
+
+#[test]
+fn the_readme_mock_example_answers_its_curl() {
+    use std::io::BufRead;
+    let dir = scratch();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let serve = readme_line("batchproof mock --bind 127.0.0.1:8080");
+    let mut mock = shell(
+        &format!("exec {}", serve.replace("8080", &port.to_string())),
+        dir.path(),
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stderr = std::io::BufReader::new(mock.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("serving") {
+        line.clear();
+    }
+    assert!(line.contains("serving"), "the mock did not start: {line}");
+    let curl = readme_line("curl ");
+    let (code, out, err) = sh(&curl.replace("8080", &port.to_string()), dir.path());
+    let _ = mock.kill();
+    let _ = mock.wait();
+    assert_eq!(code, Some(0), "{curl}: {err}");
+    let body: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(
+        body.to_string().contains("batch_") || body.to_string().contains("batchId"),
+        "an accepted batch: {body}"
+    );
+}
+
+#[test]
+fn the_readme_commands_run_as_written_on_this_machine() {
+    let dir = scratch();
+    let d = dir.path();
+    let ok = |line: &str| {
+        let (code, out, err) = sh(line, d);
+        assert_eq!(code, Some(0), "`{line}`:\n{out}\n{err}");
+        out
+    };
+
+    // The first command of the README: the smoke scenario on the embedded mock.
+    let first = readme_line("batchproof run");
+    assert_eq!(first, "batchproof run");
+    let run = report_json(&ok(&first), d);
+
+    // Shards side by side, then `merge` (the README's `merge SHARD.json… [--out DIR]`).
+    let shards: Vec<_> = ["0/2", "1/2"]
+        .iter()
+        .map(|s| {
+            shell(
+                &format!("batchproof run scenarios/smoke.yaml --shard {s} --out shards"),
+                d,
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect();
+    let mut jsons = Vec::new();
+    for o in &shards {
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        jsons.push(report_json(&out, d));
+    }
+    let merged = report_json(
+        &ok(&format!(
+            "batchproof merge {} --out merged",
+            jsons.join(" ")
+        )),
+        d,
+    );
+
+    // `compare BASE.json NEW.json`: the merged shards against the whole run.
+    let out = ok(&format!("batchproof compare {run} {merged} --out cmp"));
+    assert!(out.contains("no regression"), "{out}");
+    assert!(d.join("cmp/compare.html").exists());
+
+    // `report RUN.json --format …` and `-o FILE`.
+    for f in ["html", "md", "junit", "json"] {
+        ok(&format!(
+            "batchproof report {run} --format {f} -o again.{f}"
+        ));
+    }
+
+    // `checks`: the 38 rules the README counts.
+    ok("batchproof checks");
+    let rules: serde_json::Value =
+        serde_json::from_str(&ok("batchproof checks --format json")).unwrap();
+    let n = rules
+        .as_array()
+        .or_else(|| rules["rules"].as_array())
+        .map(Vec::len);
+    let full = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let n = n.expect("a JSON list of rules");
+    assert!(
+        full.contains(&format!("runs every rule of `batchproof checks` ({n},")),
+        "{n} rules"
+    );
+
+    // `validate FILE…` over the shipped scenarios (capacity reads ${TARGET_URL}).
+    ok("TARGET_URL=http://127.0.0.1:9 batchproof validate scenarios/*.yaml");
+
+    // `init`, then the next steps it prints.
+    let out = ok("batchproof init");
+    let next = out
+        .split("next: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("init prints the next step: {out}"))
+        .trim()
+        .to_string();
+    ok(&next);
+    ok("batchproof init mine --kind conformance && batchproof validate mine.yaml");
+
+    // `completions bash`.
+    assert!(ok("batchproof completions bash").contains("batchproof"));
+
+    // The forecast of the capacity example, on the mock.
+    let forecast = readme_line("batchproof forecast scenarios/capacity.yaml");
+    let out = ok(&forecast);
+    assert!(out.contains("FAILED"), "{out}");
 }

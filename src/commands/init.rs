@@ -2,6 +2,7 @@
 //! a shell's completion script; and the built-in smoke scenario lets an installed
 //! `batchproof run` work outside the checkout.
 
+use crate::commands::stdout::sayln;
 use std::path::{Path, PathBuf};
 
 use batchproof::run::exit;
@@ -140,7 +141,7 @@ pub fn init(name: &str, kind: Starter, dir: &Path) -> u8 {
     }
     match std::fs::write(&path, template(kind, name)) {
         Ok(()) => {
-            println!(
+            sayln!(
                 "wrote {}; next: batchproof validate {0} && batchproof plan {0}",
                 path.display()
             );
@@ -157,6 +158,8 @@ pub fn init(name: &str, kind: Starter, dir: &Path) -> u8 {
 pub fn completions(shell: clap_complete::Shell) -> u8 {
     use clap::CommandFactory;
     let mut cmd = crate::cli::Cli::command();
-    clap_complete::generate(shell, &mut cmd, "batchproof", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "batchproof", &mut script);
+    crate::commands::stdout::write_bytes(&script);
     exit::PASSED
 }

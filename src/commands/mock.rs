@@ -10,7 +10,7 @@ use super::signals::stop_signal;
 pub const LOCAL_PROFILE: &str = include_str!("../../mock/local.yaml");
 
 pub async fn serve(
-    bind: std::net::SocketAddr,
+    bind: String,
     profile: Option<std::path::PathBuf>,
     time_scale: Option<f64>,
     seed: Option<u64>,
@@ -38,6 +38,20 @@ pub async fn serve(
     if let Some(seed) = seed {
         profile.seed = seed;
     }
+    // The flags are checked as the profile's own fields are: a bad one is a usage error.
+    if let Err((message, fix)) = profile.validate() {
+        eprintln!("error: {message} (from --time-scale or the profile)\n  fix: {fix}");
+        return exit::INVALID;
+    }
+    let bind = match resolve(&bind).await {
+        Ok(addr) => addr,
+        Err(why) => {
+            eprintln!(
+                "error: --bind `{bind}`: {why}\n  fix: write HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080"
+            );
+            return exit::INVALID;
+        }
+    };
     let stop = stop_signal();
     let server = match MockServer::start(profile, bind).await {
         Ok(s) => s,
@@ -56,4 +70,25 @@ pub async fn serve(
     eprintln!("stopping the mock");
     server.shutdown().await;
     0
+}
+
+/// `--bind HOST:PORT`: an address as written, or a host name resolved (its first address,
+/// IPv4 first, since clients that say `localhost` mostly mean 127.0.0.1).
+async fn resolve(bind: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = bind.parse() {
+        return Ok(addr);
+    }
+    if !bind.contains(':') {
+        return Err("no port".into());
+    }
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(bind)
+        .await
+        .map_err(|e| format!("cannot resolve it: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| "the host name resolves to no address".into())
 }

@@ -7,11 +7,13 @@ pub mod mock;
 pub mod reports;
 pub mod run;
 pub mod signals;
+pub mod stdout;
 
 use std::path::PathBuf;
 
 use batchproof::report::{Format, Report, console::Console};
 use batchproof::run::{RunError, exit};
+use stdout::sayln;
 
 /// Prints a run's summary and the files written, or the error that kept a report from
 /// existing; returns the exit code.
@@ -19,10 +21,10 @@ pub fn finish(result: Result<(Report, Vec<PathBuf>), RunError>) -> u8 {
     match result {
         Ok((report, paths)) => {
             if let Ok(text) = Console.render(&report) {
-                println!("{text}");
+                sayln!("{text}");
             }
             for p in &paths {
-                println!("report: {}", p.display());
+                sayln!("report: {}", p.display());
             }
             if report.complete && report.batches.accepted == 0 && report.batches.unreachable > 0 {
                 eprintln!("error: target unreachable: no batch could be sent");

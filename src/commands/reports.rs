@@ -2,6 +2,7 @@
 //! report.json again), `compare` (two runs) and `merge` (shards). Each reads JSON reports
 //! with a clear error naming the file, and returns an exit code.
 
+use crate::commands::stdout::{say, sayln};
 use std::path::{Path, PathBuf};
 
 use crate::cli::ReportFormat;
@@ -39,12 +40,12 @@ pub fn render(path: &Path, format: ReportFormat, out: Option<&Path>) -> u8 {
     };
     match out {
         None => {
-            print!("{text}");
+            say!("{text}");
             exit::PASSED
         }
         Some(o) => match std::fs::write(o, text) {
             Ok(()) => {
-                println!("report: {}", o.display());
+                sayln!("report: {}", o.display());
                 exit::PASSED
             }
             Err(e) => {
@@ -103,7 +104,7 @@ pub fn compare(
         },
     );
     let md = report::compare::markdown(&c);
-    print!("{md}");
+    say!("{md}");
     let dir: PathBuf = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| new.parent().map(Path::to_path_buf).unwrap_or_default());
@@ -111,7 +112,7 @@ pub fn compare(
         .and_then(|_| std::fs::write(dir.join("compare.md"), &md))
         .and_then(|_| std::fs::write(dir.join("compare.html"), report::compare::html(&c)));
     match written {
-        Ok(()) => println!("\ncompare: {}", dir.join("compare.html").display()),
+        Ok(()) => sayln!("\ncompare: {}", dir.join("compare.html").display()),
         Err(e) => eprintln!("warning: writing the comparison to {}: {e}", dir.display()),
     }
     if c.regressions() > 0 {
@@ -142,10 +143,10 @@ pub fn merge(paths: &[PathBuf], out: &Path, partial: bool) -> u8 {
     match report::write_all(&merged, out, &formats) {
         Ok(paths) => {
             if let Ok(text) = report::console::Console.render(&merged) {
-                println!("{text}");
+                sayln!("{text}");
             }
             for p in paths {
-                println!("report: {}", p.display());
+                sayln!("report: {}", p.display());
             }
         }
         Err(e) => {

@@ -1,6 +1,7 @@
 //! `batchproof run`, `validate`, `resume` and `report --from-journal`: the commands that
 //! work on a scenario or a run's folder.
 
+use crate::commands::stdout::{say, sayln};
 use std::path::{Path, PathBuf};
 
 use batchproof::run::plan::{self, Plan};
@@ -31,6 +32,9 @@ pub struct Spend {
 
 /// `batchproof run`.
 pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
+    if spend.dry_run {
+        return plan(opts, None);
+    }
     opts.stop = Some(signals::stop_on_signal());
     let scenario = match run::prepare(&opts) {
         Ok(s) => s,
@@ -39,10 +43,6 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
             return e.exit_code();
         }
     };
-    if spend.dry_run {
-        print!("{}", Plan::of(&scenario, None));
-        return exit::PASSED;
-    }
     let scenario = match plan::guard(scenario, spend.max_runs, spend.yes) {
         Ok(s) => s,
         Err(e) => {
@@ -55,8 +55,13 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
 
 /// `batchproof plan`: the plan, priced at an earlier report's credits per run when given.
 pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
-    let scenario = match run::prepare(&opts) {
-        Ok(s) => s,
+    let scenario = match run::prepare_plan(&opts) {
+        Ok((s, None)) => s,
+        Ok((s, Some(refusal))) => {
+            // The plan sends nothing, so it is printed; the run would stop here.
+            eprintln!("note: `run` would refuse this as it stands: {refusal}");
+            s
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return e.exit_code();
@@ -74,7 +79,7 @@ pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
             return exit::INVALID;
         }
     };
-    print!("{}", Plan::of(&scenario, credits_per_run));
+    say!("{}", Plan::of(&scenario, credits_per_run));
     exit::PASSED
 }
 
@@ -83,7 +88,7 @@ pub fn validate(files: &[PathBuf]) -> u8 {
     let mut code = exit::PASSED;
     for f in files {
         match Scenario::load(f) {
-            Ok(s) => println!(
+            Ok(s) => sayln!(
                 "{}: ok ({} phase(s), {} threshold(s), target {})",
                 f.display(),
                 s.load.phases.len(),
@@ -95,7 +100,7 @@ pub fn validate(files: &[PathBuf]) -> u8 {
             ),
             Err(e) => match batchproof::mock::Profile::load(f) {
                 // Not a scenario, but a valid mock profile: say what it is.
-                Ok(p) => println!(
+                Ok(p) => sayln!(
                     "{}: ok — a mock profile, not a scenario (time scale {}, {} workers); use it as `target.mock.profile` in a scenario, with `run --mock-profile`, or with `batchproof mock --profile`",
                     f.display(),
                     p.time_scale,
@@ -149,7 +154,7 @@ pub async fn forecast(mut opts: RunOptions, job: ForecastJob, spend: Spend) -> u
     let code = finish(result);
     match (forecast, error) {
         (Some(f), _) => {
-            println!("{}", batchproof::report::forecast::headline(&f));
+            sayln!("{}", batchproof::report::forecast::headline(&f));
             code
         }
         (None, Some(e)) => {
@@ -180,13 +185,13 @@ pub async fn knee(mut opts: RunOptions, knee: run::knee::KneeOptions, yes: bool)
     match run::knee::search(scenario, &knee, &opts).await {
         Ok((report, paths)) => {
             for p in &paths {
-                println!("report: {}", p.display());
+                sayln!("report: {}", p.display());
             }
             if let Some(k) = &report.knee {
                 for s in &k.steps {
-                    println!("  {}", s.line());
+                    sayln!("  {}", s.line());
                 }
-                println!("knee: {}", k.headline());
+                sayln!("knee: {}", k.headline());
             }
             for r in report
                 .verdict

@@ -4,7 +4,13 @@
 //! that percentile (order-statistic bounds read off each histogram, so they shrink with
 //! the sample count) do not overlap — a re-run on a noisy machine is not a regression.
 //! Rates regress when they fall by more than the tolerance; loss and error counts when
-//! they grow at all.
+//! they grow at all; rules when one that passed (or did not run) now fails, named.
+//!
+//! A percentile read off too few samples says nothing either way: with n samples the
+//! distribution-free 95 % interval of the q quantile is bounded only when `q^n ≤ 0.025`
+//! and `(1−q)^n ≤ 0.025` (the largest sample must be more likely than not above it, with
+//! 97.5 % confidence). Below that — fewer than 6 samples for a p50, 36 for a p90, 368 for a
+//! p99 — the row says *insufficient data*, neither regression nor better.
 
 use std::fmt::Write;
 
@@ -50,7 +56,20 @@ pub struct Row {
     pub new_interval: Option<(f64, f64)>,
     pub better: Better,
     pub regression: bool,
+    /// Too few samples in either run for this percentile to be compared (see the module
+    /// doc): never a regression, never better.
+    #[serde(default)]
+    pub insufficient: bool,
     pub why: String,
+}
+
+/// Rules whose outcome changed between the runs, by id.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RuleChanges {
+    /// Failed in the new run, and passed or did not run (or was not checked) in the base.
+    pub newly_failing: Vec<String>,
+    /// Failed in the base run and passed in the new one.
+    pub newly_passing: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +79,7 @@ pub struct Comparison {
     pub tolerance: f64,
     pub min_delta_ms: f64,
     pub rows: Vec<Row>,
+    pub rules: RuleChanges,
     /// What differs between the two runs besides their figures (scenario, target, mock
     /// profile, time scale, API version): each makes the comparison less like for like.
     pub notes: Vec<String>,
@@ -69,6 +89,24 @@ impl Comparison {
     pub fn regressions(&self) -> usize {
         self.rows.iter().filter(|r| r.regression).count()
     }
+}
+
+/// The fewest samples for which the distribution-free 95 % interval of the `q` quantile
+/// (0..1) is bounded on both sides: the smallest n with `q^n ≤ 0.025` and
+/// `(1−q)^n ≤ 0.025`. With fewer, even the extreme samples are not beyond the quantile
+/// with 97.5 % confidence, so no reading of it can be told from noise.
+pub fn min_samples(q: f64) -> u64 {
+    let tail = 0.025f64.ln();
+    let need = |p: f64| {
+        if p <= 0.0 {
+            1.0
+        } else if p >= 1.0 {
+            f64::INFINITY
+        } else {
+            (tail / p.ln()).ceil()
+        }
+    };
+    need(q).max(need(1.0 - q)).min(u64::MAX as f64) as u64
 }
 
 /// The 95 % confidence interval of the `q` quantile (0..1) of a histogram, from the
@@ -102,7 +140,21 @@ fn latency_rows(
             (Some(b), Some(n)) if b > 0.0 => Some((n - b) / b),
             _ => None,
         };
+        let need = min_samples(q);
+        let counts = (
+            bh.as_ref().map_or(0, |h| h.count()),
+            nh.as_ref().map_or(0, |h| h.count()),
+        );
+        let insufficient = b.is_some() && n.is_some() && (counts.0 < need || counts.1 < need);
         let (regression, why) = match (b, n, bi, ni, change) {
+            (.., Some(0.0)) => (false, "unchanged".to_string()),
+            _ if insufficient => (
+                false,
+                format!(
+                    "insufficient data: {} and {} samples; a {label} needs ≥ {need} in each run",
+                    counts.0, counts.1
+                ),
+            ),
             (Some(b), Some(n), Some(bi), Some(ni), Some(c)) => {
                 // An improvement is judged like a regression: beyond the tolerance and
                 // the floor, and outside the noise; anything less is no change.
@@ -144,6 +196,7 @@ fn latency_rows(
             new_interval: ni,
             better: Better::Lower,
             regression,
+            insufficient,
             why,
         });
     }
@@ -208,6 +261,7 @@ fn value_row(
         new_interval: None,
         better,
         regression,
+        insufficient: false,
         why,
     }
 }
@@ -276,6 +330,10 @@ pub fn compare(
             tol,
         ));
     }
+    let rules = rule_changes(base, new);
+    if let Some(row) = rows.iter_mut().find(|r| r.metric == "rules.failed") {
+        name_rules(row, &rules);
+    }
     planning_rows(&mut rows, base, new, tol);
     Comparison {
         base: base_name.into(),
@@ -283,8 +341,55 @@ pub fn compare(
         tolerance: tol.relative,
         min_delta_ms: tol.min_delta_ms,
         rows,
+        rules,
         notes: differences(base, new),
     }
+}
+
+fn rule_changes(base: &Report, new: &Report) -> RuleChanges {
+    use crate::checks::RuleStatus;
+    let status = |r: &Report, id: &str| r.rules.iter().find(|x| x.id == id).map(|x| x.status);
+    let mut changes = RuleChanges::default();
+    for rule in &new.rules {
+        let before = status(base, &rule.id);
+        match rule.status {
+            RuleStatus::Failed if before != Some(RuleStatus::Failed) => {
+                changes.newly_failing.push(rule.id.clone())
+            }
+            RuleStatus::Passed if before == Some(RuleStatus::Failed) => {
+                changes.newly_passing.push(rule.id.clone())
+            }
+            _ => {}
+        }
+    }
+    changes
+}
+
+/// The failed-rules row names the rules behind its count; one rule that newly fails is a
+/// regression even when another newly passes and the count stays put.
+fn name_rules(row: &mut Row, rules: &RuleChanges) {
+    let list = |ids: &[String]| {
+        ids.iter()
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !rules.newly_failing.is_empty() {
+        parts.push(format!("newly failing: {}", list(&rules.newly_failing)));
+    }
+    if !rules.newly_passing.is_empty() {
+        parts.push(format!("newly passing: {}", list(&rules.newly_passing)));
+    }
+    if parts.is_empty() {
+        return;
+    }
+    row.regression = !rules.newly_failing.is_empty();
+    let count = match (row.base, row.new) {
+        (Some(b), Some(n)) if b != n => format!("{b} → {n}; "),
+        _ => String::new(),
+    };
+    row.why = format!("{count}{}", parts.join("; "));
 }
 
 /// The forecast's figures and the knee, when either run has them. A forecast figure

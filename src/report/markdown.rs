@@ -96,12 +96,47 @@ impl Format for Markdown {
             "| duplicates / unknown / out of order | {} / {} / {} |\n",
             r.runs.anomalies.duplicates, r.runs.anomalies.unknown, r.runs.anomalies.out_of_order
         )?;
+        webhooks(&mut s, r)?;
         latency(&mut s, r)?;
         capacity(&mut s, r)?;
         forecast(&mut s, r)?;
         knee(&mut s, r)?;
         Ok(s)
     }
+}
+
+/// The deliveries' accounting, as the console gives it: a rejected delivery counts
+/// against the verdict, so the summary a CI step shows must carry it.
+fn webhooks(s: &mut String, r: &Report) -> std::fmt::Result {
+    let w = &r.webhooks;
+    let rejected: u64 = w.rejected.values().sum();
+    let used = r.target.results_via.iter().any(|v| v.contains("webhook"));
+    if !used && w.received == 0 && rejected == 0 {
+        return Ok(());
+    }
+    writeln!(s, "| webhooks | count |\n|---|---|")?;
+    writeln!(s, "| received | {} |", w.received)?;
+    writeln!(s, "| verified | {} |", w.verified)?;
+    let kinds: Vec<String> = w
+        .rejected
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    if kinds.is_empty() {
+        writeln!(s, "| rejected | {rejected} |")?;
+    } else {
+        writeln!(s, "| rejected | **{rejected}** ({}) |", kinds.join(", "))?;
+    }
+    writeln!(s, "| redeliveries | {} |", w.redeliveries)?;
+    if w.probe_events > 0 {
+        writeln!(
+            s,
+            "| of which for the probes' own runs | {} |",
+            w.probe_events
+        )?;
+    }
+    writeln!(s)
 }
 
 /// Latency percentiles, with real-time rows under a time scale.

@@ -121,8 +121,34 @@ fn abort(code: u8, message: impl Into<String>) -> RunError {
 
 /// The scenario a run will execute: the file, with `--mock-profile` or `--target` applied.
 pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
+    let scenario = target_scenario(opts)?;
+    match unreachable_receiver(&scenario, opts) {
+        Some(why) => Err(RunError::Invalid(why)),
+        None => Ok(scenario),
+    }
+}
+
+/// As [`prepare`], for `plan` (and `run --dry-run`), which sends nothing: what `run` would
+/// refuse before sending comes back as a note beside the scenario, not as an error.
+pub fn prepare_plan(opts: &RunOptions) -> Result<(Scenario, Option<String>), RunError> {
+    let scenario = target_scenario(opts)?;
+    let note = unreachable_receiver(&scenario, opts);
+    Ok((scenario, note))
+}
+
+/// Webhooks from a `--target` need a public URL the target can reach the receiver at.
+fn unreachable_receiver(scenario: &Scenario, opts: &RunOptions) -> Option<String> {
+    let w = scenario.results.webhooks.as_ref()?;
+    (opts.target.is_some() && w.register && w.public_url.is_none()).then(|| {
+        "results via webhooks from --target need `results.webhooks.public_url` in the scenario\n  fix: set it to a URL the target can reach, or use `results.via: polling`".to_string()
+    })
+}
+
+/// The scenario with the options' target and mock profile laid over it.
+fn target_scenario(opts: &RunOptions) -> Result<Scenario, RunError> {
     let invalid = RunError::Invalid;
-    let mut scenario = Scenario::load(&opts.scenario).map_err(|e| invalid(e.to_string()))?;
+    let mut scenario = Scenario::load_at(&opts.scenario, opts.target.as_deref())
+        .map_err(|e| invalid(e.to_string()))?;
     if let Some(path) = &opts.mock_profile {
         // Laid over the scenario's own mock profile, so a defect profile keeps the
         // scenario's limits and settings and changes only what it names.
@@ -169,12 +195,6 @@ pub fn prepare(opts: &RunOptions) -> Result<Scenario, RunError> {
             token_env: opts.token_env.clone(),
             workspace_id: None,
         };
-        if let Some(w) = &scenario.results.webhooks
-            && w.register
-            && w.public_url.is_none()
-        {
-            return Err(invalid("results via webhooks from --target need `results.webhooks.public_url` in the scenario\n  fix: set it to a URL the target can reach, or use `results.via: polling`".into()));
-        }
     }
     Ok(scenario)
 }

@@ -68,7 +68,19 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct BudgetFile {
     /// Most runs the run may create, the probes' included.
+    #[serde(deserialize_with = "run_count")]
     pub max_runs: u64,
+}
+
+/// A count of runs, refused with the field's name and the fix when negative (serde alone
+/// says only "invalid u64").
+fn run_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = i64::deserialize(d)?;
+    u64::try_from(v).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "budget.max_runs is {v}, but it is the most runs the run may create, a whole number ≥ 0; write e.g. `budget: {{max_runs: 2200}}`"
+        ))
+    })
 }
 
 /// What a missing `x-extend-api-version` header should get (`version.missing`).

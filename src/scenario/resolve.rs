@@ -46,12 +46,42 @@ impl Scenario {
         Scenario::from_text(path, &text)
     }
 
+    /// As [`Scenario::load`], for a run whose target URL is given apart from the file (`run
+    /// --target URL`): see [`Scenario::from_text_at`].
+    pub fn load_at(path: &Path, url: Option<&str>) -> Result<Scenario, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(&name, format!("cannot read scenario: {e}"))
+                .with_fix("check the path; scenarios ship in scenarios/")
+        })?;
+        Scenario::from_text_at(path, &text, url)
+    }
+
     /// The scenario in `text` (read from `path`), with `${VAR}` taken from the environment.
     /// The report keeps the text as written (so shards whose variables differ are still one
     /// scenario to `merge`, and a secret passed as `${VAR}` is not copied into it).
     pub fn from_text(path: &Path, text: &str) -> Result<Scenario, ConfigError> {
+        Scenario::from_text_at(path, text, None)
+    }
+
+    /// As [`Scenario::from_text`], when the target's URL is known apart from the file (an
+    /// explicit `--target`, or the URL a run's journal recorded): a variable that is the
+    /// whole of `target.url` (`url: ${TARGET_URL}`) and is not set takes that URL, since
+    /// the URL is all it was there to say.
+    pub fn from_text_at(
+        path: &Path,
+        text: &str,
+        url: Option<&str>,
+    ) -> Result<Scenario, ConfigError> {
         let name = path.display().to_string();
-        let expanded = crate::config::interpolate_env(&name, text, |k| std::env::var(k).ok())?;
+        let url_var = url.and_then(|_| target_url_variable(text));
+        let expanded = crate::config::interpolate_env(&name, text, |k| {
+            std::env::var(k).ok().or_else(|| {
+                (url_var.as_deref() == Some(k))
+                    .then(|| url.map(str::to_string))
+                    .flatten()
+            })
+        })?;
         let file: ScenarioFile = parse_yaml(&name, &expanded)?;
         let base = path.parent().unwrap_or(Path::new("."));
 
@@ -98,6 +128,17 @@ impl Scenario {
             budget_stop: None,
         })
     }
+}
+
+/// The variable that `target.url` consists of in the text as written (`${VAR}` or
+/// `${VAR:-default}`), if it is one.
+fn target_url_variable(text: &str) -> Option<String> {
+    let raw: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    let url = raw.get("target")?.get("url")?.as_str()?.trim();
+    let inner = url.strip_prefix("${")?.strip_suffix('}')?;
+    let var = inner.split_once(":-").map_or(inner, |(v, _)| v);
+    (!var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| var.to_string())
 }
 
 /// The limits the harness keeps to: the named plan's published ones, each field

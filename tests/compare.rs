@@ -1,0 +1,139 @@
+//! `compare` as a CI gate: a percentile read off too few samples is *insufficient data*
+//! (never a regression, never better, in either direction), and a rule that newly fails
+//! or newly passes is named.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use batchproof::checks::RuleStatus;
+use batchproof::metrics::Latency;
+use batchproof::report::{Format, Report, json};
+
+fn fixture() -> Report {
+    json::read(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/report/conformance-failed.json"),
+    )
+    .unwrap()
+}
+
+fn save(dir: &Path, name: &str, r: &Report) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, json::Json.render(r).unwrap()).unwrap();
+    path
+}
+
+fn compare(dir: &Path, base: &Path, new: &Path) -> (Option<i32>, String) {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args([
+            "compare",
+            base.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--out",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn line<'a>(text: &'a str, metric: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(&format!("| `{metric}`")))
+        .unwrap_or_else(|| panic!("no {metric} row in:\n{text}"))
+}
+
+/// The submit histogram replaced by `samples` of `ms` each (and one of twice that).
+fn with_submits(mut r: Report, samples: u64, ms: u64) -> Report {
+    let mut h = Latency::default();
+    for _ in 1..samples {
+        h.record(Duration::from_millis(ms));
+    }
+    h.record(Duration::from_millis(ms * 2));
+    r.operations.get_mut("submit").unwrap().response = h.summary();
+    r
+}
+
+#[test]
+fn a_p99_from_four_samples_is_insufficient_data_in_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    // As seen: two passing conformance runs, 4 submissions each, p99 11 ms → 23 ms.
+    let fast = save(dir.path(), "fast.json", &with_submits(fixture(), 4, 6));
+    let slow = save(dir.path(), "slow.json", &with_submits(fixture(), 4, 12));
+    for (base, new) in [(&fast, &slow), (&slow, &fast)] {
+        let (code, text) = compare(dir.path(), base, new);
+        for p in ["p50", "p90", "p99"] {
+            let row = line(&text, &format!("submit.{p}"));
+            assert!(
+                !row.contains("REGRESSION") && !row.contains("better"),
+                "{row}"
+            );
+        }
+        let p99 = line(&text, "submit.p99");
+        assert!(
+            p99.contains("insufficient data: 4 and 4 samples; a p99 needs ≥ 368"),
+            "{p99}"
+        );
+        assert!(line(&text, "submit.p90").contains("needs ≥ 36"), "{text}");
+        assert_eq!(code, Some(0), "{text}");
+    }
+
+    // Enough samples, the same doubling is a regression (the floor is not a blanket pass).
+    let fast = save(dir.path(), "fast.json", &with_submits(fixture(), 400, 6));
+    let slow = save(dir.path(), "slow.json", &with_submits(fixture(), 400, 12));
+    let (code, text) = compare(dir.path(), &fast, &slow);
+    assert!(line(&text, "submit.p50").contains("REGRESSION"), "{text}");
+    assert_eq!(code, Some(1), "{text}");
+}
+
+#[test]
+fn compare_names_each_rule_that_newly_fails_or_newly_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = fixture();
+    let failed: Vec<String> = base
+        .rules
+        .iter()
+        .filter(|r| r.status == RuleStatus::Failed)
+        .map(|r| r.id.clone())
+        .collect();
+    assert!(!failed.is_empty(), "the fixture fails a rule");
+    let mut new = base.clone();
+    // One failing rule is fixed and one passing rule breaks: the count is unchanged, yet a
+    // rule that passed now fails, which is a regression.
+    let fixed = failed[0].clone();
+    let broken = new
+        .rules
+        .iter()
+        .find(|r| r.status == RuleStatus::Passed)
+        .unwrap()
+        .id
+        .clone();
+    for r in &mut new.rules {
+        if r.id == fixed {
+            r.status = RuleStatus::Passed;
+        } else if r.id == broken {
+            r.status = RuleStatus::Failed;
+        }
+    }
+    let (b, n) = (
+        save(dir.path(), "base.json", &base),
+        save(dir.path(), "new.json", &new),
+    );
+    let (code, text) = compare(dir.path(), &b, &n);
+    let row = line(&text, "rules.failed");
+    assert!(row.contains("REGRESSION"), "{row}");
+    assert!(row.contains(&format!("newly failing: `{broken}`")), "{row}");
+    assert!(row.contains(&format!("newly passing: `{fixed}`")), "{row}");
+    assert_eq!(code, Some(1), "{text}");
+
+    // Reversed: the broken rule is the fixed one now, and vice versa.
+    let (_, text) = compare(dir.path(), &n, &b);
+    let row = line(&text, "rules.failed");
+    assert!(row.contains(&format!("newly failing: `{fixed}`")), "{row}");
+    assert!(row.contains(&format!("newly passing: `{broken}`")), "{row}");
+}
