@@ -96,6 +96,10 @@ pub enum Command {
         /// A report.json of an earlier run: price the plan at its credits per run.
         #[arg(long, value_name = "REPORT")]
         from: Option<PathBuf>,
+        /// Plan shard I of N (`run --shard I/N`): what this shard may create, beside the
+        /// whole against the budget.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<batchproof::scenario::Shard>,
     },
     /// Render a saved report.json again, in any format; or, with --from-journal, write the
     /// partial report of a killed run from the journal in its report folder.

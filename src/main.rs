@@ -110,6 +110,7 @@ async fn dispatch(command: Command) -> u8 {
             target,
             mock_profile,
             from,
+            shard,
         } => commands::run::plan(
             RunOptions {
                 scenario,
@@ -118,7 +119,7 @@ async fn dispatch(command: Command) -> u8 {
                 out: ".".into(),
                 progress: batchproof::run::ProgressMode::None,
                 mock_profile,
-                shard: None,
+                shard,
                 stop: None,
                 metrics_listen: None,
                 time_scale: None,

@@ -43,7 +43,7 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
             return e.exit_code();
         }
     };
-    let scenario = match plan::guard(scenario, spend.max_runs, spend.yes) {
+    let scenario = match plan::guard(scenario, spend.max_runs, spend.yes, opts.shard) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -79,7 +79,10 @@ pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
             return exit::INVALID;
         }
     };
-    say!("{}", Plan::of(&scenario, credits_per_run));
+    say!(
+        "{}",
+        Plan::of(&scenario, credits_per_run).sharded(opts.shard)
+    );
     exit::PASSED
 }
 
@@ -138,7 +141,7 @@ pub async fn forecast(mut opts: RunOptions, job: ForecastJob, spend: Spend) -> u
     opts.stop = Some(signals::stop_on_signal());
     let scenario = run::prepare(&opts)
         .and_then(|s| run::forecast::sample_scenario(s, job.files, job.sample))
-        .and_then(|s| plan::guard(s, spend.max_runs, spend.yes));
+        .and_then(|s| plan::guard(s, spend.max_runs, spend.yes, opts.shard));
     let scenario = match scenario {
         Ok(s) => s,
         Err(e) => {

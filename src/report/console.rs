@@ -43,6 +43,13 @@ fn header(s: &mut String, r: &Report) -> std::fmt::Result {
     if let Some(why) = &r.resumed {
         writeln!(s, "resumed   {why}")?;
     }
+    if let Some(p) = &r.probes_shard {
+        writeln!(
+            s,
+            "probes    sent by shard {}/{} (the rules they exercise come from it)",
+            p.index, p.count
+        )?;
+    }
     // Why the run did not pass, first thing after the banner: a pipeline's log shows it.
     for reason in &r.verdict.reasons {
         writeln!(s, "✗ {}: {}", reason.code, reason.message)?;

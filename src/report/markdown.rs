@@ -38,6 +38,13 @@ impl Format for Markdown {
         if let Some(why) = &r.resumed {
             writeln!(s, "> Resumed after a kill: {why}\n")?;
         }
+        if let Some(p) = &r.probes_shard {
+            writeln!(
+                s,
+                "The conformance probes were sent by shard {}/{} alone.\n",
+                p.index, p.count
+            )?;
+        }
         if !r.verdict.reasons.is_empty() {
             writeln!(s, "**Why it did not pass**\n")?;
             for reason in &r.verdict.reasons {

@@ -305,6 +305,8 @@ fn finish(
         m.projection = Some(p);
     }
     m.shard = None;
+    // The probes' rules came from the shard that sent them.
+    m.probes_shard = reports.iter().find_map(|(_, r)| r.probes_shard);
     m.partial_set = missing_shards(reports)?;
     m.merged_from = reports
         .iter()

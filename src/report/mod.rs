@@ -85,6 +85,10 @@ pub struct Report {
     /// Set on a merge of part of a shard set (`merge --partial`): never passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_set: Option<PartialSet>,
+    /// In a sharded run, the shard that sent the conformance probes (shard 0 unless the
+    /// scenario asks for every shard); a merged report keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes_shard: Option<Shard>,
     /// Set when the budget cut the load short: never passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_stop: Option<BudgetStop>,

@@ -153,6 +153,7 @@ pub(crate) fn build_report(
         shard: None,
         merged_from: Vec::new(),
         partial_set: None,
+        probes_shard: None,
         budget_stop: budget_stop(scenario, ledger),
     }
 }

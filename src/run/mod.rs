@@ -205,6 +205,17 @@ pub async fn run_scenario(
     scenario: Scenario,
     opts: &RunOptions,
 ) -> Result<(Report, Vec<PathBuf>), RunError> {
+    let mut scenario = scenario;
+    // A sharded run sends the probes from shard 0 alone: against a paid API, N shards
+    // probing would create N times the probes' runs for the same rules. (Only here: the
+    // plan and the cost guard of every shard count them once, so all shards agree on
+    // the load the budget leaves.)
+    if let (Some(shard), Some(checks)) = (opts.shard, scenario.checks.as_mut())
+        && shard.index != 0
+        && !checks.probes_on_every_shard
+    {
+        checks.probes = false;
+    }
     execute(Arc::new(scenario), opts).await
 }
 

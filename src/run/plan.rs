@@ -53,6 +53,12 @@ pub struct Plan {
     pub deadline_seconds: f64,
     pub budget: Option<u64>,
     pub credits_per_run: Option<f64>,
+    /// The share this plan is for (`--shard I/N`), if any.
+    pub shard: Option<crate::scenario::Shard>,
+    /// How many shards send the probes: 1 (shard 0), or all of them when the scenario
+    /// asks (`checks.probes_on_every_shard`).
+    pub probing_shards: u64,
+    probes_on_every_shard: bool,
 }
 
 impl Plan {
@@ -133,6 +139,12 @@ impl Plan {
             load_seconds: start,
             deadline_seconds: scenario.results.deadline.as_secs_f64(),
             budget: scenario.budget_runs,
+            shard: None,
+            probing_shards: 1,
+            probes_on_every_shard: scenario
+                .checks
+                .as_ref()
+                .is_some_and(|c| c.probes_on_every_shard),
             credits_per_run,
         }
     }
@@ -327,6 +339,39 @@ impl fmt::Display for Plan {
                 "credits   unknown before a run; a report totals them (runs.credits): pass --from REPORT to price this plan"
             )?,
         }
+        if let Some((sh, batches, runs, probes)) = self.shard_share() {
+            let n = |v: Option<u64>| v.map_or("an open number of".to_string(), |v| v.to_string());
+            writeln!(
+                s,
+                "shard     {}/{}: batches {}, {}+{}, … — {} batches, {} runs at most{}",
+                sh.index,
+                sh.count,
+                sh.index,
+                sh.index,
+                sh.count,
+                n(batches),
+                n(runs.map(|r| r + if probes {
+                    self.probe_runs.map_or(0, |p| p.1)
+                } else {
+                    0
+                })),
+                if self.probe_runs.is_none() {
+                    ""
+                } else if probes {
+                    " (the probes included: this shard sends them)"
+                } else {
+                    " (no probes: shard 0 sends them)"
+                }
+            )?;
+            if let (Some(whole), Some(b)) = (self.whole_runs_at_most(), self.budget) {
+                writeln!(
+                    s,
+                    "whole     {whole} runs at most over all {} shards, against the budget of {b}: {}",
+                    sh.count,
+                    if whole > b { "EXCEEDED" } else { "within" }
+                )?;
+            }
+        }
         match (self.budget, self.runs_at_most()) {
             (Some(b), Some(r)) if r > b => {
                 writeln!(s, "budget    {b} runs: EXCEEDED by {}", r - b)?
@@ -412,6 +457,40 @@ fn phase_plans(
     (phases, index, open_total, start)
 }
 
+impl Plan {
+    /// The plan of one shard of N: the whole's figures stay (the budget holds for the
+    /// whole), and the shard's own share is printed beside them.
+    pub fn sharded(mut self, shard: Option<crate::scenario::Shard>) -> Plan {
+        if let Some(s) = shard {
+            self.shard = Some(s);
+            self.probing_shards = if self.probes_on_every_shard {
+                s.count
+            } else {
+                1
+            };
+        }
+        self
+    }
+
+    /// The runs the whole scenario may create at most, every shard's probes included.
+    pub fn whole_runs_at_most(&self) -> Option<u64> {
+        let probes = self.probe_runs.map_or(0, |p| p.1) * self.probing_shards;
+        self.load_runs.map(|l| l + probes)
+    }
+
+    /// What this shard sends: its share of the load's batches (I, I+N, …) and runs, and
+    /// whether it sends the probes.
+    fn shard_share(&self) -> Option<(crate::scenario::Shard, Option<u64>, Option<u64>, bool)> {
+        let s = self.shard?;
+        let batches = self
+            .load_batches
+            .map(|b| b / s.count + u64::from(s.index < b % s.count));
+        let runs = batches.map(|b| b * self.largest_batch);
+        let probes = s.index == 0 || self.probes_on_every_shard;
+        Some((s, batches, runs, probes))
+    }
+}
+
 /// The cost guard: against a URL target, a run whose runs could exceed its budget (the
 /// scenario's `budget.max_runs`, or `max_runs` given on the command line) is refused
 /// before its first request, and so is one with no budget at all unless `yes`. With a
@@ -421,11 +500,12 @@ pub fn guard(
     mut scenario: Scenario,
     max_runs: Option<u64>,
     yes: bool,
+    shard: Option<crate::scenario::Shard>,
 ) -> Result<Scenario, RunError> {
     if !matches!(scenario.target, Target::Url { .. }) {
         return Ok(scenario);
     }
-    let plan = Plan::of(&scenario, None);
+    let plan = Plan::of(&scenario, None).sharded(shard);
     let budget = max_runs.or(scenario.budget_runs);
     let planned = plan.runs_at_most().map_or(
         "an open number of runs (closed model without load.batches)".to_string(),
@@ -456,8 +536,9 @@ pub fn guard(
             plan.target
         )));
     }
-    // Hold the load to what the budget leaves after the probes.
-    let probes = plan.probe_runs.map_or(0, |p| p.1);
+    // Hold the whole load to what the budget leaves after the probes of every shard
+    // that sends them (shard 0 alone, unless the scenario asks for every shard).
+    let probes = plan.probe_runs.map_or(0, |p| p.1) * plan.probing_shards;
     let room = budget.saturating_sub(probes) / plan.largest_batch.max(1);
     // The report says so when the budget, not the scenario, ends the load: a job cut
     // short is not a job that passed.
@@ -501,18 +582,18 @@ mod tests {
     fn a_url_target_without_a_budget_is_refused_with_the_planned_count() {
         let s = scenario("target: {url: 'http://127.0.0.1:9'}\nresults: {via: polling}\n");
         let planned = Plan::of(&s, None).runs_at_most().unwrap();
-        let e = guard(s.clone(), None, false).unwrap_err().to_string();
+        let e = guard(s.clone(), None, false, None).unwrap_err().to_string();
         assert!(
             e.contains(&format!("up to {planned} runs")) && e.contains("no budget"),
             "{e}"
         );
-        let e = guard(s.clone(), Some(planned - 1), false)
+        let e = guard(s.clone(), Some(planned - 1), false, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("over its budget"), "{e}");
-        let ok = guard(s.clone(), Some(planned), false).unwrap();
+        let ok = guard(s.clone(), Some(planned), false, None).unwrap();
         assert!(ok.load.batches.unwrap() * 100 <= planned);
-        assert!(guard(s, None, true).is_ok());
+        assert!(guard(s, None, true, None).is_ok());
     }
 
     #[test]
@@ -520,7 +601,7 @@ mod tests {
         let text = "name: t\ntarget: {url: 'http://127.0.0.1:9'}\nresults: {via: polling}\nbudget: {max_runs: 950}\nload:\n  model: closed\n  phases: [{hold: 10s, concurrency: 2}]\n  inputs_per_batch: 100\n";
         let s = Scenario::from_text(std::path::Path::new("t.yaml"), text).unwrap();
         assert_eq!(Plan::of(&s, None).runs_at_most(), None);
-        let capped = guard(s, None, false).unwrap();
+        let capped = guard(s, None, false, None).unwrap();
         assert_eq!(capped.load.batches, Some(9));
     }
 }

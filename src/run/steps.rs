@@ -172,6 +172,9 @@ pub(super) fn judge(
         .expect("ledger")
         .judge_invariants(report.complete);
     report.shard = opts.shard;
+    report.probes_shard = opts
+        .shard
+        .filter(|_| scenario.checks.as_ref().is_some_and(|c| c.probes));
     report.resources = report::Resources::from_timeline(&report.timeline);
     report.judge(&scenario.thresholds);
     {

@@ -106,6 +106,10 @@ pub struct ChecksFile {
     /// Send the probes (bad and edge requests) after the load.
     #[serde(default = "yes")]
     pub probes: bool,
+    /// In a sharded run (`--shard I/N`), send the probes from every shard instead of
+    /// shard 0 alone (N times their runs).
+    #[serde(default)]
+    pub probes_on_every_shard: bool,
     /// Accepted batches read back by List and Get.
     #[serde(default = "default_audit_batches")]
     pub audit_batches: usize,

@@ -170,6 +170,8 @@ pub struct Scenario {
 pub struct Checks {
     pub selection: crate::checks::Selection,
     pub probes: bool,
+    /// Probes from every shard of a sharded run, not shard 0 alone.
+    pub probes_on_every_shard: bool,
     pub audit_batches: usize,
     pub page_size: u32,
     pub rapid_batches: u32,

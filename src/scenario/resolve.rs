@@ -590,6 +590,7 @@ fn resolve_checks(file: &ScenarioFile, name: &str) -> Result<Option<Checks>, Con
                     severity,
                 },
                 probes: c.value.probes,
+                probes_on_every_shard: c.value.probes_on_every_shard,
                 audit_batches: c.value.audit_batches,
                 page_size: c.value.page_size,
                 rapid_batches: c.value.rapid_batches,
