@@ -52,10 +52,11 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     let last_us = replay
         .entries
         .iter()
-        .map(|e| match e {
-            journal::Entry::Scheduled { intended_us, .. } => *intended_us,
-            journal::Entry::Settled { answered_us, .. } => *answered_us,
-            journal::Entry::Result { micros, .. } => *micros,
+        .filter_map(|e| match e {
+            journal::Entry::Scheduled { intended_us, .. } => Some(*intended_us),
+            journal::Entry::Settled { answered_us, .. } => Some(*answered_us),
+            journal::Entry::Result { micros, .. } => Some(*micros),
+            journal::Entry::Credit { .. } | journal::Entry::Webhooks(_) => None,
         })
         .max()
         .unwrap_or(0);
