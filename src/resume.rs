@@ -20,9 +20,10 @@ use crate::metrics::HttpMetrics;
 use crate::observe::journal::{self, Replay};
 use crate::observe::poller::Poller;
 use crate::observe::{BatchOutcome, Journal, Ledger};
-use crate::report::Report;
+use crate::report::{Report, UNSENT_LISTED};
+use crate::run::plan::Plan;
 use crate::run::{RunError, Span};
-use crate::scenario::{PollResults, Scenario, Target};
+use crate::scenario::{PollResults, Scenario, Shard, Target};
 
 /// A journal's run, read back: its scenario and its rebuilt ledger.
 struct Rebuilt {
@@ -32,6 +33,85 @@ struct Rebuilt {
     started_at: chrono::DateTime<chrono::Utc>,
     /// µs after the start of the last thing the journal recorded.
     last_us: u64,
+    /// The batches of the whole job the journal never shows sent.
+    unsent: Unsent,
+}
+
+/// What of the job was never sent, compared with its whole schedule.
+enum Unsent {
+    /// Counted: how many, and the first `UNSENT_LISTED` indexes.
+    Known { count: u64, indexes: Vec<u64> },
+    /// A closed model with no `load.batches` sends as many batches as its clock allows:
+    /// killed before its load's end, the rest of its job cannot be counted.
+    CutShort { load_s: f64, killed_at_s: f64 },
+}
+
+impl Unsent {
+    /// The job's batches (its shard's, when sharded) that the ledger never registered.
+    fn of(scenario: &Scenario, shard: Option<Shard>, ledger: &Ledger, last_us: u64) -> Unsent {
+        let Some(total) = Plan::of(scenario, None).load_batches else {
+            let load = scenario.load.duration();
+            return match Duration::from_micros(last_us) < load {
+                true => Unsent::CutShort {
+                    load_s: load.as_secs_f64(),
+                    killed_at_s: last_us as f64 / 1e6,
+                },
+                false => Unsent::Known {
+                    count: 0,
+                    indexes: Vec::new(),
+                },
+            };
+        };
+        let (this, of) = shard.map_or((0, 1), |s| (s.index, s.count.max(1)));
+        // A forecast's sample sends every `stride`-th batch of its job.
+        let stride = scenario.sample.as_ref().map_or(1, |s| s.stride.max(1));
+        let mut count = 0;
+        let mut indexes = Vec::new();
+        for index in (0..total).filter(|k| k % of == this).map(|k| k * stride) {
+            if ledger.batch_position(index).is_none() {
+                count += 1;
+                if indexes.len() < UNSENT_LISTED {
+                    indexes.push(index);
+                }
+            }
+        }
+        Unsent::Known { count, indexes }
+    }
+
+    /// For the report: (count, indexes), and why the load counts as cut short when it
+    /// cannot be counted.
+    fn span_parts(&self) -> (u64, Vec<u64>, Option<String>) {
+        match self {
+            Unsent::Known { count, indexes } => (*count, indexes.clone(), None),
+            Unsent::CutShort {
+                load_s,
+                killed_at_s,
+            } => (
+                0,
+                Vec::new(),
+                Some(format!(
+                    "killed {killed_at_s:.1} s into a {load_s:.0} s closed-model load: the batches it would have sent after that cannot be counted, and were never sent"
+                )),
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Unsent::Known { count: 0, .. } => "every batch of the job had been sent".into(),
+            Unsent::Known { count, indexes } => format!(
+                "{count} batch(es) of the job were never sent and were not sent now ({}{})",
+                indexes
+                    .iter()
+                    .take(20)
+                    .map(|i| format!("#{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if *count > 20 { ", …" } else { "" }
+            ),
+            Unsent::CutShort { .. } => self.span_parts().2.unwrap_or_default(),
+        }
+    }
 }
 
 fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuilt, RunError> {
@@ -42,8 +122,13 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
         ))
     })?;
     let h = &replay.header;
-    let scenario = Scenario::from_text(Path::new(&h.scenario_file), &h.scenario_text)
+    let mut scenario = Scenario::from_text(Path::new(&h.scenario_file), &h.scenario_text)
         .map_err(|e| RunError::Invalid(format!("the journal's scenario: {e}")))?;
+    // The job as it was run: the budget's cap on the load, and the budget's stop.
+    if let Some(n) = h.load_batches {
+        scenario.load.batches = Some(n);
+    }
+    scenario.budget_stop = h.budget_stop.clone();
     let started_at = chrono::DateTime::parse_from_rfc3339(&h.started_at)
         .map_err(|e| {
             RunError::Invalid(format!("the journal's start time {:?}: {e}", h.started_at))
@@ -70,12 +155,14 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     let factory = Arc::new(InputFactory::new(&scenario));
     ledger.set_expected_metadata(Box::new(move |b, i| factory.metadata(b, i)));
     ledger.replay(&replay.entries);
+    let unsent = Unsent::of(&scenario, replay.header.shard, &ledger, last_us);
     Ok(Rebuilt {
         replay,
         scenario,
         ledger,
         started_at,
         last_us,
+        unsent,
     })
 }
 
@@ -83,23 +170,26 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
 pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunError> {
     let now = Instant::now();
     let r = rebuild(dir, |_| now)?;
+    let (unsent, unsent_indexes, _) = r.unsent.span_parts();
     let mut report = crate::run::build_report(
         &r.scenario,
         &r.ledger,
-        &HttpMetrics::default(),
+        &submit_metrics(&r.ledger),
         &r.replay.header.target_url,
         Span {
             started_at: r.started_at,
             start: r.ledger.start(),
-            unsent: 0,
+            unsent,
+            unsent_indexes,
             interrupted: Some(format!(
-                "killed; rebuilt from its journal ({} records{}): figures cover what it recorded, and request latencies were not journaled",
+                "killed; rebuilt from its journal ({} records{}): figures cover what it recorded ({}); of the requests, only submissions' response times were journaled",
                 r.replay.entries.len(),
                 if r.replay.unreadable > 0 {
                     format!(", {} unreadable line(s) skipped", r.replay.unreadable)
                 } else {
                     String::new()
-                }
+                },
+                r.unsent.describe()
             )),
         },
     );
@@ -136,6 +226,7 @@ pub async fn resume(
         ));
     }
     let scenario = r.scenario.clone();
+    let unsent = r.unsent;
     let mut ledger = r.ledger;
     let lost = settle_lost_answers(&mut ledger, now);
     ledger.poll_until_seen();
@@ -147,8 +238,8 @@ pub async fn resume(
 
     let base = r.replay.header.target_url.clone();
     let client = client_for(&scenario, &base, token_env)?;
+    let metrics = Arc::new(Mutex::new(submit_metrics(&ledger)));
     let ledger = Arc::new(Mutex::new(ledger));
-    let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
     let poller = Poller {
         client,
@@ -176,8 +267,12 @@ pub async fn resume(
     }
     let _ = poll_stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
-    let interrupted = stop_rx.borrow().clone();
-    let ledger = ledger.lock().expect("ledger");
+    let (unsent_count, unsent_indexes, cut_short) = unsent.span_parts();
+    let interrupted = stop_rx.borrow().clone().or(cut_short);
+    let mut ledger = ledger.lock().expect("ledger");
+    if let Some((path, e)) = ledger.flush_journal() {
+        tracing::warn!(path = %path.display(), "the journal is incomplete: {e}");
+    }
     let metrics = metrics.lock().expect("metrics");
     let mut report = crate::run::build_report(
         &scenario,
@@ -187,23 +282,25 @@ pub async fn resume(
         Span {
             started_at: r.started_at,
             start: ledger.start(),
-            unsent: 0,
+            unsent: unsent_count,
+            unsent_indexes,
             interrupted,
         },
     );
-    report.invariants = ledger.judge_invariants(report.complete);
-    report.resources = None;
-    report.judge(&scenario.thresholds);
     report.resumed = Some(format!(
-        "killed, then resumed from its journal: {} accepted batches read back, {} results collected by polling without resubmitting anything, {} batch(es) whose answer the kill lost reported as possible duplicates",
+        "killed, then resumed from its journal: {} accepted batches read back, {} results collected by polling without resubmitting anything, {} batch(es) whose answer the kill lost reported as possible duplicates; {}",
         ledger
             .batches()
             .iter()
             .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
             .count(),
         outstanding_before - ledger.outstanding(),
-        lost.len()
+        lost.len(),
+        unsent.describe()
     ));
+    report.invariants = ledger.judge_invariants(report.complete);
+    report.resources = None;
+    report.judge(&scenario.thresholds);
     let paths = crate::run::write_files(&report, dir, &scenario)?;
     Ok((report, paths))
 }
@@ -228,6 +325,20 @@ fn settle_lost_answers(ledger: &mut Ledger, now: Instant) -> Vec<u64> {
         );
     }
     lost
+}
+
+/// The submissions' response times (intended start → answer), the one request latency
+/// the journal holds; schedule lag and service time were not journaled.
+fn submit_metrics(ledger: &Ledger) -> HttpMetrics {
+    let mut m = HttpMetrics::default();
+    for b in ledger.batches() {
+        if let Some(answered) = b.answered {
+            m.submit
+                .response
+                .record(answered.saturating_duration_since(b.intended));
+        }
+    }
+    m
 }
 
 /// A client for the journaled target, with the API key from `token_env`.
