@@ -371,3 +371,61 @@ fn journal_age(dir: &Path) -> Option<Duration> {
         .to_std()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(load: &str) -> Scenario {
+        let text = format!("name: t\nload:\n{load}  inputs_per_batch: 10\n");
+        Scenario::from_text(Path::new("t.yaml"), &text).unwrap()
+    }
+
+    fn sent(indexes: &[u64]) -> Ledger {
+        let now = Instant::now();
+        let mut l = Ledger::new(now, None, true);
+        for &i in indexes {
+            l.add_batch(i, now, 10);
+        }
+        l
+    }
+
+    fn known(u: Unsent) -> (u64, Vec<u64>) {
+        match u {
+            Unsent::Known { count, indexes } => (count, indexes),
+            Unsent::CutShort { .. } => panic!("counted"),
+        }
+    }
+
+    #[test]
+    fn the_unsent_are_the_schedule_less_what_was_sent_in_a_shard_and_under_a_cap() {
+        let s = scenario("  phases: [{hold: 4s, rate: 2}]\n");
+        assert_eq!(
+            known(Unsent::of(&s, None, &sent(&[0, 1, 2, 3, 4, 5]), 0)),
+            (2, vec![6, 7])
+        );
+        // Shard 1 of 3 sends batches 1, 4, 7 of the job.
+        let shard = Some(Shard { index: 1, count: 3 });
+        assert_eq!(
+            known(Unsent::of(&s, shard, &sent(&[1]), 0)),
+            (2, vec![4, 7])
+        );
+        // A budget's cap (the journal's `load_batches`) is the whole job.
+        let mut capped = s.clone();
+        capped.load.batches = Some(5);
+        assert_eq!(
+            known(Unsent::of(&capped, None, &sent(&[0, 1, 2, 3, 4]), 0)),
+            (0, vec![])
+        );
+    }
+
+    #[test]
+    fn a_closed_load_with_no_count_killed_before_its_end_is_cut_short() {
+        let s = scenario("  model: closed\n  phases: [{hold: 10s, concurrency: 2}]\n");
+        assert!(matches!(
+            Unsent::of(&s, None, &sent(&[0, 1]), 3_000_000),
+            Unsent::CutShort { .. }
+        ));
+        assert_eq!(known(Unsent::of(&s, None, &sent(&[0, 1]), 11_000_000)).0, 0);
+    }
+}

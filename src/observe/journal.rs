@@ -529,4 +529,28 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_replay_restores_credits_and_webhook_counts_and_reads_older_result_lines() {
+        let lines = [
+            "S 0 2 100",
+            r#"B 0 200 0 {"kind":"accepted","batch_id":"batch_1"}"#,
+            "R 0 0 w PROCESSED 300 workflow_run_a 2.5",
+            // An older journal's line: no credits.
+            "R 0 1 p FAILED 400 workflow_run_b",
+            "C 0 1 3",
+            r#"W {"received":0,"verified":0,"rejected":{},"redeliveries":0,"unparseable":0,"other_events":0,"without_batch_id":0,"metadata_mismatch":0}"#,
+        ];
+        let entries: Vec<Entry> = lines.iter().map(|l| parse(l).unwrap()).collect();
+        let mut ledger = super::super::Ledger::new(std::time::Instant::now(), None, true);
+        ledger.replay(&entries);
+        assert_eq!(ledger.credits(), (5.5, 2));
+        assert_eq!(ledger.outstanding(), 0);
+        // The counters written lag the webhook result line: it still counts as verified.
+        assert_eq!(
+            (ledger.webhooks().received, ledger.webhooks().verified),
+            (1, 1)
+        );
+        assert_eq!(ledger.e2e().count(), 2);
+    }
 }
