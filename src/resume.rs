@@ -259,7 +259,14 @@ pub async fn resume(
     );
     let poller = tokio::spawn(poller.run(poll_stop_rx));
     let deadline = Instant::now() + scenario.results.deadline;
+    let mut flushed = Instant::now();
     while ledger.lock().expect("ledger").outstanding() > 0 && Instant::now() < deadline {
+        // What the resume collects reaches the journal at least once a second, as in a
+        // run: a killed resume can be resumed again.
+        if flushed.elapsed() >= Duration::from_secs(1) {
+            ledger.lock().expect("ledger").flush_journal();
+            flushed = Instant::now();
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = stop_rx.wait_for(|s| s.is_some()) => break,

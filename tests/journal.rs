@@ -624,6 +624,8 @@ async fn a_resumed_job_never_fully_sent_is_not_passed_and_counts_what_came_befor
     assert!(md.lines().next().unwrap().contains("FAILED"), "{md}");
     assert!(md.contains("`unsent`") && md.contains("#6, #7"), "{md}");
     assert!(md.contains("resumed"), "{md}");
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(html.contains("unsent") && html.contains("#6, #7"), "{html}");
     let junit = std::fs::read_to_string(run_dir.join("report.junit.xml")).unwrap();
     let doc = roxmltree::Document::parse(&junit).unwrap();
     let verdict = doc
