@@ -20,9 +20,10 @@ use crate::metrics::HttpMetrics;
 use crate::observe::journal::{self, Replay};
 use crate::observe::poller::Poller;
 use crate::observe::{BatchOutcome, Journal, Ledger};
-use crate::report::Report;
+use crate::report::{Report, UNSENT_LISTED};
+use crate::run::plan::Plan;
 use crate::run::{RunError, Span};
-use crate::scenario::{PollResults, Scenario, Target};
+use crate::scenario::{PollResults, Scenario, Shard, Target};
 
 /// A journal's run, read back: its scenario and its rebuilt ledger.
 struct Rebuilt {
@@ -32,6 +33,85 @@ struct Rebuilt {
     started_at: chrono::DateTime<chrono::Utc>,
     /// µs after the start of the last thing the journal recorded.
     last_us: u64,
+    /// The batches of the whole job the journal never shows sent.
+    unsent: Unsent,
+}
+
+/// What of the job was never sent, compared with its whole schedule.
+enum Unsent {
+    /// Counted: how many, and the first `UNSENT_LISTED` indexes.
+    Known { count: u64, indexes: Vec<u64> },
+    /// A closed model with no `load.batches` sends as many batches as its clock allows:
+    /// killed before its load's end, the rest of its job cannot be counted.
+    CutShort { load_s: f64, killed_at_s: f64 },
+}
+
+impl Unsent {
+    /// The job's batches (its shard's, when sharded) that the ledger never registered.
+    fn of(scenario: &Scenario, shard: Option<Shard>, ledger: &Ledger, last_us: u64) -> Unsent {
+        let Some(total) = Plan::of(scenario, None).load_batches else {
+            let load = scenario.load.duration();
+            return match Duration::from_micros(last_us) < load {
+                true => Unsent::CutShort {
+                    load_s: load.as_secs_f64(),
+                    killed_at_s: last_us as f64 / 1e6,
+                },
+                false => Unsent::Known {
+                    count: 0,
+                    indexes: Vec::new(),
+                },
+            };
+        };
+        let (this, of) = shard.map_or((0, 1), |s| (s.index, s.count.max(1)));
+        // A forecast's sample sends every `stride`-th batch of its job.
+        let stride = scenario.sample.as_ref().map_or(1, |s| s.stride.max(1));
+        let mut count = 0;
+        let mut indexes = Vec::new();
+        for index in (0..total).filter(|k| k % of == this).map(|k| k * stride) {
+            if ledger.batch_position(index).is_none() {
+                count += 1;
+                if indexes.len() < UNSENT_LISTED {
+                    indexes.push(index);
+                }
+            }
+        }
+        Unsent::Known { count, indexes }
+    }
+
+    /// For the report: (count, indexes), and why the load counts as cut short when it
+    /// cannot be counted.
+    fn span_parts(&self) -> (u64, Vec<u64>, Option<String>) {
+        match self {
+            Unsent::Known { count, indexes } => (*count, indexes.clone(), None),
+            Unsent::CutShort {
+                load_s,
+                killed_at_s,
+            } => (
+                0,
+                Vec::new(),
+                Some(format!(
+                    "killed {killed_at_s:.1} s into a {load_s:.0} s closed-model load: the batches it would have sent after that cannot be counted, and were never sent"
+                )),
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Unsent::Known { count: 0, .. } => "every batch of the job had been sent".into(),
+            Unsent::Known { count, indexes } => format!(
+                "{count} batch(es) of the job were never sent and were not sent now ({}{})",
+                indexes
+                    .iter()
+                    .take(20)
+                    .map(|i| format!("#{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if *count > 20 { ", …" } else { "" }
+            ),
+            Unsent::CutShort { .. } => self.span_parts().2.unwrap_or_default(),
+        }
+    }
 }
 
 fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuilt, RunError> {
@@ -43,12 +123,17 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     })?;
     let h = &replay.header;
     // The journal recorded the URL, so `url: ${TARGET_URL}` needs no environment now.
-    let scenario = Scenario::from_text_at(
+    let mut scenario = Scenario::from_text_at(
         Path::new(&h.scenario_file),
         &h.scenario_text,
         Some(&h.target_url),
     )
     .map_err(|e| RunError::Invalid(format!("the journal's scenario: {e}")))?;
+    // The job as it was run: the budget's cap on the load, and the budget's stop.
+    if let Some(n) = h.load_batches {
+        scenario.load.batches = Some(n);
+    }
+    scenario.budget_stop = h.budget_stop.clone();
     let started_at = chrono::DateTime::parse_from_rfc3339(&h.started_at)
         .map_err(|e| {
             RunError::Invalid(format!("the journal's start time {:?}: {e}", h.started_at))
@@ -57,10 +142,11 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     let last_us = replay
         .entries
         .iter()
-        .map(|e| match e {
-            journal::Entry::Scheduled { intended_us, .. } => *intended_us,
-            journal::Entry::Settled { answered_us, .. } => *answered_us,
-            journal::Entry::Result { micros, .. } => *micros,
+        .filter_map(|e| match e {
+            journal::Entry::Scheduled { intended_us, .. } => Some(*intended_us),
+            journal::Entry::Settled { answered_us, .. } => Some(*answered_us),
+            journal::Entry::Result { micros, .. } => Some(*micros),
+            journal::Entry::Credit { .. } | journal::Entry::Webhooks(_) => None,
         })
         .max()
         .unwrap_or(0);
@@ -74,12 +160,14 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     let factory = Arc::new(InputFactory::new(&scenario));
     ledger.set_expected_metadata(Box::new(move |b, i| factory.metadata(b, i)));
     ledger.replay(&replay.entries);
+    let unsent = Unsent::of(&scenario, replay.header.shard, &ledger, last_us);
     Ok(Rebuilt {
         replay,
         scenario,
         ledger,
         started_at,
         last_us,
+        unsent,
     })
 }
 
@@ -87,23 +175,26 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
 pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunError> {
     let now = Instant::now();
     let r = rebuild(dir, |_| now)?;
+    let (unsent, unsent_indexes, _) = r.unsent.span_parts();
     let mut report = crate::run::build_report(
         &r.scenario,
         &r.ledger,
-        &HttpMetrics::default(),
+        &submit_metrics(&r.ledger),
         &r.replay.header.target_url,
         Span {
             started_at: r.started_at,
             start: r.ledger.start(),
-            unsent: 0,
+            unsent,
+            unsent_indexes,
             interrupted: Some(format!(
-                "killed; rebuilt from its journal ({} records{}): figures cover what it recorded, and request latencies were not journaled",
+                "killed; rebuilt from its journal ({} records{}): figures cover what it recorded ({}); of the requests, only submissions' response times were journaled",
                 r.replay.entries.len(),
                 if r.replay.unreadable > 0 {
                     format!(", {} unreadable line(s) skipped", r.replay.unreadable)
                 } else {
                     String::new()
-                }
+                },
+                r.unsent.describe()
             )),
         },
     );
@@ -140,6 +231,7 @@ pub async fn resume(
         ));
     }
     let scenario = r.scenario.clone();
+    let unsent = r.unsent;
     let mut ledger = r.ledger;
     let lost = settle_lost_answers(&mut ledger, now);
     ledger.poll_until_seen();
@@ -151,8 +243,8 @@ pub async fn resume(
 
     let base = r.replay.header.target_url.clone();
     let client = client_for(&scenario, &base, token_env)?;
+    let metrics = Arc::new(Mutex::new(submit_metrics(&ledger)));
     let ledger = Arc::new(Mutex::new(ledger));
-    let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
     let poller = Poller {
         client,
@@ -172,7 +264,14 @@ pub async fn resume(
     );
     let poller = tokio::spawn(poller.run(poll_stop_rx));
     let deadline = Instant::now() + scenario.results.deadline;
+    let mut flushed = Instant::now();
     while ledger.lock().expect("ledger").outstanding() > 0 && Instant::now() < deadline {
+        // What the resume collects reaches the journal at least once a second, as in a
+        // run: a killed resume can be resumed again.
+        if flushed.elapsed() >= Duration::from_secs(1) {
+            ledger.lock().expect("ledger").flush_journal();
+            flushed = Instant::now();
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = stop_rx.wait_for(|s| s.is_some()) => break,
@@ -180,8 +279,12 @@ pub async fn resume(
     }
     let _ = poll_stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
-    let interrupted = stop_rx.borrow().clone();
-    let ledger = ledger.lock().expect("ledger");
+    let (unsent_count, unsent_indexes, cut_short) = unsent.span_parts();
+    let interrupted = stop_rx.borrow().clone().or(cut_short);
+    let mut ledger = ledger.lock().expect("ledger");
+    if let Some((path, e)) = ledger.flush_journal() {
+        tracing::warn!(path = %path.display(), "the journal is incomplete: {e}");
+    }
     let metrics = metrics.lock().expect("metrics");
     let mut report = crate::run::build_report(
         &scenario,
@@ -191,23 +294,25 @@ pub async fn resume(
         Span {
             started_at: r.started_at,
             start: ledger.start(),
-            unsent: 0,
+            unsent: unsent_count,
+            unsent_indexes,
             interrupted,
         },
     );
-    report.invariants = ledger.judge_invariants(report.complete);
-    report.resources = None;
-    report.judge(&scenario.thresholds);
     report.resumed = Some(format!(
-        "killed, then resumed from its journal: {} accepted batches read back, {} results collected by polling without resubmitting anything, {} batch(es) whose answer the kill lost reported as possible duplicates",
+        "killed, then resumed from its journal: {} accepted batches read back, {} results collected by polling without resubmitting anything, {} batch(es) whose answer the kill lost reported as possible duplicates; {}",
         ledger
             .batches()
             .iter()
             .filter(|b| matches!(b.outcome, BatchOutcome::Accepted { .. }))
             .count(),
         outstanding_before - ledger.outstanding(),
-        lost.len()
+        lost.len(),
+        unsent.describe()
     ));
+    report.invariants = ledger.judge_invariants(report.complete);
+    report.resources = None;
+    report.judge(&scenario.thresholds);
     let paths = crate::run::write_files(&report, dir, &scenario)?;
     Ok((report, paths))
 }
@@ -232,6 +337,20 @@ fn settle_lost_answers(ledger: &mut Ledger, now: Instant) -> Vec<u64> {
         );
     }
     lost
+}
+
+/// The submissions' response times (intended start → answer), the one request latency
+/// the journal holds; schedule lag and service time were not journaled.
+fn submit_metrics(ledger: &Ledger) -> HttpMetrics {
+    let mut m = HttpMetrics::default();
+    for b in ledger.batches() {
+        if let Some(answered) = b.answered {
+            m.submit
+                .response
+                .record(answered.saturating_duration_since(b.intended));
+        }
+    }
+    m
 }
 
 /// A client for the journaled target, with the API key from `token_env`.
@@ -263,4 +382,62 @@ fn journal_age(dir: &Path) -> Option<Duration> {
     (chrono::Utc::now() - started.with_timezone(&chrono::Utc))
         .to_std()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(load: &str) -> Scenario {
+        let text = format!("name: t\nload:\n{load}  inputs_per_batch: 10\n");
+        Scenario::from_text(Path::new("t.yaml"), &text).unwrap()
+    }
+
+    fn sent(indexes: &[u64]) -> Ledger {
+        let now = Instant::now();
+        let mut l = Ledger::new(now, None, true);
+        for &i in indexes {
+            l.add_batch(i, now, 10);
+        }
+        l
+    }
+
+    fn known(u: Unsent) -> (u64, Vec<u64>) {
+        match u {
+            Unsent::Known { count, indexes } => (count, indexes),
+            Unsent::CutShort { .. } => panic!("counted"),
+        }
+    }
+
+    #[test]
+    fn the_unsent_are_the_schedule_less_what_was_sent_in_a_shard_and_under_a_cap() {
+        let s = scenario("  phases: [{hold: 4s, rate: 2}]\n");
+        assert_eq!(
+            known(Unsent::of(&s, None, &sent(&[0, 1, 2, 3, 4, 5]), 0)),
+            (2, vec![6, 7])
+        );
+        // Shard 1 of 3 sends batches 1, 4, 7 of the job.
+        let shard = Some(Shard { index: 1, count: 3 });
+        assert_eq!(
+            known(Unsent::of(&s, shard, &sent(&[1]), 0)),
+            (2, vec![4, 7])
+        );
+        // A budget's cap (the journal's `load_batches`) is the whole job.
+        let mut capped = s.clone();
+        capped.load.batches = Some(5);
+        assert_eq!(
+            known(Unsent::of(&capped, None, &sent(&[0, 1, 2, 3, 4]), 0)),
+            (0, vec![])
+        );
+    }
+
+    #[test]
+    fn a_closed_load_with_no_count_killed_before_its_end_is_cut_short() {
+        let s = scenario("  model: closed\n  phases: [{hold: 10s, concurrency: 2}]\n");
+        assert!(matches!(
+            Unsent::of(&s, None, &sent(&[0, 1]), 3_000_000),
+            Unsent::CutShort { .. }
+        ));
+        assert_eq!(known(Unsent::of(&s, None, &sent(&[0, 1]), 11_000_000)).0, 0);
+    }
 }

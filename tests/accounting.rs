@@ -2,16 +2,27 @@
 //! comes back exactly once or is counted missing, whatever order the batches are built
 //! and answered in, and at the scale of a real bulk job.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::{Command, Output, Stdio};
 
 fn run_with(scenario: &str, env: &[(&str, &str)]) -> (Output, batchproof::report::Report) {
+    run_args(scenario, env, &[])
+}
+
+fn run_args(
+    scenario: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Output, batchproof::report::Report) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.yaml");
     std::fs::write(&path, scenario).unwrap();
     let out = dir.path().join("reports");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchproof"));
     cmd.args(["run", path.to_str().unwrap(), "--progress", "none", "--out"])
-        .arg(&out);
+        .arg(&out)
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -107,14 +118,70 @@ fn closed_model_submitters_racing_each_other_lose_no_batch() {
     );
 }
 
+/// A mock in its own process (`mock/default.yaml` at time scale 1000), so its own counts
+/// can be read after the run.
+struct Mock(std::process::Child, String);
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_mock() -> Mock {
+    let port = common::free_port();
+    let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/default.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args(["mock", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--time-scale", "1000", "--profile"])
+        .arg(profile)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_lines(&mut child, "serving", 1, std::time::Duration::from_secs(60));
+    Mock(child, format!("http://127.0.0.1:{port}"))
+}
+
+/// The mock's own state, read strictly: anything but a 2xx JSON answer fails the test.
+fn mock_state(mock: &Mock) -> serde_json::Value {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(format!("{}/_mock/state", mock.1))
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "/_mock/state: {status} {text}");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("/_mock/state: not JSON ({e}): {text}"))
+    })
+}
+
+fn count(v: &serde_json::Value, pointer: &str) -> u64 {
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("`{pointer}` is not a count in {v}"))
+}
+
 /// The scale of a real bulk job: 200,000 runs in 1,000-input batches, submitted while
 /// earlier batches' webhooks pour in, every result accounted for exactly once and every
-/// invariant judged over all of them.
+/// invariant judged over all of them; the mock, in its own process, counts the same runs
+/// created.
 #[test]
 fn two_hundred_thousand_runs_are_each_accounted_for_exactly_once() {
-    let scenario = "name: scale\ntarget: {mock: {time_scale: 1000}}\nload:\n  phases: [{hold: 5s, rate: 40}]\n  batches: 200\n  inputs_per_batch: 1000\n  max_in_flight: 32\n  seed: 11\ninputs:\n  metadata: {customer: \"cust-{{random:1-500}}\", region: \"{{choice:eu|us|apac}}\"}\nresults: {via: webhooks, deadline: 110s}\nthresholds: [\"runs.missing == 0\", \"runs.duplicates == 0\", \"runs.unknown == 0\"]\n";
+    let mock = start_mock();
+    let hook = common::free_port();
+    let scenario = format!(
+        "name: scale\nload:\n  phases: [{{hold: 5s, rate: 40}}]\n  batches: 200\n  inputs_per_batch: 1000\n  max_in_flight: 32\n  seed: 11\ninputs:\n  metadata: {{customer: \"cust-{{{{random:1-500}}}}\", region: \"{{{{choice:eu|us|apac}}}}\"}}\nresults:\n  via: webhooks\n  webhooks: {{listen: \"127.0.0.1:{hook}\", public_url: \"http://127.0.0.1:{hook}/\"}}\n  deadline: 110s\nthresholds: [\"runs.missing == 0\", \"runs.duplicates == 0\", \"runs.unknown == 0\"]\n"
+    );
     let started = std::time::Instant::now();
-    let (output, report) = run_with(scenario, &[]);
+    let (output, report) = run_args(
+        &scenario,
+        &[("EXTEND_API_KEY", "sk_batchproof_local")],
+        &["--target", &mock.1, "--yes"],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     let b = &report.batches;
@@ -141,5 +208,9 @@ fn two_hundred_thousand_runs_are_each_accounted_for_exactly_once() {
         .find(|i| i.id == "ledger.seen_or_missing")
         .unwrap();
     assert_eq!(seen.checked, 200_000);
+    // The mock's own count of what it created agrees with the harness's.
+    let state = mock_state(&mock);
+    assert_eq!(count(&state, "/runs/created"), report.runs.submitted);
+    assert_eq!(count(&state, "/batches/created"), report.batches.accepted);
     eprintln!("200,000 runs in {:?}", started.elapsed());
 }

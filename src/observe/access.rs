@@ -130,9 +130,11 @@ impl Ledger {
         self.journal = Some(journal);
     }
 
-    /// Flushes the journal's buffered results to its file; its first write error, if any.
+    /// Flushes the journal's buffered results to its file, after the webhook counters
+    /// when they changed; its first write error, if any.
     pub fn flush_journal(&mut self) -> Option<(std::path::PathBuf, String)> {
         let j = self.journal.as_mut()?;
+        j.webhooks(&self.webhooks);
         j.flush();
         j.error.clone().map(|e| (j.path.clone(), e))
     }

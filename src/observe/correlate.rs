@@ -85,6 +85,9 @@ impl Ledger {
         }
     }
 
+    /// Records a status seen for an input, with the credits its run reported when the
+    /// channel showed them. The credits ride on the input's journal line when that line
+    /// is written now; otherwise (a later sighting) on a line of their own.
     pub(super) fn observe(
         &mut self,
         seq: u64,
@@ -92,14 +95,31 @@ impl Ledger {
         status: RunStatus,
         at: Instant,
         channel: Channel,
+        credits: Option<f64>,
     ) {
+        let carried = self.see(seq, run_id, status, at, channel, credits);
+        if let (Some(credits), false) = (credits, carried) {
+            self.credit(seq, credits);
+        }
+    }
+
+    /// `observe` without the credits of a later sighting; true when it counted `credits`.
+    fn see(
+        &mut self,
+        seq: u64,
+        run_id: &str,
+        status: RunStatus,
+        at: Instant,
+        channel: Channel,
+        credits: Option<f64>,
+    ) -> bool {
         let start = self.start;
         let batch = &self.batches[self.inputs[seq as usize].batch as usize];
         if !matches!(batch.outcome, BatchOutcome::Accepted { .. }) {
             // A result for a batch that answered 5xx or timed out: it was created after
             // all. Counted, but not as the result of an accepted input.
             self.anomalies.from_unconfirmed_batches += 1;
-            return;
+            return false;
         }
         match self.run_id(seq) {
             None => self.run_ids.link(&mut self.inputs, seq, run_id),
@@ -109,7 +129,7 @@ impl Ledger {
                     self.anomalies.duplicates += 1;
                 }
                 self.extra_runs.insert(run_id.to_string(), seq);
-                return;
+                return false;
             }
             Some(_) => {}
         }
@@ -131,7 +151,7 @@ impl Ledger {
         input.max_rank[ch] = input.max_rank[ch].max(status.rank());
         input.last_status = Some(status);
         if !status.is_terminal() {
-            return;
+            return false;
         }
         let before = input.first_seen();
         let micros = at.saturating_duration_since(start).as_micros() as u64;
@@ -140,19 +160,32 @@ impl Ledger {
                 if channel == Channel::Webhook {
                     self.webhooks.review_outcomes += 1;
                 }
-                return;
+                return false;
             }
             if channel == Channel::Webhook {
                 self.anomalies.duplicates += 1;
             }
-            return;
+            return false;
         }
+        // Credited once per input, by whichever channel shows them first.
+        let credits = credits.filter(|_| !input.credited);
         if let Some(j) = &mut self.journal {
             let b = &self.batches[input.batch as usize];
-            j.result(b.index, seq - b.first_seq, channel, status, micros, run_id);
+            j.result(
+                b.index,
+                seq - b.first_seq,
+                channel,
+                status,
+                micros,
+                run_id,
+                credits,
+            );
+        }
+        let pos = input.batch as usize;
+        if let Some(c) = credits {
+            self.count_credits(seq, c);
         }
         if before.is_none() {
-            let pos = input.batch as usize;
             let b = &mut self.batches[pos];
             self.e2e.record(at.saturating_duration_since(b.intended));
             b.terminal += 1;
@@ -167,6 +200,7 @@ impl Ledger {
                 sec.runs_failed += 1;
             }
         }
+        credits.is_some()
     }
 
     /// Takes one raw delivery from the receiver: verify, de-duplicate, correlate, and
@@ -386,21 +420,33 @@ impl Ledger {
             self.webhooks.metadata_mismatch += 1;
         }
         if verified {
-            self.observe(seq, run_id, status, arrived, Channel::Webhook);
-            self.credit(seq, payload.get("usage"));
+            self.observe(
+                seq,
+                run_id,
+                status,
+                arrived,
+                Channel::Webhook,
+                credits_of(payload.get("usage")),
+            );
         }
     }
 
-    /// Counts the credits a terminal run reports in its `usage.credits`, once per input
-    /// whichever channel shows them first.
-    fn credit(&mut self, seq: u64, usage: Option<&Value>) {
-        let Some(credits) = usage.and_then(|u| u.get("credits")).and_then(Value::as_f64) else {
-            return;
-        };
-        let input = &mut self.inputs[seq as usize];
+    /// Counts the credits a run reports for an input already seen terminal, unless it was
+    /// credited before; journaled on a line of its own.
+    pub(super) fn credit(&mut self, seq: u64, credits: f64) {
+        let input = &self.inputs[seq as usize];
         if input.credited || input.first_seen().is_none() {
             return;
         }
+        if let Some(j) = &mut self.journal {
+            let b = &self.batches[input.batch as usize];
+            j.credit(b.index, seq - b.first_seq, credits);
+        }
+        self.count_credits(seq, credits);
+    }
+
+    fn count_credits(&mut self, seq: u64, credits: f64) {
+        let input = &mut self.inputs[seq as usize];
         input.credited = true;
         let batch = &mut self.batches[input.batch as usize];
         batch.credits += credits;
@@ -413,7 +459,7 @@ impl Ledger {
     pub fn poll_status(&mut self, run_id: &str, status: RunStatus, at: Instant) -> bool {
         match self.find_run(run_id) {
             Some(seq) => {
-                self.observe(seq, run_id, status, at, Channel::Poll);
+                self.observe(seq, run_id, status, at, Channel::Poll, None);
                 true
             }
             None => false,
@@ -436,12 +482,23 @@ impl Ledger {
             run.get("metadata"),
         ) {
             Some(seq) => {
-                self.observe(seq, run_id, status, at, Channel::Poll);
-                self.credit(seq, run.get("usage"));
+                self.observe(
+                    seq,
+                    run_id,
+                    status,
+                    at,
+                    Channel::Poll,
+                    credits_of(run.get("usage")),
+                );
             }
             None => self.unknown_result(run_id, run.get("metadata")),
         }
     }
+}
+
+/// The credits a run's `usage` reports.
+fn credits_of(usage: Option<&Value>) -> Option<f64> {
+    usage?.get("credits")?.as_f64()
 }
 
 fn status_list(statuses: &[RunStatus]) -> String {

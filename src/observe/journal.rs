@@ -10,12 +10,19 @@
 //! batchproof-journal v1 {header JSON}
 //! S <batch index> <inputs> <intended µs>                         a batch is scheduled
 //! B <batch index> <answered µs> <throttles> <outcome JSON>       its outcome (with batchId)
-//! R <batch index> <input index> <w|p> <STATUS> <µs> <run id>     a run first seen terminal
+//! R <batch index> <input index> <w|p> <STATUS> <µs> <run id> [<credits>]
+//!                                                                a run first seen terminal
+//! C <batch index> <input index> <credits>                        credits shown later
+//! W {webhook counters JSON}                                      the receiver's counts so far
 //! ```
 //!
 //! Times are µs after the run's start. An outcome is written through at once (an accepted
 //! batch's id is what a resume needs most); results are buffered and flushed at least once
-//! a second. A result line is ~60 bytes, at most two per input (one per channel).
+//! a second. A result line is ~60 bytes, at most two per input (one per channel); it ends
+//! with the run's credits when that sighting is the one that credits the input (a line
+//! of an older journal without them still reads). The webhook counters are written as a
+//! whole before each flush that changed them (a few hundred bytes a second at most); the
+//! last one read back wins, so a resumed report counts the deliveries the dead run had.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -23,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{BatchOutcome, Channel};
+use super::{BatchOutcome, Channel, WebhookCounts};
 use crate::api::RunStatus;
 
 pub const FILE: &str = "journal.txt";
@@ -43,6 +50,14 @@ pub struct Header {
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::scenario::Shard>,
+    /// The load's batch count as run, when something other than the scenario's text set
+    /// it (the budget's cap, `--max-runs`): the whole job a resume compares with what was
+    /// sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_batches: Option<u64>,
+    /// The budget cut the load short (the cost guard's decision, kept for the report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_stop: Option<crate::scenario::BudgetStop>,
 }
 
 /// Appends to a run's journal. Write errors are remembered, not fatal: a full disk must
@@ -51,6 +66,8 @@ pub struct Journal {
     out: BufWriter<File>,
     pub path: PathBuf,
     pub error: Option<String>,
+    /// The webhook counters last written, so an unchanged second writes none.
+    webhooks: Option<WebhookCounts>,
 }
 
 impl Journal {
@@ -65,6 +82,7 @@ impl Journal {
             out,
             path,
             error: None,
+            webhooks: None,
         })
     }
 
@@ -75,6 +93,7 @@ impl Journal {
             out: BufWriter::with_capacity(1 << 16, file),
             path: path.to_path_buf(),
             error: None,
+            webhooks: None,
         })
     }
 
@@ -103,6 +122,7 @@ impl Journal {
         self.flush();
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn result(
         &mut self,
         batch: u64,
@@ -111,15 +131,36 @@ impl Journal {
         status: RunStatus,
         micros: u64,
         run_id: &str,
+        credits: Option<f64>,
     ) {
         let ch = match channel {
             Channel::Webhook => 'w',
             Channel::Poll => 'p',
         };
-        self.line(format_args!(
-            "R {batch} {input} {ch} {} {micros} {run_id}\n",
-            status.as_str()
-        ));
+        let status = status.as_str();
+        match credits {
+            Some(c) => self.line(format_args!(
+                "R {batch} {input} {ch} {status} {micros} {run_id} {c}\n"
+            )),
+            None => self.line(format_args!(
+                "R {batch} {input} {ch} {status} {micros} {run_id}\n"
+            )),
+        }
+    }
+
+    /// Credits shown for an input after the sighting that journaled it.
+    pub fn credit(&mut self, batch: u64, input: u64, credits: f64) {
+        self.line(format_args!("C {batch} {input} {credits}\n"));
+    }
+
+    /// The webhook counters so far, when they changed since the last written.
+    pub fn webhooks(&mut self, counts: &WebhookCounts) {
+        if self.webhooks.as_ref() == Some(counts) {
+            return;
+        }
+        let json = serde_json::to_string(counts).unwrap_or_else(|_| "{}".into());
+        self.line(format_args!("W {json}\n"));
+        self.webhooks = Some(counts.clone());
     }
 
     pub fn flush(&mut self) {
@@ -150,7 +191,15 @@ pub enum Entry {
         status: RunStatus,
         micros: u64,
         run_id: String,
+        /// The credits this sighting counted (None on older journals).
+        credits: Option<f64>,
     },
+    Credit {
+        batch: u64,
+        input: u64,
+        credits: f64,
+    },
+    Webhooks(WebhookCounts),
 }
 
 /// A journal read back: its header, its records in order, and how many lines could not
@@ -225,7 +274,10 @@ pub fn read(path: &Path) -> Result<Replay, ReadError> {
 }
 
 fn parse(line: &str) -> Option<Entry> {
-    let mut f = line.splitn(7, ' ');
+    if let Some(json) = line.strip_prefix("W ") {
+        return serde_json::from_str(json).ok().map(Entry::Webhooks);
+    }
+    let mut f = line.splitn(8, ' ');
     let kind = f.next()?;
     let mut num = || f.next()?.parse::<u64>().ok();
     match kind {
@@ -254,17 +306,35 @@ fn parse(line: &str) -> Option<Entry> {
             let status = RunStatus::parse(f.next()?)?;
             let micros = f.next()?.parse().ok()?;
             let run_id = f.next()?.to_string();
-            (!run_id.is_empty() && !run_id.contains(' ')).then_some(Entry::Result {
+            let credits = match f.next() {
+                Some(c) => Some(finite(c)?),
+                None => None,
+            };
+            (!run_id.is_empty()).then_some(Entry::Result {
                 batch,
                 input,
                 channel,
                 status,
                 micros,
                 run_id,
+                credits,
+            })
+        }
+        "C" => {
+            let (batch, input) = (num()?, num()?);
+            let credits = finite(f.next()?)?;
+            f.next().is_none().then_some(Entry::Credit {
+                batch,
+                input,
+                credits,
             })
         }
         _ => None,
     }
+}
+
+fn finite(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|c| c.is_finite())
 }
 
 impl super::Ledger {
@@ -274,6 +344,13 @@ impl super::Ledger {
     /// journal never scheduled are counted as faults, never skipped.
     pub fn replay(&mut self, entries: &[Entry]) {
         let saved = self.journal.take();
+        let mut by_webhook = 0u64;
+        let seq_of = |l: &Self, batch: u64, input: u64| {
+            l.batch_position(batch)
+                .map(|p| &l.batches[p])
+                .filter(|b| input < u64::from(b.inputs) && l.track_inputs)
+                .map(|b| b.first_seq + input)
+        };
         let at = |start: std::time::Instant, us: u64| start + std::time::Duration::from_micros(us);
         for e in entries {
             match e {
@@ -302,24 +379,41 @@ impl super::Ledger {
                     status,
                     micros,
                     run_id,
+                    credits,
                 } => {
-                    let seq = self
-                        .batch_position(*batch)
-                        .map(|p| &self.batches[p])
-                        .filter(|b| *input < u64::from(b.inputs) && self.track_inputs)
-                        .map(|b| b.first_seq + input);
-                    match seq {
-                        Some(seq) => {
-                            self.observe(seq, run_id, *status, at(self.start, *micros), *channel)
-                        }
+                    by_webhook += u64::from(*channel == Channel::Webhook);
+                    match seq_of(self, *batch, *input) {
+                        Some(seq) => self.observe(
+                            seq,
+                            run_id,
+                            *status,
+                            at(self.start, *micros),
+                            *channel,
+                            *credits,
+                        ),
                         None => self.faults.record(
                             super::Invariant::SeenOrMissing,
                             format!("the journal has a result for batch #{batch} input {input}, which it never scheduled"),
                         ),
                     }
                 }
+                Entry::Credit {
+                    batch,
+                    input,
+                    credits,
+                } => {
+                    if let Some(seq) = seq_of(self, *batch, *input) {
+                        self.credit(seq, *credits);
+                    }
+                }
+                Entry::Webhooks(counts) => self.webhooks = counts.clone(),
             }
         }
+        // Every webhook result line was a verified delivery, though the counters written
+        // before the kill may lag the last lines that reached the file.
+        let w = &mut self.webhooks;
+        w.verified = w.verified.max(by_webhook);
+        w.received = w.received.max(w.verified);
         self.journal = saved;
     }
 }
@@ -338,6 +432,8 @@ mod tests {
             embedded_mock: false,
             started_at: "2026-11-30T00:00:00Z".into(),
             shard: None,
+            load_batches: Some(8),
+            budget_stop: None,
         };
         let mut j = Journal::create(dir.path(), &header).unwrap();
         j.scheduled(3, 2, 1500);
@@ -356,13 +452,37 @@ mod tests {
             RunStatus::NeedsReview,
             9000,
             "workflow_run_x",
+            None,
         );
+        j.result(
+            3,
+            0,
+            Channel::Webhook,
+            RunStatus::Processed,
+            9500,
+            "workflow_run_y",
+            Some(2.5),
+        );
+        j.credit(3, 1, 3.0);
+        let counts = WebhookCounts {
+            received: 4,
+            verified: 3,
+            ..Default::default()
+        };
+        j.webhooks(&counts);
+        j.webhooks(&counts);
         j.flush();
         drop(j);
         // A kill in the middle of a line.
         let path = dir.path().join(FILE);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"R 3 0 w PROCE").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.matches("\nW ").count(),
+            1,
+            "an unchanged count is written once"
+        );
         let r = read(&path).unwrap();
         assert_eq!(r.header, header);
         assert_eq!(r.unreadable, 1);
@@ -388,9 +508,49 @@ mod tests {
                     channel: Channel::Poll,
                     status: RunStatus::NeedsReview,
                     micros: 9000,
-                    run_id: "workflow_run_x".into()
+                    run_id: "workflow_run_x".into(),
+                    credits: None,
                 },
+                Entry::Result {
+                    batch: 3,
+                    input: 0,
+                    channel: Channel::Webhook,
+                    status: RunStatus::Processed,
+                    micros: 9500,
+                    run_id: "workflow_run_y".into(),
+                    credits: Some(2.5),
+                },
+                Entry::Credit {
+                    batch: 3,
+                    input: 1,
+                    credits: 3.0
+                },
+                Entry::Webhooks(counts),
             ]
         );
+    }
+
+    #[test]
+    fn a_replay_restores_credits_and_webhook_counts_and_reads_older_result_lines() {
+        let lines = [
+            "S 0 2 100",
+            r#"B 0 200 0 {"kind":"accepted","batch_id":"batch_1"}"#,
+            "R 0 0 w PROCESSED 300 workflow_run_a 2.5",
+            // An older journal's line: no credits.
+            "R 0 1 p FAILED 400 workflow_run_b",
+            "C 0 1 3",
+            r#"W {"received":0,"verified":0,"rejected":{},"redeliveries":0,"unparseable":0,"other_events":0,"without_batch_id":0,"metadata_mismatch":0}"#,
+        ];
+        let entries: Vec<Entry> = lines.iter().map(|l| parse(l).unwrap()).collect();
+        let mut ledger = super::super::Ledger::new(std::time::Instant::now(), None, true);
+        ledger.replay(&entries);
+        assert_eq!(ledger.credits(), (5.5, 2));
+        assert_eq!(ledger.outstanding(), 0);
+        // The counters written lag the webhook result line: it still counts as verified.
+        assert_eq!(
+            (ledger.webhooks().received, ledger.webhooks().verified),
+            (1, 1)
+        );
+        assert_eq!(ledger.e2e().count(), 2);
     }
 }

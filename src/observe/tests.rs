@@ -35,6 +35,7 @@ fn a_stale_list_page_read_after_the_webhook_is_not_out_of_order() {
         RunStatus::Processed,
         Instant::now(),
         Channel::Webhook,
+        None,
     );
     // A list page fetched before completion, read after the webhook.
     l.poll_status("workflow_run_1", RunStatus::Processing, Instant::now());

@@ -198,6 +198,14 @@ fn add_shard(m: &mut Report, r: &Report) -> anyhow::Result<()> {
     }
     m.generator.saturated |= r.generator.saturated;
     m.generator.unsent_batches += r.generator.unsent_batches;
+    // Shards' batch indexes never overlap: the set's unsent batches are all of theirs.
+    let unsent = &mut m.generator.unsent_indexes;
+    unsent.extend(&r.generator.unsent_indexes);
+    unsent.sort_unstable();
+    unsent.truncate(super::UNSENT_LISTED);
+    if let (None, Some(why)) = (&m.resumed, &r.resumed) {
+        m.resumed = Some(format!("a shard was {why}"));
+    }
     for (k, op) in &r.operations {
         match m.operations.get_mut(k) {
             None => {

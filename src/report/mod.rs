@@ -164,9 +164,16 @@ pub struct Generator {
     pub saturated: bool,
     pub lag_p99_ms: f64,
     pub lag_bound_ms: f64,
-    /// Batches scheduled but never sent (only when interrupted).
+    /// Batches scheduled but never sent (when interrupted, or killed and resumed).
     pub unsent_batches: u64,
+    /// Which ones, by index, when known (a resumed job compares its whole schedule with
+    /// what its journal shows sent); the first `UNSENT_LISTED` of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsent_indexes: Vec<u64>,
 }
+
+/// The most unsent batch indexes a report lists.
+pub const UNSENT_LISTED: usize = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Http {

@@ -119,11 +119,29 @@ impl Report {
             ));
         }
         if self.complete && self.generator.unsent_batches > 0 {
+            let g = &self.generator;
+            let listed = match g.unsent_indexes.len() {
+                0 => String::new(),
+                n => format!(
+                    ": #{}{}",
+                    g.unsent_indexes
+                        .iter()
+                        .take(20)
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", #"),
+                    if g.unsent_batches > 20 || n > 20 {
+                        ", … (report.json lists them: generator.unsent_indexes)"
+                    } else {
+                        ""
+                    }
+                ),
+            };
             out.push(Reason::new(
                 "unsent",
                 format!(
-                    "{} batch(es) of the job were never sent",
-                    self.generator.unsent_batches
+                    "{} batch(es) of the job were never sent{listed}",
+                    g.unsent_batches
                 ),
             ));
         }

@@ -34,6 +34,8 @@ pub(crate) struct Span {
     pub start: Instant,
     /// Batches the engine never sent.
     pub unsent: u64,
+    /// Which ones, when known (at most `report::UNSENT_LISTED`).
+    pub unsent_indexes: Vec<u64>,
     /// Why the run stopped early, if it did.
     pub interrupted: Option<String>,
 }
@@ -122,6 +124,7 @@ pub(crate) fn build_report(
             lag_p99_ms: lag_p99,
             lag_bound_ms: scenario.load.lag_bound.as_secs_f64() * 1e3,
             unsent_batches: span.unsent,
+            unsent_indexes: span.unsent_indexes,
         },
         operations,
         http: Http {

@@ -320,6 +320,7 @@ async fn execute(
                 started_at,
                 start,
                 unsent,
+                unsent_indexes: Vec::new(),
                 interrupted,
             },
         )

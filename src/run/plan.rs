@@ -339,39 +339,7 @@ impl fmt::Display for Plan {
                 "credits   unknown before a run; a report totals them (runs.credits): pass --from REPORT to price this plan"
             )?,
         }
-        if let Some((sh, batches, runs, probes)) = self.shard_share() {
-            let n = |v: Option<u64>| v.map_or("an open number of".to_string(), |v| v.to_string());
-            writeln!(
-                s,
-                "shard     {}/{}: batches {}, {}+{}, … — {} batches, {} runs at most{}",
-                sh.index,
-                sh.count,
-                sh.index,
-                sh.index,
-                sh.count,
-                n(batches),
-                n(runs.map(|r| r + if probes {
-                    self.probe_runs.map_or(0, |p| p.1)
-                } else {
-                    0
-                })),
-                if self.probe_runs.is_none() {
-                    ""
-                } else if probes {
-                    " (the probes included: this shard sends them)"
-                } else {
-                    " (no probes: shard 0 sends them)"
-                }
-            )?;
-            if let (Some(whole), Some(b)) = (self.whole_runs_at_most(), self.budget) {
-                writeln!(
-                    s,
-                    "whole     {whole} runs at most over all {} shards, against the budget of {b}: {}",
-                    sh.count,
-                    if whole > b { "EXCEEDED" } else { "within" }
-                )?;
-            }
-        }
+        self.shard_lines(&mut s)?;
         match (self.budget, self.runs_at_most()) {
             (Some(b), Some(r)) if r > b => {
                 writeln!(s, "budget    {b} runs: EXCEEDED by {}", r - b)?
@@ -470,6 +438,44 @@ impl Plan {
             };
         }
         self
+    }
+
+    /// This shard's share, and the whole against the budget (`plan --shard I/N`).
+    fn shard_lines(&self, s: &mut String) -> fmt::Result {
+        if let Some((sh, batches, runs, probes)) = self.shard_share() {
+            let n = |v: Option<u64>| v.map_or("an open number of".to_string(), |v| v.to_string());
+            writeln!(
+                s,
+                "shard     {}/{}: batches {}, {}+{}, … — {} batches, {} runs at most{}",
+                sh.index,
+                sh.count,
+                sh.index,
+                sh.index,
+                sh.count,
+                n(batches),
+                n(runs.map(|r| r + if probes {
+                    self.probe_runs.map_or(0, |p| p.1)
+                } else {
+                    0
+                })),
+                if self.probe_runs.is_none() {
+                    ""
+                } else if probes {
+                    " (the probes included: this shard sends them)"
+                } else {
+                    " (no probes: shard 0 sends them)"
+                }
+            )?;
+            if let (Some(whole), Some(b)) = (self.whole_runs_at_most(), self.budget) {
+                writeln!(
+                    s,
+                    "whole     {whole} runs at most over all {} shards, against the budget of {b}: {}",
+                    sh.count,
+                    if whole > b { "EXCEEDED" } else { "within" }
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// The runs the whole scenario may create at most, every shard's probes included.

@@ -282,6 +282,8 @@ pub(super) fn open_ledger(
         embedded_mock,
         started_at: started_at.to_rfc3339(),
         shard: opts.shard,
+        load_batches: scenario.load.batches,
+        budget_stop: scenario.budget_stop.clone(),
     };
     match crate::observe::Journal::create(&dir, &header) {
         Ok(j) => ledger.lock().expect("ledger").set_journal(j),
