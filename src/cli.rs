@@ -142,8 +142,18 @@ pub enum Command {
     },
     /// Merge the reports of the shards of one scenario into one report.
     Merge {
-        #[arg(required = true)]
+        /// The shards' report.json files.
+        #[arg(required_unless_present = "shards")]
         reports: Vec<PathBuf>,
+        /// A folder of shard run folders (as `run --shard I/N --out DIR` leaves them):
+        /// each shard's report is used, and a shard killed before it wrote one (an evicted
+        /// pod) is first resumed from its journal — collecting, never submitting — or,
+        /// where it cannot be, reported from its journal as incomplete.
+        #[arg(long, value_name = "DIR", conflicts_with = "reports")]
+        shards: Option<PathBuf>,
+        /// Environment variable holding the API key, for resuming a killed shard.
+        #[arg(long, default_value = "EXTEND_API_KEY")]
+        token_env: String,
         /// Folder for the merged report (all formats).
         #[arg(long, default_value = "reports/merged")]
         out: PathBuf,

@@ -152,8 +152,18 @@ async fn dispatch(command: Command) -> u8 {
         } => commands::reports::compare(&base, &new, &tolerance, &min_delta, out.as_deref()),
         Command::Merge {
             reports,
+            shards: Some(dir),
+            token_env,
             out,
             partial,
+        } if reports.is_empty() => {
+            commands::reports::merge_shards(&dir, &token_env, &out, partial).await
+        }
+        Command::Merge {
+            reports,
+            out,
+            partial,
+            ..
         } => commands::reports::merge(&reports, &out, partial),
         Command::Checks { format } => {
             say!(

@@ -123,10 +123,11 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
     })?;
     let h = &replay.header;
     // The journal recorded the URL, so `url: ${TARGET_URL}` needs no environment now.
-    let mut scenario = Scenario::from_text_at(
+    let mut scenario = Scenario::from_journal(
         Path::new(&h.scenario_file),
         &h.scenario_text,
         Some(&h.target_url),
+        &h.env,
     )
     .map_err(|e| RunError::Invalid(format!("the journal's scenario: {e}")))?;
     // The job as it was run: the budget's cap on the load, and the budget's stop.
@@ -146,7 +147,9 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
             journal::Entry::Scheduled { intended_us, .. } => Some(*intended_us),
             journal::Entry::Settled { answered_us, .. } => Some(*answered_us),
             journal::Entry::Result { micros, .. } => Some(*micros),
-            journal::Entry::Credit { .. } | journal::Entry::Webhooks(_) => None,
+            journal::Entry::Credit { .. }
+            | journal::Entry::Webhooks(_)
+            | journal::Entry::Endpoint { .. } => None,
         })
         .max()
         .unwrap_or(0);
@@ -202,6 +205,7 @@ pub fn report_from_journal(dir: &Path) -> Result<(Report, Vec<PathBuf>), RunErro
     report.finished_at = finished.to_rfc3339();
     report.duration_s = r.last_us as f64 / 1e6;
     report.invariants = r.ledger.judge_invariants(false);
+    report.shard = r.replay.header.shard;
     report.judge(&r.scenario.thresholds);
     let paths = crate::run::write_files(&report, dir, &r.scenario)?;
     Ok((report, paths))
@@ -243,6 +247,7 @@ pub async fn resume(
 
     let base = r.replay.header.target_url.clone();
     let client = client_for(&scenario, &base, token_env)?;
+    let endpoint = remove_endpoint_left(&client, &r.replay.entries, &mut ledger).await;
     let metrics = Arc::new(Mutex::new(submit_metrics(&ledger)));
     let ledger = Arc::new(Mutex::new(ledger));
     let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
@@ -310,11 +315,43 @@ pub async fn resume(
         lost.len(),
         unsent.describe()
     ));
+    if let Some(note) = endpoint {
+        if let Some(r) = report.resumed.as_mut() {
+            r.push_str("; ");
+            r.push_str(&note);
+        }
+    }
     report.invariants = ledger.judge_invariants(report.complete);
     report.resources = None;
+    report.shard = r.replay.header.shard;
     report.judge(&scenario.thresholds);
     let paths = crate::run::write_files(&report, dir, &scenario)?;
     Ok((report, paths))
+}
+
+/// The webhook endpoint the killed run registered and never removed is deleted now, so
+/// the next run on the same receiver does not get its deliveries; what was done, in words.
+async fn remove_endpoint_left(
+    client: &Client,
+    entries: &[journal::Entry],
+    ledger: &mut Ledger,
+) -> Option<String> {
+    let id = journal::endpoint_left(entries)?;
+    let reply = client.delete(&format!("/webhook_endpoints/{id}")).await;
+    let removed = reply
+        .status()
+        .is_some_and(|s| (200..300).contains(&s) || s == 404);
+    ledger.journal_endpoint(&id, removed);
+    let foreign = ledger.webhooks().foreign;
+    ledger.set_endpoint(foreign, Some(id.clone()), removed);
+    Some(if removed {
+        format!("the webhook endpoint {id} the killed run left registered was removed")
+    } else {
+        format!(
+            "the webhook endpoint {id} the killed run left registered could not be removed ({}): delete it by hand",
+            reply.describe()
+        )
+    })
 }
 
 /// Batches whose answer the kill lost may exist at the target: each is settled as a

@@ -104,6 +104,9 @@ async fn start_proxy(upstream: &str) -> Proxy {
 }
 
 fn route(path: &str) -> String {
+    if path.starts_with("/webhook_endpoints/") {
+        return "/webhook_endpoints/{id}".into();
+    }
     match path.strip_prefix("/workflow_runs/") {
         Some(rest) if rest != "batch" => match rest.split_once('/') {
             Some((_, tail)) => format!("/workflow_runs/{{id}}/{tail}"),
@@ -335,14 +338,27 @@ async fn a_run_killed_mid_load_is_reported_from_its_journal_and_resumed_without_
         created,
         "the resume submitted nothing"
     );
-    // Every request the resume made, by method and path: reads only.
+    // Every request the resume made, by method and path: reads only, and the removal of
+    // the webhook endpoint the killed run left registered.
     let by_resume = since(&at_kill, &proxy.counts());
     assert!(
-        by_resume
-            .keys()
-            .all(|k| k == "GET /workflow_runs" || k == "GET /workflow_runs/{id}"),
+        by_resume.keys().all(|k| k == "GET /workflow_runs"
+            || k == "GET /workflow_runs/{id}"
+            || k == "DELETE /webhook_endpoints/{id}"),
         "{by_resume:?}"
     );
+    assert_eq!(
+        by_resume.get("DELETE /webhook_endpoints/{id}"),
+        Some(&1),
+        "{by_resume:?}"
+    );
+    let endpoints = admin(&mock, "GET /_mock/endpoints").await;
+    assert_eq!(
+        endpoints.as_array().map(Vec::len),
+        Some(0),
+        "the killed run's endpoint is gone: {endpoints}"
+    );
+    assert!(stdout.contains("was removed"), "{stdout}");
     assert!(
         by_resume.get("GET /workflow_runs").copied().unwrap_or(0) > 0,
         "{by_resume:?}"

@@ -131,6 +131,78 @@ pub fn merge(paths: &[PathBuf], out: &Path, partial: bool) -> u8 {
             Err(code) => return code,
         }
     }
+    merge_reports(reports, out, partial)
+}
+
+/// `batchproof merge --shards DIR`: every shard run folder in `dir`, a shard killed before
+/// its report (an evicted pod) first resumed from its journal — collecting, never
+/// submitting — or, where that cannot be done, reported from its journal as incomplete
+/// (then the merge is not passed, and says which shard).
+pub async fn merge_shards(dir: &Path, token_env: &str, out: &Path, partial: bool) -> u8 {
+    let mut folders: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("report.json").exists() || p.join("journal.txt").exists())
+            .collect(),
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return exit::INVALID;
+        }
+    };
+    folders.sort();
+    if folders.is_empty() {
+        eprintln!(
+            "error: {} holds no shard run folder (one with report.json or journal.txt)\n  fix: pass the --out folder the shards ran with",
+            dir.display()
+        );
+        return exit::INVALID;
+    }
+    let mut reports = Vec::new();
+    for folder in folders {
+        let json = folder.join("report.json");
+        let written = json
+            .exists()
+            .then(|| read(&json).ok())
+            .flatten()
+            .filter(|r| r.complete);
+        let report = match written {
+            Some(r) => r,
+            None => match recover(&folder, token_env).await {
+                Some(r) => r,
+                None => return exit::ABORTED,
+            },
+        };
+        reports.push((json.display().to_string(), report));
+    }
+    merge_reports(reports, out, partial)
+}
+
+/// A shard killed before its report: resumed from its journal (polling its accepted
+/// batches, submitting nothing), or else its partial report from the journal alone.
+async fn recover(folder: &Path, token_env: &str) -> Option<report::Report> {
+    eprintln!(
+        "note: {} has no complete report (a killed shard): resuming it from its journal, submitting nothing",
+        folder.display()
+    );
+    let (_never, stop) = tokio::sync::watch::channel(None);
+    match batchproof::resume::resume(folder, token_env, stop).await {
+        Ok((r, _)) => Some(r),
+        Err(e) => {
+            eprintln!(
+                "note: it cannot be resumed ({e}); its partial report from the journal is merged, marked incomplete"
+            );
+            match batchproof::resume::report_from_journal(folder) {
+                Ok((r, _)) => Some(r),
+                Err(e) => {
+                    eprintln!("error: {}: {e}", folder.display());
+                    None
+                }
+            }
+        }
+    }
+}
+
+fn merge_reports(reports: Vec<(String, report::Report)>, out: &Path, partial: bool) -> u8 {
     let merged = match report::merge::merge(&reports, partial) {
         Ok(m) => m,
         Err(e) => {

@@ -130,6 +130,13 @@ impl Ledger {
         self.journal = Some(journal);
     }
 
+    /// Records in the journal the webhook endpoint the run registered, or removed.
+    pub fn journal_endpoint(&mut self, id: &str, removed: bool) {
+        if let Some(j) = self.journal.as_mut() {
+            j.endpoint(id, removed);
+        }
+    }
+
     /// Flushes the journal's buffered results to its file, after the webhook counters
     /// when they changed; its first write error, if any.
     pub fn flush_journal(&mut self) -> Option<(std::path::PathBuf, String)> {

@@ -58,6 +58,33 @@ pub struct Header {
     /// The budget cut the load short (the cost guard's decision, kept for the report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_stop: Option<crate::scenario::BudgetStop>,
+    /// The environment the scenario's `${VAR}`s took (a shard's `POD_IP`, say), so a
+    /// resume elsewhere (the merge pod) reads the same scenario. Variables whose names
+    /// say they hold a secret (KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL) are not kept:
+    /// a resume needs them set again.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl Header {
+    /// The values of the variables `text` refers to, but those whose names say they hold
+    /// a secret.
+    pub fn environment_of(text: &str) -> std::collections::BTreeMap<String, String> {
+        let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"];
+        text.split("${")
+            .skip(1)
+            .filter_map(|rest| {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let upper = name.to_ascii_uppercase();
+                (!name.is_empty() && !secret.iter().any(|s| upper.contains(s)))
+                    .then(|| std::env::var(&name).ok().map(|v| (name, v)))
+                    .flatten()
+            })
+            .collect()
+    }
 }
 
 /// Appends to a run's journal. Write errors are remembered, not fatal: a full disk must
@@ -163,6 +190,14 @@ impl Journal {
         self.webhooks = Some(counts.clone());
     }
 
+    /// The webhook endpoint the run registered (`removed`: and deleted again), written
+    /// through: after a kill, `resume` deletes an endpoint that was never removed.
+    pub fn endpoint(&mut self, id: &str, removed: bool) {
+        let kind = if removed { 'X' } else { 'E' };
+        self.line(format_args!("{kind} {id}\n"));
+        self.flush();
+    }
+
     pub fn flush(&mut self) {
         if let Err(e) = self.out.flush() {
             self.error.get_or_insert_with(|| e.to_string());
@@ -200,6 +235,11 @@ pub enum Entry {
         credits: f64,
     },
     Webhooks(WebhookCounts),
+    /// A webhook endpoint registered (`removed: false`) or deleted again.
+    Endpoint {
+        id: String,
+        removed: bool,
+    },
 }
 
 /// A journal read back: its header, its records in order, and how many lines could not
@@ -276,6 +316,14 @@ pub fn read(path: &Path) -> Result<Replay, ReadError> {
 fn parse(line: &str) -> Option<Entry> {
     if let Some(json) = line.strip_prefix("W ") {
         return serde_json::from_str(json).ok().map(Entry::Webhooks);
+    }
+    for (prefix, removed) in [("E ", false), ("X ", true)] {
+        if let Some(id) = line.strip_prefix(prefix).filter(|id| !id.contains(' ')) {
+            return Some(Entry::Endpoint {
+                id: id.to_string(),
+                removed,
+            });
+        }
     }
     let mut f = line.splitn(8, ' ');
     let kind = f.next()?;
@@ -407,6 +455,7 @@ impl super::Ledger {
                     }
                 }
                 Entry::Webhooks(counts) => self.webhooks = counts.clone(),
+                Entry::Endpoint { .. } => {}
             }
         }
         // Every webhook result line was a verified delivery, though the counters written
@@ -434,6 +483,7 @@ mod tests {
             shard: None,
             load_batches: Some(8),
             budget_stop: None,
+            env: Default::default(),
         };
         let mut j = Journal::create(dir.path(), &header).unwrap();
         j.scheduled(3, 2, 1500);
@@ -553,4 +603,15 @@ mod tests {
         );
         assert_eq!(ledger.e2e().count(), 2);
     }
+}
+
+/// The webhook endpoint a journaled run registered and never removed, if any.
+pub fn endpoint_left(entries: &[Entry]) -> Option<String> {
+    let mut left = None;
+    for e in entries {
+        if let Entry::Endpoint { id, removed } = e {
+            left = (!removed).then(|| id.clone());
+        }
+    }
+    left
 }

@@ -191,7 +191,10 @@ fn add_timeline(into: &mut BTreeMap<u64, Second>, from: &[Second], offset: u64) 
 fn add_shard(m: &mut Report, r: &Report) -> anyhow::Result<()> {
     m.complete &= r.complete;
     if let Some(why) = &r.interrupted {
-        m.interrupted = Some(why.clone());
+        m.interrupted = Some(match &r.shard {
+            Some(s) => format!("shard {}/{}: {why}", s.index, s.count),
+            None => why.clone(),
+        });
     }
     if time(&r.finished_at)? > time(&m.finished_at)? {
         m.finished_at = r.finished_at.clone();

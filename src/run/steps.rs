@@ -284,6 +284,7 @@ pub(super) fn open_ledger(
         shard: opts.shard,
         load_batches: scenario.load.batches,
         budget_stop: scenario.budget_stop.clone(),
+        env: crate::observe::journal::Header::environment_of(&scenario.text),
     };
     match crate::observe::Journal::create(&dir, &header) {
         Ok(j) => ledger.lock().expect("ledger").set_journal(j),
@@ -333,6 +334,11 @@ pub(super) async fn start_receiver(
     let secret = if w.register {
         match register_webhook(client, &public, scenario).await {
             Ok(reg) => {
+                // Written through before any delivery: a killed run's resume removes it.
+                ledger
+                    .lock()
+                    .expect("ledger")
+                    .journal_endpoint(&reg.endpoint_id, false);
                 r.own_path_only();
                 let secret = reg.secret.clone();
                 registration = Some(reg);
@@ -393,6 +399,9 @@ impl Listening {
         };
         {
             let mut l = ledger.lock().expect("ledger");
+            if let (Some(reg), true) = (&self.registration, removed) {
+                l.journal_endpoint(&reg.endpoint_id, true);
+            }
             l.set_refused(u64::from(self.receiver.refused.load(Ordering::Relaxed)));
             l.set_endpoint(
                 self.receiver.foreign(),

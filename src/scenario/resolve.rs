@@ -73,14 +73,30 @@ impl Scenario {
         text: &str,
         url: Option<&str>,
     ) -> Result<Scenario, ConfigError> {
+        Scenario::from_journal(path, text, url, &Default::default())
+    }
+
+    /// As [`Scenario::from_text_at`], for a run read back from its journal: the
+    /// variables take the values the run had (`env`, as the journal kept them) before
+    /// this process's environment, so a resume on another machine reads the same
+    /// scenario.
+    pub fn from_journal(
+        path: &Path,
+        text: &str,
+        url: Option<&str>,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Scenario, ConfigError> {
         let name = path.display().to_string();
         let url_var = url.and_then(|_| target_url_variable(text));
         let expanded = crate::config::interpolate_env(&name, text, |k| {
-            std::env::var(k).ok().or_else(|| {
-                (url_var.as_deref() == Some(k))
-                    .then(|| url.map(str::to_string))
-                    .flatten()
-            })
+            env.get(k)
+                .cloned()
+                .or_else(|| std::env::var(k).ok())
+                .or_else(|| {
+                    (url_var.as_deref() == Some(k))
+                        .then(|| url.map(str::to_string))
+                        .flatten()
+                })
         })?;
         let file: ScenarioFile = parse_yaml(&name, &expanded)?;
         let base = path.parent().unwrap_or(Path::new("."));
