@@ -218,10 +218,30 @@ fn the_commands_refuse_what_cannot_work_with_the_fix() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    // No job size and no feeder.
-    let (code, err) = run(&["forecast", "scenarios/smoke.yaml", "--progress", "none"]);
+    // No job size: no --files, no `load.batches`, no `project.files`, no feeder.
+    let dir = tempfile::tempdir().unwrap();
+    let unsized_job = dir.path().join("unsized.yaml");
+    std::fs::write(
+        &unsized_job,
+        "name: unsized\nload: {phases: [{hold: 1s, rate: 1}]}\nresults: {via: webhooks}\n",
+    )
+    .unwrap();
+    let (code, err) = run(&[
+        "forecast",
+        unsized_job.to_str().unwrap(),
+        "--progress",
+        "none",
+    ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--files"), "{err}");
+    // smoke.yaml states its job (`project.files: 50000`): no --files needed, and a sample
+    // too small is still refused before a request.
+    let (code, err) = run(&["forecast", "scenarios/smoke.yaml", "--sample", "2"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--sample 3") && !err.contains("how large"),
+        "{err}"
+    );
     // A sample too small to show how batches vary.
     let (code, err) = run(&[
         "forecast",
@@ -237,7 +257,6 @@ fn the_commands_refuse_what_cannot_work_with_the_fix() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("sample size"), "{err}");
     // A knee against a URL sends until it breaks: only with --yes, refused before sending.
-    let dir = tempfile::tempdir().unwrap();
     let polled = dir.path().join("polled.yaml");
     std::fs::write(
         &polled,
