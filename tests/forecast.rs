@@ -189,6 +189,26 @@ async fn every_format_shows_the_forecast_and_compare_reads_it() {
     assert!(md.contains("| every run terminal |"));
     let html = Html.render(&base).unwrap();
     assert!(html.contains("id=\"forecast\"") && html.contains("data-chart=\"forecast-curve\""));
+    // One answer per report: the sample's figures are labelled as the sample's, and no
+    // capacity projection from the sample stands beside the forecast for the job.
+    assert!(base.projection.is_none() && !html.contains("id=\"projection\""));
+    assert!(html.contains("id=\"sample-note\"") && html.contains("the sample's end to end p95"));
+    assert!(md.contains("## Capacity of the sample") && !md.contains("### Projection"));
+    let console = batchproof::report::console::Console.render(&base).unwrap();
+    assert!(console.contains("sample    all results"), "{console}");
+    // An open job's sample goes out closed: the model says both.
+    let mut open = base.clone();
+    open.forecast.as_mut().unwrap().job_model = "open".into();
+    let html = Html.render(&open).unwrap();
+    assert!(
+        html.contains("model closed (the sample's; the job is open)"),
+        "{html}"
+    );
+    // A report that is no sample keeps its projection, unlabelled.
+    let mut plain = base.clone();
+    plain.forecast = None;
+    plain.projection = open.projection.clone();
+    assert!(!Html.render(&plain).unwrap().contains("sample-note"));
 
     // Another sample of the same job: the forecasts' intervals overlap, no regression.
     let again = quick_forecast(dir.path(), "again", 10, 2).await;

@@ -116,6 +116,9 @@ pub struct Forecast {
     /// the figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_scale: Option<f64>,
+    /// How the job is sent: "open" (on its schedule) or "closed"; the sample may differ.
+    #[serde(default)]
+    pub job_model: String,
     pub assumptions: Vec<String>,
 }
 
@@ -369,6 +372,7 @@ pub fn forecast(
         e2e_s,
         curve,
         time_scale,
+        job_model: if schedule.is_some() { "open" } else { "closed" }.into(),
         assumptions: assumptions(k, (runs, terminal), job, bound, time_scale),
     })
 }

@@ -96,7 +96,9 @@ pub fn sample_scenario(
         }];
     }
     scenario.load.batches = Some(sent);
-    scenario.project_files = Some(files);
+    // The forecast answers for the job; a projection from the sample would be a second,
+    // contradicting answer.
+    scenario.project_files = None;
     scenario.sample = Some(Sample {
         files,
         batches,
