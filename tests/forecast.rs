@@ -288,3 +288,47 @@ fn the_commands_refuse_what_cannot_work_with_the_fix() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--yes"), "{err}");
 }
+
+/// A time-scaled mock reached through a URL (`target: {url, time_scale}`): the forecast
+/// and the report convert its figures to real time, and the harness paces itself at the
+/// plan's limits times the scale, as for the embedded mock.
+#[tokio::test]
+async fn a_url_target_declares_its_time_scale() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut profile = batchproof::mock::Profile::load(&root.join("mock/payg.yaml")).unwrap();
+    profile.time_scale = 300.0;
+    // The API key is whatever the test's environment already holds in PATH.
+    profile.auth.tokens = vec![std::env::var("PATH").unwrap()];
+    let mock = common::start(profile).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scaled.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: scaled\ntarget: {{url: '{}', token_env: PATH, time_scale: 300}}\nlimits: {{plan: payg}}\nload:\n  model: closed\n  phases: [{{hold: 60s, concurrency: 2}}]\n  batches: 30\n  inputs_per_batch: 100\n  seed: 3\nresults: {{via: polling, polling: {{interval: 200ms}}, deadline: 1m}}\n",
+            mock.url()
+        ),
+    )
+    .unwrap();
+    let scenario = Scenario::load(&path).unwrap();
+    // The plan's 10 requests/s are 3,000/s of this mock's clock.
+    let paced = scenario.pacing_limits();
+    assert_eq!(
+        (paced.get_rps, paced.write_rps),
+        (Some(3000.0), Some(3000.0))
+    );
+    // The job's size is the scenario's (30 batches of 100): no --files.
+    let s = sample_scenario(scenario, None, SampleSize::Batches(4)).unwrap();
+    let (report, _) = common::run_in_process(s, &dir.path().join("reports"), None).await;
+    mock.shutdown().await;
+    assert_eq!(report.time_scale(), Some(300.0));
+    let f = report
+        .forecast
+        .unwrap_or_else(|| panic!("no forecast: {:?}", report.forecast_error));
+    assert_eq!((f.files, f.time_scale), (3_000, Some(300.0)));
+    assert!(
+        f.assumptions.iter().any(|a| a.contains("time scale 300")),
+        "{:?}",
+        f.assumptions
+    );
+}
