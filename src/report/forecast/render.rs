@@ -83,6 +83,9 @@ pub(super) fn assumptions(
             "intervals are 95 % prediction intervals for one run of the job: {REPLICATES} bootstrap replicates over the sample's batches; shares use Wilson intervals widened for the job's own variation and for batches that differ more than independent runs"
         ),
     ];
+    if job.schedule_s.is_some() {
+        out.push("an open job's end-to-end interval reaches at least 10 % below and 30 % above its estimate: the model does not see the target's own queueing under partial load, which the sample, sent at capacity, cannot show (in batchproof's calibration against the mock, end-to-end p95 read up to about 20 % low without this margin)".into());
+    }
     if k < 10 {
         out.push(format!(
             "the sample has only {k} batches: the time, pace, credits and end-to-end intervals are widened ×{:.1} for how little of the batches' spread so few can show (10 or more batches give useful intervals)",
