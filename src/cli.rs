@@ -226,7 +226,8 @@ pub struct TargetArgs {
     #[arg(long, conflicts_with = "target")]
     pub mock_profile: Option<PathBuf>,
     /// Run the embedded mock this many times faster than real time (its rate limits
-    /// and processing scale with it; figures are also given per real second).
+    /// and processing scale with it; figures are also given per real second). With a
+    /// scenario whose target is a URL: the time scale the mock behind it runs at.
     #[arg(long, value_name = "N", conflicts_with = "target")]
     pub time_scale: Option<f64>,
 }

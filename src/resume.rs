@@ -408,7 +408,7 @@ fn client_for(scenario: &Scenario, base: &str, token_env: &str) -> Result<Client
         scenario.load.request_timeout,
         16,
     )
-    .map(|c| c.paced(&scenario.limits))
+    .map(|c| c.paced(&scenario.pacing_limits()))
     .map_err(|e| RunError::Aborted(format!("building the HTTP client: {e}")))
 }
 

@@ -217,11 +217,16 @@ fn capacity(s: &mut String, r: &Report) -> std::fmt::Result {
     if r.throughput.finish_s > 0.0 {
         writeln!(
             s,
-            "job       all results in {} after the first submission",
+            "{}all results in {} after the first submission",
+            if r.is_sample() {
+                "sample    "
+            } else {
+                "this run  "
+            },
             super::span(r.throughput.finish_s, ts)
         )?;
     }
-    if let Some(p) = &r.projection {
+    if let Some(p) = r.job_projection() {
         writeln!(
             s,
             "projection {} files → {} batches: submitted in {}, all finished in {}",

@@ -200,7 +200,14 @@ fn latency(s: &mut String, r: &Report) -> std::fmt::Result {
 /// under a time scale.
 fn capacity(s: &mut String, r: &Report) -> std::fmt::Result {
     let ts = r.time_scale();
-    writeln!(s, "\n## Capacity\n")?;
+    if r.is_sample() {
+        writeln!(
+            s,
+            "\n## Capacity of the sample\n\nThis run is the sample of a forecast: every figure above the Forecast section describes the sample; the Forecast section alone answers for the job.\n"
+        )?;
+    } else {
+        writeln!(s, "\n## Capacity\n")?;
+    }
     if let Some(ts) = ts {
         writeln!(
             s,
@@ -218,11 +225,11 @@ fn capacity(s: &mut String, r: &Report) -> std::fmt::Result {
     if r.throughput.finish_s > 0.0 {
         writeln!(
             s,
-            "- this run's job: all results in {} after the first submission",
+            "- this run's batches: all results in {} after the first submission",
             super::span(r.throughput.finish_s, ts)
         )?;
     }
-    if let Some(p) = &r.projection {
+    if let Some(p) = r.job_projection() {
         writeln!(
             s,
             "\n### Projection: {} files\n\n{} batches, submitted in **{}**, all finished in **{}**.{}\n",
@@ -250,7 +257,7 @@ fn forecast(s: &mut String, r: &Report) -> std::fmt::Result {
     };
     writeln!(
         s,
-        "\n## Forecast: {} files\n\nFrom a sample of {} of the job's {} batches ({} runs, {} seen terminal), 95 % intervals from {} bootstrap replicates.\n",
+        "\n## Forecast: {} files\n\nThe job's figures, from a sample of {} of its {} batches ({} runs, {} seen terminal), 95 % intervals from {} bootstrap replicates.\n",
         f.files, f.sample_batches, f.batches, f.sample_runs, f.sample_terminal, f.replicates
     )?;
     writeln!(s, "| figure | estimate | 95 % interval |\n|---|---|---|")?;

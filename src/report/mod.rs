@@ -265,6 +265,29 @@ pub struct Throughput {
 }
 
 impl Report {
+    /// This run is a forecast's sample: every figure outside the Forecast section
+    /// describes the sample, the Forecast section the job, and each format says so.
+    pub fn is_sample(&self) -> bool {
+        self.forecast.is_some() || self.forecast_error.is_some()
+    }
+
+    /// The projection for a job of `project.files`, unless a forecast answers for the job:
+    /// a sample's projection would be a second, contradicting answer (the sample is sent
+    /// as fast as the target answers; an open job is not).
+    pub fn job_projection(&self) -> Option<&Projection> {
+        self.projection.as_ref().filter(|_| !self.is_sample())
+    }
+
+    /// The scenario's load model, and for a sample the job's beside it.
+    pub fn model_words(&self) -> String {
+        match self.forecast.as_ref().map(|f| f.job_model.as_str()) {
+            Some(job) if !job.is_empty() => {
+                format!("{} (the sample's; the job is {job})", self.scenario.model)
+            }
+            _ => self.scenario.model.clone(),
+        }
+    }
+
     /// The mock's time scale when it is not 1: the mock then runs that many times faster
     /// than the API it stands for, and a planner wants each duration in real time too.
     pub fn time_scale(&self) -> Option<f64> {

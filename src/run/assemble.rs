@@ -211,6 +211,11 @@ fn target_info(scenario: &Scenario, base: &str) -> TargetInfo {
         )),
         Target::Url { .. } => None,
     };
+    // A URL target that declares its time scale is converted like the embedded mock.
+    let time_scale = mock_info
+        .as_ref()
+        .map(|m| m.1)
+        .or(scenario.target.time_scale());
     let mut via = Vec::new();
     if scenario.results.webhooks.is_some() {
         via.push("webhooks".to_string());
@@ -228,7 +233,7 @@ fn target_info(scenario: &Scenario, base: &str) -> TargetInfo {
         api_version: scenario.api_version.as_str().to_string(),
         workflow_id: scenario.workflow.id.clone(),
         mock_profile: mock_info.as_ref().map(|m| m.0.clone()),
-        mock_time_scale: mock_info.map(|m| m.1),
+        mock_time_scale: time_scale,
         results_via: via,
     }
 }

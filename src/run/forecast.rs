@@ -57,24 +57,11 @@ pub fn sample_scenario(
             "forecast: the sample must be followed to its end, and this scenario collects no results\n  fix: set `results.via: webhooks`, `polling` or `both`".into(),
         ));
     }
-    let files = match (files, &scenario.inputs.feeder) {
-        (Some(n), _) => n,
-        (None, Some(rows)) => rows.len() as u64,
-        (None, None) => {
-            return Err(RunError::Invalid(
-                "forecast: how large is the job?\n  fix: pass --files N, or give the scenario a feeder holding the job's file list".into(),
-            ));
-        }
-    };
-    if files == 0 {
-        return Err(RunError::Invalid(
-            "forecast: a job of 0 files has nothing to forecast\n  fix: pass --files N with the job's file count".into(),
-        ));
-    }
     let per_batch = match scenario.load.size {
         BatchSize::Fixed(n) => n as f64,
         BatchSize::Uniform(a, b) => (a + b) as f64 / 2.0,
     };
+    let files = job_files(&scenario, files, per_batch)?;
     let batches = (files as f64 / per_batch).ceil().max(1.0) as u64;
     let wanted = match size {
         SampleSize::Batches(n) => n,
@@ -109,7 +96,9 @@ pub fn sample_scenario(
         }];
     }
     scenario.load.batches = Some(sent);
-    scenario.project_files = Some(files);
+    // The forecast answers for the job; a projection from the sample would be a second,
+    // contradicting answer.
+    scenario.project_files = None;
     scenario.sample = Some(Sample {
         files,
         batches,
@@ -117,6 +106,34 @@ pub fn sample_scenario(
         schedule_s,
     });
     Ok(scenario)
+}
+
+/// The job's size: `--files` when given, else what the scenario states of its job — its
+/// feeder's rows, `load.batches` × inputs per batch, or `project.files`, in that order.
+fn job_files(scenario: &Scenario, files: Option<u64>, per_batch: f64) -> Result<u64, RunError> {
+    let stated = scenario
+        .inputs
+        .feeder
+        .as_ref()
+        .map(|rows| rows.len() as u64)
+        .or_else(|| {
+            scenario
+                .load
+                .batches
+                .map(|b| (b as f64 * per_batch).round() as u64)
+        })
+        .or(scenario.project_files);
+    let Some(files) = files.or(stated) else {
+        return Err(RunError::Invalid(
+            "forecast: how large is the job?\n  fix: pass --files N, or state the job in the scenario (`load.batches`, `project.files`, or a feeder holding the job's file list)".into(),
+        ));
+    };
+    if files == 0 {
+        return Err(RunError::Invalid(
+            "forecast: a job of 0 files has nothing to forecast\n  fix: pass --files N with the job's file count".into(),
+        ));
+    }
+    Ok(files)
 }
 
 /// When an open-model schedule sends each of `batches` batches. A job larger than the
@@ -175,6 +192,30 @@ mod tests {
     }
 
     #[test]
+    fn the_job_size_comes_from_the_scenario_unless_files_says_otherwise() {
+        let mut batches = scenario();
+        batches.load.batches = Some(40);
+        batches.project_files = Some(99_000);
+        let s = sample_scenario(batches.clone(), None, SampleSize::Batches(10)).unwrap();
+        // `load.batches` × inputs per batch is the job.
+        assert_eq!(s.sample.unwrap().files, 4_000);
+        // `--files` overrides it.
+        let s = sample_scenario(batches, Some(20_000), SampleSize::Batches(10)).unwrap();
+        assert_eq!(s.sample.unwrap().files, 20_000);
+        let mut project = scenario();
+        project.project_files = Some(12_000);
+        let s = sample_scenario(project.clone(), None, SampleSize::Batches(10)).unwrap();
+        assert_eq!(
+            (s.sample.clone().unwrap().files, s.sample.unwrap().batches),
+            (12_000, 120)
+        );
+        // Refusals still come before a request: a stated job too small to sample.
+        project.project_files = Some(150);
+        let e = sample_scenario(project, None, SampleSize::Batches(5)).unwrap_err();
+        assert!(e.to_string().contains("too few to sample"), "{e}");
+    }
+
+    #[test]
     fn sizes_that_cannot_work_are_refused_with_the_fix() {
         assert!("0".parse::<SampleSize>().is_err());
         assert!("120%".parse::<SampleSize>().is_err());
@@ -182,6 +223,7 @@ mod tests {
         assert!(e.to_string().contains("--sample 3"), "{e}");
         let e = sample_scenario(scenario(), None, SampleSize::Batches(5)).unwrap_err();
         assert!(e.to_string().contains("--files"), "{e}");
+        assert!(e.to_string().contains("project.files"), "{e}");
         let mut blind = scenario();
         blind.results.webhooks = None;
         blind.results.polling = None;

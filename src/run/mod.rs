@@ -178,12 +178,8 @@ fn target_scenario(opts: &RunOptions) -> Result<Scenario, RunError> {
         }
         match &mut scenario.target {
             Target::Mock { profile, .. } => profile.time_scale = ts,
-            Target::Url { .. } => {
-                return Err(invalid(
-                    "--time-scale speeds up the embedded mock; a URL target runs at its own pace"
-                        .into(),
-                ));
-            }
+            // A URL target runs at its own pace; --time-scale says what that pace is.
+            Target::Url { time_scale, .. } => *time_scale = Some(ts),
         }
     }
     if let Some(url) = &opts.target {
@@ -191,6 +187,7 @@ fn target_scenario(opts: &RunOptions) -> Result<Scenario, RunError> {
             return Err(invalid(format!("--target `{url}` is not an http(s) URL")));
         }
         scenario.target = Target::Url {
+            time_scale: opts.time_scale,
             url: url.trim_end_matches('/').to_string(),
             token_env: opts.token_env.clone(),
             workspace_id: None,
@@ -246,7 +243,7 @@ async fn execute(
         load.max_in_flight.max(16),
     )
     .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?
-    .paced(&scenario.limits);
+    .paced(&scenario.pacing_limits());
 
     // 2. The ledger and its journal.
     let start = Instant::now();

@@ -106,7 +106,7 @@ impl Plan {
                 (own, false, (!own.is_empty()).then_some(name))
             }
             _ => (
-                scenario.limits,
+                scenario.pacing_limits(),
                 true,
                 scenario.plan.map(|p| format!("plan {}", p.as_str())),
             ),

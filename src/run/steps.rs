@@ -237,6 +237,7 @@ pub(super) async fn start_target(scenario: &Scenario) -> Result<StartedTarget, R
             url,
             token_env,
             workspace_id,
+            ..
         } => {
             let token = std::env::var(token_env).map_err(|_| {
                 abort(exit::INVALID, format!("environment variable `{token_env}` (the API key) is not set\n  fix: export {token_env}=sk_… or pass --token-env NAME"))

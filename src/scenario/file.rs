@@ -157,6 +157,9 @@ pub struct TargetFile {
     pub token_env: Option<String>,
     #[serde(default)]
     pub workspace_id: Option<String>,
+    /// With `url`: the target is a mock at this time scale (see `Target::Url`).
+    #[serde(default)]
+    pub time_scale: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -37,7 +37,43 @@ pub enum Target {
         url: String,
         token_env: String,
         workspace_id: Option<String>,
+        /// A time-scaled mock reached through a URL runs this many times faster than the
+        /// API it stands for: figures are converted and the plan's limits sped up as for
+        /// the embedded mock. None: real time.
+        time_scale: Option<f64>,
     },
+}
+
+impl Target {
+    /// How many times faster than real time the target runs, when it says (the embedded
+    /// mock's profile, or a URL target's `time_scale`).
+    pub fn time_scale(&self) -> Option<f64> {
+        match self {
+            Target::Mock { profile, .. } => Some(profile.time_scale),
+            Target::Url { time_scale, .. } => *time_scale,
+        }
+    }
+}
+
+impl Scenario {
+    /// The limits the client keeps to. A URL target at a time scale is a mock whose plan
+    /// runs that many times faster: its published rates are multiplied, or the harness
+    /// would poll a 60× mock at the real plan's 10 GETs a second.
+    pub fn pacing_limits(&self) -> crate::api::RateLimits {
+        let mut l = self.limits;
+        if let Target::Url {
+            time_scale: Some(ts),
+            ..
+        } = self.target
+        {
+            let up = |r: Option<f64>| r.map(|r| r * ts);
+            l.run_rps = up(l.run_rps);
+            l.write_rps = up(l.write_rps);
+            l.get_rps = up(l.get_rps);
+            l.files_per_minute = up(l.files_per_minute);
+        }
+        l
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

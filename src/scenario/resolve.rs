@@ -214,7 +214,20 @@ fn resolve_target(file: &ScenarioFile, name: &str, base: &Path) -> Result<Target
                             "write e.g. `url: https://api.extend.ai`",
                         ));
                     }
+                    if let Some(ts) = t.time_scale
+                        && !(ts.is_finite() && ts > 0.0)
+                    {
+                        return Err(located(
+                            name,
+                            spanned,
+                            format!(
+                                "target.time_scale is {ts}; a time scale must be a positive number"
+                            ),
+                            "write the time scale the mock behind the URL runs at, e.g. `time_scale: 60` (1 is real time)",
+                        ));
+                    }
                     Target::Url {
+                        time_scale: t.time_scale,
                         url: url.trim_end_matches('/').to_string(),
                         token_env: t
                             .token_env
@@ -224,6 +237,14 @@ fn resolve_target(file: &ScenarioFile, name: &str, base: &Path) -> Result<Target
                     }
                 }
                 (mock, None) => {
+                    if t.time_scale.is_some() {
+                        return Err(located(
+                            name,
+                            spanned,
+                            "target.time_scale is for a `url:` target".into(),
+                            "for the embedded mock write `mock: {time_scale: N}`",
+                        ));
+                    }
                     let m = mock.clone().unwrap_or_default();
                     let (mut profile, profile_path) = match &m.profile {
                         Some(p) => {

@@ -197,6 +197,9 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
         },
         outcome_sentence(r)
     )?;
+    if r.is_sample() {
+        s.push_str("<p class=\"note\" id=\"sample-note\">This run is the <b>sample</b> of a forecast: every figure outside the Forecast section (these cards, latency, throughput, timelines) describes the sample, sent as the forecast chose; the <b>Forecast</b> section alone answers for the job.</p>");
+    }
     let submit = r.operations.get("submit");
     s.push_str("<div class=\"cards\">");
     for (label, value) in [
@@ -206,7 +209,11 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
         ),
         ("missing", r.runs.missing.to_string()),
         (
-            "end to end p95",
+            if r.is_sample() {
+                "the sample's end to end p95"
+            } else {
+                "end to end p95"
+            },
             match r.time_scale() {
                 Some(ts) => format!("{} (≈ {} real)", ms(r.e2e.p95_ms), ms(r.e2e.p95_ms * ts)),
                 None => ms(r.e2e.p95_ms),
@@ -458,10 +465,10 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
 /// The capacity projection, with real-time equivalents under a time scale.
 fn projection(s: &mut String, r: &Report) -> std::fmt::Result {
     let ts = r.time_scale();
-    if let Some(p) = &r.projection {
+    if let Some(p) = r.job_projection() {
         write!(
             s,
-            "<section id=\"projection\"><h2>Capacity projection: {} files</h2><p><b>{}</b> batches; submitted in about <b>{}</b>; all finished in about <b>{}</b>.{}</p><p class=\"muted\">This run's own job: all results in {} after the first submission.</p><ul>",
+            "<section id=\"projection\"><h2>Capacity projection: {} files</h2><p><b>{}</b> batches; submitted in about <b>{}</b>; all finished in about <b>{}</b>.{}</p><p class=\"muted\">This run's own batches: all results in {} after the first submission.</p><ul>",
             p.files,
             p.batches_needed,
             esc(&crate::report::span(p.submit_s, ts)),
@@ -501,7 +508,7 @@ fn scenario_and_environment(s: &mut String, r: &Report) -> std::fmt::Result {
         esc(&r.harness.name),
         esc(&r.harness.version),
         esc(&r.scenario.file),
-        esc(&r.scenario.model),
+        esc(&r.model_words()),
         r.scenario.seed,
         esc(&r.scenario.text)
     )?;

@@ -21,7 +21,7 @@ pub(super) fn forecast(s: &mut String, r: &Report) -> std::fmt::Result {
     };
     write!(
         s,
-        "<section id=\"forecast\"><h2>Forecast: {} files</h2><p>From a sample of <b>{}</b> of the job's {} batches ({} runs, {} seen terminal). Each figure has a 95&nbsp;% prediction interval for one run of the job ({} bootstrap replicates over the sample's batches).</p><table><thead><tr><th>figure</th><th>estimate</th><th>95&nbsp;% interval</th></tr></thead><tbody>",
+        "<section id=\"forecast\"><h2>Forecast: {} files</h2><p>The job's figures, from a sample of <b>{}</b> of its {} batches ({} runs, {} seen terminal). Each figure has a 95&nbsp;% prediction interval for one run of the job ({} bootstrap replicates over the sample's batches).</p><table><thead><tr><th>figure</th><th>estimate</th><th>95&nbsp;% interval</th></tr></thead><tbody>",
         f.files, f.sample_batches, f.batches, f.sample_runs, f.sample_terminal, f.replicates
     )?;
     for [a, b, c] in forecast_rows(f) {
