@@ -467,6 +467,17 @@ impl super::Ledger {
     }
 }
 
+/// The webhook endpoint a journaled run registered and never removed, if any.
+pub fn endpoint_left(entries: &[Entry]) -> Option<String> {
+    let mut left = None;
+    for e in entries {
+        if let Entry::Endpoint { id, removed } = e {
+            left = (!removed).then(|| id.clone());
+        }
+    }
+    left
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,15 +614,4 @@ mod tests {
         );
         assert_eq!(ledger.e2e().count(), 2);
     }
-}
-
-/// The webhook endpoint a journaled run registered and never removed, if any.
-pub fn endpoint_left(entries: &[Entry]) -> Option<String> {
-    let mut left = None;
-    for e in entries {
-        if let Entry::Endpoint { id, removed } = e {
-            left = (!removed).then(|| id.clone());
-        }
-    }
-    left
 }
