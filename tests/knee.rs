@@ -254,4 +254,27 @@ fn the_readme_knee_example_finds_paygs_request_limit() {
         "held {held} requests/s, configured {limit}\n{text}"
     );
     assert!(text.contains("per real second"), "{text}");
+    // The report's verdict agrees with the exit code: smoke's thresholds on results are
+    // set aside (and said to be), not failed as "no data".
+    let knee_dir = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("smoke-knee-") && !n.starts_with("smoke-knee-steps")
+        })
+        .expect("the knee's report folder");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(knee_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"]["passed"], true, "{}", report["verdict"]);
+    assert!(
+        report["knee"]["slo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("is not judged")),
+        "{}",
+        report["knee"]["slo"]
+    );
 }

@@ -416,6 +416,9 @@ async fn a_knee_search_stops_at_its_budget_and_says_so() {
         text.contains("the budget of 50 runs stopped the knee search"),
         "{text}"
     );
+    // No step broke before the budget stopped it: no knee, and no claim of "every rate".
+    assert!(text.contains("knee: no answer"), "{text}");
+    assert!(!text.contains("up to the ceiling"), "{text}");
     let created = runs_created(&mock).await;
     assert!(created <= 50, "{created} runs under a budget of 50\n{text}");
     assert!(

@@ -280,7 +280,20 @@ impl Search {
             return Err(no_step_ran(&self, knee));
         };
         // An interrupted search has no answer: the bracket it had is not the knee.
-        let answered = self.interrupted.is_none();
+        // A budget that stopped the search before any step broke leaves no knee either:
+        // "held every rate up to the ceiling" would be false.
+        let unanswered = self.interrupted.clone().or_else(|| {
+            self.budget_stop
+                .as_ref()
+                .filter(|_| lowest_broken(&self.steps).is_none())
+                .map(|b| {
+                    format!(
+                        "the budget of {} runs stopped it before any step broke",
+                        b.max_runs
+                    )
+                })
+        });
+        let answered = unanswered.is_none();
         let broke = lowest_broken(&self.steps).filter(|_| answered);
         let limit = broke.and_then(|s| s.broke.first().copied());
         let result = Knee {
@@ -306,10 +319,15 @@ impl Search {
                     )
                 }
             ),
-            interrupted: self.interrupted.clone(),
+            interrupted: unanswered,
             steps: self.steps,
         };
         report.knee = Some(result);
+        // The verdict holds the thresholds the search judged, not those it set aside.
+        report
+            .verdict
+            .thresholds
+            .retain(|t| judged_under(&t.metric, knee) && !self.unjudged.contains(&t.expr));
         if let Some(why) = self.interrupted {
             report.complete = false;
             report.interrupted = Some(why);
@@ -409,7 +427,16 @@ fn slo(scenario: &Scenario, knee: &KneeOptions) -> Vec<String> {
             knee.keep_up * 100.0
         ));
     }
-    slo.extend(scenario.thresholds.iter().map(|t| t.expr.clone()));
+    for t in &scenario.thresholds {
+        slo.push(if judged_under(&t.metric, knee) {
+            t.expr.clone()
+        } else {
+            format!(
+                "`{}` is not judged: a search for the request limit collects no results",
+                t.expr
+            )
+        });
+    }
     slo
 }
 
