@@ -150,21 +150,7 @@ async fn dispatch(command: Command) -> u8 {
             min_delta,
             out,
         } => commands::reports::compare(&base, &new, &tolerance, &min_delta, out.as_deref()),
-        Command::Merge {
-            reports,
-            shards: Some(dir),
-            token_env,
-            out,
-            partial,
-        } if reports.is_empty() => {
-            commands::reports::merge_shards(&dir, &token_env, &out, partial).await
-        }
-        Command::Merge {
-            reports,
-            out,
-            partial,
-            ..
-        } => commands::reports::merge(&reports, &out, partial),
+        command @ Command::Merge { .. } => merge(command).await,
         Command::Checks { format } => {
             say!(
                 "{}",
@@ -189,6 +175,24 @@ async fn forecast(a: cli::ForecastArgs) -> u8 {
         },
     )
     .await
+}
+
+/// `batchproof merge`: shard reports, or a folder of shard runs (`--shards DIR`).
+async fn merge(command: Command) -> u8 {
+    let Command::Merge {
+        reports,
+        shards,
+        token_env,
+        out,
+        partial,
+    } = command
+    else {
+        unreachable!("dispatch passes only Merge")
+    };
+    match shards {
+        Some(dir) => commands::reports::merge_shards(&dir, &token_env, &out, partial).await,
+        None => commands::reports::merge(&reports, &out, partial),
+    }
 }
 
 async fn knee(a: cli::KneeArgs) -> u8 {
