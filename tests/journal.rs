@@ -211,6 +211,8 @@ fn read_journal(dir: &std::path::Path) -> Journal {
             }
             "C" => j.credits += f[3].parse::<f64>().unwrap(),
             "W" => j.webhooks = Some(serde_json::from_str(&line[2..]).unwrap()),
+            // The webhook endpoint the run registered, and its removal.
+            "E" | "X" => assert!(f[1].starts_with("wh_"), "{line}"),
             other => panic!("unexpected journal line {other:?}: {line}"),
         }
     }

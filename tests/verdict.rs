@@ -444,3 +444,22 @@ async fn a_forecast_of_a_job_too_small_to_sample_is_refused_before_its_first_req
     }
     assert_eq!(count.load(Ordering::SeqCst), 0, "nothing was sent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_without_a_result_fail_the_run_with_no_threshold_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "mute.yaml",
+        "time_scale: 1000\ndefects: {missing_terminal_webhook: 0.25}\n",
+    );
+    let s = write(
+        dir.path(),
+        "mute-run.yaml",
+        "name: mute\ntarget: {mock: {profile: mute.yaml}}\nload:\n  phases: [{hold: 1s, rate: 2}]\n  inputs_per_batch: 20\nresults: {via: webhooks, deadline: 2s}\n",
+    );
+    let o = batchproof(&["run", &s, "--out", "out"], dir.path()).await;
+    let s = seen(o, &report_dir(&dir.path().join("out"), "mute-"));
+    assert_not_passed(&s, "missing", 1);
+    assert!(s.json["runs"]["missing"].as_u64().unwrap() > 0);
+}

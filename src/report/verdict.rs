@@ -145,6 +145,17 @@ impl Report {
                 ),
             ));
         }
+        // Whether every input came back is the harness's first promise: runs with no
+        // result by the deadline fail a finished run, thresholds or not.
+        if self.complete && self.runs.missing > 0 && !self.scenario.expect.missing_runs {
+            out.push(Reason::new(
+                "missing",
+                format!(
+                    "{} of {} runs had no result by the deadline; set `expect: {{missing_runs: true}}` if that is the test",
+                    self.runs.missing, self.runs.submitted
+                ),
+            ));
+        }
         let rejected: u64 = self.webhooks.rejected.values().sum();
         if rejected > 0 && !self.scenario.expect.rejected_webhooks {
             let kinds: Vec<String> = self

@@ -240,6 +240,9 @@ pub struct Expectations {
     /// Deliveries to this run's own endpoint that fail verification do not fail the run.
     #[serde(default)]
     pub rejected_webhooks: bool,
+    /// Runs with no result by the deadline do not fail the run.
+    #[serde(default)]
+    pub missing_runs: bool,
 }
 
 /// The budget cut the load short: what was planned, and what the budget let through.
