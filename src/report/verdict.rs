@@ -145,6 +145,29 @@ impl Report {
                 ),
             ));
         }
+        self.result_reasons(&mut out);
+        for t in self.verdict.thresholds.iter().filter(|t| !t.passed) {
+            out.push(Reason::new(
+                "threshold",
+                format!(
+                    "threshold `{}` failed: measured {}",
+                    t.expr,
+                    format_value(&t.metric, t.value)
+                ),
+            ));
+        }
+        for r in self.rules.iter().filter(|r| r.fails_run()) {
+            out.push(Reason::new(
+                "rule",
+                format!("rule {} failed ({} case(s))", r.id, r.failed),
+            ));
+        }
+        out
+    }
+
+    /// What the results say: runs that never came back, deliveries that failed
+    /// verification.
+    fn result_reasons(&self, out: &mut Vec<Reason>) {
         // Whether every input came back is the harness's first promise: runs with no
         // result by the deadline fail a finished run, thresholds or not.
         if self.complete && self.runs.missing > 0 && !self.scenario.expect.missing_runs {
@@ -172,23 +195,6 @@ impl Report {
                 ),
             ));
         }
-        for t in self.verdict.thresholds.iter().filter(|t| !t.passed) {
-            out.push(Reason::new(
-                "threshold",
-                format!(
-                    "threshold `{}` failed: measured {}",
-                    t.expr,
-                    format_value(&t.metric, t.value)
-                ),
-            ));
-        }
-        for r in self.rules.iter().filter(|r| r.fails_run()) {
-            out.push(Reason::new(
-                "rule",
-                format!("rule {} failed ({} case(s))", r.id, r.failed),
-            ));
-        }
-        out
     }
 
     /// What the batches' answers say about the run's job: a key refused, a target out of
