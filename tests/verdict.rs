@@ -220,21 +220,28 @@ async fn a_run_with_every_batch_refused_fails_naming_the_status() {
     assert_eq!(count.load(Ordering::SeqCst), 10);
 }
 
+/// Runs `scenario` (its name first, no target) on the embedded mock with `profile`.
+async fn on_a_defect(profile: &str, scenario: &str) -> Seen {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "defect.yaml", profile);
+    let text = scenario.replacen('\n', "\ntarget: {mock: {profile: defect.yaml}}\n", 1);
+    let s = write(dir.path(), "defect-run.yaml", &text);
+    let o = batchproof(&["run", &s, "--out", "out"], dir.path()).await;
+    let name = scenario
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("name: ");
+    seen(o, &report_dir(&dir.path().join("out"), &format!("{name}-")))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_deliveries_to_the_runs_own_endpoint_fail_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "forged.yaml",
+    let s = on_a_defect(
         "time_scale: 1000\ndefects: {wrong_signature: true}\nwebhooks: {max_attempts: 2, retry: [50ms]}\n",
-    );
-    let s = write(
-        dir.path(),
-        "forged-run.yaml",
-        "name: forged\ntarget: {mock: {profile: forged.yaml}}\nload:\n  phases: [{hold: 1s, rate: 2}]\n  inputs_per_batch: 5\nresults: {via: both, deadline: 4s, polling: {interval: 200ms}}\nthresholds: ['runs.missing == 0']\n",
-    );
-    let o = batchproof(&["run", &s, "--out", "out"], dir.path()).await;
-    let s = seen(o, &report_dir(&dir.path().join("out"), "forged-"));
+        "name: forged\nload:\n  phases: [{hold: 1s, rate: 2}]\n  inputs_per_batch: 5\nresults: {via: both, deadline: 4s, polling: {interval: 200ms}}\nthresholds: ['runs.missing == 0']\n",
+    )
+    .await;
     assert_not_passed(&s, "webhooks_rejected", 1);
     assert_eq!(s.json["runs"]["missing"], 0, "polling still saw every run");
 }
@@ -447,19 +454,11 @@ async fn a_forecast_of_a_job_too_small_to_sample_is_refused_before_its_first_req
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_without_a_result_fail_the_run_with_no_threshold_saying_so() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "mute.yaml",
+    let s = on_a_defect(
         "time_scale: 1000\ndefects: {missing_terminal_webhook: 0.25}\n",
-    );
-    let s = write(
-        dir.path(),
-        "mute-run.yaml",
-        "name: mute\ntarget: {mock: {profile: mute.yaml}}\nload:\n  phases: [{hold: 1s, rate: 2}]\n  inputs_per_batch: 20\nresults: {via: webhooks, deadline: 2s}\n",
-    );
-    let o = batchproof(&["run", &s, "--out", "out"], dir.path()).await;
-    let s = seen(o, &report_dir(&dir.path().join("out"), "mute-"));
+        "name: mute\nload:\n  phases: [{hold: 1s, rate: 2}]\n  inputs_per_batch: 20\nresults: {via: webhooks, deadline: 2s}\n",
+    )
+    .await;
     assert_not_passed(&s, "missing", 1);
     assert!(s.json["runs"]["missing"].as_u64().unwrap() > 0);
 }
