@@ -52,6 +52,13 @@ fn manifests_pass_the_kubernetes_api_schemas() {
             "{text}"
         );
     }
+    // The PodMonitor has no schema there: it must select the shard pods' metrics port.
+    let read = |f: &str| std::fs::read_to_string(root().join("deploy").join(f)).unwrap();
+    let (job, monitor) = (read("indexed-job.yaml"), read("podmonitor.yaml"));
+    let pods = "labels: {app: batchproof, stage: shards}";
+    assert!(job.contains(pods) && job.contains("- {name: metrics, containerPort: 9464}"));
+    assert!(monitor.contains("matchLabels: {app: batchproof, stage: shards}"));
+    assert!(monitor.contains("- port: metrics"), "{monitor}");
     // The validator can fail: a Job whose completions is not a number does.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
@@ -175,6 +182,13 @@ fn the_indexed_job_runs_as_n_processes_and_the_merge_job_recovers_an_evicted_sha
                 .unwrap()
         })
         .collect();
+    // Its /metrics, on the pod's IP as the manifest says, names its shard.
+    assert!(run.contains("--metrics-listen \"${POD_IP}:9464\""), "{run}");
+    let metrics = reqwest::blocking_text("http://127.0.0.3:9464/metrics");
+    assert!(
+        metrics.contains("shard=\"1\"") && metrics.contains("shards=\"4\""),
+        "{metrics}"
+    );
     // sh -c execs the run as its child: kill the whole group of the pod.
     let pid = evicted.id();
     let _ = Command::new("pkill")
@@ -235,6 +249,11 @@ fn the_indexed_job_runs_as_n_processes_and_the_merge_job_recovers_an_evicted_sha
 /// A GET answered with JSON, from a plain thread (the test is not async).
 mod reqwest {
     pub fn blocking_get(url: &str) -> serde_json::Value {
+        serde_json::from_str(&blocking_text(url)).unwrap()
+    }
+
+    /// A GET's body, its status a success.
+    pub fn blocking_text(url: &str) -> String {
         let url = url.to_string();
         std::thread::spawn(move || {
             tokio::runtime::Runtime::new()
@@ -242,7 +261,7 @@ mod reqwest {
                 .block_on(async move {
                     let r = ::reqwest::get(&url).await.unwrap();
                     assert!(r.status().is_success(), "{url}: {}", r.status());
-                    r.json().await.unwrap()
+                    r.text().await.unwrap()
                 })
         })
         .join()

@@ -75,7 +75,21 @@ impl<'a, 'b> Scrape<'a, 'b> {
 
 /// The text exposition of what `collector` describes.
 pub fn render(collector: impl prometheus_client::collector::Collector) -> String {
-    let mut registry = Registry::default();
+    render_labelled(collector, &[])
+}
+
+/// The text exposition of what `collector` describes, every series carrying `labels`
+/// (a shard's `shard` and `shards`, so one dashboard sums N pods or splits them).
+pub fn render_labelled(
+    collector: impl prometheus_client::collector::Collector,
+    labels: &[(&'static str, String)],
+) -> String {
+    let mut registry = Registry::with_labels(labels.iter().map(|(k, v)| {
+        (
+            std::borrow::Cow::Borrowed(*k),
+            std::borrow::Cow::Owned(v.clone()),
+        )
+    }));
     registry.register_collector(Box::new(collector));
     let mut out = String::new();
     // Writing into a String cannot fail.

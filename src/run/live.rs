@@ -2,7 +2,8 @@
 //! submissions by outcome, HTTP answers by code, runs finished by status, webhooks by
 //! outcome, batches in flight and runs outstanding, and latency histograms (submission,
 //! schedule lag, list, get, end to end). Each scrape reads the ledger and the request
-//! metrics the report is built from, so the dashboard and the report agree.
+//! metrics the report is built from, so the dashboard and the report agree. A shard's
+//! series carry its `shard` and `shards` labels.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,6 +22,9 @@ pub(super) struct RunCollector {
     pub ledger: Arc<Mutex<Ledger>>,
     pub metrics: Arc<Mutex<HttpMetrics>>,
     pub in_flight: Arc<AtomicU64>,
+    /// `--shard I/N`: every series is labelled `shard="I"`, `shards="N"`, so the pods of
+    /// an Indexed Job are told apart on one dashboard and summed across.
+    pub shard: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for RunCollector {
@@ -182,10 +186,13 @@ pub(super) fn serve(
         "/metrics",
         axum::routing::get(move || {
             let c = collector.clone();
+            let labels: Vec<(&'static str, String)> = c.shard.map_or_else(Vec::new, |(i, n)| {
+                vec![("shard", i.to_string()), ("shards", n.to_string())]
+            });
             async move {
                 (
                     [(axum::http::header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
-                    exposition::render(c),
+                    exposition::render_labelled(c, &labels),
                 )
             }
         }),

@@ -271,6 +271,7 @@ async fn execute(
                 ledger: ledger.clone(),
                 metrics: metrics.clone(),
                 in_flight: watchers.in_flight.clone(),
+                shard: opts.shard.map(|s| (s.index, s.count)),
             }),
         )
     });
