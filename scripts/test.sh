@@ -19,7 +19,7 @@ if ! command -v "${BATCHPROOF_CHROMIUM:-chromium}" >/dev/null 2>&1 \
 fi
 if ! command -v "${BATCHPROOF_PROMETHEUS:-prometheus}" >/dev/null 2>&1; then
   echo "SKIPPED: the live-metrics test against a real Prometheus (no prometheus; apt-get install prometheus)"
-  filters+=("test(prometheus_scrapes_a_running_run_and_the_mock)")
+  filters+=("test(prometheus_scrapes_two_shards_through_the_shipped_job_and_the_mock)")
 fi
 expr="all()"
 if [ ${#filters[@]} -gt 0 ]; then
