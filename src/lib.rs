@@ -32,6 +32,7 @@
 pub mod api;
 pub mod checks;
 pub mod config;
+pub mod grade;
 pub mod load;
 pub mod metrics;
 pub mod mock;

@@ -9,29 +9,43 @@ use super::signals::stop_signal;
 /// developers meet them in production.
 pub const LOCAL_PROFILE: &str = include_str!("../../mock/local.yaml");
 
+/// The profile at `path`, or the built-in one; the exit code on an error (printed).
+pub fn load_profile(
+    path: Option<&std::path::Path>,
+    builtin_name: &str,
+    builtin: &str,
+) -> Result<Profile, u8> {
+    match path {
+        Some(path) => Profile::load(path).map_err(|e| {
+            eprintln!("error: {e}");
+            exit::INVALID
+        }),
+        // Built in, so an installed binary serves it from anywhere.
+        None => Profile::from_text(builtin_name, builtin).map_err(|e| {
+            eprintln!("error: {e}");
+            exit::ABORTED
+        }),
+    }
+}
+
 pub async fn serve(
     bind: String,
     profile: Option<std::path::PathBuf>,
     time_scale: Option<f64>,
     seed: Option<u64>,
+    grade: Option<std::path::PathBuf>,
 ) -> u8 {
-    let mut profile = match profile {
-        Some(path) => match Profile::load(&path) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::INVALID;
-            }
-        },
-        // Built in, so an installed binary serves it from anywhere.
-        None => match Profile::from_text("mock/local.yaml (built in)", LOCAL_PROFILE) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::ABORTED;
-            }
-        },
+    let mut profile = match load_profile(
+        profile.as_deref(),
+        "mock/local.yaml (built in)",
+        LOCAL_PROFILE,
+    ) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
+    if grade.is_some() {
+        profile.sparring.record = true;
+    }
     if let Some(ts) = time_scale {
         profile.time_scale = ts;
     }
@@ -66,15 +80,38 @@ pub async fn serve(
         batchproof::mock::profile::DEFAULT_TOKEN,
         batchproof::mock::profile::DEFAULT_WORKFLOW
     );
+    if let Some(dir) = &grade {
+        eprintln!(
+            "grading the client: live at {}/_mock/grade, the client report goes to {} on shutdown",
+            server.url(),
+            dir.display()
+        );
+    }
     stop.await;
     eprintln!("stopping the mock");
+    let observed = server.observations();
+    let tolerances = server.tolerances();
     server.shutdown().await;
+    if let (Some(dir), Some(obs)) = (grade, observed) {
+        let grade = batchproof::grade::Grade::judge(&obs, &tolerances, None);
+        match batchproof::grade::report::write_all(&grade, &dir) {
+            Ok(_) => {
+                eprint!("{}", batchproof::grade::report::console(&grade));
+                eprintln!("client report in {}", dir.display());
+                return if grade.passed { 0 } else { exit::FAILED };
+            }
+            Err(e) => {
+                eprintln!("error: writing the client report into {}: {e:#}", dir.display());
+                return exit::ABORTED;
+            }
+        }
+    }
     0
 }
 
 /// `--bind HOST:PORT`: an address as written, or a host name resolved (its first address,
 /// IPv4 first, since clients that say `localhost` mostly mean 127.0.0.1).
-async fn resolve(bind: &str) -> Result<std::net::SocketAddr, String> {
+pub async fn resolve(bind: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(addr) = bind.parse() {
         return Ok(addr);
     }

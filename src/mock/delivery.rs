@@ -21,6 +21,7 @@ use super::profile::{MetadataDefect, Profile};
 use super::state::Run;
 use super::wire;
 use crate::api::{ApiVersion, RUN_EVENT_TYPES, RunStatus, STEP_RUN_EVENT};
+use crate::grade::observed::{DeliverySeen, Forgery};
 use crate::webhook::signing;
 
 #[derive(Debug, Clone, Serialize)]
@@ -410,6 +411,7 @@ async fn deliver(
             .send()
             .await;
         let millis = started.elapsed().as_millis() as u64;
+        observe(&shared, &target, &event_id, None, &result, at_ms(&shared, started), millis);
         match result {
             Ok(resp) => {
                 let status = resp.status();
@@ -421,6 +423,7 @@ async fn deliver(
                 });
                 if status.is_success() {
                     outcome = "delivered";
+                    forge_once(&shared, &target, &body);
                     break;
                 }
             }
@@ -457,4 +460,103 @@ pub fn log_json(shared: &Shared, limit: usize) -> Value {
     let log = shared.log.lock().expect("log");
     let skip = log.records.len().saturating_sub(limit);
     json!(log.records.iter().skip(skip).collect::<Vec<_>>())
+}
+
+/// When the attempt that just ended began, in milliseconds since the mock started.
+fn at_ms(shared: &Shared, started: Instant) -> u64 {
+    started.duration_since(shared.started).as_millis() as u64
+}
+
+/// Records one delivery attempt for the grade, when the profile records.
+fn observe(
+    shared: &Shared,
+    target: &Target,
+    event_id: &str,
+    forgery: Option<Forgery>,
+    result: &Result<reqwest::Response, reqwest::Error>,
+    at_ms: u64,
+    millis: u64,
+) {
+    let Some(recorder) = &shared.recorder else {
+        return;
+    };
+    let (status, error) = match result {
+        Ok(r) => (Some(r.status().as_u16()), None),
+        Err(e) if e.is_timeout() => (None, Some("timeout".to_string())),
+        Err(e) => {
+            // The root cause (refused, reset, closed) is at the end of the chain.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            (None, Some(text))
+        }
+    };
+    recorder.observed.lock().expect("observed").delivery(DeliverySeen {
+        at_ms,
+        endpoint_url: target.url.clone(),
+        event_id: event_id.to_string(),
+        event_type: target.event_type.to_string(),
+        forgery,
+        status,
+        error,
+        millis,
+    });
+}
+
+/// After the first genuine delivery to an endpoint a client registered, sends the
+/// profile's forged copies of it (`sparring.forge`), once per endpoint.
+fn forge_once(shared: &Arc<Shared>, target: &Target, body: &Bytes) {
+    let Some(recorder) = &shared.recorder else {
+        return;
+    };
+    let forge = &shared.profile.sparring.forge;
+    if forge.is_empty() || target.endpoint_id.starts_with("wh_profile_") {
+        return;
+    }
+    {
+        let mut done = recorder.forged.lock().expect("forged");
+        if done.contains(&target.endpoint_id) {
+            return;
+        }
+        done.push(target.endpoint_id.clone());
+    }
+    for &forgery in forge {
+        let (shared, target, body) = (shared.clone(), target.clone(), body.clone());
+        recorder.forging.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let now = Utc::now().timestamp();
+            let mut req = shared
+                .http
+                .post(&target.url)
+                .header("content-type", "application/json");
+            match forgery {
+                Forgery::BadSignature => {
+                    let sig = signing::sign("wss_forged_by_batchproof", now, &body);
+                    req = req
+                        .header(signing::TIMESTAMP_HEADER, now.to_string())
+                        .header(signing::SIGNATURE_HEADER, sig);
+                }
+                Forgery::StaleTimestamp => {
+                    let then = now - 600;
+                    let sig = signing::sign(&target.secret, then, &body);
+                    req = req
+                        .header(signing::TIMESTAMP_HEADER, then.to_string())
+                        .header(signing::SIGNATURE_HEADER, sig);
+                }
+                Forgery::Unsigned => {}
+            }
+            let started = Instant::now();
+            let result = req.body(body).send().await;
+            let millis = started.elapsed().as_millis() as u64;
+            let event_id = format!("forged_{}", forgery.as_str());
+            let at = at_ms(&shared, started);
+            observe(&shared, &target, &event_id, Some(forgery), &result, at, millis);
+            if let Some(r) = &shared.recorder {
+                r.forging.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+    }
 }

@@ -12,6 +12,7 @@ mod limiter;
 pub mod profile;
 mod raw;
 mod scheduler;
+pub mod sparring;
 mod state;
 mod steer;
 mod validate;
@@ -67,6 +68,8 @@ pub struct Shared {
     pub delivery_slots: Semaphore,
     pub http: reqwest::Client,
     pub started: Instant,
+    /// What a client did, when the profile's sparring records it.
+    pub recorder: Option<Arc<sparring::Recorder>>,
 }
 
 impl Shared {
@@ -93,6 +96,11 @@ impl Shared {
             delivery_slots: Semaphore::new(profile.webhooks.concurrency),
             http,
             started: Instant::now(),
+            recorder: profile.sparring.record.then(|| {
+                let r = sparring::Recorder::default();
+                r.observed.lock().expect("observed").limits = limiter::enforced(&profile);
+                Arc::new(r)
+            }),
             profile,
         })
     }
@@ -107,6 +115,7 @@ impl Shared {
 /// A running mock: its address, and the handle to stop it.
 pub struct MockServer {
     pub addr: SocketAddr,
+    shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -142,9 +151,38 @@ impl MockServer {
         tracing::info!(%addr, "mock listening");
         Ok(MockServer {
             addr,
+            shared: shared.clone(),
             shutdown,
             tasks: vec![server, scheduler, dispatcher],
         })
+    }
+
+    /// What the client did so far, when the profile records it (`sparring.record`).
+    pub fn observations(&self) -> Option<crate::grade::observed::Observations> {
+        let r = self.shared.recorder.as_ref()?;
+        Some(r.observed.lock().expect("observed").clone())
+    }
+
+    /// Webhook deliveries (forged ones included) announced and not finished yet.
+    pub fn deliveries_pending(&self) -> u64 {
+        let forging = self.shared.recorder.as_ref().map_or(0, |r| {
+            r.forging.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        self.shared
+            .stats
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + forging
+    }
+
+    /// Milliseconds since the mock started, the clock observations are stamped with.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.shared.started.elapsed().as_millis() as u64
+    }
+
+    /// The grade's tolerances from the profile.
+    pub fn tolerances(&self) -> crate::grade::rules::Tolerances {
+        self.shared.profile.sparring.grade
     }
 
     /// Base URL of the mock, e.g. `http://127.0.0.1:41234`.

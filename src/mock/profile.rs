@@ -48,6 +48,8 @@ pub struct Profile {
     pub validation_status: ValidationStatus,
     pub faults: Faults,
     pub defects: Defects,
+    /// Adversities put in a client's way on purpose, and the recording `grade` judges.
+    pub sparring: super::sparring::Sparring,
 }
 
 /// The settings of the profile at `path` as a tree, its `extends:` chain merged in (at
@@ -117,6 +119,7 @@ impl Default for Profile {
             validation_status: ValidationStatus::default(),
             faults: Faults::default(),
             defects: Defects::default(),
+            sparring: Default::default(),
         }
     }
 }

@@ -169,6 +169,21 @@ pub(super) async fn admin_endpoints(State(s): State<Arc<Shared>>) -> Response {
     axum::Json(json!(hooks.endpoints)).into_response()
 }
 
+/// `GET /_mock/grade`: the client's grade so far (`mock --grade`, or a profile whose
+/// sparring records); 404 with the fix when nothing is recorded.
+pub(super) async fn admin_grade(State(s): State<Arc<Shared>>) -> Response {
+    let Some(r) = &s.recorder else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "this mock does not record its client: start it with --grade DIR, or a profile with sparring.record: true"})),
+        )
+            .into_response();
+    };
+    let obs = r.observed.lock().expect("observed").clone();
+    let grade = crate::grade::Grade::judge(&obs, &s.profile.sparring.grade, None);
+    axum::Json(grade).into_response()
+}
+
 /// `GET /_mock/metrics`: the mock's state for Prometheus at each scrape — runs by status,
 /// runs and batches created, requests by endpoint, webhook deliveries by outcome.
 pub(super) async fn admin_metrics(State(s): State<Arc<Shared>>) -> Response {

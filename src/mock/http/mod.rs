@@ -26,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 mod admin;
+mod record;
 mod runs;
 mod webhooks;
 
@@ -77,6 +78,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/webhook_subscriptions", post(create_webhook_subscription))
         .route("/_mock/state", get(admin_state))
         .route("/_mock/metrics", get(admin_metrics))
+        .route("/_mock/grade", get(admin_grade))
         .route("/_mock/batches/{id}", get(admin_batch))
         .route("/_mock/runs/{id}", get(admin_run))
         .route("/_mock/runs/{id}/review", post(admin_review))
@@ -87,6 +89,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_mock/endpoints", get(admin_endpoints))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            record::record,
+        ))
         .with_state(shared)
 }
 

@@ -1,0 +1,580 @@
+//! The client rules: each judges one behaviour from the observations alone, with a stable
+//! id, where its expectation comes from (provenance) and why (basis), and the evidence of
+//! each failure (when, which request, what was expected).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::observed::{Adversity, Observations, RequestSeen, Route};
+
+/// The most evidence items kept per rule; the rest are counted.
+const MAX_EVIDENCE: usize = 10;
+
+/// How forgiving the grade is; the sparring profile's `grade:` sets them.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tolerances {
+    /// A genuine delivery must be answered 2xx within this many milliseconds.
+    pub webhook_ack_ms: u64,
+    /// The least wait before retrying after a 5xx or a 429 without Retry-After.
+    pub min_backoff_ms: u64,
+    /// The most retries of one request after failures before the client gives up.
+    pub max_retries: u32,
+    /// Reads the plan's rate limit may refuse before polling counts as too fast.
+    pub read_refusals: u64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances {
+            webhook_ack_ms: 10_000,
+            min_backoff_ms: 250,
+            max_retries: 6,
+            read_refusals: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failed,
+    /// Nothing the client did put the rule to the test.
+    NotExercised,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::NotExercised => "not_exercised",
+        }
+    }
+}
+
+/// One failure: when, what the client did, what it should have done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    pub at_ms: u64,
+    pub request: String,
+    pub observed: String,
+    pub expected: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleResult {
+    pub id: String,
+    pub title: String,
+    pub provenance: String,
+    pub basis: String,
+    pub status: Status,
+    /// How many observations the rule judged.
+    pub checked: u64,
+    pub evidence: Vec<Evidence>,
+    /// Failures past the evidence kept.
+    pub more: u64,
+}
+
+/// A rule's identity and why it exists.
+struct Rule {
+    id: &'static str,
+    title: &'static str,
+    provenance: &'static str,
+    basis: &'static str,
+}
+
+/// The catalogue, in the order reports list it.
+const RULES: [Rule; 12] = [
+    Rule {
+        id: "client.version_header",
+        title: "Every request names x-extend-api-version",
+        provenance: "docs: API versioning; SDK defaults",
+        basis: "Without the header a key created after 2025-04-21 is refused, and an older one silently gets the legacy version's shapes.",
+    },
+    Rule {
+        id: "client.valid_requests",
+        title: "Request bodies and queries are valid for their version",
+        provenance: "docs: the endpoints' request schemas (the mock's validation)",
+        basis: "A request the API refuses as invalid is work lost; the mock answers with the API's own error body, quoted as evidence.",
+    },
+    Rule {
+        id: "client.batch_size",
+        title: "No batch is empty or above 1,000 inputs",
+        provenance: "docs: Batch Run Workflow (1 to 1,000 inputs)",
+        basis: "The API refuses the whole batch: a client must split its files into batches of at most 1,000.",
+    },
+    Rule {
+        id: "client.retry_after",
+        title: "After a 429 with Retry-After, the retry waits that long",
+        provenance: "docs: rate limits (honour Retry-After if present); both SDKs read it",
+        basis: "Retrying sooner is refused again and counts against the organisation's limit.",
+    },
+    Rule {
+        id: "client.backoff",
+        title: "After a 5xx or a 429 without Retry-After, retries back off with growing gaps",
+        provenance: "docs: rate limits (exponential backoff with jitter); SDK: 1 s × 2^n",
+        basis: "Retry-After is sent only 'if present'; without it an immediate or fixed-rate retry is a retry storm.",
+    },
+    Rule {
+        id: "client.retry_bound",
+        title: "Retries of one request are bounded",
+        provenance: "SDK: max_retries (2 by default); docs: rate limits",
+        basis: "A client that retries forever turns an outage into load; it must give up and report.",
+    },
+    Rule {
+        id: "client.no_blind_resubmit",
+        title: "A batch that failed ambiguously is not sent again blindly",
+        provenance: "reference: POSTs have no idempotency key; both SDKs retry POSTs on 5xx",
+        basis: "A 5xx or timeout after the API accepted a batch leaves its runs in place: sending the same inputs again runs (and bills) them twice. Check first (list by file name or metadata), or send without automatic retries.",
+    },
+    Rule {
+        id: "client.page_token_encoded",
+        title: "Page tokens are URL-encoded",
+        provenance: "docs: List Workflow Runs (opaque nextPageToken)",
+        basis: "Tokens contain `+`, `/` and `=`; sent raw, `+` arrives as a space and the token is refused.",
+    },
+    Rule {
+        id: "client.pages_followed",
+        title: "A listing of a batch is followed to its last page",
+        provenance: "docs: List Workflow Runs (pagination; default page size 10)",
+        basis: "The first page holds at most maxPageSize runs: a client that stops there never sees most of its batch.",
+    },
+    Rule {
+        id: "client.polling_rate",
+        title: "Polling stays within the plan's rate limit",
+        provenance: "docs: rate limits (GET requests per second per plan)",
+        basis: "Reads over the limit are refused and slow every other client of the organisation; poll at an interval, or use webhooks.",
+    },
+    Rule {
+        id: "client.webhook_ack",
+        title: "Genuine deliveries are answered 2xx in time",
+        provenance: "docs: webhooks (retries on non-2xx and timeouts)",
+        basis: "A receiver that answers late or non-2xx gets the event again and again, and may be disabled.",
+    },
+    Rule {
+        id: "client.webhook_verify",
+        title: "Forged deliveries are refused (non-2xx)",
+        provenance: "docs: webhook signature (HMAC-SHA256 over v0:timestamp:body; reject stale timestamps)",
+        basis: "Anyone who learns the receiver's URL can post to it: a receiver that does not verify acts on forged results.",
+    },
+];
+
+/// A rule's findings while it judges.
+#[derive(Default)]
+struct Finding {
+    checked: u64,
+    evidence: Vec<Evidence>,
+    more: u64,
+}
+
+impl Finding {
+    fn fail(&mut self, at_ms: u64, request: String, observed: String, expected: String) {
+        if self.evidence.len() < MAX_EVIDENCE {
+            self.evidence.push(Evidence {
+                at_ms,
+                request,
+                observed,
+                expected,
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+fn line(r: &RequestSeen) -> String {
+    if r.query.is_empty() {
+        format!("{} {}", r.method, r.path)
+    } else {
+        format!("{} {}?{}", r.method, r.path, r.query)
+    }
+}
+
+fn is_api(r: &RequestSeen) -> bool {
+    !matches!(r.route, Route::Admin | Route::Other)
+}
+
+fn bad_size(r: &RequestSeen) -> bool {
+    r.route == Route::Batch && r.inputs.is_some_and(|n| n == 0 || n > 1000)
+}
+
+/// Judges every rule on `obs`.
+pub fn judge(obs: &Observations, t: &Tolerances) -> Vec<RuleResult> {
+    let issued: HashSet<&str> = obs
+        .requests
+        .iter()
+        .filter_map(|r| r.page.as_ref()?.token_answered.as_deref())
+        .collect();
+    let findings = [
+        version_header(obs),
+        valid_requests(obs, &issued),
+        batch_size(obs),
+        retry_after(obs),
+        backoff(obs, t),
+        retry_bound(obs, t),
+        no_blind_resubmit(obs),
+        page_token_encoded(obs, &issued),
+        pages_followed(obs),
+        polling_rate(obs, t),
+        webhook_ack(obs, t),
+        webhook_verify(obs),
+    ];
+    RULES
+        .iter()
+        .zip(findings)
+        .map(|(rule, f)| RuleResult {
+            id: rule.id.into(),
+            title: rule.title.into(),
+            provenance: rule.provenance.into(),
+            basis: rule.basis.into(),
+            status: if !f.evidence.is_empty() {
+                Status::Failed
+            } else if f.checked == 0 {
+                Status::NotExercised
+            } else {
+                Status::Passed
+            },
+            checked: f.checked,
+            evidence: f.evidence,
+            more: f.more,
+        })
+        .collect()
+}
+
+fn version_header(obs: &Observations) -> Finding {
+    let mut f = Finding::default();
+    for r in obs.requests.iter().filter(|r| is_api(r)) {
+        f.checked += 1;
+        if r.version.is_none() {
+            f.fail(
+                r.at_ms,
+                line(r),
+                "no x-extend-api-version header".into(),
+                "x-extend-api-version: 2026-02-09 (or the version the client is written for)"
+                    .into(),
+            );
+        }
+    }
+    f
+}
+
+/// A refused page token belongs to `client.page_token_encoded`, a batch of the wrong size
+/// to `client.batch_size`: each fault fails one rule.
+fn valid_requests(obs: &Observations, issued: &HashSet<&str>) -> Finding {
+    let mut f = Finding::default();
+    for r in obs.requests.iter().filter(|r| is_api(r)) {
+        f.checked += 1;
+        let invalid = matches!(r.status, 400 | 413 | 422);
+        if !invalid || bad_size(r) || unencoded_token(r, issued).is_some() {
+            continue;
+        }
+        let why = r.refusal.clone().unwrap_or_default();
+        f.fail(
+            r.at_ms,
+            line(r),
+            format!("{}: {why}", r.status),
+            "a request valid for its version".into(),
+        );
+    }
+    f
+}
+
+fn batch_size(obs: &Observations) -> Finding {
+    let mut f = Finding::default();
+    for r in obs.requests.iter().filter(|r| r.route == Route::Batch) {
+        f.checked += 1;
+        if bad_size(r) {
+            f.fail(
+                r.at_ms,
+                line(r),
+                format!("a batch of {} inputs", r.inputs.unwrap_or(0)),
+                "1 to 1,000 inputs per batch".into(),
+            );
+        }
+    }
+    f
+}
+
+/// The next request with the same key after `i`, if any.
+fn retry_of(obs: &Observations, i: usize) -> Option<&RequestSeen> {
+    let key = obs.requests[i].key;
+    obs.requests[i + 1..].iter().find(|r| r.key == key)
+}
+
+fn is_failure(r: &RequestSeen) -> bool {
+    r.status == 429 || r.status >= 500
+}
+
+fn retry_after(obs: &Observations) -> Finding {
+    let mut f = Finding::default();
+    for (i, r) in obs.requests.iter().enumerate() {
+        let Some(wait) = r.retry_after_ms.filter(|_| r.status == 429) else {
+            continue;
+        };
+        f.checked += 1;
+        let Some(next) = retry_of(obs, i) else {
+            continue;
+        };
+        let waited = next.at_ms.saturating_sub(r.at_ms);
+        // 10 % and 20 ms for clocks and scheduling.
+        if waited + 20 < wait * 9 / 10 {
+            f.fail(
+                next.at_ms,
+                line(next),
+                format!("retried {waited} ms after a 429 that said Retry-After {wait} ms"),
+                format!("wait at least {wait} ms"),
+            );
+        }
+    }
+    f
+}
+
+fn backoff(obs: &Observations, t: &Tolerances) -> Finding {
+    let mut f = Finding::default();
+    // The gap before the previous retry of the same request, for "growing".
+    let mut last_gap: HashMap<u64, u64> = HashMap::new();
+    for (i, r) in obs.requests.iter().enumerate() {
+        let silent = r.status == 429 && r.retry_after_ms.is_none();
+        let server = r.status >= 500 && r.adversity != Some(Adversity::AcceptedThenFailed);
+        if !(silent || server) {
+            if !is_failure(r) {
+                last_gap.remove(&r.key);
+            }
+            continue;
+        }
+        f.checked += 1;
+        let Some(next) = retry_of(obs, i) else {
+            continue;
+        };
+        let gap = next.at_ms.saturating_sub(r.at_ms);
+        let prev = last_gap.insert(r.key, gap);
+        let what = if silent {
+            "a 429 without Retry-After"
+        } else {
+            "a 5xx"
+        };
+        if gap < t.min_backoff_ms {
+            f.fail(
+                next.at_ms,
+                line(next),
+                format!("retried {gap} ms after {what} ({})", r.status),
+                format!("back off at least {} ms, longer each time", t.min_backoff_ms),
+            );
+        } else if let Some(prev) = prev.filter(|p| gap * 10 < p * 8) {
+            f.fail(
+                next.at_ms,
+                line(next),
+                format!("retried {gap} ms after {what}, sooner than the previous retry ({prev} ms)"),
+                "gaps that grow (exponential backoff, jitter allowed)".into(),
+            );
+        }
+    }
+    f
+}
+
+fn retry_bound(obs: &Observations, t: &Tolerances) -> Finding {
+    let mut f = Finding::default();
+    // Consecutive failed attempts per request key, and whether it was reported already.
+    let mut streak: HashMap<u64, (u32, bool)> = HashMap::new();
+    for r in &obs.requests {
+        let entry = streak.entry(r.key).or_insert((0, false));
+        if entry.0 > 0 {
+            // This request is a retry.
+            if entry.0 > t.max_retries && !entry.1 {
+                entry.1 = true;
+                f.fail(
+                    r.at_ms,
+                    line(r),
+                    format!("attempt {} after {} failures in a row", entry.0 + 1, entry.0),
+                    format!("give up after at most {} retries", t.max_retries),
+                );
+            }
+        }
+        if is_failure(r) {
+            if entry.0 == 0 {
+                f.checked += 1;
+            }
+            entry.0 += 1;
+        } else {
+            *entry = (0, false);
+        }
+    }
+    f
+}
+
+fn no_blind_resubmit(obs: &Observations) -> Finding {
+    let mut f = Finding::default();
+    for (i, r) in obs.requests.iter().enumerate() {
+        if r.adversity != Some(Adversity::AcceptedThenFailed) {
+            continue;
+        }
+        f.checked += 1;
+        let accepted: HashSet<u64> = r.input_keys.iter().copied().collect();
+        for later in obs.requests[i + 1..]
+            .iter()
+            .filter(|l| l.route == Route::Batch)
+        {
+            let again = later
+                .input_keys
+                .iter()
+                .filter(|k| accepted.contains(k))
+                .count();
+            if again > 0 {
+                f.fail(
+                    later.at_ms,
+                    line(later),
+                    format!(
+                        "sent {again} of the {} inputs again; the batch answered 500 at {} ms had been accepted",
+                        accepted.len(),
+                        r.at_ms
+                    ),
+                    "check whether the batch exists (list runs) before sending its inputs again"
+                        .into(),
+                );
+                break;
+            }
+        }
+    }
+    f
+}
+
+/// The token a list request meant to send, when it was sent unencoded: its raw value
+/// is an issued token while the decoded one is not.
+fn unencoded_token<'a>(r: &'a RequestSeen, issued: &HashSet<&str>) -> Option<&'a str> {
+    let sent = r.page.as_ref()?.token_sent.as_deref()?;
+    let raw = r
+        .query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("nextPageToken="))?;
+    (!issued.contains(sent) && raw != sent).then_some(raw)
+}
+
+fn page_token_encoded(obs: &Observations, issued: &HashSet<&str>) -> Finding {
+    let mut f = Finding::default();
+    for r in &obs.requests {
+        if r.page.as_ref().and_then(|p| p.token_sent.as_ref()).is_none() {
+            continue;
+        }
+        f.checked += 1;
+        if let Some(raw) = unencoded_token(r, issued) {
+            f.fail(
+                r.at_ms,
+                line(r),
+                format!("nextPageToken sent as `{raw}`: it arrives as a token this server never issued"),
+                "the token URL-encoded (`+` as %2B, `/` as %2F, `=` as %3D)".into(),
+            );
+        }
+    }
+    f
+}
+
+fn pages_followed(obs: &Observations) -> Finding {
+    let mut f = Finding::default();
+    // Per batch listed: (first seen, pages fetched, reached the last page).
+    let mut listed: Vec<(String, u64, u64, bool)> = Vec::new();
+    for r in obs.requests.iter().filter(|r| r.status == 200) {
+        let Some(batch) = r.page.as_ref().and_then(|p| p.batch_id.as_ref()) else {
+            continue;
+        };
+        let last = r.page.as_ref().is_some_and(|p| p.token_answered.is_none());
+        match listed.iter_mut().find(|l| &l.0 == batch) {
+            Some(l) => {
+                l.2 += 1;
+                l.3 |= last;
+            }
+            None => listed.push((batch.clone(), r.at_ms, 1, last)),
+        }
+    }
+    for (batch, at, pages, last) in listed {
+        f.checked += 1;
+        if !last {
+            f.fail(
+                at,
+                format!("GET /workflow_runs?batchId={batch}"),
+                format!("{pages} page(s) of the batch's listing fetched, never its last"),
+                "follow nextPageToken until an answer has none".into(),
+            );
+        }
+    }
+    f
+}
+
+fn polling_rate(obs: &Observations, t: &Tolerances) -> Finding {
+    let mut f = Finding::default();
+    let refused: Vec<&RequestSeen> = obs
+        .requests
+        .iter()
+        .filter(|r| r.route.is_read())
+        .inspect(|_| f.checked += 1)
+        .filter(|r| r.status == 429 && r.adversity.is_none())
+        .collect();
+    if refused.len() as u64 > t.read_refusals {
+        let limit = obs
+            .limits
+            .get("get_rps")
+            .map_or("the plan's".to_string(), |l| format!("{l}/s"));
+        for r in refused {
+            f.fail(
+                r.at_ms,
+                line(r),
+                format!("refused 429 by the rate limit ({limit} reads)"),
+                format!(
+                    "reads within {limit} (at most {} refused)",
+                    t.read_refusals
+                ),
+            );
+        }
+    }
+    f
+}
+
+fn webhook_ack(obs: &Observations, t: &Tolerances) -> Finding {
+    let mut f = Finding::default();
+    for d in obs
+        .deliveries
+        .iter()
+        .filter(|d| d.forgery.is_none() && obs.while_client_ran(d))
+    {
+        f.checked += 1;
+        let ok = d.status.is_some_and(|s| (200..300).contains(&s)) && d.millis <= t.webhook_ack_ms;
+        if !ok {
+            let answer = match (d.status, &d.error) {
+                (Some(s), _) => format!("{s} after {} ms", d.millis),
+                (None, Some(e)) => format!("no answer ({e}) after {} ms", d.millis),
+                (None, None) => "no answer".into(),
+            };
+            f.fail(
+                d.at_ms,
+                format!("POST {} ({} {})", d.endpoint_url, d.event_type, d.event_id),
+                format!("a genuine delivery answered {answer}"),
+                format!("2xx within {} ms", t.webhook_ack_ms),
+            );
+        }
+    }
+    f
+}
+
+fn webhook_verify(obs: &Observations) -> Finding {
+    let mut f = Finding::default();
+    for d in obs.deliveries.iter().filter(|d| obs.while_client_ran(d)) {
+        let Some(forgery) = d.forgery else { continue };
+        f.checked += 1;
+        if d.status.is_some_and(|s| (200..300).contains(&s)) {
+            f.fail(
+                d.at_ms,
+                format!("POST {} ({} {})", d.endpoint_url, d.event_type, d.event_id),
+                format!(
+                    "a forged delivery ({}) answered {}",
+                    forgery.as_str(),
+                    d.status.unwrap_or(0)
+                ),
+                "a non-2xx answer (e.g. 401) to a delivery whose signature does not verify"
+                    .into(),
+            );
+        }
+    }
+    f
+}
