@@ -42,10 +42,16 @@ async fn let_runs_finish(mock: &MockServer, batch: &str, n: u64) {
             .await
             .unwrap();
         let by = &b["byStatus"];
-        let done: u64 = ["PROCESSED", "FAILED", "NEEDS_REVIEW", "REJECTED", "CANCELLED"]
-            .iter()
-            .map(|s| by[s].as_u64().unwrap_or(0))
-            .sum();
+        let done: u64 = [
+            "PROCESSED",
+            "FAILED",
+            "NEEDS_REVIEW",
+            "REJECTED",
+            "CANCELLED",
+        ]
+        .iter()
+        .map(|s| by[s].as_u64().unwrap_or(0))
+        .sum();
         if done >= n {
             break;
         }
