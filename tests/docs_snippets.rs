@@ -1,7 +1,8 @@
 //! The READMEs work as written. The verification snippets in `mock/README.md` are code a
 //! client developer copies: each is extracted from the README and run (Python, Node)
-//! against a delivery signed the way the mock signs, and against the same delivery
-//! tampered with. README.md's command lines are run as written (a local server standing
+//! against a delivery signed the way the mock signs, the same delivery tampered with, and
+//! deliveries a receiver must refuse without raising (a header missing, a timestamp too
+//! old or too far in the future). README.md's command lines are run as written (a local server standing
 //! in for the real API), and each command of its table with real arguments.
 
 use std::path::Path;
@@ -72,6 +73,98 @@ fn the_node_verification_snippet_accepts_a_real_signature_and_refuses_a_tampered
     );
     std::fs::write(&file, program).unwrap();
     assert_eq!(run("node", &file), "true false");
+}
+
+/// Deliveries a receiver meets, each with the verdict the snippets must reach: the genuine
+/// one, and ones to refuse without raising (a header missing, a timestamp too old or
+/// too far in the future though correctly signed, a signature padded past its length).
+fn hostile_cases() -> Vec<(&'static str, String, bool)> {
+    let secret = "wss_docs_snippet_secret";
+    let body = r#"{"eventId":"evt_1","eventType":"workflow_run.completed","payload":{}}"#;
+    let now = chrono::Utc::now().timestamp();
+    let headers = |ts: Option<i64>, sig: Option<String>| {
+        let mut h = Vec::new();
+        if let Some(ts) = ts {
+            h.push(format!(
+                "'x-extend-request-timestamp': {:?}",
+                ts.to_string()
+            ));
+        }
+        if let Some(sig) = sig {
+            h.push(format!("'x-extend-request-signature': {sig:?}"));
+        }
+        format!("{{{}}}", h.join(", "))
+    };
+    let signed = |ts: i64| Some(signing::sign(secret, ts, body.as_bytes()));
+    [
+        ("genuine", headers(Some(now), signed(now)), true),
+        ("no timestamp header", headers(None, signed(now)), false),
+        ("no signature header", headers(Some(now), None), false),
+        ("no headers", headers(None, None), false),
+        (
+            "301 s old",
+            headers(Some(now - 301), signed(now - 301)),
+            false,
+        ),
+        (
+            "300 s in the future",
+            headers(Some(now + 300), signed(now + 300)),
+            false,
+        ),
+        (
+            "90 s in the future",
+            headers(Some(now + 90), signed(now + 90)),
+            false,
+        ),
+        (
+            "30 s in the future (within the SDKs' skew)",
+            headers(Some(now + 30), signed(now + 30)),
+            true,
+        ),
+        (
+            "signature with a trailing 0",
+            headers(Some(now), signed(now).map(|s| s + "0")),
+            false,
+        ),
+    ]
+    .into_iter()
+    .map(|(name, h, ok)| (name, format!("{secret:?}, {h}, {body:?}"), ok))
+    .collect()
+}
+
+/// Runs `snippet` on every hostile case (one call per line, `call` turning the arguments
+/// into the language's call) and checks each verdict.
+fn judge_hostile_cases(program: &str, ext: &str, snippet: String, call: fn(&str) -> String) {
+    let cases = hostile_cases();
+    let calls: Vec<String> = cases.iter().map(|(_, args, _)| call(args)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("verify.{ext}"));
+    std::fs::write(&file, format!("{snippet}\n{}\n", calls.join("\n"))).unwrap();
+    let out = run(program, &file);
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), cases.len(), "{out}");
+    for ((name, _, ok), verdict) in cases.iter().zip(got) {
+        assert_eq!(
+            verdict.eq_ignore_ascii_case("true"),
+            *ok,
+            "{program} snippet on `{name}`: {verdict}"
+        );
+    }
+}
+
+#[test]
+fn the_python_verification_snippet_refuses_missing_headers_and_future_timestamps() {
+    judge_hostile_cases("python3", "py", snippet("python"), |args| {
+        format!("print(verify({args}.encode()))")
+    });
+}
+
+#[test]
+fn the_node_verification_snippet_refuses_missing_headers_and_future_timestamps() {
+    judge_hostile_cases("node", "js", snippet("js"), |args| {
+        let (head, body) = args.rsplit_once(", ").unwrap();
+        format!("console.log(verify({head}, Buffer.from({body})))")
+    });
 }
 
 // ---------------------------------------------------------------------------------------
