@@ -208,27 +208,10 @@ pub enum Command {
     /// COMMAND with EXTEND_API_KEY and EXTEND_BASE_URL pointing at it, judge what the
     /// client did by the client rules and write the client report (JSON, Markdown, HTML,
     /// JUnit). Exit 0 when it broke no rule, 1 when it did or its command failed.
-    #[command(after_help = "Example: batchproof grade -- python my_client.py\n\nThe command gets EXTEND_API_KEY, EXTEND_BASE_URL (= BATCHPROOF_MOCK_URL) and BATCHPROOF_WORKFLOW_ID.")]
-    Grade {
-        /// Profile YAML (default: the built-in mock/sparring.yaml).
-        #[arg(long)]
-        profile: Option<PathBuf>,
-        /// Where the client report goes (default: reports/grade-<time>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Address the mock listens on (port 0: any free port).
-        #[arg(long, default_value = "127.0.0.1:0")]
-        bind: String,
-        /// How long the client's command may run before it is stopped and failed.
-        #[arg(long, default_value = "10m")]
-        timeout: String,
-        /// After the command ends, how long to wait for webhook deliveries in flight.
-        #[arg(long, default_value = "15s")]
-        settle: String,
-        /// The client's command and its arguments (after `--`).
-        #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
-        command: Vec<String>,
-    },
+    #[command(
+        after_help = "Example: batchproof grade -- python my_client.py\n\nThe command gets EXTEND_API_KEY, EXTEND_BASE_URL (= BATCHPROOF_MOCK_URL) and BATCHPROOF_WORKFLOW_ID."
+    )]
+    Grade(GradeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -378,4 +361,27 @@ pub fn run_count(s: &str) -> Result<u64, String> {
             "`{s}` is not a number of runs: --max-runs is the most runs the command may create, a whole number ≥ 0 (e.g. --max-runs 2200)"
         )
     })
+}
+
+/// `batchproof grade`'s flags.
+#[derive(Debug, Args)]
+pub struct GradeArgs {
+    /// Profile YAML (default: the built-in mock/sparring.yaml).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Where the client report goes (default: reports/grade-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Address the mock listens on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: String,
+    /// How long the client's command may run before it is stopped and failed.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
+    /// After the command ends, how long to wait for webhook deliveries in flight.
+    #[arg(long, default_value = "15s")]
+    pub settle: String,
+    /// The client's command and its arguments (after `--`).
+    #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }

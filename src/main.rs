@@ -56,24 +56,7 @@ async fn dispatch(command: Command) -> u8 {
             seed,
             grade,
         } => commands::mock::serve(bind, profile, time_scale, seed, grade).await,
-        Command::Grade {
-            profile,
-            out,
-            bind,
-            timeout,
-            settle,
-            command,
-        } => {
-            commands::grade::grade(commands::grade::GradeOptions {
-                profile,
-                out,
-                bind,
-                timeout,
-                settle,
-                command,
-            })
-            .await
-        }
+        Command::Grade(args) => commands::grade::grade(args).await,
         Command::Validate { files } => commands::run::validate(&files),
         Command::Init { name, kind } => {
             commands::init::init(&name, kind, std::path::Path::new("."))

@@ -304,3 +304,70 @@ async fn the_forecast_and_knee_sections_render_in_headless_chromium() {
         "the knee renders with problems: {found:#?}"
     );
 }
+
+/// The client grade's HTML (`batchproof grade`): judged by the real rules from
+/// observations of a client that breaks two of them, rendered in headless Chromium.
+#[test]
+fn the_client_grade_renders_in_headless_chromium() {
+    use batchproof::grade::observed::{DeliverySeen, Forgery, Observations, RequestSeen, Route};
+    let chrome = chromium().expect(
+        "no chromium on PATH (set BATCHPROOF_CHROMIUM, or apt-get install chromium); scripts/test.sh counts this test skipped without it",
+    );
+    let request = |status: u16, inputs: usize| RequestSeen {
+        at_ms: 10,
+        method: "POST".into(),
+        path: "/workflow_runs/batch".into(),
+        query: String::new(),
+        route: Route::Batch,
+        version: Some("2026-02-09".into()),
+        status,
+        retry_after_ms: None,
+        adversity: None,
+        refusal: None,
+        key: inputs as u64,
+        inputs: Some(inputs),
+        input_keys: vec![],
+        page: None,
+    };
+    let obs = Observations {
+        requests: vec![request(400, 1001), request(200, 20)],
+        deliveries: vec![DeliverySeen {
+            at_ms: 500,
+            endpoint_url: "http://127.0.0.1:9/hooks".into(),
+            event_id: "forged_unsigned".into(),
+            event_type: "workflow_run.completed".into(),
+            forgery: Some(Forgery::Unsigned),
+            status: Some(200),
+            error: None,
+            millis: 1,
+        }],
+        ..Default::default()
+    };
+    let grade = batchproof::grade::Grade::judge(&obs, &Default::default(), None);
+    let work = tempfile::tempdir().unwrap();
+    batchproof::grade::report::write_all(&grade, work.path()).unwrap();
+    let r = render(&chrome, &work.path().join("grade.html"), work.path());
+    assert!(r.console.is_empty(), "console: {:?}", r.console);
+    assert!(
+        r.dom
+            .contains("id=\"verdict\" class=\"failed\" data-verdict=\"failed\""),
+        "{}",
+        r.dom
+    );
+    assert_eq!(r.dom.matches("<tr data-rule=").count(), 12, "{}", r.dom);
+    for id in ["client.batch_size", "client.webhook_verify"] {
+        let row = format!("data-rule=\"{id}\" data-status=\"failed\"");
+        assert!(r.dom.contains(&row), "{id} not shown failed: {}", r.dom);
+    }
+    assert!(r.dom.contains("a batch of 1001 inputs"), "evidence shown");
+    assert!(r.dom.contains("data-status=\"not_exercised\""));
+    // A tampered copy proves the checks can fail: a passed badge is not a failed one.
+    let html = std::fs::read_to_string(work.path().join("grade.html")).unwrap();
+    std::fs::write(
+        work.path().join("tampered.html"),
+        html.replace("data-verdict=\"failed\"", "data-verdict=\"passed\""),
+    )
+    .unwrap();
+    let t = render(&chrome, &work.path().join("tampered.html"), work.path());
+    assert!(!t.dom.contains("data-verdict=\"failed\""));
+}

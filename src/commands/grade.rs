@@ -13,18 +13,10 @@ use batchproof::run::exit;
 
 use super::mock::{load_profile, resolve};
 use super::signals::stop_signal;
+use crate::cli::GradeArgs;
 
 /// The profile `grade` serves without `--profile`.
 pub const SPARRING_PROFILE: &str = include_str!("../../mock/sparring.yaml");
-
-pub struct GradeOptions {
-    pub profile: Option<PathBuf>,
-    pub out: Option<PathBuf>,
-    pub bind: String,
-    pub timeout: String,
-    pub settle: String,
-    pub command: Vec<String>,
-}
 
 fn duration(flag: &str, text: &str) -> Result<Duration, u8> {
     parse_duration(text).map_err(|e| {
@@ -33,13 +25,13 @@ fn duration(flag: &str, text: &str) -> Result<Duration, u8> {
     })
 }
 
-pub async fn grade(o: GradeOptions) -> u8 {
+pub async fn grade(o: GradeArgs) -> u8 {
     match grade_inner(o).await {
         Ok(code) | Err(code) => code,
     }
 }
 
-async fn grade_inner(o: GradeOptions) -> Result<u8, u8> {
+async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
     let timeout = duration("timeout", &o.timeout)?;
     let settle = duration("settle", &o.settle)?;
     let mut profile = load_profile(
@@ -49,7 +41,10 @@ async fn grade_inner(o: GradeOptions) -> Result<u8, u8> {
     )?;
     profile.sparring.record = true;
     let bind = resolve(&o.bind).await.map_err(|why| {
-        eprintln!("error: --bind `{}`: {why}\n  fix: write HOST:PORT, e.g. 127.0.0.1:0", o.bind);
+        eprintln!(
+            "error: --bind `{}`: {why}\n  fix: write HOST:PORT, e.g. 127.0.0.1:0",
+            o.bind
+        );
         exit::INVALID
     })?;
     let workflow = profile
@@ -64,7 +59,9 @@ async fn grade_inner(o: GradeOptions) -> Result<u8, u8> {
     })?;
     let url = server.url();
     let shown = o.command.join(" ");
-    eprintln!("batchproof grade: mock serving {url} (token {token}, workflow {workflow}); running `{shown}`");
+    eprintln!(
+        "batchproof grade: mock serving {url} (token {token}, workflow {workflow}); running `{shown}`"
+    );
     let mut child = tokio::process::Command::new(&o.command[0])
         .args(&o.command[1..])
         .env("EXTEND_API_KEY", &token)
@@ -121,7 +118,10 @@ async fn grade_inner(o: GradeOptions) -> Result<u8, u8> {
         ))
     });
     let written = report::write_all(&grade, &out).map_err(|e| {
-        eprintln!("error: writing the client report into {}: {e:#}", out.display());
+        eprintln!(
+            "error: writing the client report into {}: {e:#}",
+            out.display()
+        );
         exit::ABORTED
     })?;
     print!("{}", report::console(&grade));

@@ -101,7 +101,10 @@ pub async fn serve(
                 return if grade.passed { 0 } else { exit::FAILED };
             }
             Err(e) => {
-                eprintln!("error: writing the client report into {}: {e:#}", dir.display());
+                eprintln!(
+                    "error: writing the client report into {}: {e:#}",
+                    dir.display()
+                );
                 return exit::ABORTED;
             }
         }

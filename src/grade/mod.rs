@@ -6,6 +6,8 @@
 pub mod observed;
 pub mod report;
 pub mod rules;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,6 @@ use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, Tes
 
 use super::Grade;
 use super::rules::{RuleResult, Status};
-use crate::report::charts::esc;
 
 /// Writes `grade.json`, `grade.md`, `grade.html` and `grade.junit.xml` into `dir`.
 pub fn write_all(grade: &Grade, dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
@@ -26,6 +25,14 @@ pub fn write_all(grade: &Grade, dir: &Path) -> anyhow::Result<Vec<std::path::Pat
         written.push(path);
     }
     Ok(written)
+}
+
+/// Escapes text for HTML element content and double-quoted attributes.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn headline(g: &Grade) -> String {
@@ -146,6 +153,7 @@ pub fn html(g: &Grade) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>batchproof client grade</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <style>
 body{{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem}}
 #verdict{{display:inline-block;padding:.4rem .8rem;border-radius:.3rem;color:#fff;font-weight:600}}

@@ -262,13 +262,14 @@ fn version_header(obs: &Observations) -> Finding {
 }
 
 /// A refused page token belongs to `client.page_token_encoded`, a batch of the wrong size
-/// to `client.batch_size`: each fault fails one rule.
+/// to `client.batch_size`, a missing version to `client.version_header`: each fault fails
+/// one rule.
 fn valid_requests(obs: &Observations, issued: &HashSet<&str>) -> Finding {
     let mut f = Finding::default();
     for r in obs.requests.iter().filter(|r| is_api(r)) {
         f.checked += 1;
         let invalid = matches!(r.status, 400 | 413 | 422);
-        if !invalid || bad_size(r) || unencoded_token(r, issued).is_some() {
+        if !invalid || bad_size(r) || r.version.is_none() || unencoded_token(r, issued).is_some() {
             continue;
         }
         let why = r.refusal.clone().unwrap_or_default();
@@ -361,13 +362,18 @@ fn backoff(obs: &Observations, t: &Tolerances) -> Finding {
                 next.at_ms,
                 line(next),
                 format!("retried {gap} ms after {what} ({})", r.status),
-                format!("back off at least {} ms, longer each time", t.min_backoff_ms),
+                format!(
+                    "back off at least {} ms, longer each time",
+                    t.min_backoff_ms
+                ),
             );
         } else if let Some(prev) = prev.filter(|p| gap * 10 < p * 8) {
             f.fail(
                 next.at_ms,
                 line(next),
-                format!("retried {gap} ms after {what}, sooner than the previous retry ({prev} ms)"),
+                format!(
+                    "retried {gap} ms after {what}, sooner than the previous retry ({prev} ms)"
+                ),
                 "gaps that grow (exponential backoff, jitter allowed)".into(),
             );
         }
@@ -388,7 +394,11 @@ fn retry_bound(obs: &Observations, t: &Tolerances) -> Finding {
                 f.fail(
                     r.at_ms,
                     line(r),
-                    format!("attempt {} after {} failures in a row", entry.0 + 1, entry.0),
+                    format!(
+                        "attempt {} after {} failures in a row",
+                        entry.0 + 1,
+                        entry.0
+                    ),
                     format!("give up after at most {} retries", t.max_retries),
                 );
             }
@@ -455,7 +465,11 @@ fn unencoded_token<'a>(r: &'a RequestSeen, issued: &HashSet<&str>) -> Option<&'a
 fn page_token_encoded(obs: &Observations, issued: &HashSet<&str>) -> Finding {
     let mut f = Finding::default();
     for r in &obs.requests {
-        if r.page.as_ref().and_then(|p| p.token_sent.as_ref()).is_none() {
+        if r.page
+            .as_ref()
+            .and_then(|p| p.token_sent.as_ref())
+            .is_none()
+        {
             continue;
         }
         f.checked += 1;
@@ -463,7 +477,9 @@ fn page_token_encoded(obs: &Observations, issued: &HashSet<&str>) -> Finding {
             f.fail(
                 r.at_ms,
                 line(r),
-                format!("nextPageToken sent as `{raw}`: it arrives as a token this server never issued"),
+                format!(
+                    "nextPageToken sent as `{raw}`: it arrives as a token this server never issued"
+                ),
                 "the token URL-encoded (`+` as %2B, `/` as %2F, `=` as %3D)".into(),
             );
         }
@@ -521,10 +537,7 @@ fn polling_rate(obs: &Observations, t: &Tolerances) -> Finding {
                 r.at_ms,
                 line(r),
                 format!("refused 429 by the rate limit ({limit} reads)"),
-                format!(
-                    "reads within {limit} (at most {} refused)",
-                    t.read_refusals
-                ),
+                format!("reads within {limit} (at most {} refused)", t.read_refusals),
             );
         }
     }
@@ -571,8 +584,7 @@ fn webhook_verify(obs: &Observations) -> Finding {
                     forgery.as_str(),
                     d.status.unwrap_or(0)
                 ),
-                "a non-2xx answer (e.g. 401) to a delivery whose signature does not verify"
-                    .into(),
+                "a non-2xx answer (e.g. 401) to a delivery whose signature does not verify".into(),
             );
         }
     }

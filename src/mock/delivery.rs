@@ -387,16 +387,7 @@ async fn deliver(
         let Ok(_permit) = shared.delivery_slots.acquire().await else {
             return;
         };
-        let stale = profile.defects.stale_signature
-            || shared.chance(profile.faults.webhooks.stale_timestamp);
-        let now = Utc::now().timestamp();
-        let timestamp = if stale { now - 600 } else { now };
-        let secret = if profile.defects.wrong_signature {
-            "wss_not_the_endpoint_secret"
-        } else {
-            target.secret.as_str()
-        };
-        let signature = signing::sign(secret, timestamp, &body);
+        let (timestamp, signature) = signature(&shared, &target, &body);
         shared.stats.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let at = Utc::now();
@@ -411,7 +402,15 @@ async fn deliver(
             .send()
             .await;
         let millis = started.elapsed().as_millis() as u64;
-        observe(&shared, &target, &event_id, None, &result, at_ms(&shared, started), millis);
+        observe(
+            &shared,
+            &target,
+            &event_id,
+            None,
+            &result,
+            at_ms(&shared, started),
+            millis,
+        );
         match result {
             Ok(resp) => {
                 let status = resp.status();
@@ -462,6 +461,21 @@ pub fn log_json(shared: &Shared, limit: usize) -> Value {
     json!(log.records.iter().skip(skip).collect::<Vec<_>>())
 }
 
+/// An attempt's timestamp and signature, bent by the profile's faults and defects.
+fn signature(shared: &Shared, target: &Target, body: &[u8]) -> (i64, String) {
+    let profile = &shared.profile;
+    let stale =
+        profile.defects.stale_signature || shared.chance(profile.faults.webhooks.stale_timestamp);
+    let now = Utc::now().timestamp();
+    let timestamp = if stale { now - 600 } else { now };
+    let secret = if profile.defects.wrong_signature {
+        "wss_not_the_endpoint_secret"
+    } else {
+        target.secret.as_str()
+    };
+    (timestamp, signing::sign(secret, timestamp, body))
+}
+
 /// When the attempt that just ended began, in milliseconds since the mock started.
 fn at_ms(shared: &Shared, started: Instant) -> u64 {
     started.duration_since(shared.started).as_millis() as u64
@@ -494,16 +508,20 @@ fn observe(
             (None, Some(text))
         }
     };
-    recorder.observed.lock().expect("observed").delivery(DeliverySeen {
-        at_ms,
-        endpoint_url: target.url.clone(),
-        event_id: event_id.to_string(),
-        event_type: target.event_type.to_string(),
-        forgery,
-        status,
-        error,
-        millis,
-    });
+    recorder
+        .observed
+        .lock()
+        .expect("observed")
+        .delivery(DeliverySeen {
+            at_ms,
+            endpoint_url: target.url.clone(),
+            event_id: event_id.to_string(),
+            event_type: target.event_type.to_string(),
+            forgery,
+            status,
+            error,
+            millis,
+        });
 }
 
 /// After the first genuine delivery to an endpoint a client registered, sends the
@@ -553,7 +571,15 @@ fn forge_once(shared: &Arc<Shared>, target: &Target, body: &Bytes) {
             let millis = started.elapsed().as_millis() as u64;
             let event_id = format!("forged_{}", forgery.as_str());
             let at = at_ms(&shared, started);
-            observe(&shared, &target, &event_id, Some(forgery), &result, at, millis);
+            observe(
+                &shared,
+                &target,
+                &event_id,
+                Some(forgery),
+                &result,
+                at,
+                millis,
+            );
             if let Some(r) = &shared.recorder {
                 r.forging.fetch_sub(1, Ordering::Relaxed);
             }

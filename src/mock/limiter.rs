@@ -111,6 +111,20 @@ impl Limiters {
     }
 }
 
+/// The limits enforced, in requests per real second by category (`get_rps`, …): the
+/// plan's rates times the time scale.
+pub fn enforced(profile: &Profile) -> std::collections::BTreeMap<String, f64> {
+    let l = &profile.limits;
+    [
+        ("get_rps", l.get_rps),
+        ("write_rps", l.write_rps),
+        ("run_rps", l.run_rps),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_string(), v? * profile.time_scale)))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,18 +153,4 @@ mod tests {
         assert!(b.take(now).is_err());
         assert!(b.take(now + Duration::from_millis(2)).is_ok());
     }
-}
-
-/// The limits enforced, in requests per real second by category (`get_rps`, …): the
-/// plan's rates times the time scale.
-pub fn enforced(profile: &Profile) -> std::collections::BTreeMap<String, f64> {
-    let l = &profile.limits;
-    [
-        ("get_rps", l.get_rps),
-        ("write_rps", l.write_rps),
-        ("run_rps", l.run_rps),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some((k.to_string(), v? * profile.time_scale)))
-    .collect()
 }

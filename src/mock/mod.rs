@@ -165,9 +165,11 @@ impl MockServer {
 
     /// Webhook deliveries (forged ones included) announced and not finished yet.
     pub fn deliveries_pending(&self) -> u64 {
-        let forging = self.shared.recorder.as_ref().map_or(0, |r| {
-            r.forging.load(std::sync::atomic::Ordering::Relaxed)
-        });
+        let forging = self
+            .shared
+            .recorder
+            .as_ref()
+            .map_or(0, |r| r.forging.load(std::sync::atomic::Ordering::Relaxed));
         self.shared
             .stats
             .pending

@@ -86,9 +86,14 @@ fn adversity_answer(s: &Shared, headers: &HeaderMap, a: Adversity) -> Response {
             &id,
             Some(THROTTLE_WAIT),
         ),
-        Adversity::ThrottledSilent => {
-            error_response(s, version, ErrorCode::RateLimitExceeded, throttle, &id, None)
-        }
+        Adversity::ThrottledSilent => error_response(
+            s,
+            version,
+            ErrorCode::RateLimitExceeded,
+            throttle,
+            &id,
+            None,
+        ),
         Adversity::ServerError | Adversity::AcceptedThenFailed => error_response(
             s,
             version,
