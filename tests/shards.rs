@@ -47,7 +47,10 @@ fn the_probes_run_on_shard_zero_alone_and_the_merge_keeps_their_rules() {
     let o = out.to_str().unwrap();
     for shard in ["0/2", "1/2"] {
         let r = batchproof(&["run", s, "--shard", shard, "--out", o], dir.path());
-        assert_eq!(r.status.code(), Some(0), "{}", common::output_text(&r));
+        let text = common::output_text(&r);
+        assert_eq!(r.status.code(), Some(0), "{text}");
+        // The banner says whose verdict it is: this shard's share, not the whole.
+        assert!(text.contains(&format!("· shard {shard} ·")), "{text}");
     }
     let (zero, r0) = report(&out, "conformance-shard0of2");
     let (one, r1) = report(&out, "conformance-shard1of2");

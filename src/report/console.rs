@@ -27,11 +27,22 @@ impl Format for Console {
 /// The verdict, the target, and any harness fault.
 fn header(s: &mut String, r: &Report) -> std::fmt::Result {
     let verdict = r.outcome().word();
+    // A shard's verdict is its own share's; the whole is judged by `merge`.
+    let part = r.shard.map_or(String::new(), |sh| {
+        format!(" · shard {}/{}", sh.index, sh.count)
+    });
     writeln!(
         s,
-        "\n── batchproof · {} · {verdict} ─────────────────────────",
+        "\n── batchproof · {}{part} · {verdict} ─────────────────────────",
         r.scenario.name
     )?;
+    if let Some(sh) = r.shard {
+        writeln!(
+            s,
+            "shard     {} of {}: this shard's share only; `batchproof merge` judges the whole",
+            sh.index, sh.count
+        )?;
+    }
     writeln!(
         s,
         "target    {} ({}, API {})",
