@@ -185,6 +185,45 @@ async fn a_refused_key_stops_the_run_at_once_and_never_passes() {
     let sent = count.load(Ordering::SeqCst);
     assert!(sent <= 2, "{sent} requests after a refused key");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // Refused when registering the webhook endpoint: nothing is submitted, and the run
+    // still ends with a report that says why.
+    let (url, count) = answering(
+        401,
+        r#"{"code":"UNAUTHORIZED","message":"Invalid API key","retryable":false}"#,
+    )
+    .await;
+    let hooks = write(
+        dir.path(),
+        "hooks.yaml",
+        &format!(
+            "name: hooks
+target: {{url: '{url}'}}
+load:
+  phases: [{{hold: 2s, rate: 5}}]
+  inputs_per_batch: 10
+results:
+  via: webhooks
+  deadline: 3s
+  webhooks: {{listen: '127.0.0.1:0', public_url: 'http://127.0.0.1:1/hooks'}}
+thresholds: ['runs.missing == 0']
+"
+        ),
+    );
+    let o = batchproof(&["run", &hooks, "--yes", "--out", "out"], dir.path()).await;
+    let s = seen(o, &report_dir(&dir.path().join("out"), "hooks-"));
+    assert!(
+        s.stdout.contains("was refused: 401 UNAUTHORIZED") && s.stdout.contains("registering"),
+        "{}",
+        s.stdout
+    );
+    assert_not_passed(&s, "interrupted", 3);
+    assert_not_passed(&s, "nothing_accepted", 3);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "only the registration was sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -254,6 +254,14 @@ async fn execute(
     // 3. The webhook receiver.
     let listening = match start_receiver(&scenario, &client, &ledger).await {
         Ok(l) => l,
+        // The target refused the key or could not be reached at registration: nothing
+        // can be sent, but the run still ends with a report that says why (a halt before
+        // the load leaves every batch unsent).
+        Err(RunError::Aborted(why)) => {
+            tracing::error!("{why}");
+            halt.send_replace(Some(why));
+            None
+        }
         Err(e) => {
             if let Some(m) = mock {
                 m.shutdown().await;

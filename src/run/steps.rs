@@ -486,7 +486,8 @@ impl Watchers {
 /// Step 5: drives the load until its end or a stop signal. Returns the batches left
 /// unsent.
 pub(super) async fn drive_load(engine: Engine, stop_rx: &watch::Receiver<Option<String>>) -> u64 {
-    let (load_stop_tx, load_stop_rx) = watch::channel(false);
+    // Already stopped (a refused webhook registration): the load sends nothing.
+    let (load_stop_tx, load_stop_rx) = watch::channel(stop_rx.borrow().is_some());
     let mut stop_watch = stop_rx.clone();
     let forward = tokio::spawn(async move {
         if stop_watch.wait_for(|s| s.is_some()).await.is_ok() {
