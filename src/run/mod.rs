@@ -254,9 +254,8 @@ async fn execute(
     // 3. The webhook receiver.
     let listening = match start_receiver(&scenario, &client, &ledger).await {
         Ok(l) => l,
-        // The target refused the key or could not be reached at registration: nothing
-        // can be sent, but the run still ends with a report that says why (a halt before
-        // the load leaves every batch unsent).
+        // Refused or unreachable at registration: nothing can be sent, but a halt before
+        // the load still ends the run with a report that says why.
         Err(RunError::Aborted(why)) => {
             tracing::error!("{why}");
             halt.send_replace(Some(why));
