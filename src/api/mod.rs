@@ -267,3 +267,13 @@ pub const RUN_EVENT_TYPES: [&str; 5] = [
     "workflow_run.rejected",
     "workflow_run.cancelled",
 ];
+
+/// The failure reasons the documentation names (docs/contract.md §5). A run of a working
+/// workflow fails with one of the first three; `INVALID_WORKFLOW` is for a workflow that
+/// cannot run, which the mock gives only when a client steers it.
+pub const FAILURE_REASONS: [&str; 4] = [
+    "INTERNAL_ERROR",
+    "DOCUMENT_PROCESSOR_ERROR",
+    "FAILED_TO_PROCESS_FILE",
+    "INVALID_WORKFLOW",
+];

@@ -283,7 +283,7 @@ fn event_bodies(
 
 /// `{"eventId", "eventType", "payload"}` around a serialised payload.
 fn envelope(event_type: &str, payload: &[u8]) -> (String, Bytes) {
-    let event_id = format!("evt_{}", super::http::random_id(20));
+    let event_id = format!("evt_{}", super::state::random_id(20));
     let mut body = Vec::with_capacity(payload.len() + 96);
     body.extend_from_slice(b"{\"eventId\":");
     // Strings into a Vec: nothing fails.

@@ -9,8 +9,11 @@
 mod delivery;
 mod http;
 mod limiter;
+pub(crate) mod list_params;
 pub mod profile;
+mod profile_check;
 mod raw;
+mod refusal;
 mod scheduler;
 pub mod sparring;
 mod state;

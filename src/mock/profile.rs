@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::refusal::ValidationStatus;
 use crate::api::ApiVersion;
 use crate::config::{ConfigError, Dur, DurationDist};
 
@@ -211,75 +212,6 @@ pub struct Processing {
     pub cancel_after: Dur,
     /// What happens to NEEDS_REVIEW runs.
     pub review: Review,
-}
-
-/// Which status each validation failure gets. The SDKs map both 400 and 422 (docs/contract.md
-/// §2, §9); which one the real API sends for each failure is not documented, so each is a
-/// choice, 400 by default (the status the documented error code INVALID_REQUEST maps to),
-/// and a client's 422 path can be exercised by choosing 422.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ValidationStatus {
-    /// A body that is not JSON, or JSON of the wrong types.
-    pub malformed: u16,
-    /// More than 1,000 inputs in a batch.
-    pub too_many_inputs: u16,
-    /// A batch with no inputs.
-    pub no_inputs: u16,
-    /// An input without a document, or a malformed file union.
-    pub bad_file: u16,
-    /// No workflow reference, or an empty one.
-    pub missing_workflow: u16,
-    /// Metadata over 10 KB.
-    pub metadata_too_large: u16,
-    /// `maxPageSize` outside 1..1000.
-    pub page_size: u16,
-    /// An unknown `x-extend-api-version`.
-    pub unknown_version: u16,
-}
-
-impl Default for ValidationStatus {
-    fn default() -> Self {
-        ValidationStatus {
-            malformed: 400,
-            too_many_inputs: 400,
-            no_inputs: 400,
-            bad_file: 400,
-            missing_workflow: 400,
-            metadata_too_large: 400,
-            page_size: 400,
-            unknown_version: 400,
-        }
-    }
-}
-
-impl ValidationStatus {
-    pub(crate) fn of(&self, kind: super::validate::Invalid) -> u16 {
-        use super::validate::Invalid::*;
-        match kind {
-            Malformed => self.malformed,
-            TooManyInputs => self.too_many_inputs,
-            NoInputs => self.no_inputs,
-            BadFile => self.bad_file,
-            MissingWorkflow => self.missing_workflow,
-            MetadataTooLarge => self.metadata_too_large,
-            PageSize => self.page_size,
-            UnknownVersion => self.unknown_version,
-        }
-    }
-
-    fn all(&self) -> [(&'static str, u16); 8] {
-        [
-            ("malformed", self.malformed),
-            ("too_many_inputs", self.too_many_inputs),
-            ("no_inputs", self.no_inputs),
-            ("bad_file", self.bad_file),
-            ("missing_workflow", self.missing_workflow),
-            ("metadata_too_large", self.metadata_too_large),
-            ("page_size", self.page_size),
-            ("unknown_version", self.unknown_version),
-        ]
-    }
 }
 
 /// The human review of NEEDS_REVIEW runs (docs/contract.md §7): later approved (→ PROCESSED)
@@ -588,127 +520,6 @@ impl Profile {
             .validate()
             .map_err(|(msg, fix)| ConfigError::new(name, msg).with_fix(fix))?;
         Ok(profile)
-    }
-
-    /// Checks what serde cannot: ranges and relations between fields.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |m: String, f: &str| Err((m, f.to_string()));
-        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return bad(
-                format!(
-                    "time_scale must be a positive number, got {}",
-                    self.time_scale
-                ),
-                "set time_scale: 1 for real time, or e.g. 100 to run 100× faster",
-            );
-        }
-        if self.processing.workers == 0 {
-            return bad(
-                "processing.workers is 0: nothing would ever run".into(),
-                "set processing.workers: 1 or more",
-            );
-        }
-        if let Err(m) = self.processing.duration.validate() {
-            return bad(
-                format!("processing.duration: {m}"),
-                "fix the distribution's parameters",
-            );
-        }
-        if let Some((name, status)) = self
-            .validation_status
-            .all()
-            .into_iter()
-            .find(|(_, s)| !matches!(s, 400 | 422))
-        {
-            return bad(
-                format!("validation_status.{name} is {status}; it must be 400 or 422"),
-                "use 400 (INVALID_REQUEST's status) or 422 (unprocessable entity)",
-            );
-        }
-        if let Some(after) = &self.processing.review.after
-            && let Err(m) = after.validate()
-        {
-            return bad(
-                format!("processing.review.after: {m}"),
-                "fix the distribution's parameters, or `after: null` to review only on demand",
-            );
-        }
-        let a = self.processing.review.approve;
-        if !(0.0..=1.0).contains(&a) {
-            return bad(
-                format!("processing.review.approve must be a share from 0 to 1, got {a}"),
-                "e.g. `approve: 0.8` approves 80 % of reviewed runs",
-            );
-        }
-        let o = &self.processing.outcomes;
-        if [o.processed, o.failed, o.needs_review]
-            .iter()
-            .any(|w| *w < 0.0 || !w.is_finite())
-            || o.processed + o.failed + o.needs_review <= 0.0
-        {
-            return bad(
-                "processing.outcomes weights must be non-negative and not all zero".into(),
-                "e.g. processed: 0.9, failed: 0.05, needs_review: 0.05",
-            );
-        }
-        if self.workflows.is_empty() {
-            return bad(
-                "no workflows: every batch would get 404".into(),
-                "list at least one workflow under `workflows`",
-            );
-        }
-        if self.webhooks.max_attempts == 0 || self.webhooks.concurrency == 0 {
-            return bad(
-                "webhooks.max_attempts and webhooks.concurrency must be at least 1".into(),
-                "set them to 1 or more",
-            );
-        }
-        for (name, rate) in [
-            ("limits.get_rps", self.limits.get_rps),
-            ("limits.write_rps", self.limits.write_rps),
-            ("limits.run_rps", self.limits.run_rps),
-            ("limits.files_per_minute", self.limits.files_per_minute),
-        ] {
-            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-                return bad(format!("{name} must be positive"), "remove it for no limit");
-            }
-        }
-        if !(self.limits.burst_s.is_finite() && self.limits.burst_s > 0.0) {
-            return bad(
-                format!(
-                    "limits.burst_s must be a positive number of seconds, got {}",
-                    self.limits.burst_s
-                ),
-                "e.g. `burst_s: 1` holds one second of each rate as burst",
-            );
-        }
-        let f = &self.faults.webhooks;
-        for (name, p) in [
-            ("faults.webhooks.drop", f.drop),
-            ("faults.webhooks.duplicate", f.duplicate),
-            ("faults.webhooks.reorder", f.reorder),
-            ("faults.webhooks.stale_timestamp", f.stale_timestamp),
-            (
-                "defects.missing_terminal_webhook",
-                self.defects.missing_terminal_webhook,
-            ),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return bad(
-                    format!("{name} is a probability, got {p}"),
-                    "use a number from 0 to 1",
-                );
-            }
-        }
-        for (ep, p) in &self.faults.errors {
-            if !(0.0..=1.0).contains(p) {
-                return bad(
-                    format!("faults.errors.{ep:?} is a probability, got {p}"),
-                    "use a number from 0 to 1",
-                );
-            }
-        }
-        Ok(())
     }
 
     /// Real time for a simulated duration.

@@ -30,13 +30,6 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// Documented failure reasons (docs/contract.md §5).
-pub const FAILURE_REASONS: [&str; 3] = [
-    "INTERNAL_ERROR",
-    "DOCUMENT_PROCESSOR_ERROR",
-    "FAILED_TO_PROCESS_FILE",
-];
-
 /// The document a run was made from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunFile {
@@ -118,6 +111,20 @@ pub struct ListQuery {
 /// The alphabet of the mock's id tails (URL-safe, 6 bits a character).
 pub const ID_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+/// A random URL-safe id tail of `n` characters.
+pub fn random_id(n: usize) -> String {
+    prefixed_id("", n)
+}
+
+/// `prefix` and `n` random characters of the id alphabet, in one allocation.
+pub fn prefixed_id(prefix: &str, n: usize) -> String {
+    let mut rng = rand::rng();
+    let mut id = String::with_capacity(prefix.len() + n);
+    id.push_str(prefix);
+    push_random_chars(&mut id, n, &mut rng);
+    id
+}
 
 /// Appends `n` random characters of the id alphabet: ten from each random u64, six bits
 /// a character (the alphabet has 64, so each is uniform).

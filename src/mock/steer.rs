@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::state::FAILURE_REASONS;
+use crate::api::FAILURE_REASONS;
 use crate::config::parse_duration;
 
 /// The metadata key that steers an input's outcome in the mock.

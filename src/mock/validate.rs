@@ -2,76 +2,12 @@
 //! the list query. Every rejection names the offending field path, as a client developer
 //! would want from the real API.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 
 use super::profile::Profile;
 use super::raw::{self, BatchDoc, InputDoc, Metadata, Shape};
-use crate::api::error::ErrorCode;
-use crate::api::{ApiVersion, MAX_BATCH_INPUTS, MAX_METADATA_BYTES, RunStatus};
-
-/// A rejected request: the code (and so the status) and a message naming the field.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reject {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-/// The validation failures whose HTTP status the documentation leaves open (400 or 422);
-/// the profile's `validation_status` chooses each one's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Invalid {
-    /// Not JSON, or JSON of the wrong types (the body, `inputs`, `metadata`).
-    Malformed,
-    TooManyInputs,
-    NoInputs,
-    BadFile,
-    MissingWorkflow,
-    MetadataTooLarge,
-    PageSize,
-    UnknownVersion,
-}
-
-/// A refused request and which kind of validation failure it is, if one of those.
-#[derive(Debug)]
-pub struct Refusal {
-    pub reject: Reject,
-    pub kind: Option<Invalid>,
-}
-
-impl From<Reject> for Refusal {
-    fn from(reject: Reject) -> Refusal {
-        Refusal { reject, kind: None }
-    }
-}
-
-trait Classify<T> {
-    fn kind(self, kind: Invalid) -> Result<T, Refusal>;
-}
-
-impl<T> Classify<T> for Result<T, Reject> {
-    fn kind(self, kind: Invalid) -> Result<T, Refusal> {
-        self.map_err(|reject| Refusal {
-            reject,
-            kind: Some(kind),
-        })
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Reject {
-    Reject {
-        code: ErrorCode::InvalidRequest,
-        message: message.into(),
-    }
-}
-
-fn not_found(message: impl Into<String>) -> Reject {
-    Reject {
-        code: ErrorCode::NotFound,
-        message: message.into(),
-    }
-}
+use super::refusal::{Classify, Invalid, Refusal, Reject, invalid, not_found};
+use crate::api::{ApiVersion, MAX_BATCH_INPUTS, MAX_METADATA_BYTES};
 
 /// Where one document comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -533,95 +469,10 @@ pub fn single(version: ApiVersion, profile: &Profile, body: &Value) -> Result<Ru
     })
 }
 
-/// A parsed List Workflow Runs query, before the page token is decoded.
-#[derive(Debug, Clone, Default)]
-pub struct ListParams {
-    pub status: Option<RunStatus>,
-    pub workflow_id: Option<String>,
-    pub batch_id: Option<String>,
-    pub file_name_contains: Option<String>,
-    pub sort_by_created: bool,
-    pub ascending: bool,
-    pub next_page_token: Option<String>,
-    pub max_page_size: usize,
-}
-
-pub fn list(version: ApiVersion, q: &HashMap<String, String>) -> Result<ListParams, Refusal> {
-    let mut p = ListParams {
-        max_page_size: 10,
-        ..Default::default()
-    };
-    for (k, v) in q {
-        match k.as_str() {
-            "status" => {
-                // 2024-12-23 has no cancellation statuses (§0).
-                let legacy = version == ApiVersion::V2024_12_23;
-                p.status = Some(
-                    RunStatus::parse(v)
-                        .filter(|st| {
-                            !(legacy
-                                && matches!(st, RunStatus::Cancelled | RunStatus::Cancelling))
-                        })
-                        .ok_or_else(|| {
-                            invalid(if legacy {
-                                format!("`status` must be one of PENDING, PROCESSING, NEEDS_REVIEW, REJECTED, PROCESSED, FAILED; got `{v}`")
-                            } else {
-                                format!("`status` must be one of PENDING, PROCESSING, NEEDS_REVIEW, REJECTED, PROCESSED, FAILED, CANCELLED, CANCELLING; got `{v}`")
-                            })
-                        })?,
-                )
-            }
-            "workflowId" => p.workflow_id = Some(v.clone()),
-            "batchId" => p.batch_id = Some(v.clone()),
-            "fileNameContains" if version != ApiVersion::V2024_12_23 => {
-                p.file_name_contains = Some(v.clone())
-            }
-            "sortBy" => {
-                p.sort_by_created = match v.as_str() {
-                    "createdAt" => true,
-                    "updatedAt" => false,
-                    _ => {
-                        return Err(invalid(format!(
-                            "`sortBy` must be `updatedAt` or `createdAt`; got `{v}`"
-                        ))
-                        .into());
-                    }
-                }
-            }
-            "sortDir" => {
-                p.ascending = match v.as_str() {
-                    "asc" => true,
-                    "desc" => false,
-                    _ => {
-                        return Err(invalid(format!(
-                            "`sortDir` must be `asc` or `desc`; got `{v}`"
-                        ))
-                        .into());
-                    }
-                }
-            }
-            "nextPageToken" => p.next_page_token = Some(v.clone()),
-            "maxPageSize" => {
-                p.max_page_size = match v.parse::<usize>() {
-                    Ok(n @ 1..=1000) => n,
-                    _ => {
-                        return Err(invalid(format!(
-                            "`maxPageSize` must be an integer from 1 to 1000; got `{v}`"
-                        )))
-                        .kind(Invalid::PageSize);
-                    }
-                }
-            }
-            // Unknown parameters are ignored, as most HTTP APIs do.
-            _ => {}
-        }
-    }
-    Ok(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::error::ErrorCode;
     use serde_json::json;
 
     /// The batch validation as the handler calls it, from the body's bytes.

@@ -26,39 +26,30 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 mod admin;
+mod list;
 mod record;
 mod runs;
 mod webhooks;
 
 use admin::*;
+use list::*;
 use runs::*;
 use webhooks::*;
 
 use super::Shared;
 use super::delivery::{HookEndpoint, Subscription, log_json};
 use super::profile::{Endpoint, MissingVersion};
-use super::state::{FAILURE_REASONS, ListQuery, Outcome, Run, RunFile, Store};
-use super::validate::{self, BatchLimits, FileSpec, Invalid, NewRun, Refusal, Reject, Source};
+use super::refusal::{Invalid, Refusal, Reject};
+use super::state::{ListQuery, Outcome, Run, RunFile, Store};
+use super::validate::{self, BatchLimits, FileSpec, NewRun, Source};
 use super::wire;
 use crate::api::error::{ErrorCode, ErrorShape};
 use crate::api::{
-    ApiVersion, BATCH_DEFAULT_PRIORITY, MAX_BATCH_INPUTS, REQUEST_ID_HEADER, RunStatus,
-    SINGLE_DEFAULT_PRIORITY, VERSION_HEADER, WORKSPACE_HEADER,
+    ApiVersion, BATCH_DEFAULT_PRIORITY, FAILURE_REASONS, MAX_BATCH_INPUTS, REQUEST_ID_HEADER,
+    RunStatus, SINGLE_DEFAULT_PRIORITY, VERSION_HEADER, WORKSPACE_HEADER,
 };
 
-/// A random URL-safe id tail of `n` characters.
-pub fn random_id(n: usize) -> String {
-    prefixed_id("", n)
-}
-
-/// `prefix` and `n` random characters of the id alphabet, in one allocation.
-pub fn prefixed_id(prefix: &str, n: usize) -> String {
-    let mut rng = rand::rng();
-    let mut id = String::with_capacity(prefix.len() + n);
-    id.push_str(prefix);
-    crate::mock::state::push_random_chars(&mut id, n, &mut rng);
-    id
-}
+pub use super::state::{prefixed_id, random_id};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.profile.max_body_bytes;
