@@ -847,6 +847,7 @@ async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
         json!({"outcome": "FAILED", "failureReason": "DOCUMENT_PROCESSOR_ERROR", "failureMessage": "password protected"}),
         json!("CANCELLED"),
         json!("PROCESSED"),
+        json!({"outcome": "FAILED", "failureReason": "INVALID_WORKFLOW"}),
     ];
     let mut body = api.batch_body(steer.len(), "steer");
     for (i, s) in steer.iter().enumerate() {
@@ -856,9 +857,9 @@ async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
     assert_eq!(r.status, 200, "{}", r.body);
     let batch = r.body["batchId"].as_str().unwrap().to_string();
 
-    // 2 + 2 + 1 + 1 + 1 + 1 events before the waiting run is reviewed; no `cancelled`
-    // for the 2025 endpoint.
-    let got = current.wait_for(8, Duration::from_secs(20)).await;
+    // 2 + 2 + 1 + 1 + 1 + 1 + 1 events before the waiting run is reviewed; no
+    // `cancelled` for the 2025 endpoint.
+    let got = current.wait_for(9, Duration::from_secs(20)).await;
     let by = events_by_input(&got);
     let want = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
@@ -873,7 +874,8 @@ async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
     assert_eq!(by[&3], want(&["workflow_run.failed"]));
     assert_eq!(by[&4], want(&["workflow_run.cancelled"]));
     assert_eq!(by[&5], want(&["workflow_run.completed"]));
-    let old = events_by_input(&legacy.wait_for(7, Duration::from_secs(20)).await);
+    assert_eq!(by[&6], want(&["workflow_run.failed"]));
+    let old = events_by_input(&legacy.wait_for(8, Duration::from_secs(20)).await);
     assert!(
         !old.contains_key(&4),
         "2025 endpoints get no cancelled event: {old:?}"
@@ -898,10 +900,22 @@ async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
     assert_eq!(by_input[&4]["status"], "CANCELLED");
     // The steering key is the client's own metadata, returned as sent.
     assert_eq!(by_input[&5]["metadata"]["x-batchproof-mock"], "PROCESSED");
+    // INVALID_WORKFLOW, documented, is steered like the other failure reasons.
+    assert_eq!(by_input[&6]["failureReason"], "INVALID_WORKFLOW");
 
-    // The waiting run is reviewed on demand, as a reviewer in the dashboard would.
+    // The waiting run is reviewed on demand, as a reviewer in the dashboard would; until
+    // then the mock holds no decision for it.
     let waiting = by_input[&2]["id"].as_str().unwrap().to_string();
     let admin = reqwest::Client::new();
+    let held: Value = admin
+        .get(format!("{}/_mock/runs/{waiting}", mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["reviewDecision"], "wait", "{held}");
     let review = |decision: &'static str| {
         admin
             .post(format!("{}/_mock/runs/{waiting}/review", mock.url()))
@@ -910,7 +924,7 @@ async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
     };
     let r = review("approve").await.unwrap();
     assert_eq!(r.status(), 200);
-    let got = current.wait_for(9, Duration::from_secs(20)).await;
+    let got = current.wait_for(10, Duration::from_secs(20)).await;
     assert_eq!(
         events_by_input(&got)[&2],
         want(&["workflow_run.completed", "workflow_run.needs_review"])

@@ -71,7 +71,13 @@ pub(super) async fn admin_run(State(s): State<Arc<Shared>>, Path(id): Path<Strin
         "priority": run.priority,
         "batchId": run.batch_id,
         "plannedOutcome": planned,
-        "reviewDecision": approve.map(|a| if a { "approve" } else { "reject" }),
+        // A review nobody scheduled (steered `wait`, or a profile that leaves reviews to
+        // the developer) has no decision yet.
+        "reviewDecision": approve.map(|a| match (run.review_after, run.reviewed_at) {
+            (None, None) => "wait",
+            _ if a => "approve",
+            _ => "reject",
+        }),
         "reviewAfterSeconds": run.review_after.map(|d| d.as_secs_f64()),
         "reviewedAt": run.reviewed_at.map(|t| t.to_rfc3339()),
         "processingSeconds": run.duration.as_secs_f64(),
