@@ -115,7 +115,7 @@ fn a_sloppy_client_fails_exactly_the_rules_it_breaks_with_evidence() {
     };
     for (id, needle) in [
         ("client.batch_size", "a batch of 1001 inputs"),
-        ("client.retry_after", "Retry-After 1200 ms"),
+        ("client.retry_after", "a 429 that asked for 1200 ms"),
         ("client.backoff", "after a 429 without Retry-After"),
         ("client.no_blind_resubmit", "sent 20 of the 20 inputs again"),
         ("client.page_token_encoded", "nextPageToken=v2:+/+/"),
@@ -145,7 +145,7 @@ fn a_sloppy_client_fails_exactly_the_rules_it_breaks_with_evidence() {
 }
 
 #[test]
-fn grade_fails_a_client_that_times_out_and_refuses_one_that_cannot_start() {
+fn grade_fails_a_client_that_times_out_or_sends_nothing_and_refuses_one_that_cannot_start() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("grade");
     let o = Command::new(env!("CARGO_BIN_EXE_batchproof"))
@@ -161,6 +161,15 @@ fn grade_fails_a_client_that_times_out_and_refuses_one_that_cannot_start() {
     assert_eq!(g["client"]["timed_out"], true);
     // Nothing was asked of the mock: no rule passed by default.
     assert!(with_status(&g, "passed").is_empty(), "{g}");
+    // A client that never reaches the API proves nothing: it does not pass.
+    let (code, text) = grade(&dir.path().join("idle"), &["true"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("the client sent the API nothing"), "{text}");
+    let o = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args(["grade", "--timeout", "0s", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", common::output_text(&o));
     let o = Command::new(env!("CARGO_BIN_EXE_batchproof"))
         .args(["grade", "--", "/no/such/client"])
         .output()
@@ -201,6 +210,17 @@ async fn mock_grade_serves_the_grade_live_and_writes_it_on_shutdown() {
         .json()
         .await
         .unwrap();
+    // `--grade` serves the sparring profile: the first batch POST meets a throttle.
+    let throttled = http
+        .post(format!("{base}/workflow_runs/batch"))
+        .bearer_auth(batchproof::mock::profile::DEFAULT_TOKEN)
+        .header("x-extend-api-version", "2026-02-09")
+        .json(&serde_json::json!({"workflow": {"id": "workflow_batchproof_demo"}, "inputs": [{"file": {"url": "https://example.test/a.pdf"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert!(throttled.headers().contains_key("retry-after"));
     assert_eq!(live["passed"], false, "{live}");
     assert!(
         with_status(&live, "failed").contains("client.version_header"),

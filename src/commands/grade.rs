@@ -33,6 +33,12 @@ pub async fn grade(o: GradeArgs) -> u8 {
 
 async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
     let timeout = duration("timeout", &o.timeout)?;
+    if timeout.is_zero() {
+        eprintln!(
+            "error: --timeout 0s leaves the client no time\n  fix: give it the time it needs, e.g. --timeout 10m"
+        );
+        return Err(exit::INVALID);
+    }
     let settle = duration("settle", &o.settle)?;
     let mut profile = load_profile(
         o.profile.as_deref(),
@@ -58,7 +64,7 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
         exit::ABORTED
     })?;
     let url = server.url();
-    let shown = o.command.join(" ");
+    let shown = shown(&o.command);
     eprintln!(
         "batchproof grade: mock serving {url} (token {token}, workflow {workflow}); running `{shown}`"
     );
@@ -79,18 +85,21 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
         })?;
     let started = Instant::now();
     let stop = stop_signal();
-    let (code, timed_out, interrupted) = tokio::select! {
+    let (code, signal, timed_out, interrupted) = tokio::select! {
         status = tokio::time::timeout(timeout, child.wait()) => match status {
-            Ok(Ok(s)) => (s.code(), false, false),
-            Ok(Err(_)) => (None, false, false),
+            Ok(Ok(s)) => {
+                use std::os::unix::process::ExitStatusExt;
+                (s.code(), s.signal(), false, false)
+            }
+            Ok(Err(_)) => (None, None, false, false),
             Err(_) => {
                 let _ = child.kill().await;
-                (None, true, false)
+                (None, None, true, false)
             }
         },
         _ = stop => {
             let _ = child.kill().await;
-            (None, false, true)
+            (None, None, false, true)
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -107,6 +116,7 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
     let client = ClientExit {
         command: shown,
         code,
+        signal,
         timed_out,
         seconds,
     };
@@ -135,4 +145,22 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
     } else {
         exit::FAILED
     })
+}
+
+/// The command as a shell would take it back: arguments with spaces or quotes quoted.
+fn shown(command: &[String]) -> String {
+    command
+        .iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -35,16 +35,33 @@ pub async fn serve(
     seed: Option<u64>,
     grade: Option<std::path::PathBuf>,
 ) -> u8 {
-    let mut profile = match load_profile(
-        profile.as_deref(),
-        "mock/local.yaml (built in)",
-        LOCAL_PROFILE,
-    ) {
+    // Grading a client means putting adversities in its way: the sparring profile,
+    // unless another is named.
+    let (name, builtin) = match grade {
+        Some(_) => (
+            "mock/sparring.yaml (built in)",
+            super::grade::SPARRING_PROFILE,
+        ),
+        None => ("mock/local.yaml (built in)", LOCAL_PROFILE),
+    };
+    let mut profile = match load_profile(profile.as_deref(), name, builtin) {
         Ok(p) => p,
         Err(code) => return code,
     };
     if grade.is_some() {
         profile.sparring.record = true;
+        let s = &profile.sparring;
+        let none = [&s.batches, &s.reads].iter().all(|a| {
+            a.throttled.is_empty()
+                && a.throttled_silent.is_empty()
+                && a.server_error.is_empty()
+                && a.accepted_then_failed.is_empty()
+        }) && s.forge.is_empty();
+        if none {
+            eprintln!(
+                "warning: this profile has no `sparring:` adversities: the rules on retries, backoff, resubmission and forged deliveries will not be put to the test (mock/sparring.yaml has them)"
+            );
+        }
     }
     if let Some(ts) = time_scale {
         profile.time_scale = ts;

@@ -20,6 +20,9 @@ pub struct ClientExit {
     pub command: String,
     /// Its exit code; None when it was killed (a timeout, a signal).
     pub code: Option<i32>,
+    /// The signal that ended it, if one did.
+    #[serde(default)]
+    pub signal: Option<i32>,
     pub timed_out: bool,
     pub seconds: f64,
 }
@@ -28,7 +31,11 @@ pub struct ClientExit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grade {
     pub passed: bool,
+    /// Why it did not pass, each a sentence; empty when it passed.
+    pub reasons: Vec<String>,
     pub requests: u64,
+    /// Requests to the API itself (not the admin surface).
+    pub api_requests: u64,
     pub deliveries: u64,
     /// Observations past the recording cap: the evidence is incomplete.
     pub dropped: u64,
@@ -38,15 +45,43 @@ pub struct Grade {
 }
 
 impl Grade {
-    /// Judges `obs`; a client command that failed or timed out fails the grade too.
+    /// Judges `obs`. Besides a broken rule, a client that sent the API nothing (every
+    /// rule unexercised proves nothing) and a command that failed or timed out fail it.
     pub fn judge(obs: &Observations, t: &Tolerances, client: Option<ClientExit>) -> Grade {
         let rules = rules::judge(obs, t);
-        let client_ok = client
-            .as_ref()
-            .is_none_or(|c| c.code == Some(0) && !c.timed_out);
+        let api_requests = obs
+            .requests
+            .iter()
+            .filter(|r| !matches!(r.route, observed::Route::Admin | observed::Route::Other))
+            .count() as u64;
+        let mut reasons = Vec::new();
+        let broken = rules.iter().filter(|r| r.status == Status::Failed).count();
+        if broken > 0 {
+            reasons.push(format!("{broken} client rule(s) broken"));
+        }
+        if api_requests == 0 {
+            reasons.push(
+                "the client sent the API nothing: no rule was put to the test (check the command, and that it reads EXTEND_BASE_URL)"
+                    .to_string(),
+            );
+        }
+        if let Some(c) = &client {
+            if c.timed_out {
+                reasons.push(format!("the client's command timed out ({})", c.command));
+            } else if c.code != Some(0) {
+                let how = match (c.code, c.signal) {
+                    (Some(code), _) => format!("exited {code}"),
+                    (None, Some(sig)) => format!("was killed by signal {sig}"),
+                    (None, None) => "ended abnormally".to_string(),
+                };
+                reasons.push(format!("the client's command {how} ({})", c.command));
+            }
+        }
         Grade {
-            passed: client_ok && rules.iter().all(|r| r.status != Status::Failed),
+            passed: reasons.is_empty(),
+            reasons,
             requests: obs.requests.len() as u64,
+            api_requests,
             deliveries: obs.deliveries.len() as u64,
             dropped: obs.dropped,
             client,

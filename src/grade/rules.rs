@@ -128,7 +128,7 @@ const RULES: [Rule; 12] = [
         id: "client.no_blind_resubmit",
         title: "A batch that failed ambiguously is not sent again blindly",
         provenance: "reference: POSTs have no idempotency key; both SDKs retry POSTs on 5xx",
-        basis: "A 5xx or timeout after the API accepted a batch leaves its runs in place: sending the same inputs again runs (and bills) them twice. Check first (list by file name or metadata), or send without automatic retries.",
+        basis: "A 5xx or timeout after the API accepted a batch leaves its runs in place: sending the same inputs again runs (and bills) them twice. Send batches without automatic retries and check first: list runs with fileNameContains (listed runs carry no metadata) before sending again.",
     },
     Rule {
         id: "client.page_token_encoded",
@@ -325,7 +325,9 @@ fn retry_after(obs: &Observations) -> Finding {
             f.fail(
                 next.at_ms,
                 line(next),
-                format!("retried {waited} ms after a 429 that said Retry-After {wait} ms"),
+                format!(
+                    "retried {waited} ms after a 429 that asked for {wait} ms (retry-after-ms; Retry-After in whole seconds)"
+                ),
                 format!("wait at least {wait} ms"),
             );
         }
@@ -441,7 +443,7 @@ fn no_blind_resubmit(obs: &Observations) -> Finding {
                         accepted.len(),
                         r.at_ms
                     ),
-                    "check whether the batch exists (list runs) before sending its inputs again"
+                    "check whether the batch exists (GET /workflow_runs?fileNameContains=…) before sending its inputs again"
                         .into(),
                 );
                 break;
