@@ -239,6 +239,7 @@ pub async fn resume(
     let mut ledger = r.ledger;
     let lost = settle_lost_answers(&mut ledger, now);
     ledger.poll_until_seen();
+    ledger.untimed_from_now();
     let path = dir.join(journal::FILE);
     if let Ok(j) = Journal::append(&path) {
         ledger.set_journal(j);
@@ -315,6 +316,14 @@ pub async fn resume(
         lost.len(),
         unsent.describe()
     ));
+    if ledger.untimed() > 0
+        && let Some(r) = report.resumed.as_mut()
+    {
+        r.push_str(&format!(
+            "; end-to-end and batch completion times leave out the {} runs first seen by the resume (when they finished, while nothing watched, is not known)",
+            ledger.untimed()
+        ));
+    }
     if let Some(note) = endpoint {
         if let Some(r) = report.resumed.as_mut() {
             r.push_str("; ");

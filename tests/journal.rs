@@ -585,8 +585,18 @@ async fn a_resumed_job_never_fully_sent_is_not_passed_and_counts_what_came_befor
             .filter(|l| l.iter().any(|(_, ch)| ch == "w"))
             .count() as u64
     );
-    // Latencies: every run seen, before the kill or after, has its end-to-end time.
-    assert_eq!(report.e2e.count, 600);
+    // Latencies: the runs seen before the kill are timed; those first seen by the resume
+    // finished at some unknown moment while nothing watched, so they are counted, said
+    // so, and left out of the percentiles rather than timed at the resume's poll.
+    assert!(report.e2e.count > 0 && report.e2e.count <= 600);
+    let untimed = 600 - report.e2e.count;
+    if untimed > 0 {
+        let note = report.resumed.as_deref().unwrap_or_default();
+        assert!(
+            note.contains(&format!("leave out the {untimed} runs first seen by the resume")),
+            "{note}"
+        );
+    }
     assert_eq!(report.operations["submit"].response.count, 6);
 
     // Credits: every run's, as the mock reports them on Get Workflow Run.

@@ -59,6 +59,17 @@ impl Ledger {
         self.poll_until_seen = true;
     }
 
+    /// Results first seen from now on are not timed: after a kill, when a run finished
+    /// is unknown, and the resume's poll time would inflate every latency.
+    pub fn untimed_from_now(&mut self) {
+        self.untimed_after = Some(Instant::now());
+    }
+
+    /// Runs whose first result came too late to time (see `untimed_from_now`).
+    pub fn untimed(&self) -> u64 {
+        self.untimed
+    }
+
     pub fn webhooks(&self) -> &WebhookCounts {
         &self.webhooks
     }

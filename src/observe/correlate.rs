@@ -211,11 +211,17 @@ impl Ledger {
             self.count_credits(seq, c);
         }
         if before.is_none() {
+            let timed = self.untimed_after.is_none_or(|t| at < t);
+            if !timed {
+                self.untimed += 1;
+            }
             let b = &mut self.batches[pos];
-            self.e2e.record(at.saturating_duration_since(b.intended));
+            if timed {
+                self.e2e.record(at.saturating_duration_since(b.intended));
+            }
             b.terminal += 1;
             b.last_terminal = Some(at);
-            if b.terminal == b.inputs {
+            if b.terminal == b.inputs && timed {
                 self.batch_completion
                     .record(at.saturating_duration_since(b.intended));
             }

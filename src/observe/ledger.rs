@@ -61,6 +61,11 @@ pub struct Ledger {
     pub(super) early: Vec<(usize, Value, bool, bool, Instant)>,
     pub(super) e2e: Latency,
     pub(super) batch_completion: Latency,
+    /// From when results are first seen too late to time (a resume after a kill): such
+    /// runs finished at some unknown moment while nothing watched.
+    pub(super) untimed_after: Option<Instant>,
+    /// Runs first seen after `untimed_after`, left out of e2e and batch completion.
+    pub(super) untimed: u64,
     pub(super) timeline: Timeline,
     /// States the accounting promises never happen, counted when they do.
     pub(super) faults: Faults,
@@ -129,6 +134,8 @@ impl Ledger {
             early: Vec::new(),
             e2e: Latency::default(),
             batch_completion: Latency::default(),
+            untimed_after: None,
+            untimed: 0,
             timeline: Timeline::default(),
             faults: Faults::default(),
             journal: None,

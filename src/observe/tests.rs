@@ -286,6 +286,26 @@ fn a_result_of_an_earlier_runs_batch_with_the_same_tag_is_not_ours() {
 }
 
 #[test]
+fn results_first_seen_by_a_resume_are_counted_but_not_timed() {
+    let start = Instant::now();
+    let mut l = Ledger::new(start, Some("bp_input".into()), true);
+    l.add_batch(0, start, 2);
+    let accepted = BatchOutcome::Accepted {
+        batch_id: "batch_0".into(),
+    };
+    l.settle_batch(0, accepted, start, 0);
+    let run = |i: u64| serde_json::json!({"id": format!("workflow_run_{i}"), "status": "PROCESSED", "batchId": "batch_0", "metadata": {"bp_input": format!("0:{i}")}});
+    l.poll_run(run(0).as_object().unwrap(), Instant::now());
+    assert_eq!(l.e2e().hist.len(), 1);
+    // Killed, then resumed: when run 1 finished is unknown.
+    l.untimed_from_now();
+    l.poll_run(run(1).as_object().unwrap(), Instant::now());
+    assert!(l.inputs[1].poll().is_some(), "still seen");
+    assert_eq!((l.e2e().hist.len(), l.untimed()), (1, 1));
+    assert!(l.judge_invariants(true).iter().all(|i| i.held));
+}
+
+#[test]
 fn metadata_hash_ignores_key_order_but_not_values() {
     let a = serde_json::json!({"a": 1, "b": {"x": [1, 2], "y": null}});
     let b = serde_json::json!({"b": {"y": null, "x": [1, 2]}, "a": 1});
