@@ -593,7 +593,9 @@ async fn a_resumed_job_never_fully_sent_is_not_passed_and_counts_what_came_befor
     if untimed > 0 {
         let note = report.resumed.as_deref().unwrap_or_default();
         assert!(
-            note.contains(&format!("leave out the {untimed} runs first seen by the resume")),
+            note.contains(&format!(
+                "leave out the {untimed} runs first seen by the resume"
+            )),
             "{note}"
         );
     }

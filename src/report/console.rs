@@ -80,16 +80,24 @@ fn header(s: &mut String, r: &Report) -> std::fmt::Result {
 
 /// Batches, runs, anomalies and webhooks: every input accounted for.
 fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
+    // The report counts batches never sent among the unanswered; the console tells them
+    // apart, since a batch never sent was not left waiting by the target.
+    let unsent = r.generator.unsent_batches.min(r.batches.unanswered);
+    let never = if unsent > 0 {
+        format!(" · {unsent} never sent")
+    } else {
+        String::new()
+    };
     writeln!(
         s,
-        "batches   {} scheduled · {} accepted · {} rejected · {} throttled · {} possible duplicates · {} unreachable · {} unanswered",
+        "batches   {} scheduled · {} accepted · {} rejected · {} throttled · {} possible duplicates · {} unreachable · {} unanswered{never}",
         r.batches.scheduled,
         r.batches.accepted,
         r.batches.rejected,
         r.batches.throttled,
         r.batches.possible_duplicates,
         r.batches.unreachable,
-        r.batches.unanswered
+        r.batches.unanswered - unsent
     )?;
     writeln!(
         s,
