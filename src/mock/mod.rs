@@ -11,6 +11,7 @@ mod http;
 mod limiter;
 pub mod profile;
 mod raw;
+pub mod retry_after;
 mod scheduler;
 pub mod sparring;
 mod state;

@@ -30,7 +30,8 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// Documented failure reasons (docs/contract.md §5).
+/// The documented failure reasons processing draws from (docs/contract.md §5);
+/// `INVALID_WORKFLOW` only comes by steering (see `steer::FAILURE_REASONS`).
 pub const FAILURE_REASONS: [&str; 3] = [
     "INTERNAL_ERROR",
     "DOCUMENT_PROCESSOR_ERROR",

@@ -15,11 +15,21 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::state::FAILURE_REASONS;
 use crate::config::parse_duration;
 
 /// The metadata key that steers an input's outcome in the mock.
 pub const STEER_KEY: &str = "x-batchproof-mock";
+
+/// Every failureReason the reference documents (docs/contract.md §4): the three the
+/// profile's outcome mix draws from, and `INVALID_WORKFLOW`, which processing never draws
+/// on its own (the mock's workflows are valid) but a client may steer into to test its
+/// not-retryable path.
+pub const FAILURE_REASONS: [&str; 4] = [
+    "INTERNAL_ERROR",
+    "DOCUMENT_PROCESSOR_ERROR",
+    "FAILED_TO_PROCESS_FILE",
+    "INVALID_WORKFLOW",
+];
 
 /// What a steered input's run will do.
 #[derive(Debug, Clone, PartialEq)]

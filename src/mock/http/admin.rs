@@ -62,7 +62,11 @@ pub(super) async fn admin_run(State(s): State<Arc<Shared>>, Path(id): Path<Strin
     let (planned, approve) = match run.outcome {
         Outcome::Processed => ("PROCESSED", None),
         Outcome::Failed(_) => ("FAILED", None),
-        Outcome::NeedsReview { approve } => ("NEEDS_REVIEW", Some(approve)),
+        // A run no review is scheduled for waits for POST /_mock/runs/{id}/review: its
+        // decision is the developer's, whatever was drawn.
+        Outcome::NeedsReview { .. } if run.review_after.is_none() => ("NEEDS_REVIEW", Some("wait")),
+        Outcome::NeedsReview { approve: true } => ("NEEDS_REVIEW", Some("approve")),
+        Outcome::NeedsReview { approve: false } => ("NEEDS_REVIEW", Some("reject")),
         Outcome::Cancelled => ("CANCELLED", None),
     };
     axum::Json(json!({
@@ -71,7 +75,7 @@ pub(super) async fn admin_run(State(s): State<Arc<Shared>>, Path(id): Path<Strin
         "priority": run.priority,
         "batchId": run.batch_id,
         "plannedOutcome": planned,
-        "reviewDecision": approve.map(|a| if a { "approve" } else { "reject" }),
+        "reviewDecision": approve,
         "reviewAfterSeconds": run.review_after.map(|d| d.as_secs_f64()),
         "reviewedAt": run.reviewed_at.map(|t| t.to_rfc3339()),
         "processingSeconds": run.duration.as_secs_f64(),
