@@ -381,6 +381,39 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Rates positive, a burst of positive seconds, a Retry-After share in 0..=1.
+    fn check(&self) -> Result<(), (String, String)> {
+        let bad = |m: String, f: &str| Err((m, f.to_string()));
+        for (name, rate) in [
+            ("limits.get_rps", self.get_rps),
+            ("limits.write_rps", self.write_rps),
+            ("limits.run_rps", self.run_rps),
+            ("limits.files_per_minute", self.files_per_minute),
+        ] {
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                return bad(format!("{name} must be positive"), "remove it for no limit");
+            }
+        }
+        if let Some(m) = self.retry_after.problem() {
+            return bad(
+                m,
+                "e.g. `retry_after: 0.5` leaves the header off half the 429s",
+            );
+        }
+        if !(self.burst_s.is_finite() && self.burst_s > 0.0) {
+            return bad(
+                format!(
+                    "limits.burst_s must be a positive number of seconds, got {}",
+                    self.burst_s
+                ),
+                "e.g. `burst_s: 1` holds one second of each rate as burst",
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Webhooks {
@@ -670,31 +703,7 @@ impl Profile {
                 "set them to 1 or more",
             );
         }
-        for (name, rate) in [
-            ("limits.get_rps", self.limits.get_rps),
-            ("limits.write_rps", self.limits.write_rps),
-            ("limits.run_rps", self.limits.run_rps),
-            ("limits.files_per_minute", self.limits.files_per_minute),
-        ] {
-            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-                return bad(format!("{name} must be positive"), "remove it for no limit");
-            }
-        }
-        if let Some(m) = self.limits.retry_after.problem() {
-            return bad(
-                m,
-                "e.g. `retry_after: 0.5` leaves the header off half the 429s",
-            );
-        }
-        if !(self.limits.burst_s.is_finite() && self.limits.burst_s > 0.0) {
-            return bad(
-                format!(
-                    "limits.burst_s must be a positive number of seconds, got {}",
-                    self.limits.burst_s
-                ),
-                "e.g. `burst_s: 1` holds one second of each rate as burst",
-            );
-        }
+        self.limits.check()?;
         let f = &self.faults.webhooks;
         for (name, p) in [
             ("faults.webhooks.drop", f.drop),
