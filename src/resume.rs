@@ -316,15 +316,11 @@ pub async fn resume(
         lost.len(),
         unsent.describe()
     ));
-    if ledger.untimed() > 0
-        && let Some(r) = report.resumed.as_mut()
-    {
-        r.push_str(&format!(
-            "; end-to-end and batch completion times leave out the {} runs first seen by the resume (when they finished, while nothing watched, is not known)",
-            ledger.untimed()
-        ));
-    }
-    if let Some(note) = endpoint {
+    let untimed = (ledger.untimed() > 0).then(|| format!(
+        "end-to-end and batch completion times leave out the {} runs first seen by the resume (when they finished, while nothing watched, is not known)",
+        ledger.untimed()
+    ));
+    for note in [untimed, endpoint].into_iter().flatten() {
         if let Some(r) = report.resumed.as_mut() {
             r.push_str("; ");
             r.push_str(&note);

@@ -142,6 +142,10 @@ fn the_indexed_job_runs_as_n_processes_and_the_merge_job_recovers_an_evicted_sha
         "--time-scale",
         "100",
     ]);
+    // The fast, unthrottled profile: this is load, not a client under test.
+    mock_cmd
+        .arg("--profile")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/default.yaml"));
     let (mut mock, _) = spawn_until(mock_cmd, "batchproof mock serving");
     let mock_url = format!("http://127.0.0.1:{port}");
     // Each pod has its own IP, so each shard's receiver its own address.

@@ -99,6 +99,9 @@ fn the_mock_stops_cleanly_on_sigterm() {
         .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_batchproof"))
         .args(["mock", "--bind", &format!("127.0.0.1:{port}")])
+        // The fast, unthrottled profile: this is load, not a client under test.
+        .arg("--profile")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/default.yaml"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -41,6 +41,9 @@ fn start_mock(time_scale: &str) -> Mock {
             "--time-scale",
             time_scale,
         ])
+        // The fast, unthrottled profile: this is load, not a client under test.
+        .arg("--profile")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/default.yaml"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

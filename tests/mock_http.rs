@@ -1040,7 +1040,7 @@ async fn subscriptions_take_documented_events_and_step_runs_arrive_as_step_runs(
     let r = subscribe(json!(["workflow_run.step_run.processed"])).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let mut body = api.batch_body(3, "steps");
-    // A failed run's step runs are announced too; a cancelled one has none.
+    // A cancelled run has no step runs (a failed one neither: tests/mock_sparring_defaults.rs).
     body["inputs"][2]["metadata"]["x-batchproof-mock"] = json!("CANCELLED");
     let r = api.post("/workflow_runs/batch", &body).await;
     assert_eq!(r.status, 200);

@@ -142,6 +142,10 @@ async fn prometheus_scrapes_two_shards_through_the_shipped_job_and_the_mock() {
     // The mock, standalone, and a ~12 s run against it as two shards with live metrics.
     let mut mock_cmd = Command::new(exe);
     mock_cmd.args(["mock", "--bind", "127.0.0.1:0", "--time-scale", "100"]);
+    // The fast, unthrottled profile: this is load, not a client under test.
+    mock_cmd
+        .arg("--profile")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/default.yaml"));
     let (mut mock, line) = spawn_until(mock_cmd, "batchproof mock serving");
     let mock_addr = address(&line);
     std::fs::write(

@@ -85,14 +85,14 @@ impl Hooks {
     }
 
     /// Where a run's announcement goes: its status's event to each interested endpoint,
-    /// and, when processing has just finished, the step-run event to endpoints subscribed
-    /// to it.
+    /// and, when processing has just finished with its steps processed, the step-run event
+    /// to endpoints subscribed to it. A failed run's steps did not process:
+    /// `workflow_run.step_run.processed` announces a processed step (docs/contract.md §6),
+    /// so a FAILED run sends `workflow_run.failed` alone.
     fn targets(&self, run: &Run, workflow_id: &str) -> Vec<Target> {
         let mut out = self.targets_for(workflow_id, |v| run.status.event_type(v));
-        let processed = matches!(
-            run.status,
-            RunStatus::Processed | RunStatus::Failed | RunStatus::NeedsReview
-        ) && run.reviewed_at.is_none();
+        let processed = matches!(run.status, RunStatus::Processed | RunStatus::NeedsReview)
+            && run.reviewed_at.is_none();
         if processed {
             out.extend(self.targets_for(workflow_id, |_| Some(STEP_RUN_EVENT)));
         }

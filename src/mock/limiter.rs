@@ -88,9 +88,12 @@ pub struct Limiters {
 
 impl Limiters {
     pub fn new(profile: &Profile) -> Limiters {
-        let mk = |r: Option<f64>| {
-            r.map(|r| Bucket::scaled(r, profile.time_scale, profile.limits.burst_s))
+        let scale = if profile.limits.real_time {
+            1.0
+        } else {
+            profile.time_scale
         };
+        let mk = |r: Option<f64>| r.map(|r| Bucket::scaled(r, scale, profile.limits.burst_s));
         Limiters {
             get: mk(profile.limits.get_rps),
             write: mk(profile.limits.write_rps),
@@ -112,7 +115,7 @@ impl Limiters {
 }
 
 /// The limits enforced, in requests per real second by category (`get_rps`, …): the
-/// plan's rates times the time scale.
+/// plan's rates times the time scale, unless the profile counts them in real time.
 pub fn enforced(profile: &Profile) -> std::collections::BTreeMap<String, f64> {
     let l = &profile.limits;
     [
@@ -121,7 +124,10 @@ pub fn enforced(profile: &Profile) -> std::collections::BTreeMap<String, f64> {
         ("run_rps", l.run_rps),
     ]
     .into_iter()
-    .filter_map(|(k, v)| Some((k.to_string(), v? * profile.time_scale)))
+    .filter_map(|(k, v)| {
+        let scale = if l.real_time { 1.0 } else { profile.time_scale };
+        Some((k.to_string(), v? * scale))
+    })
     .collect()
 }
 

@@ -14,6 +14,7 @@ pub mod profile;
 mod profile_check;
 mod raw;
 mod refusal;
+pub mod retry_after;
 mod scheduler;
 pub mod sparring;
 mod state;

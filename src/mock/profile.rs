@@ -291,6 +291,11 @@ pub struct Limits {
     /// An account that runs out of credits: once this many runs exist, submissions get
     /// 402 USAGE_BLOCKED (so a client's 402 path can be exercised).
     pub max_runs: Option<u64>,
+    /// Whether a 429 carries `Retry-After` / `retry-after-ms`: always, never or a share.
+    pub retry_after: super::retry_after::RetryAfter,
+    /// Request rates in wall-clock seconds whatever the time scale: a client developer's
+    /// requests are real, so the plan's 10/s means 10 a real second.
+    pub real_time: bool,
 }
 
 impl Default for Limits {
@@ -302,7 +307,42 @@ impl Default for Limits {
             files_per_minute: None,
             burst_s: 1.0,
             max_runs: None,
+            retry_after: Default::default(),
+            real_time: false,
         }
+    }
+}
+
+impl Limits {
+    /// Rates positive, a burst of positive seconds, a Retry-After share in 0..=1.
+    pub(super) fn check(&self) -> Result<(), (String, String)> {
+        let bad = |m: String, f: &str| Err((m, f.to_string()));
+        for (name, rate) in [
+            ("limits.get_rps", self.get_rps),
+            ("limits.write_rps", self.write_rps),
+            ("limits.run_rps", self.run_rps),
+            ("limits.files_per_minute", self.files_per_minute),
+        ] {
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                return bad(format!("{name} must be positive"), "remove it for no limit");
+            }
+        }
+        if let Some(m) = self.retry_after.problem() {
+            return bad(
+                m,
+                "e.g. `retry_after: 0.5` leaves the header off half the 429s",
+            );
+        }
+        if !(self.burst_s.is_finite() && self.burst_s > 0.0) {
+            return bad(
+                format!(
+                    "limits.burst_s must be a positive number of seconds, got {}",
+                    self.burst_s
+                ),
+                "e.g. `burst_s: 1` holds one second of each rate as burst",
+            );
+        }
+        Ok(())
     }
 }
 

@@ -78,25 +78,7 @@ impl Profile {
                 "set them to 1 or more",
             );
         }
-        for (name, rate) in [
-            ("limits.get_rps", self.limits.get_rps),
-            ("limits.write_rps", self.limits.write_rps),
-            ("limits.run_rps", self.limits.run_rps),
-            ("limits.files_per_minute", self.limits.files_per_minute),
-        ] {
-            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-                return bad(format!("{name} must be positive"), "remove it for no limit");
-            }
-        }
-        if !(self.limits.burst_s.is_finite() && self.limits.burst_s > 0.0) {
-            return bad(
-                format!(
-                    "limits.burst_s must be a positive number of seconds, got {}",
-                    self.limits.burst_s
-                ),
-                "e.g. `burst_s: 1` holds one second of each rate as burst",
-            );
-        }
+        self.limits.check()?;
         let f = &self.faults.webhooks;
         for (name, p) in [
             ("faults.webhooks.drop", f.drop),

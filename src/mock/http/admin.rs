@@ -59,10 +59,15 @@ pub(super) async fn admin_run(State(s): State<Arc<Shared>>, Path(id): Path<Strin
     let Some(run) = store.get(&id) else {
         return admin_not_found(format!("run `{id}` not known (or evicted)"));
     };
-    let (planned, approve) = match run.outcome {
+    // A review nobody scheduled (steered `wait`, or a profile that leaves reviews to the
+    // developer) has no decision yet: it waits for POST /_mock/runs/{id}/review.
+    let waiting = run.review_after.is_none() && run.reviewed_at.is_none();
+    let (planned, decision) = match run.outcome {
         Outcome::Processed => ("PROCESSED", None),
         Outcome::Failed(_) => ("FAILED", None),
-        Outcome::NeedsReview { approve } => ("NEEDS_REVIEW", Some(approve)),
+        Outcome::NeedsReview { .. } if waiting => ("NEEDS_REVIEW", Some("wait")),
+        Outcome::NeedsReview { approve: true } => ("NEEDS_REVIEW", Some("approve")),
+        Outcome::NeedsReview { approve: false } => ("NEEDS_REVIEW", Some("reject")),
         Outcome::Cancelled => ("CANCELLED", None),
     };
     axum::Json(json!({
@@ -71,13 +76,7 @@ pub(super) async fn admin_run(State(s): State<Arc<Shared>>, Path(id): Path<Strin
         "priority": run.priority,
         "batchId": run.batch_id,
         "plannedOutcome": planned,
-        // A review nobody scheduled (steered `wait`, or a profile that leaves reviews to
-        // the developer) has no decision yet.
-        "reviewDecision": approve.map(|a| match (run.review_after, run.reviewed_at) {
-            (None, None) => "wait",
-            _ if a => "approve",
-            _ => "reject",
-        }),
+        "reviewDecision": decision,
         "reviewAfterSeconds": run.review_after.map(|d| d.as_secs_f64()),
         "reviewedAt": run.reviewed_at.map(|t| t.to_rfc3339()),
         "processingSeconds": run.duration.as_secs_f64(),

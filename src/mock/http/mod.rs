@@ -194,7 +194,8 @@ async fn prelude(
             "Too many requests. Back off and retry.",
             &request_id,
             // Retry-After is in real time: the bucket already runs at the scaled rate.
-            Some(wait),
+            // The profile says whether this 429 tells the wait at all.
+            Some(wait).filter(|_| shared.chance(shared.profile.limits.retry_after.share())),
         ));
     }
     Ok(Ctx {
