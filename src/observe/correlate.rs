@@ -34,9 +34,6 @@ impl Ledger {
         // the target left batchId out (counted separately as a contract problem).
         // A batchId naming another of our batches is the target's mistake (judged by
         // webhook.batch_id); the tag, which we wrote, still says whose result this is.
-        if self.foreign(batch_id, b) {
-            return None;
-        }
         let pos = batch_id
             .and_then(|id| self.by_batch_id.get(id))
             .copied()
@@ -47,20 +44,6 @@ impl Ledger {
             return None;
         }
         Some(batch.first_seq + i)
-    }
-
-    /// A result of someone else's batch that carries a tag like ours: an earlier run
-    /// against the same target wrote the same `B:I` tags. Its batchId is none of ours,
-    /// while our batch #b already has its own. (Before our batch's answer arrives, its
-    /// id is not known yet: the tag is trusted then, as a result may overtake it.)
-    fn foreign(&self, batch_id: Option<&str>, b: u64) -> bool {
-        let Some(id) = batch_id else { return false };
-        if self.by_batch_id.contains_key(id) {
-            return false;
-        }
-        self.batch_position(b).is_some_and(|p| {
-            matches!(&self.batches[p].outcome, BatchOutcome::Accepted { batch_id } if batch_id != id)
-        })
     }
 
     /// Does this metadata carry our correlation tag for an input of a batch this run
@@ -74,17 +57,9 @@ impl Ledger {
     }
 
     /// Counts a result nothing ties to an input; a fault when its tag names one of ours.
-    pub(super) fn unknown_result(
-        &mut self,
-        run_id: &str,
-        batch_id: Option<&str>,
-        metadata: Option<&Value>,
-    ) {
+    pub(super) fn unknown_result(&mut self, run_id: &str, metadata: Option<&Value>) {
         self.anomalies.unknown += 1;
-        let own = self
-            .names_own_input(metadata)
-            .filter(|&(b, _)| !self.foreign(batch_id, b));
-        if let Some((b, i)) = own {
+        if let Some((b, i)) = self.names_own_input(metadata) {
             self.faults.record(
                 Invariant::NoUnknownOwnResult,
                 format!(
@@ -443,7 +418,7 @@ impl Ledger {
         }
         let Some(seq) = seq else {
             if verified {
-                self.unknown_result(run_id, batch_id, metadata);
+                self.unknown_result(run_id, metadata);
             }
             return;
         };
@@ -522,10 +497,7 @@ impl Ledger {
                     credits_of(run.get("usage")),
                 );
             }
-            None => {
-                let batch_id = run.get("batchId").and_then(Value::as_str);
-                self.unknown_result(run_id, batch_id, run.get("metadata"))
-            }
+            None => self.unknown_result(run_id, run.get("metadata")),
         }
     }
 }

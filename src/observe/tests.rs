@@ -266,6 +266,7 @@ fn batches_registered_out_of_order_are_found_and_faults_are_counted() {
 }
 
 #[test]
+<<<<<<< HEAD
 fn a_result_of_an_earlier_runs_batch_with_the_same_tag_is_not_ours() {
     let start = Instant::now();
     let mut l = Ledger::new(start, Some("bp_input".into()), true);
@@ -306,6 +307,8 @@ fn results_first_seen_by_a_resume_are_counted_but_not_timed() {
 }
 
 #[test]
+=======
+>>>>>>> parent of 4ef5f73 (ledger: a result under a batchId none of ours, once our batch of that index has its own id, is an earlier run's (same B:I tag), counted unknown and never as ours)
 fn metadata_hash_ignores_key_order_but_not_values() {
     let a = serde_json::json!({"a": 1, "b": {"x": [1, 2], "y": null}});
     let b = serde_json::json!({"b": {"y": null, "x": [1, 2]}, "a": 1});
