@@ -266,27 +266,6 @@ fn batches_registered_out_of_order_are_found_and_faults_are_counted() {
 }
 
 #[test]
-<<<<<<< HEAD
-fn a_result_of_an_earlier_runs_batch_with_the_same_tag_is_not_ours() {
-    let start = Instant::now();
-    let mut l = Ledger::new(start, Some("bp_input".into()), true);
-    l.add_batch(0, start, 2);
-    let accepted = BatchOutcome::Accepted {
-        batch_id: "batch_mine".into(),
-    };
-    l.settle_batch(0, accepted, start, 0);
-    let mine = serde_json::json!({"id": "workflow_run_1", "status": "PROCESSED", "batchId": "batch_mine", "metadata": {"bp_input": "0:0"}});
-    l.poll_run(mine.as_object().unwrap(), Instant::now());
-    assert!(l.inputs[0].poll().is_some());
-    // Once our batch has its id, the same tag under another batchId is an earlier run's.
-    let leftover = serde_json::json!({"id": "workflow_run_old", "status": "PROCESSED", "batchId": "batch_earlier", "metadata": {"bp_input": "0:1"}});
-    l.poll_run(leftover.as_object().unwrap(), Instant::now());
-    assert!(l.inputs[1].poll().is_none(), "input 0:1 is still missing");
-    assert_eq!(l.anomalies.unknown, 1);
-    assert!(l.judge_invariants(true).iter().all(|i| i.held));
-}
-
-#[test]
 fn results_first_seen_by_a_resume_are_counted_but_not_timed() {
     let start = Instant::now();
     let mut l = Ledger::new(start, Some("bp_input".into()), true);
@@ -307,8 +286,6 @@ fn results_first_seen_by_a_resume_are_counted_but_not_timed() {
 }
 
 #[test]
-=======
->>>>>>> parent of 4ef5f73 (ledger: a result under a batchId none of ours, once our batch of that index has its own id, is an earlier run's (same B:I tag), counted unknown and never as ours)
 fn metadata_hash_ignores_key_order_but_not_values() {
     let a = serde_json::json!({"a": 1, "b": {"x": [1, 2], "y": null}});
     let b = serde_json::json!({"b": {"y": null, "x": [1, 2]}, "a": 1});
