@@ -81,11 +81,11 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "runs.outputs",
-        title: "A PROCESSED run has its outputs on Get (step results in 2026-02-09, outputs before)",
+        title: "A PROCESSED run has its outputs on Get (outputs before 2026-02-09; from then stepRuns, each a step run with id and status, [] allowed)",
         severity: Severity::Error,
         doc: DOC_RUN,
         provenance: Provenance::Sdk,
-        basis: "the run object of each version (2026 stepRuns; outputs before)",
+        basis: "the run object of each version: outputs (processor runs) before 2026-02-09; the 2026 SDK requires stepRuns, which may be [], each step run with id and status",
         versions: &[],
     },
     Rule {
@@ -130,19 +130,42 @@ pub(crate) fn outputs_problem(legacy: bool, run: &Value) -> Option<String> {
             )),
         }
     } else {
-        let steps = run.get("stepRuns").and_then(Value::as_array);
-        let with_result = steps
-            .map(|s| {
-                s.iter()
-                    .filter(|s| s.get("result").is_some_and(|r| !r.is_null()))
-                    .count()
-            })
-            .unwrap_or(0);
-        (with_result == 0).then(|| {
+        // `stepRuns` may be `[]` (extend-api §5): a workflow whose steps report nothing
+        // still completes. What is there must be step runs.
+        let Some(steps) = run.get("stepRuns").and_then(Value::as_array) else {
+            return Some(format!(
+                "stepRuns: {}",
+                run.get("stepRuns").unwrap_or(&Value::Null)
+            ));
+        };
+        let is_step = |s: &Value| {
+            s.get("id").is_some_and(Value::is_string)
+                && s.get("status").is_some_and(Value::is_string)
+        };
+        steps.iter().position(|s| !is_step(s)).map(|n| {
             format!(
-                "{} step runs, none with a result",
-                steps.map_or(0, Vec::len)
+                "step run {} of {} has no id or status: {}",
+                n + 1,
+                steps.len(),
+                super::json_excerpt(&steps[n])
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outputs_problem;
+    use serde_json::json;
+
+    #[test]
+    fn a_2026_run_may_have_no_step_runs_but_what_it_has_are_step_runs() {
+        let run = |steps| json!({"status": "PROCESSED", "stepRuns": steps});
+        assert_eq!(outputs_problem(false, &run(json!([]))), None);
+        let step = json!({"id": "step_1", "status": "PROCESSED", "result": null});
+        assert_eq!(outputs_problem(false, &run(json!([step]))), None);
+        assert!(outputs_problem(false, &run(json!([{"object": "workflow_step_run"}]))).is_some());
+        assert!(outputs_problem(false, &json!({"status": "PROCESSED"})).is_some());
+        assert!(outputs_problem(true, &json!({"outputs": []})).is_some());
     }
 }
