@@ -159,6 +159,10 @@ impl State {
         if self.is("webhook.metadata") {
             event["payload"]["metadata"]["nested"]["position"] = json!(-1);
         }
+        if self.is("webhook.event_type") && first_of_batch {
+            // A PROCESSED run announced as rejected.
+            event["eventType"] = json!("workflow_run.rejected");
+        }
         if self.is("webhook.agrees_with_get") && first_of_batch {
             event["eventType"] = json!("workflow_run.failed");
             event["payload"]["status"] = json!("FAILED");
@@ -276,12 +280,16 @@ impl State {
         let probe_max = first_probe
             .as_deref()
             .is_some_and(|p| p.starts_with("max:"));
+        // The cancel probe's runs wait in the queue until cancelled.
+        let probe_cancel = first_probe
+            .as_deref()
+            .is_some_and(|p| p.starts_with("cancel:"));
         let load = first_probe.is_none();
         let base = self.runs.len();
         for (n, input) in inputs.iter().enumerate() {
             let status = if self.is("runs.terminal") && load && n == 1 {
                 RunStatus::Processing
-            } else if probe_max {
+            } else if probe_max || probe_cancel {
                 RunStatus::Pending
             } else if load && n == 3 {
                 RunStatus::Failed
@@ -383,7 +391,12 @@ impl State {
         let runs: Vec<&Run> = self
             .runs
             .iter()
-            .filter(|r| self.is("list.batch_filter") && !r.probe_max || &r.batch_id == batch)
+            .filter(|r| {
+                // Breaking the filter shows the load's runs in every listing (the probes'
+                // stay out, so that only the audit sees the break).
+                let probe = r.probe_max || r.metadata.get("bp_probe").is_some();
+                self.is("list.batch_filter") && !probe || &r.batch_id == batch
+            })
             .collect();
         let size = size.clamp(1, 1000) as usize;
         let page_len = if self.is("list.page_size") {
@@ -434,6 +447,34 @@ impl State {
                 "list"
             };
             json!({"object": object, "data": page, "nextPageToken": token})
+        }
+    }
+
+    /// Cancels a PENDING run: answered CANCELLING, CANCELLED from then on, announced on
+    /// 2026 endpoints (and, breaking the rule, on 2025 ones).
+    fn cancel(&mut self, id: &str) -> ResponseTemplate {
+        let Some(pos) = self.runs.iter().position(|r| r.id == id) else {
+            return self.error(404, "NOT_FOUND", "no such run");
+        };
+        if self.runs[pos].status != RunStatus::Pending {
+            return self.error(400, "INVALID_REQUEST", "only PENDING or PROCESSING runs");
+        }
+        let mut answered = self.runs[pos].clone();
+        if !self.is("runs.cancel") {
+            answered.status = RunStatus::Cancelling;
+            self.runs[pos].status = RunStatus::Cancelled;
+        }
+        let done = self.runs[pos].clone();
+        let announce = !self.version.is_legacy() || self.is("webhook.cancelled_2026_only");
+        if announce && done.status == RunStatus::Cancelled {
+            self.send(json!({"eventId": format!("evt_{id}_cancelled"), "eventType": "workflow_run.cancelled",
+                             "payload": self.full(&done)}));
+        }
+        let full = self.full(&answered);
+        if self.version.is_legacy() {
+            self.json(200, json!({"success": true, "workflowRun": full}))
+        } else {
+            self.json(200, full)
         }
     }
 
@@ -502,6 +543,9 @@ impl Respond for Script {
             ),
             ("POST", "/workflow_runs/batch") => s.batch(&body),
             ("POST", "/workflow_runs") => s.single(),
+            ("POST", p) if p.starts_with("/workflow_runs/") && p.ends_with("/cancel") => {
+                s.cancel(&p["/workflow_runs/".len()..p.len() - "/cancel".len()])
+            }
             ("GET", "/workflow_runs") => s.list(&q),
             ("GET", p) if p.starts_with("/workflow_runs/") => s.get(&p["/workflow_runs/".len()..]),
             _ => s.error(404, "NOT_FOUND", "no such endpoint"),
@@ -638,9 +682,11 @@ const TABLE: &[(&str, &[&str])] = &[
     ("runs.metadata", &[]),
     ("runs.priority", &[]),
     ("runs.priority_order", &[]),
-    ("runs.forward_only", &[]),
+    // A PROCESSING payload in a completed event: its type names another status too.
+    ("runs.forward_only", &["webhook.event_type"]),
     ("runs.terminal", &["webhook.one_terminal"]),
     ("runs.outputs", &[]),
+    ("runs.cancel", &[]),
     ("runs.failure_reason", &[]),
     ("list.batch_filter", &[]),
     ("list.pagination", &[]),
@@ -652,6 +698,8 @@ const TABLE: &[(&str, &[&str])] = &[
     ("webhook.envelope", &[]),
     ("webhook.batch_id", &[]),
     ("webhook.metadata", &[]),
+    ("webhook.event_type", &[]),
+    ("webhook.cancelled_2026_only", &[]),
     ("webhook.one_terminal", &[]),
     ("webhook.agrees_with_get", &[]),
 ];
@@ -836,6 +884,7 @@ scripted!(
     runs_forward_only,
     runs_terminal,
     runs_outputs,
+    runs_cancel,
     runs_failure_reason,
     list_batch_filter,
     list_pagination,
@@ -847,6 +896,8 @@ scripted!(
     webhook_envelope,
     webhook_batch_id,
     webhook_metadata,
+    webhook_event_type,
+    webhook_cancelled_2026_only,
     webhook_one_terminal,
     webhook_agrees_with_get,
 );

@@ -1,6 +1,7 @@
 //! `runs.*`: a batch becomes exactly one run per input, each carrying the batchId and its
 //! input's metadata (deep and exact), queued at priority 90, moving forward only, terminal
-//! by the deadline, with outputs when PROCESSED and a reason when FAILED.
+//! by the deadline, with outputs when PROCESSED and a reason when FAILED; a cancelled run
+//! goes CANCELLING → CANCELLED (from 2025-04-21, where cancel exists).
 //!
 //! The audit reads back the first `checks.audit_batches` accepted batches: one listing at
 //! the largest page size, then Get for every run listed (metadata is not on the summary).
@@ -8,10 +9,11 @@
 use serde_json::Value;
 
 use super::{Case, Findings, Provenance, Rule, Severity};
-use crate::api::RunStatus;
+use crate::api::{ApiVersion, RunStatus};
 
 pub(crate) const DOC_RUN: &str =
     "https://docs.extend.ai/2024-12-23/developers/objects/workflow-run";
+pub(crate) const DOC_CANCEL: &str = "https://docs.extend.ai/2026-02-09/developers/api-reference/webhook-events/workflow/workflow-run-cancelled-webhook";
 pub(crate) const DOC_BATCH: &str =
     "https://docs.extend.ai/api-reference/endpoints/workflow/batch-create-workflow-runs";
 
@@ -87,6 +89,15 @@ pub const RULES: &[Rule] = &[
         provenance: Provenance::Sdk,
         basis: "the run object of each version: outputs (processor runs) before 2026-02-09; the 2026 SDK requires stepRuns, which may be [], each step run with id and status",
         versions: &[],
+    },
+    Rule {
+        id: "runs.cancel",
+        title: "Cancelling a PENDING or PROCESSING run answers it CANCELLING (or CANCELLED), and it ends CANCELLED",
+        severity: Severity::Error,
+        doc: DOC_CANCEL,
+        provenance: Provenance::Sdk,
+        basis: "Cancel Workflow Run (from 2025-04-21; the SDKs' cancel call and their CANCELLING and CANCELLED statuses): only PENDING or PROCESSING runs can be cancelled, and they go CANCELLING → CANCELLED",
+        versions: &[ApiVersion::V2025_04_21, ApiVersion::V2026_02_09],
     },
     Rule {
         id: "runs.failure_reason",

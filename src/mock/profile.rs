@@ -544,6 +544,13 @@ pub struct Defects {
     pub throttle_rapid_batches: Option<Dur>,
     /// The queue is first-in first-out, ignoring priority.
     pub ignore_priority: bool,
+    /// FAILED runs are announced as `workflow_run.completed` (the payload still FAILED).
+    pub failed_announced_as_completed: bool,
+    /// `workflow_run.cancelled` goes to every endpoint subscribed to the run's workflow,
+    /// legacy versions included.
+    pub cancelled_to_legacy: bool,
+    /// Cancel answers 200 with the run as it is, and cancels nothing.
+    pub cancel_ignored: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -71,7 +71,12 @@ pub async fn probe(p: &mut Probe<'_>) {
             Case::new("HTTP 200", seen(&reply)).request(format!("POST {PATH} (1,000 inputs)"))
         });
     if let Some(id) = p.created_batch(&reply) {
+        // While the queue is busy with it, the cancel probe finds its runs still open.
+        let cancelled = super::cancel::start(p).await;
         super::runs::priority_order(p, &id).await;
+        if let Some((batch, run)) = cancelled {
+            super::cancel::settles_cancelled(p, &batch, &run).await;
+        }
     }
 
     let over = p.batch_body("over", MAX_BATCH_INPUTS + 1);
