@@ -210,6 +210,7 @@ macro_rules! defect_test {
 defect_test!(
     accepts_0_inputs,
     accepts_1001_inputs,
+    accepts_large_metadata,
     accepts_missing_version,
     auth_not_enforced,
     batch_priority_50,

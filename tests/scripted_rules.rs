@@ -244,6 +244,14 @@ impl State {
             };
             return self.error(status, "INVALID_REQUEST", "at most 1000 inputs");
         }
+        // Metadata over 10KB, refused on 2026-02-09 where the limit is documented.
+        let large = inputs.iter().any(|i| {
+            i.get("metadata")
+                .is_some_and(|m| m.to_string().len() > 10 * 1024)
+        });
+        if large && !legacy && !self.is("batch.rejects_large_metadata") {
+            return self.error(400, "INVALID_REQUEST", "metadata is limited to 10KB");
+        }
         let has_file = |i: &Value| {
             let f = i.get("file");
             let text = |f: &Value, k: &str| f.get(k).is_some_and(Value::is_string);
@@ -667,6 +675,7 @@ const TABLE: &[(&str, &[&str])] = &[
     ("batch.rejects_empty", &[]),
     ("batch.rejects_malformed", &[]),
     ("batch.rejects_bad_file", &[]),
+    ("batch.rejects_large_metadata", &[]),
     ("batch.rejects_missing_workflow", &[]),
     ("batch.unknown_workflow", &[]),
     ("batch.rapid_succession", &[]),
@@ -866,6 +875,7 @@ scripted!(
     batch_rejects_empty,
     batch_rejects_malformed,
     batch_rejects_bad_file,
+    batch_rejects_large_metadata,
     batch_rejects_missing_workflow,
     batch_unknown_workflow,
     batch_rapid_succession,

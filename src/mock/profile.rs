@@ -551,6 +551,8 @@ pub struct Defects {
     pub cancelled_to_legacy: bool,
     /// Cancel answers 200 with the run as it is, and cancels nothing.
     pub cancel_ignored: bool,
+    /// Batch inputs with metadata over 10KB are accepted.
+    pub accept_large_metadata: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -208,6 +208,11 @@ pub(super) async fn create_batch(
         } else {
             MAX_BATCH_INPUTS
         },
+        metadata_bytes: if defects.accept_large_metadata {
+            usize::MAX
+        } else {
+            crate::api::MAX_METADATA_BYTES
+        },
     };
     let req = match validate::batch(ctx.version, &s.profile, body, limits) {
         Ok(r) => r,
