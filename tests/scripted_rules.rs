@@ -133,7 +133,7 @@ impl State {
 
     fn summary(&self, r: &Run) -> Value {
         json!({"object": "workflow_run", "id": r.id, "status": r.status.as_str(), "batchId": r.batch_id,
-               "startTime": ts(self.epoch, r.start_ms)})
+               "startTime": ts(self.epoch, r.start_ms), "updatedAt": ts(self.epoch, r.start_ms)})
     }
 
     fn send(&self, body: Value) {
@@ -396,7 +396,7 @@ impl State {
                 r.status = RunStatus::Processed;
             }
         }
-        let runs: Vec<&Run> = self
+        let mut runs: Vec<&Run> = self
             .runs
             .iter()
             .filter(|r| {
@@ -406,6 +406,10 @@ impl State {
                 self.is("list.batch_filter") && !probe || &r.batch_id == batch
             })
             .collect();
+        // The default order is updatedAt, descending (breaking list.defaults: ascending).
+        if !q.contains_key("sortBy") && !self.is("list.defaults") {
+            runs.sort_by_key(|r| std::cmp::Reverse(r.start_ms));
+        }
         let size = size.clamp(1, 1000) as usize;
         let page_len = if self.is("list.page_size") {
             size + 1
@@ -699,8 +703,10 @@ const TABLE: &[(&str, &[&str])] = &[
     ("runs.failure_reason", &[]),
     ("list.batch_filter", &[]),
     ("list.pagination", &[]),
-    ("list.page_size", &[]),
+    // One run more than asked is 11 by default, too.
+    ("list.page_size", &["list.defaults"]),
     ("list.page_size_range", &[]),
+    ("list.defaults", &[]),
     ("list.token_chain_ends", &[]),
     ("webhook.signature", &["webhook.agrees_with_get"]),
     ("webhook.signature_age", &["webhook.agrees_with_get"]),
@@ -900,6 +906,7 @@ scripted!(
     list_pagination,
     list_page_size,
     list_page_size_range,
+    list_defaults,
     list_token_chain_ends,
     webhook_signature,
     webhook_signature_age,

@@ -553,6 +553,8 @@ pub struct Defects {
     pub cancel_ignored: bool,
     /// Batch inputs with metadata over 10KB are accepted.
     pub accept_large_metadata: bool,
+    /// A listing without maxPageSize gets pages of this size instead of 10.
+    pub default_page_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

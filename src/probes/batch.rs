@@ -87,10 +87,10 @@ async fn large_metadata(p: &mut Probe<'_>) {
     }
 }
 
-pub async fn probe(p: &mut Probe<'_>) {
+/// Exactly the maximum; while its runs queue, the cancel and priority probes, then the
+/// default listing of it.
+async fn full_batch(p: &mut Probe<'_>) {
     let v = p.version();
-
-    // Exactly the maximum; its runs also serve the priority probe.
     let full = p.batch_body("max", MAX_BATCH_INPUTS);
     let reply = p.send(p.client, "POST", PATH, Some(&full)).await;
     if reply.status() == Some(200) {
@@ -108,7 +108,13 @@ pub async fn probe(p: &mut Probe<'_>) {
         if let Some((batch, run)) = cancelled {
             super::cancel::settles_cancelled(p, &batch, &run).await;
         }
+        super::list::defaults(p, &id).await;
     }
+}
+
+pub async fn probe(p: &mut Probe<'_>) {
+    let v = p.version();
+    full_batch(p).await;
 
     let over = p.batch_body("over", MAX_BATCH_INPUTS + 1);
     expect_status(p, "batch.rejects_1001", 400, &over, "1,001 inputs").await;
