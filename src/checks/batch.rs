@@ -1,5 +1,6 @@
 //! `batch.*`: Batch Run Workflow accepts valid batches of 1 to 1,000 inputs with a
-//! unique batch id, refuses what is malformed (400 or 422; unknown workflow: 404), and
+//! unique batch id, refuses what is malformed (400 or 422; unknown workflow: 404) and
+//! metadata over 10 KB (2026-02-09, where the limit is documented), and
 //! does not throttle a few batches sent back to back.
 
 use serde_json::Value;
@@ -75,6 +76,15 @@ pub const RULES: &[Rule] = &[
         provenance: Provenance::Inferred,
         basis: "INVALID_REQUEST covers a bad body or parameters; the status is not documented (400 or 422 accepted)",
         versions: &[],
+    },
+    Rule {
+        id: "batch.rejects_large_metadata",
+        title: "An input whose metadata is over 10 KB is refused (400, 413 or 422)",
+        severity: Severity::Error,
+        doc: DOC,
+        provenance: Provenance::Sdk,
+        basis: "the 2026 SDK's RunMetadata is documented as at most 10KB; the status for more is not documented (400, 413 or 422 accepted, the one seen is noted); the probe sends 12 KB, over 10KB read as 10,000 or 10,240 bytes",
+        versions: super::CURRENT_ONLY,
     },
     Rule {
         id: "batch.rejects_missing_workflow",

@@ -1,6 +1,7 @@
 //! `list.*`: List Workflow Runs filtered by batchId shows that batch's runs only, in
 //! pages of at most maxPageSize that are disjoint and add up to the whole batch, with a
-//! token chain that ends; an out-of-range maxPageSize is refused with 400.
+//! token chain that ends; an out-of-range maxPageSize is refused with 400; and without
+//! maxPageSize or sortBy a page holds 10 runs, most recently updated first.
 
 use super::{Provenance, Rule, Severity};
 
@@ -42,6 +43,15 @@ pub const RULES: &[Rule] = &[
         doc: DOC,
         provenance: Provenance::Inferred,
         basis: "the 2026 maxPageSize bounds are not documented; out of range is refused with 400 or 422",
+        versions: &[],
+    },
+    Rule {
+        id: "list.defaults",
+        title: "Without maxPageSize and sortBy, a listing has pages of 10 runs, most recently updated first",
+        severity: Severity::Error,
+        doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "maxPageSize defaults to 10, sortBy to updatedAt and sortDir to desc (2024-12-23 docs, spec-2025; the 2026 defaults are assumed unchanged)",
         versions: &[],
     },
     Rule {

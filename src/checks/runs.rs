@@ -1,6 +1,7 @@
 //! `runs.*`: a batch becomes exactly one run per input, each carrying the batchId and its
 //! input's metadata (deep and exact), queued at priority 90, moving forward only, terminal
-//! by the deadline, with outputs when PROCESSED and a reason when FAILED.
+//! by the deadline, with outputs when PROCESSED and a reason when FAILED; a cancelled run
+//! goes CANCELLING → CANCELLED (from 2025-04-21, where cancel exists).
 //!
 //! The audit reads back the first `checks.audit_batches` accepted batches: one listing at
 //! the largest page size, then Get for every run listed (metadata is not on the summary).
@@ -8,10 +9,11 @@
 use serde_json::Value;
 
 use super::{Case, Findings, Provenance, Rule, Severity};
-use crate::api::RunStatus;
+use crate::api::{ApiVersion, RunStatus};
 
 pub(crate) const DOC_RUN: &str =
     "https://docs.extend.ai/2024-12-23/developers/objects/workflow-run";
+pub(crate) const DOC_CANCEL: &str = "https://docs.extend.ai/2026-02-09/developers/api-reference/webhook-events/workflow/workflow-run-cancelled-webhook";
 pub(crate) const DOC_BATCH: &str =
     "https://docs.extend.ai/api-reference/endpoints/workflow/batch-create-workflow-runs";
 
@@ -81,12 +83,21 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "runs.outputs",
-        title: "A PROCESSED run has its outputs on Get (step results in 2026-02-09, outputs before)",
+        title: "A PROCESSED run has its outputs on Get (outputs before 2026-02-09; from then stepRuns, each a step run with id and status, [] allowed)",
         severity: Severity::Error,
         doc: DOC_RUN,
         provenance: Provenance::Sdk,
-        basis: "the run object of each version (2026 stepRuns; outputs before)",
+        basis: "the run object of each version: outputs (processor runs) before 2026-02-09; the 2026 SDK requires stepRuns, which may be [], each step run with id and status",
         versions: &[],
+    },
+    Rule {
+        id: "runs.cancel",
+        title: "Cancelling a PENDING or PROCESSING run answers it CANCELLING (or CANCELLED), and it ends CANCELLED",
+        severity: Severity::Error,
+        doc: DOC_CANCEL,
+        provenance: Provenance::Sdk,
+        basis: "Cancel Workflow Run (from 2025-04-21; the SDKs' cancel call and their CANCELLING and CANCELLED statuses): only PENDING or PROCESSING runs can be cancelled, and they go CANCELLING → CANCELLED",
+        versions: &[ApiVersion::V2025_04_21, ApiVersion::V2026_02_09],
     },
     Rule {
         id: "runs.failure_reason",
@@ -130,19 +141,42 @@ pub(crate) fn outputs_problem(legacy: bool, run: &Value) -> Option<String> {
             )),
         }
     } else {
-        let steps = run.get("stepRuns").and_then(Value::as_array);
-        let with_result = steps
-            .map(|s| {
-                s.iter()
-                    .filter(|s| s.get("result").is_some_and(|r| !r.is_null()))
-                    .count()
-            })
-            .unwrap_or(0);
-        (with_result == 0).then(|| {
+        // `stepRuns` may be `[]` (extend-api §5): a workflow whose steps report nothing
+        // still completes. What is there must be step runs.
+        let Some(steps) = run.get("stepRuns").and_then(Value::as_array) else {
+            return Some(format!(
+                "stepRuns: {}",
+                run.get("stepRuns").unwrap_or(&Value::Null)
+            ));
+        };
+        let is_step = |s: &Value| {
+            s.get("id").is_some_and(Value::is_string)
+                && s.get("status").is_some_and(Value::is_string)
+        };
+        steps.iter().position(|s| !is_step(s)).map(|n| {
             format!(
-                "{} step runs, none with a result",
-                steps.map_or(0, Vec::len)
+                "step run {} of {} has no id or status: {}",
+                n + 1,
+                steps.len(),
+                super::json_excerpt(&steps[n])
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outputs_problem;
+    use serde_json::json;
+
+    #[test]
+    fn a_2026_run_may_have_no_step_runs_but_what_it_has_are_step_runs() {
+        let run = |steps| json!({"status": "PROCESSED", "stepRuns": steps});
+        assert_eq!(outputs_problem(false, &run(json!([]))), None);
+        let step = json!({"id": "step_1", "status": "PROCESSED", "result": null});
+        assert_eq!(outputs_problem(false, &run(json!([step]))), None);
+        assert!(outputs_problem(false, &run(json!([{"object": "workflow_step_run"}]))).is_some());
+        assert!(outputs_problem(false, &json!({"status": "PROCESSED"})).is_some());
+        assert!(outputs_problem(true, &json!({"outputs": []})).is_some());
     }
 }

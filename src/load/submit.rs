@@ -45,7 +45,7 @@ pub async fn submit(
         if reply.status() == Some(429) {
             checks::error::throttle_body(&mut findings, version, &reply, request);
         } else {
-            checks::error::body(&mut findings, version, &reply, request);
+            checks::error::load_body(&mut findings, version, &reply, request);
         }
         let outcome = match &reply {
             Reply::Answered {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::Shared;
-use super::profile::{MetadataDefect, Profile};
+use super::profile::{Defects, MetadataDefect, Profile};
 use super::state::Run;
 use super::wire;
 use crate::api::{ApiVersion, RUN_EVENT_TYPES, RunStatus, STEP_RUN_EVENT};
@@ -89,12 +89,27 @@ impl Hooks {
     /// to endpoints subscribed to it. A failed run's steps did not process:
     /// `workflow_run.step_run.processed` announces a processed step (docs/contract.md §6),
     /// so a FAILED run sends `workflow_run.failed` alone.
-    fn targets(&self, run: &Run, workflow_id: &str) -> Vec<Target> {
-        let mut out = self.targets_for(workflow_id, |v| run.status.event_type(v));
+    fn targets(&self, run: &Run, workflow_id: &str, defects: &Defects) -> Vec<Target> {
+        // The defect announces a cancellation in every version, to every subscriber.
+        let everywhere = defects.cancelled_to_legacy && run.status == RunStatus::Cancelled;
+        let announced = |v: ApiVersion| {
+            let v = if everywhere {
+                ApiVersion::V2026_02_09
+            } else {
+                v
+            };
+            match run.status.event_type(v) {
+                Some("workflow_run.failed") if defects.failed_announced_as_completed => {
+                    Some("workflow_run.completed")
+                }
+                e => e,
+            }
+        };
+        let mut out = self.targets_for(workflow_id, announced, everywhere);
         let processed = matches!(run.status, RunStatus::Processed | RunStatus::NeedsReview)
             && run.reviewed_at.is_none();
         if processed {
-            out.extend(self.targets_for(workflow_id, |_| Some(STEP_RUN_EVENT)));
+            out.extend(self.targets_for(workflow_id, |_| Some(STEP_RUN_EVENT), false));
         }
         out
     }
@@ -103,6 +118,7 @@ impl Hooks {
         &self,
         workflow_id: &str,
         event: impl Fn(ApiVersion) -> Option<&'static str>,
+        any_subscriber: bool,
     ) -> Vec<Target> {
         let mut out = Vec::new();
         for ep in &self.endpoints {
@@ -115,7 +131,8 @@ impl Hooks {
                     || ep.events.iter().any(|e| e == event_type)
             } else {
                 ep.subscriptions.iter().any(|s| {
-                    s.workflow_id == workflow_id && s.events.iter().any(|e| e == event_type)
+                    s.workflow_id == workflow_id
+                        && (any_subscriber || s.events.iter().any(|e| e == event_type))
                 })
             };
             if wanted {
@@ -197,7 +214,11 @@ pub async fn dispatch(
         };
         let profile = &shared.profile;
         let wf_id = &profile.workflows[run.workflow].id;
-        let targets = shared.hooks.lock().expect("hooks").targets(&run, wf_id);
+        let targets = shared
+            .hooks
+            .lock()
+            .expect("hooks")
+            .targets(&run, wf_id, &profile.defects);
         // The run's payload is rendered once per API version, however many endpoints
         // share that version; each delivery still gets its own event id.
         let mut payloads: Vec<(ApiVersion, Bytes)> = Vec::new();

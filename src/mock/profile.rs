@@ -516,6 +516,17 @@ pub struct Defects {
     pub throttle_rapid_batches: Option<Dur>,
     /// The queue is first-in first-out, ignoring priority.
     pub ignore_priority: bool,
+    /// FAILED runs are announced as `workflow_run.completed` (the payload still FAILED).
+    pub failed_announced_as_completed: bool,
+    /// `workflow_run.cancelled` goes to every endpoint subscribed to the run's workflow,
+    /// legacy versions included.
+    pub cancelled_to_legacy: bool,
+    /// Cancel answers 200 with the run as it is, and cancels nothing.
+    pub cancel_ignored: bool,
+    /// Batch inputs with metadata over 10KB are accepted.
+    pub accept_large_metadata: bool,
+    /// A listing without maxPageSize gets pages of this size instead of 10.
+    pub default_page_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -43,6 +43,8 @@ pub struct RunRequest {
 pub struct BatchLimits {
     pub min: usize,
     pub max: usize,
+    /// The metadata limit per input, in bytes of compact JSON (10KB).
+    pub metadata_bytes: usize,
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Reject> {
@@ -76,7 +78,11 @@ fn metadata(m: &Map<String, Value>, path: &str) -> Result<Metadata, Refusal> {
     match m.get("metadata") {
         None | Some(Value::Null) => Ok(Metadata::default()),
         Some(v @ Value::Object(_)) => {
-            metadata_size(&serde_json::to_vec(v).unwrap_or_default(), path)?;
+            metadata_size(
+                &serde_json::to_vec(v).unwrap_or_default(),
+                path,
+                MAX_METADATA_BYTES,
+            )?;
             let meta = Metadata::from_value(v);
             steering(&meta, path)?;
             Ok(meta)
@@ -89,6 +95,7 @@ fn metadata(m: &Map<String, Value>, path: &str) -> Result<Metadata, Refusal> {
 fn raw_metadata(
     raw: Option<&serde_json::value::RawValue>,
     path: &str,
+    limit: usize,
 ) -> Result<Metadata, Refusal> {
     let Some(raw) = raw.filter(|r| !raw::is_null(r)) else {
         return Ok(Metadata::default());
@@ -98,18 +105,18 @@ fn raw_metadata(
     }
     // The limit counts the compact JSON, as for a parsed body; only text over the limit
     // (which may be whitespace) is re-serialised to find out.
-    if raw.get().len() > MAX_METADATA_BYTES {
+    if raw.get().len() > limit {
         let v: Value = serde_json::from_str(raw.get()).unwrap_or_default();
-        metadata_size(&serde_json::to_vec(&v).unwrap_or_default(), path)?;
+        metadata_size(&serde_json::to_vec(&v).unwrap_or_default(), path, limit)?;
     }
     let meta = Metadata::from_raw(raw);
     steering(&meta, path)?;
     Ok(meta)
 }
 
-fn metadata_size(compact: &[u8], path: &str) -> Result<(), Refusal> {
+fn metadata_size(compact: &[u8], path: &str, limit: usize) -> Result<(), Refusal> {
     let size = compact.len();
-    if size > MAX_METADATA_BYTES {
+    if size > limit {
         return Err(invalid(format!(
             "`{path}metadata` is {size} bytes; the limit is {MAX_METADATA_BYTES} bytes (10KB)"
         )))
@@ -311,7 +318,7 @@ pub fn batch(
         secrets(im, &prefix)?;
         runs.push(NewRun {
             files: vec![file],
-            metadata: raw_metadata(*meta, &prefix)?,
+            metadata: raw_metadata(*meta, &prefix, limits.metadata_bytes)?,
         });
     }
 
@@ -490,6 +497,7 @@ mod tests {
         BatchLimits {
             min: 1,
             max: MAX_BATCH_INPUTS,
+            metadata_bytes: MAX_METADATA_BYTES,
         }
     }
 

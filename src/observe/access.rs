@@ -39,6 +39,11 @@ impl Ledger {
         self.judge = judge;
     }
 
+    /// The API version of the webhook endpoint the run registered: its deliveries follow it.
+    pub fn set_endpoint_version(&mut self, version: crate::api::ApiVersion) {
+        self.endpoint_version = Some(version);
+    }
+
     /// How to rebuild the metadata an input (batch index, input index) was sent with.
     pub fn set_expected_metadata(&mut self, f: Box<dyn Fn(u64, u64) -> Value + Send>) {
         self.expected_metadata = Some(f);

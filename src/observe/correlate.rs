@@ -297,6 +297,15 @@ impl Ledger {
             }
             return;
         }
+        if fresh {
+            checks::webhook::event_type(
+                &mut self.findings,
+                self.endpoint_version,
+                event_id,
+                event_type,
+                payload,
+            );
+        }
         let run_like = payload.get("id").is_some_and(Value::is_string)
             && payload
                 .get("status")

@@ -52,6 +52,9 @@ pub struct Ledger {
     /// set of event ids and one counter per run.
     pub(super) judge: bool,
     pub(super) judged_events: HashSet<u128>,
+    /// The API version of the webhook endpoint the run registered (None: not registered
+    /// by the run, so unknown).
+    pub(super) endpoint_version: Option<crate::api::ApiVersion>,
     /// Terminal events (distinct eventIds) per run id digest, signed or not.
     pub(super) terminal_events: HashMap<u128, records::TerminalEvents>,
     /// Batches and runs the probes created: not the load's.
@@ -128,6 +131,7 @@ impl Ledger {
             findings: Findings::default(),
             judge: false,
             judged_events: HashSet::new(),
+            endpoint_version: None,
             terminal_events: HashMap::new(),
             probe_batches: HashSet::new(),
             probe_runs: HashSet::new(),

@@ -130,3 +130,62 @@ pub async fn probe(p: &mut Probe<'_>) {
         p.expect_refusal("list.page_size_range", &reply, &req);
     }
 }
+
+/// `list.defaults`: one page of `batch_id` (over 10 runs) with no maxPageSize, sortBy or
+/// sortDir: exactly 10 runs, with a nextPageToken, in non-increasing updatedAt.
+pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
+    let rule = "list.defaults";
+    let path = format!("/workflow_runs?batchId={batch_id}");
+    let req = format!("GET {path}");
+    let reply = p.send(p.client, "GET", &path, None).await;
+    p.error_body(&reply, &req);
+    let page = reply
+        .body()
+        .filter(|_| reply.status() == Some(200))
+        .and_then(|b| shapes::list_page(p.version(), b).ok());
+    let Some((runs, next)) = page else {
+        p.findings.fail(
+            rule,
+            Case::new("HTTP 200, a page of runs", seen(&reply))
+                .batch(batch_id)
+                .request(req),
+        );
+        return;
+    };
+    let updated: Vec<Option<chrono::DateTime<chrono::FixedOffset>>> = runs
+        .iter()
+        .map(|r| chrono::DateTime::parse_from_rfc3339(r.get("updatedAt")?.as_str()?).ok())
+        .collect();
+    let out_of_order = updated
+        .windows(2)
+        .position(|w| !matches!(w, [Some(a), Some(b)] if a >= b));
+    let problem = if runs.len() != 10 || next.is_none() {
+        Some(format!(
+            "{} runs{}",
+            runs.len(),
+            if next.is_none() {
+                " and no nextPageToken"
+            } else {
+                ""
+            }
+        ))
+    } else {
+        out_of_order.map(|i| {
+            format!(
+                "updatedAt {} then {} (runs {} and {})",
+                runs[i].get("updatedAt").unwrap_or(&Value::Null),
+                runs[i + 1].get("updatedAt").unwrap_or(&Value::Null),
+                i + 1,
+                i + 2
+            )
+        })
+    };
+    p.findings.check(rule, problem.is_none(), || {
+        Case::new(
+            "10 runs and a nextPageToken, most recently updated first",
+            problem.clone().unwrap_or_default(),
+        )
+        .batch(batch_id)
+        .request(req.clone())
+    });
+}

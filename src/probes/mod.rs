@@ -21,6 +21,7 @@ use crate::scenario::{Checks, Scenario};
 
 mod auth;
 mod batch;
+mod cancel;
 mod error;
 mod list;
 mod runs;
@@ -258,11 +259,11 @@ pub fn seen(reply: &Reply) -> String {
 }
 
 /// Runs the probes create on a target that honours the contract: the 1,000-input batch
-/// (`batch::probe`), the priority-89 single run (`runs::priority_order`), and the
-/// back-to-back batches of one. `batchproof plan` and the cost guard count with these:
+/// (`batch::probe`), the priority-89 single run (`runs::priority_order`), the
+/// back-to-back batches of one, and the cancel probe's small batch (`cancel`). `batchproof plan` and the cost guard count with these:
 /// a probe that creates runs must be counted here.
 pub fn probe_runs(rapid_batches: u32) -> u64 {
-    crate::api::MAX_BATCH_INPUTS as u64 + 1 + u64::from(rapid_batches)
+    crate::api::MAX_BATCH_INPUTS as u64 + 1 + u64::from(rapid_batches) + cancel::INPUTS as u64
 }
 
 /// Runs the probes create at most: on a target that accepts what it must refuse, also

@@ -336,10 +336,11 @@ pub(super) async fn start_receiver(
         match register_webhook(client, &public, scenario).await {
             Ok(reg) => {
                 // Written through before any delivery: a killed run's resume removes it.
-                ledger
-                    .lock()
-                    .expect("ledger")
-                    .journal_endpoint(&reg.endpoint_id, false);
+                {
+                    let mut l = ledger.lock().expect("ledger");
+                    l.journal_endpoint(&reg.endpoint_id, false);
+                    l.set_endpoint_version(scenario.api_version);
+                }
                 r.own_path_only();
                 let secret = reg.secret.clone();
                 registration = Some(reg);

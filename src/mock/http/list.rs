@@ -35,10 +35,16 @@ pub(super) async fn list_runs(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let params = match crate::mock::list_params::list(ctx.version, &q) {
+    let mut params = match crate::mock::list_params::list(ctx.version, &q) {
         Ok(p) => p,
         Err(e) => return reject(&s, &ctx, e),
     };
+    if let (Some(n), false) = (
+        s.profile.defects.default_page_size,
+        q.contains_key("maxPageSize"),
+    ) {
+        params.max_page_size = n;
+    }
     let after = match &params.next_page_token {
         None => None,
         Some(t) => match decode_token(t) {

@@ -103,13 +103,19 @@ fn error_response(
     retry_after: Option<Duration>,
 ) -> Response {
     let mut shape = ErrorShape::for_version(version);
-    if shared.profile.defects.wrong_error_shape {
+    let wrong = shared.profile.defects.wrong_error_shape;
+    if wrong {
         shape = match shape {
             ErrorShape::Coded => ErrorShape::Legacy,
             ErrorShape::Legacy => ErrorShape::Coded,
         };
     }
-    let body = shape.body(code, message, request_id);
+    // 2025-04-21 may answer either shape: the defect answers neither there.
+    let body = if wrong && version == ApiVersion::V2025_04_21 {
+        serde_json::json!({ "detail": message })
+    } else {
+        shape.body(code, message, request_id)
+    };
     let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = (status, axum::Json(body)).into_response();
     let h = resp.headers_mut();

@@ -209,6 +209,11 @@ pub(super) async fn create_batch(
         } else {
             MAX_BATCH_INPUTS
         },
+        metadata_bytes: if defects.accept_large_metadata {
+            usize::MAX
+        } else {
+            crate::api::MAX_METADATA_BYTES
+        },
     };
     let req = match validate::batch(ctx.version, &s.profile, body, limits) {
         Ok(r) => r,
@@ -469,6 +474,19 @@ pub(super) async fn cancel_run(
                 ),
             },
         );
+    }
+    if s.profile.defects.cancel_ignored {
+        // Answers the run as it is, and cancels nothing.
+        let run = s
+            .store
+            .lock()
+            .expect("store")
+            .get_mut(&id)
+            .map(|run| wire::run_full(ctx.version, run, &s.profile, batch_id_visible(&s)));
+        return match run {
+            Some(run) => finish(&s, &ctx, ok_json(&ctx, wrap_run(ctx.version, run))),
+            None => run_not_found(&s, &ctx, &id),
+        };
     }
     let due = Instant::now() + s.profile.scaled(s.profile.processing.cancel_after.0);
     let result = s.store.lock().expect("store").cancel(&id, due, Utc::now());
