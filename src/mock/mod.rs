@@ -6,7 +6,9 @@
 //! It is served with axum (not the `wiremock` crate) so it stays bounded under hours of
 //! load: no per-request journal, evicted finished runs, ring-buffer logs.
 
+mod defects;
 mod delivery;
+mod delivery_log;
 mod http;
 mod limiter;
 pub(crate) mod list_params;
@@ -35,7 +37,8 @@ use tokio::task::JoinHandle;
 
 pub use profile::Profile;
 
-use delivery::{DeliveryLog, Hooks};
+use delivery::Hooks;
+use delivery_log::DeliveryLog;
 use limiter::Limiters;
 use state::{Run, Store};
 

@@ -37,7 +37,8 @@ use runs::*;
 use webhooks::*;
 
 use super::Shared;
-use super::delivery::{HookEndpoint, Subscription, log_json};
+use super::delivery::{HookEndpoint, Subscription};
+use super::delivery_log::log_json;
 use super::profile::{Endpoint, MissingVersion};
 use super::refusal::{Invalid, Refusal, Reject};
 use super::state::{ListQuery, Outcome, Run, RunFile, Store};
