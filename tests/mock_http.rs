@@ -906,16 +906,9 @@ async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
     // The waiting run is reviewed on demand, as a reviewer in the dashboard would; until
     // then the mock holds no decision for it.
     let waiting = by_input[&2]["id"].as_str().unwrap().to_string();
-    let admin = reqwest::Client::new();
-    let held: Value = admin
-        .get(format!("{}/_mock/runs/{waiting}", mock.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let held = admin_run(&mock, &waiting).await;
     assert_eq!(held["reviewDecision"], "wait", "{held}");
+    let admin = reqwest::Client::new();
     let review = |decision: &'static str| {
         admin
             .post(format!("{}/_mock/runs/{waiting}/review", mock.url()))
