@@ -91,15 +91,19 @@ impl Engine {
             }
             let this = this * self.stride();
             let intended = self.start + offset;
+            // Biased, stop first: a batch whose time has already come must not race a
+            // stop that came before it (a key refused at registration sends nothing).
             tokio::select! {
-                _ = tokio::time::sleep_until(intended.into()) => {}
+                biased;
                 _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
+                _ = tokio::time::sleep_until(intended.into()) => {}
             }
             // The cap on in-flight requests is where a saturated generator waits;
             // the wait shows up as schedule lag, never as a lost batch.
             let permit = tokio::select! {
-                p = sem.clone().acquire_owned() => p.expect("semaphore open"),
+                biased;
                 _ = stop.wait_for(|s| *s) => { unsent += 1; break; }
+                p = sem.clone().acquire_owned() => p.expect("semaphore open"),
             };
             // Registered here, in schedule order, before the task that builds
             // and sends it exists: its answer always finds its record.
