@@ -52,6 +52,8 @@ fn scenario(dir: &Path, name: &str, mock_seed: u64, load_seed: u64, batches: u64
         format!(
             r#"
 name: {name}
+# The workflow with a review step, so the NEEDS_REVIEW share is there to forecast.
+workflow: {{id: workflow_batchproof_review}}
 target:
   mock:
     profile: {profile}

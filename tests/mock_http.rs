@@ -849,7 +849,7 @@ async fn steered_inputs_follow_the_review_and_cancel_lifecycle() {
         json!("PROCESSED"),
         json!({"outcome": "FAILED", "failureReason": "INVALID_WORKFLOW"}),
     ];
-    let mut body = api.batch_body(steer.len(), "steer");
+    let mut body = api.review_batch_body(steer.len(), "steer");
     for (i, s) in steer.iter().enumerate() {
         body["inputs"][i]["metadata"]["x-batchproof-mock"] = s.clone();
     }
@@ -949,7 +949,7 @@ async fn approval_announces_completed_only_when_the_profile_says_so() {
     let api = Api::new(&mock.url(), V2026);
     let capture = Capture::start(0).await;
     register(&api, &capture.url(), V2026).await;
-    let mut body = api.batch_body(2, "approve");
+    let mut body = api.review_batch_body(2, "approve");
     body["inputs"][0]["metadata"]["x-batchproof-mock"] =
         json!({"outcome": "NEEDS_REVIEW", "review": "approve"});
     body["inputs"][1]["metadata"]["x-batchproof-mock"] =

@@ -1,6 +1,7 @@
 //! The mock as a sparring partner for a client developer (issue 24): `batchproof mock`'s
 //! profile throttles as a real plan does, a 429's Retry-After is the profile's choice, and
-//! steering reaches every documented failure and review state as production has them.
+//! steering reaches every documented failure and review state as production has them, and
+//! only a workflow with a review step sends runs to review.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use batchproof::mock::retry_after::RetryAfter;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn local_profile() -> batchproof::mock::Profile {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/local.yaml");
@@ -112,7 +113,7 @@ async fn retry_after_is_a_profile_setting() {
 async fn invalid_workflow_is_steerable_and_a_waiting_review_shows_wait() {
     let mock = start(fast_profile()).await;
     let api = Api::new(&mock.url(), V2026);
-    let mut body = api.batch_body(2, "steer");
+    let mut body = api.review_batch_body(2, "steer");
     body["inputs"][0]["metadata"]["x-batchproof-mock"] =
         json!({"outcome": "FAILED", "failureReason": "INVALID_WORKFLOW"});
     body["inputs"][1]["metadata"]["x-batchproof-mock"] =
@@ -189,4 +190,109 @@ async fn a_failed_run_sends_no_step_run_processed() {
         "{kinds:?}"
     );
     assert_eq!(step["payload"]["status"], "PROCESSED", "{step}");
+}
+
+/// Counts a batch's runs by status once every run is terminal.
+async fn settled_statuses(api: &Api, batch: &str) -> std::collections::BTreeMap<String, usize> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = api.list_all(batch, 100).await;
+        let mut by = std::collections::BTreeMap::new();
+        for r in &runs {
+            *by.entry(r["status"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
+        }
+        if !by.contains_key("PENDING") && !by.contains_key("PROCESSING") {
+            return by;
+        }
+        assert!(std::time::Instant::now() < deadline, "{by:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Review happens only where a workflow has a review step: the demo workflow's runs never
+/// need review (its share is processed), the review workflow's do at about the profile's
+/// share, and steering review on the demo workflow is refused with the way out.
+#[tokio::test]
+async fn only_a_workflow_with_a_review_step_sends_runs_to_review() {
+    let mut profile = fast_profile();
+    // Reviews nobody schedules: NEEDS_REVIEW stays visible.
+    profile.processing.review.after = None;
+    profile.processing.outcomes.needs_review = 0.2;
+    let mock = start(profile).await;
+    let api = Api::new(&mock.url(), V2026);
+
+    let demo = api.submit(1000, "demo").await;
+    let by = settled_statuses(&api, &demo).await;
+    assert_eq!(by.get("NEEDS_REVIEW"), None, "{by:?}");
+    assert_eq!(by.values().sum::<usize>(), 1000);
+    assert!(
+        by["PROCESSED"] > 900,
+        "the review share is processed: {by:?}"
+    );
+
+    let r = api
+        .post("/workflow_runs/batch", &api.review_batch_body(1000, "rev"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let by = settled_statuses(&api, r.body["batchId"].as_str().unwrap()).await;
+    let review = by.get("NEEDS_REVIEW").copied().unwrap_or(0);
+    // ~20 % of 1,000 (binomial sd ≈ 13): well inside 140..260.
+    assert!((140..260).contains(&review), "{by:?}");
+
+    let mut body = api.batch_body(3, "steer");
+    body["inputs"][2]["metadata"]["x-batchproof-mock"] =
+        json!({"outcome": "NEEDS_REVIEW", "review": "approve"});
+    let r = api.post("/workflow_runs/batch", &body).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let message = r.body.to_string();
+    for part in [
+        "inputs[2].metadata.x-batchproof-mock",
+        "workflow_batchproof_demo` has no review step",
+        "workflow_batchproof_review",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+}
+
+/// `batchproof mock` leaves reviews to the developer: a run that needs review waits for
+/// `POST /_mock/runs/{id}/review` and is then decided as asked.
+#[tokio::test]
+async fn the_local_profile_leaves_reviews_to_the_developer() {
+    let mut profile = local_profile();
+    assert_eq!(profile.processing.review.after, None);
+    // Fast and unthrottled here; the review plan is what is under test.
+    profile.time_scale = 1000.0;
+    profile.limits = Default::default();
+    profile.processing.outcomes.needs_review = 0.5;
+    let mock = start(profile).await;
+    let api = Api::new(&mock.url(), V2026);
+    let r = api
+        .post("/workflow_runs/batch", &api.review_batch_body(40, "local"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let batch = r.body["batchId"].as_str().unwrap().to_string();
+    let by = settled_statuses(&api, &batch).await;
+    assert!(by.get("NEEDS_REVIEW").copied().unwrap_or(0) > 5, "{by:?}");
+    let waiting: Vec<Value> = api
+        .list_all(&batch, 100)
+        .await
+        .into_iter()
+        .filter(|r| r["status"] == "NEEDS_REVIEW")
+        .collect();
+    for run in &waiting {
+        let admin = admin_run(&mock, run["id"].as_str().unwrap()).await;
+        assert_eq!(admin["reviewDecision"], "wait", "{admin}");
+    }
+    // The developer decides: approved becomes PROCESSED.
+    let id = waiting[0]["id"].as_str().unwrap();
+    let decided = reqwest::Client::new()
+        .post(format!("{}/_mock/runs/{id}/review", mock.url()))
+        .json(&json!({"decision": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), 200);
+    let full = api.get(&format!("/workflow_runs/{id}")).await;
+    assert_eq!(api.run_of(&full.body)["status"], "PROCESSED");
 }

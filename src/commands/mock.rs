@@ -84,6 +84,19 @@ pub async fn serve(
         }
     };
     let stop = stop_signal();
+    // The banner names the workflows a client may use, and which can need review.
+    let workflows = profile
+        .workflows
+        .iter()
+        .map(|w| {
+            if w.review {
+                format!("{} (with a review step)", w.id)
+            } else {
+                w.id.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let server = match MockServer::start(profile, bind).await {
         Ok(s) => s,
         Err(e) => {
@@ -92,10 +105,9 @@ pub async fn serve(
         }
     };
     eprintln!(
-        "batchproof mock serving {} (token: {}, workflow: {}); Ctrl-C to stop",
+        "batchproof mock serving {} (token: {}, workflows: {workflows}); Ctrl-C to stop",
         server.url(),
         batchproof::mock::profile::DEFAULT_TOKEN,
-        batchproof::mock::profile::DEFAULT_WORKFLOW
     );
     if let Some(dir) = &grade {
         eprintln!(

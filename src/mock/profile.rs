@@ -18,8 +18,11 @@ use crate::config::{ConfigError, Dur, DurationDist};
 
 /// The token that `mock/default.yaml` accepts, documented for local use.
 pub const DEFAULT_TOKEN: &str = "sk_batchproof_local";
-/// The workflow every built-in profile knows.
+/// The workflow every built-in profile knows. It has no review step: its runs never need
+/// review.
 pub const DEFAULT_WORKFLOW: &str = "workflow_batchproof_demo";
+/// The built-in profiles' workflow with a human review step.
+pub const REVIEW_WORKFLOW: &str = "workflow_batchproof_review";
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,7 +114,7 @@ impl Default for Profile {
             seed: 0,
             missing_version: MissingVersion::Reject,
             auth: Auth::default(),
-            workflows: vec![Workflow::default()],
+            workflows: vec![Workflow::default(), Workflow::with_review()],
             processing: Processing::default(),
             limits: Limits::default(),
             webhooks: Webhooks::default(),
@@ -168,6 +171,9 @@ pub struct Workflow {
     pub versions: Vec<String>,
     /// Steps whose runs appear in `stepRuns` (and `outputs` on legacy versions).
     pub steps: Vec<Step>,
+    /// The workflow has a human review step: only its runs can go to NEEDS_REVIEW, as in
+    /// production (the profile's `needs_review` share is processed elsewhere).
+    pub review: bool,
 }
 
 impl Default for Workflow {
@@ -180,6 +186,20 @@ impl Default for Workflow {
                 name: "Extract invoice".into(),
                 kind: StepKind::Extract,
             }],
+            review: false,
+        }
+    }
+}
+
+impl Workflow {
+    /// The demo workflow with a human review step after extraction.
+    pub fn with_review() -> Self {
+        Workflow {
+            id: REVIEW_WORKFLOW.into(),
+            name: "batchproof demo: invoice extraction with human review".into(),
+            versions: vec!["1".into()],
+            review: true,
+            ..Workflow::default()
         }
     }
 }

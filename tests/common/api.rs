@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use batchproof::mock::profile::{DEFAULT_TOKEN, DEFAULT_WORKFLOW};
+use batchproof::mock::profile::{DEFAULT_TOKEN, DEFAULT_WORKFLOW, REVIEW_WORKFLOW};
 use batchproof::mock::{MockServer, Profile};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -122,6 +122,15 @@ impl Api {
 
     /// A batch body in this client's version for `n` inputs with metadata `{i, tag}`.
     pub fn batch_body(&self, n: usize, tag: &str) -> Value {
+        self.batch_body_on(DEFAULT_WORKFLOW, n, tag)
+    }
+
+    /// `batch_body` on the workflow with a review step: only its runs can need review.
+    pub fn review_batch_body(&self, n: usize, tag: &str) -> Value {
+        self.batch_body_on(REVIEW_WORKFLOW, n, tag)
+    }
+
+    fn batch_body_on(&self, workflow: &str, n: usize, tag: &str) -> Value {
         let inputs: Vec<Value> = (0..n)
             .map(|i| {
                 let meta = json!({"i": i, "tag": tag, "nested": {"list": [i, "x"], "none": null}});
@@ -133,9 +142,9 @@ impl Api {
             })
             .collect();
         if self.is_legacy() {
-            json!({"workflowId": DEFAULT_WORKFLOW, "inputs": inputs})
+            json!({"workflowId": workflow, "inputs": inputs})
         } else {
-            json!({"workflow": {"id": DEFAULT_WORKFLOW}, "inputs": inputs})
+            json!({"workflow": {"id": workflow}, "inputs": inputs})
         }
     }
 

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use batchproof::mock::profile::{DEFAULT_TOKEN, DEFAULT_WORKFLOW};
+use batchproof::mock::profile::{DEFAULT_TOKEN, DEFAULT_WORKFLOW, REVIEW_WORKFLOW};
 use batchproof::mock::{MockServer, Profile};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -104,7 +104,7 @@ impl Capture {
 }
 
 /// Registers `url` as a webhook endpoint subscribed to every workflow-run event of the
-/// default workflow; returns the signing secret.
+/// built-in workflows (the demo and the one with a review step); returns the signing secret.
 pub async fn register(api: &Api, url: &str, api_version: &str) -> String {
     let r = api
         .post(
@@ -124,9 +124,11 @@ pub async fn register(api: &Api, url: &str, api_version: &str) -> String {
     if api_version == V2026 {
         events.push("workflow_run.cancelled");
     }
-    let s = api
-        .post("/webhook_subscriptions", &json!({"webhookEndpointId": r.body["id"], "resourceType": "workflow", "resourceId": DEFAULT_WORKFLOW, "enabledEvents": events}))
-        .await;
-    assert_eq!(s.status, 200, "{}", s.body);
+    for workflow in [DEFAULT_WORKFLOW, REVIEW_WORKFLOW] {
+        let s = api
+            .post("/webhook_subscriptions", &json!({"webhookEndpointId": r.body["id"], "resourceType": "workflow", "resourceId": workflow, "enabledEvents": events}))
+            .await;
+        assert_eq!(s.status, 200, "{}", s.body);
+    }
     secret
 }

@@ -80,7 +80,7 @@ def main():
     client.webhook_subscriptions.create(
         webhook_endpoint_id=endpoint.id,
         resource_type="workflow",
-        resource_id="workflow_batchproof_demo",
+        resource_id="workflow_batchproof_review",
         enabled_events=[
             "workflow_run.completed",
             "workflow_run.failed",
@@ -96,7 +96,7 @@ def main():
          "metadata": {"i": i, "customer": {"id": f"c{i % 7}", "tags": ["sdk", i]}}}
         for i in range(N)
     ]
-    batch = client.workflow_runs.create_batch(workflow={"id": "workflow_batchproof_demo"}, inputs=inputs)
+    batch = client.workflow_runs.create_batch(workflow={"id": "workflow_batchproof_review"}, inputs=inputs)
     batch_id = batch.batch_id
     check(bool(batch_id) and batch_id.startswith("batch_"), f"create_batch with {N} inputs returns a batchId ({batch_id})")
 

@@ -89,7 +89,10 @@ pub(super) fn new_run(
     // Every draw is made whether or not the input is steered, so steering one input
     // leaves the others' seeded outcomes as they were.
     let approve = rng.random::<f64>() < review.approve;
-    let mut outcome = if pick < o.processed {
+    // Only a workflow with a review step sends runs to review; elsewhere the share that
+    // would need review is processed (the draw is made all the same, for the seed).
+    let reviewable = profile.workflows[workflow].review;
+    let mut outcome = if pick < o.processed || (!reviewable && pick >= o.processed + o.failed) {
         Outcome::Processed
     } else if pick < o.processed + o.failed {
         // INVALID_WORKFLOW is for a workflow that cannot run: only steered.

@@ -43,7 +43,7 @@ check(typeof secret === "string" && secret.startsWith("wss_"), "webhookEndpoints
 await client.webhookSubscriptions.create({
   webhookEndpointId: endpoint.id,
   resourceType: "workflow",
-  resourceId: "workflow_batchproof_demo",
+  resourceId: "workflow_batchproof_review",
   enabledEvents: [
     "workflow_run.completed", "workflow_run.failed", "workflow_run.needs_review",
     "workflow_run.rejected", "workflow_run.cancelled", STEP,
@@ -57,7 +57,7 @@ const inputs = Array.from({ length: N }, (_, i) => ({
 // The mock-only steering key: this document fails, that one is rejected in review.
 inputs[0].metadata["x-batchproof-mock"] = { outcome: "FAILED", failureReason: "FAILED_TO_PROCESS_FILE" };
 inputs[1].metadata["x-batchproof-mock"] = { outcome: "NEEDS_REVIEW", review: "reject" };
-const batch = await client.workflowRuns.createBatch({ workflow: { id: "workflow_batchproof_demo" }, inputs });
+const batch = await client.workflowRuns.createBatch({ workflow: { id: "workflow_batchproof_review" }, inputs });
 const batchId = batch.batchId;
 check(typeof batchId === "string" && batchId.startsWith("batch_"), `createBatch with ${N} inputs returns a batchId (${batchId})`);
 
