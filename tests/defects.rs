@@ -227,11 +227,13 @@ defect_test!(
     runs_without_batch_id,
     stale_signature,
     stale_get,
+    status_filter_ignored,
     status_regression,
     throttles_rapid_batches,
     webhook_alters_metadata,
     webhook_drops_metadata,
     webhook_without_batch_id,
+    workflow_filter_ignored,
     wrong_error_shape,
     wrong_signature,
 );

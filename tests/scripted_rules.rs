@@ -405,6 +405,15 @@ impl State {
                 let probe = r.probe_max || r.metadata.get("bp_probe").is_some();
                 self.is("list.batch_filter") && !probe || &r.batch_id == batch
             })
+            // The status and workflowId filters (breaking one: ignoring it).
+            .filter(|r| {
+                q.get("status")
+                    .is_none_or(|s| self.is("list.status_filter") || r.status.as_str() == s)
+            })
+            .filter(|_| {
+                q.get("workflowId")
+                    .is_none_or(|w| self.is("list.workflow_filter") || w == WORKFLOW)
+            })
             .collect();
         // The default order is updatedAt, descending (breaking list.defaults: ascending).
         if !q.contains_key("sortBy") && !self.is("list.defaults") {
@@ -707,6 +716,8 @@ const TABLE: &[(&str, &[&str])] = &[
     ("list.page_size", &["list.defaults"]),
     ("list.page_size_range", &[]),
     ("list.defaults", &[]),
+    ("list.status_filter", &[]),
+    ("list.workflow_filter", &[]),
     ("list.token_chain_ends", &[]),
     ("webhook.signature", &["webhook.agrees_with_get"]),
     ("webhook.signature_age", &["webhook.agrees_with_get"]),
@@ -907,6 +918,8 @@ scripted!(
     list_page_size,
     list_page_size_range,
     list_defaults,
+    list_status_filter,
+    list_workflow_filter,
     list_token_chain_ends,
     webhook_signature,
     webhook_signature_age,

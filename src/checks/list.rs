@@ -1,7 +1,8 @@
 //! `list.*`: List Workflow Runs filtered by batchId shows that batch's runs only, in
 //! pages of at most maxPageSize that are disjoint and add up to the whole batch, with a
-//! token chain that ends; an out-of-range maxPageSize is refused with 400; and without
-//! maxPageSize or sortBy a page holds 10 runs, most recently updated first.
+//! token chain that ends; an out-of-range maxPageSize is refused with 400; without
+//! maxPageSize or sortBy a page holds 10 runs, most recently updated first; and the
+//! `status` and `workflowId` filters keep exactly the runs they name.
 
 use super::{Provenance, Rule, Severity};
 
@@ -52,6 +53,24 @@ pub const RULES: &[Rule] = &[
         doc: DOC,
         provenance: Provenance::Documented,
         basis: "maxPageSize defaults to 10, sortBy to updatedAt and sortDir to desc (2024-12-23 docs, spec-2025; the 2026 defaults are assumed unchanged)",
+        versions: &[],
+    },
+    Rule {
+        id: "list.status_filter",
+        title: "Listing a batch by status shows only runs in that status, and every run already settled in it",
+        severity: Severity::Error,
+        doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "List Workflow Runs filters by status (every version); a run settled in PROCESSED, FAILED, REJECTED or CANCELLED stays there, so a later listing by that status holds it",
+        versions: &[],
+    },
+    Rule {
+        id: "list.workflow_filter",
+        title: "Listing a batch by its workflowId shows all its runs, each of that workflow; by a workflow that does not exist, none",
+        severity: Severity::Error,
+        doc: DOC,
+        provenance: Provenance::Documented,
+        basis: "List Workflow Runs filters by workflowId (every version); whether an unknown workflowId is refused (4xx) or matches nothing (200, no runs) is not documented, so both pass",
         versions: &[],
     },
     Rule {

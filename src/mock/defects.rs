@@ -63,6 +63,10 @@ pub struct Defects {
     pub accept_large_metadata: bool,
     /// A listing without maxPageSize gets pages of this size instead of 10.
     pub default_page_size: Option<usize>,
+    /// A listing ignores its `status` filter.
+    pub status_filter_ignored: bool,
+    /// A listing ignores its `workflowId` filter.
+    pub workflow_filter_ignored: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

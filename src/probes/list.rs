@@ -1,11 +1,13 @@
 //! The active part of the `list.*` rules: requests the probe phase sends and what
 //! their answers show.
 
-use super::{Probe, seen};
+use super::{PATIENCE, Probe, seen};
+use crate::api::client::Reply;
 use crate::api::shapes;
 use crate::checks::Case;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 /// One walk through a batch's pages.
 pub struct Walk {
@@ -188,4 +190,225 @@ pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
         .batch(batch_id)
         .request(req.clone())
     });
+}
+
+/// A workflow id no target has: a listing filtered by it must hold none of a batch's runs.
+const ABSENT_WORKFLOW: &str = "workflow_batchproof_absent_0000";
+
+/// Every run a listing of `batch_id` filtered by `filter` shows, over pages of 100 (at
+/// most `max_pages`), or the reply that was not a page.
+async fn filtered(
+    p: &mut Probe<'_>,
+    batch_id: &str,
+    filter: (&str, &str),
+    max_pages: u64,
+) -> Result<Vec<Value>, Reply> {
+    let mut runs = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..max_pages {
+        let mut q = vec![
+            ("batchId", batch_id.to_string()),
+            (filter.0, filter.1.to_string()),
+            ("maxPageSize", "100".to_string()),
+            ("sortBy", "createdAt".to_string()),
+            ("sortDir", "asc".to_string()),
+        ];
+        if let Some(t) = &token {
+            q.push(("nextPageToken", t.clone()));
+        }
+        let mut waited = 0;
+        let reply = loop {
+            let reply = p.client.get("/workflow_runs", &q).await;
+            if reply.status() == Some(429) && waited < PATIENCE {
+                waited += 1;
+                p.throttled(&reply, "GET /workflow_runs");
+                tokio::time::sleep(Duration::from_millis(200 << waited)).await;
+                continue;
+            }
+            break reply;
+        };
+        let page = reply
+            .body()
+            .filter(|_| reply.status() == Some(200))
+            .and_then(|b| shapes::list_page(p.version(), b).ok());
+        let Some((page, next)) = page else {
+            return Err(reply);
+        };
+        runs.extend(page);
+        match next {
+            Some(t) if Some(&t) != token.as_ref() => token = Some(t),
+            _ => return Ok(runs),
+        }
+    }
+    Ok(runs)
+}
+
+fn id_of(r: &Value) -> Option<&str> {
+    r.get("id").and_then(Value::as_str)
+}
+
+/// The workflow a listed run names: `workflow.id` (2025 on) or `workflowId` (2024).
+fn workflow_of(r: &Value) -> Option<&str> {
+    r.get("workflow")
+        .and_then(|w| w.get("id"))
+        .or_else(|| r.get("workflowId"))
+        .and_then(Value::as_str)
+}
+
+/// `list.status_filter` and `list.workflow_filter` on a batch whose runs `listed` were
+/// just read whole.
+pub async fn filters(p: &mut Probe<'_>, batch_id: &str, listed: &[Value]) {
+    let max_pages = listed.len() as u64 / 100 + 3;
+    status_filter(p, batch_id, listed, max_pages).await;
+    workflow_filter(p, batch_id, listed, max_pages).await;
+}
+
+async fn status_filter(p: &mut Probe<'_>, batch_id: &str, listed: &[Value], max_pages: u64) {
+    let rule = "list.status_filter";
+    // The settled status most of the batch's runs are in: none of them can leave it, so
+    // the filtered listing must hold every one.
+    let mut settled: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in listed {
+        if let (Some(id), Some(s)) = (id_of(r), r.get("status").and_then(Value::as_str))
+            && ["PROCESSED", "FAILED", "REJECTED", "CANCELLED"].contains(&s)
+        {
+            settled.entry(s).or_default().push(id);
+        }
+    }
+    let Some((status, ids)) = settled.into_iter().max_by_key(|(_, ids)| ids.len()) else {
+        p.findings.note(
+            rule,
+            "no run of the audited batch had settled (PROCESSED, FAILED, REJECTED or CANCELLED) to filter by",
+        );
+        return;
+    };
+    let req = format!(
+        "GET /workflow_runs?batchId={batch_id}&status={status}&maxPageSize=100 (all pages)"
+    );
+    let runs = match filtered(p, batch_id, ("status", status), max_pages).await {
+        Ok(runs) => runs,
+        Err(reply) => {
+            p.error_body(&reply, &req);
+            p.findings.fail(
+                rule,
+                Case::new("HTTP 200 for every page", seen(&reply))
+                    .batch(batch_id)
+                    .request(req),
+            );
+            return;
+        }
+    };
+    let other: Vec<String> = runs
+        .iter()
+        .filter(|r| r.get("status").and_then(Value::as_str) != Some(status))
+        .take(5)
+        .map(|r| {
+            format!(
+                "{} {}",
+                id_of(r).unwrap_or("?"),
+                r.get("status").unwrap_or(&Value::Null)
+            )
+        })
+        .collect();
+    let got: HashSet<&str> = runs.iter().filter_map(id_of).collect();
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|id| !got.contains(*id))
+        .take(5)
+        .copied()
+        .collect();
+    p.findings
+        .check(rule, other.is_empty() && missing.is_empty(), || {
+            Case::new(
+                format!("only {status} runs, the {} settled in it among them", ids.len()),
+                format!(
+                    "{} runs; in another status: {other:?}; settled {status} but missing: {missing:?}",
+                    runs.len()
+                ),
+            )
+            .batch(batch_id)
+            .request(req.clone())
+        });
+}
+
+async fn workflow_filter(p: &mut Probe<'_>, batch_id: &str, listed: &[Value], max_pages: u64) {
+    let rule = "list.workflow_filter";
+    let workflow = p.scenario.workflow.id.clone();
+    let req = format!(
+        "GET /workflow_runs?batchId={batch_id}&workflowId={workflow}&maxPageSize=100 (all pages)"
+    );
+    match filtered(p, batch_id, ("workflowId", &workflow), max_pages).await {
+        Ok(runs) => {
+            let got: HashSet<&str> = runs.iter().filter_map(id_of).collect();
+            let missing: Vec<&str> = listed
+                .iter()
+                .filter_map(id_of)
+                .filter(|id| !got.contains(id))
+                .take(5)
+                .collect();
+            let other: Vec<String> = runs
+                .iter()
+                .filter(|r| workflow_of(r).is_some_and(|w| w != workflow))
+                .take(5)
+                .map(|r| {
+                    format!(
+                        "{} of {}",
+                        id_of(r).unwrap_or("?"),
+                        workflow_of(r).unwrap_or("?")
+                    )
+                })
+                .collect();
+            p.findings
+                .check(rule, missing.is_empty() && other.is_empty(), || {
+                    Case::new(
+                        format!(
+                            "the batch's {} runs, each of workflow {workflow}",
+                            listed.len()
+                        ),
+                        format!(
+                            "{} runs; missing: {missing:?}; of another workflow: {other:?}",
+                            runs.len()
+                        ),
+                    )
+                    .batch(batch_id)
+                    .request(req.clone())
+                });
+        }
+        Err(reply) => {
+            p.error_body(&reply, &req);
+            p.findings.fail(
+                rule,
+                Case::new("HTTP 200 for every page", seen(&reply))
+                    .batch(batch_id)
+                    .request(req),
+            );
+        }
+    }
+    // A workflow that does not exist: refused, or no run at all.
+    let req = format!("GET /workflow_runs?batchId={batch_id}&workflowId={ABSENT_WORKFLOW}");
+    match filtered(p, batch_id, ("workflowId", ABSENT_WORKFLOW), 1).await {
+        Ok(runs) => p.findings.check(rule, runs.is_empty(), || {
+            Case::new(
+                "no run (or a 4xx refusal)",
+                format!(
+                    "{} runs, e.g. {}",
+                    runs.len(),
+                    runs.first().and_then(id_of).unwrap_or("?")
+                ),
+            )
+            .batch(batch_id)
+            .request(req.clone())
+        }),
+        Err(reply) => {
+            let refused = reply.status().is_some_and(|s| (400..500).contains(&s));
+            if refused {
+                p.error_body(&reply, &req);
+            }
+            p.findings.check(rule, refused, || {
+                Case::new("no run (or a 4xx refusal)", seen(&reply))
+                    .batch(batch_id)
+                    .request(req.clone())
+            });
+        }
+    }
 }

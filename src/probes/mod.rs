@@ -30,7 +30,7 @@ mod version;
 pub use crate::api::PROBE_KEY;
 
 /// 429s a probe waits out before it gives up.
-const PATIENCE: u32 = 6;
+pub(super) const PATIENCE: u32 = 6;
 
 pub struct Probe<'a> {
     pub client: &'a Client,

@@ -69,9 +69,10 @@ pub(super) async fn list_runs(
             None => Some(usize::MAX),
         },
     };
+    let defects = &s.profile.defects;
     let query = ListQuery {
-        status: params.status,
-        workflow_id,
+        status: params.status.filter(|_| !defects.status_filter_ignored),
+        workflow_id: workflow_id.filter(|_| !defects.workflow_filter_ignored),
         batch_id: params.batch_id.clone(),
         file_name_contains: params.file_name_contains.clone(),
         sort_by_created: params.sort_by_created,
