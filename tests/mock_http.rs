@@ -201,6 +201,16 @@ async fn oversized_bodies_get_413_with_the_api_error_body() {
     let body = api.batch_body(1000, "large");
     let r = api.post("/workflow_runs/batch", &body).await;
     assert_error(&r, 413, V2026, "larger than");
+
+    // The same while the mock records a client for its grade (the recorder reads the
+    // body first): still 413, never an empty body's 400.
+    let mut p = fast_profile();
+    p.max_body_bytes = 64 * 1024;
+    p.sparring.record = true;
+    let mock = start(p).await;
+    let api = Api::new(&mock.url(), V2026);
+    let r = api.post("/workflow_runs/batch", &body).await;
+    assert_error(&r, 413, V2026, "larger than");
 }
 
 #[tokio::test]

@@ -120,9 +120,12 @@ pub async fn record(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
     };
     let at_ms = s.started.elapsed().as_millis() as u64;
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, s.profile.max_body_bytes + 1)
-        .await
-        .unwrap_or_default();
+    // Read once to record; a body over the limit is recorded empty and handed on as one
+    // that is over the limit, so the handler answers 413 as it does when not recording.
+    let (body, oversized) = match axum::body::to_bytes(body, s.profile.max_body_bytes).await {
+        Ok(b) => (b, false),
+        Err(_) => (Bytes::new(), true),
+    };
     let route = route_of(&parts.method, parts.uri.path());
     let query = parts.uri.query().unwrap_or("").to_string();
     let (inputs, input_keys) = if route == Route::Batch {
@@ -164,6 +167,10 @@ pub async fn record(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
     let headers = parts.headers.clone();
     let mut resp = match seen.adversity {
         Some(a) if a != Adversity::AcceptedThenFailed => adversity_answer(&s, &headers, a),
+        _ if oversized => {
+            let over = http_body_util::Limited::new(Body::from(vec![0u8]), 0);
+            next.run(Request::from_parts(parts, Body::new(over))).await
+        }
         _ => next.run(Request::from_parts(parts, Body::from(body))).await,
     };
     if seen.adversity == Some(Adversity::AcceptedThenFailed) {
