@@ -206,8 +206,19 @@ async fn bad_advanced_options_get_the_versions_own_400() {
     mock.shutdown().await;
 }
 
+/// The fenced block of mock/README.md that opens with `fence`.
+fn readme_block(fence: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("mock/README.md"))
+            .unwrap();
+    let start = readme.find(fence).expect("the block is in mock/README.md") + fence.len();
+    let len = readme[start..].find("```").expect("a closed block");
+    readme[start..start + len].to_string()
+}
+
 /// The official Python SDK: `verify_and_parse(..., allow_signed_url=True)` on a real
-/// delivery, then `fetch_signed_payload_sync` over plain http to the mock.
+/// delivery, then `fetch_signed_payload_sync` over plain http to the mock; then
+/// mock/README.md's snippet on the same delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_fetches_the_signed_payload() {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/python");
@@ -233,9 +244,11 @@ async fn official_python_sdk_fetches_the_signed_payload() {
     let case = dir.path().join("delivery.json");
     let delivery = json!({"body": String::from_utf8(got.body.to_vec()).unwrap(), "headers": headers, "secret": secret, "batchId": batch});
     std::fs::write(&case, delivery.to_string()).unwrap();
+    let snippet = dir.path().join("readme_snippet.py");
+    std::fs::write(&snippet, readme_block("```python signed-url\n")).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/signed_url.py");
     let mut cmd = Command::new(python);
-    cmd.arg(script).arg(&case);
+    cmd.arg(script).arg(&case).arg(&snippet);
     for proxy in [
         "HTTP_PROXY",
         "HTTPS_PROXY",

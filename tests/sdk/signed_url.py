@@ -1,7 +1,8 @@
 """The official Python SDK (extend-ai) on a large-payload delivery from the mock.
 
-Usage: signed_url.py DELIVERY_JSON, a file with the delivery's raw `body`, its `headers`,
-the endpoint's `secret` and the run's `batchId` (written by tests/signed_url.rs). Prints
+Usage: signed_url.py DELIVERY_JSON README_SNIPPET. DELIVERY_JSON is a file with the delivery's raw `body`, its `headers`,
+the endpoint's `secret` and the run's `batchId`; README_SNIPPET is mock/README.md's
+```python signed-url block (both written by tests/signed_url.rs). Prints
 `ok ...` per check and `SDK signed URL check passed` at the end.
 """
 
@@ -48,5 +49,14 @@ try:
 except WebhookPayloadFetchError as e:
     assert "403" in str(e), e
     print("ok a tampered URL fails with WebhookPayloadFetchError (403)")
+
+# mock/README.md's snippet, as written, on the same delivery.
+readme = {"API_KEY": "unused", "body": body, "headers": headers, "secret": secret}
+exec(open(sys.argv[2]).read(), readme)
+shown = readme["event"]
+if hasattr(shown, "model_dump"):
+    shown = shown.model_dump(by_alias=True, mode="json")
+assert shown["payload"]["id"] == payload["id"] and shown["payload"]["status"] == "PROCESSED", shown
+print("ok mock/README.md's snippet fetches the same run")
 
 print("SDK signed URL check passed")
