@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::Shared;
 use super::delivery_log::{Attempt, DeliveryRecord};
 use super::profile::{Defects, MetadataDefect, Profile};
+use super::signed_url::{self, AdvancedOptions};
 use super::state::Run;
 use super::wire;
 use crate::api::{ApiVersion, RUN_EVENT_TYPES, RunStatus, STEP_RUN_EVENT};
@@ -37,6 +38,8 @@ pub struct HookEndpoint {
     pub events: Vec<String>,
     pub from_profile: bool,
     pub subscriptions: Vec<Subscription>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advanced_options: Option<AdvancedOptions>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +63,7 @@ struct Target {
     secret: String,
     version: ApiVersion,
     event_type: &'static str,
+    options: Option<AdvancedOptions>,
 }
 
 impl Hooks {
@@ -79,6 +83,7 @@ impl Hooks {
                     events: e.events.clone(),
                     from_profile: true,
                     subscriptions: vec![],
+                    advanced_options: None,
                 })
                 .collect(),
         }
@@ -142,6 +147,7 @@ impl Hooks {
                     secret: ep.secret.clone(),
                     version: ep.api_version,
                     event_type,
+                    options: ep.advanced_options.clone(),
                 });
             }
         }
@@ -181,7 +187,7 @@ pub async fn dispatch(
             shared.stats.announced.fetch_add(1, Ordering::Relaxed);
             let faults = &profile.faults.webhooks;
             let record = |outcome| DeliveryRecord {
-                event_id: body.0.clone(),
+                event_id: body.id.clone(),
                 event_type: target.event_type.to_string(),
                 run_id: run.id.clone(),
                 batch_id: run.batch_id.clone(),
@@ -230,49 +236,77 @@ pub async fn dispatch(
     }
 }
 
+/// One event for one endpoint: its id, and the body every attempt sends, or, in the
+/// large-payload mode, the payload each attempt wraps in a fresh signed URL.
+#[derive(Debug, Clone)]
+struct Event {
+    id: String,
+    body: Result<Bytes, Bytes>,
+}
+
+impl Event {
+    fn new(target: &Target, payload: Bytes) -> Event {
+        let id = format!("evt_{}", super::state::random_id(20));
+        let body = if signed_url::by_url(target.options.as_ref(), payload.len()) {
+            Err(payload)
+        } else {
+            Ok(envelope(&id, target.event_type, &payload))
+        };
+        Event { id, body }
+    }
+
+    /// What the next attempt sends: the signature then covers the URL, not the run.
+    fn body(&self, shared: &Shared, target: &Target) -> Bytes {
+        match &self.body {
+            Ok(body) => body.clone(),
+            Err(payload) => envelope(&self.id, target.event_type, &shared.signed_url(payload)),
+        }
+    }
+}
+
 /// The events one announcement makes for one endpoint: one for a run event, one per
-/// step run for the step-run event. Each is its event id and serialised body.
+/// step run for the step-run event.
 fn event_bodies(
     shared: &Shared,
     run: &Run,
     target: &Target,
     payloads: &mut Vec<(ApiVersion, Bytes)>,
-) -> Vec<(String, Bytes)> {
+) -> Vec<Event> {
     if target.event_type != STEP_RUN_EVENT {
-        return vec![event_body(shared, run, target, payloads)];
+        let payload = event_payload(shared, run, target, payloads);
+        return vec![Event::new(target, payload)];
     }
     let wf = &shared.profile.workflows[run.workflow];
     wire::step_run_events(target.version, run, wf)
         .into_iter()
         .map(|payload| {
             let payload = serde_json::to_vec(&payload).unwrap_or_default();
-            envelope(target.event_type, &payload)
+            Event::new(target, Bytes::from(payload))
         })
         .collect()
 }
 
 /// `{"eventId", "eventType", "payload"}` around a serialised payload.
-fn envelope(event_type: &str, payload: &[u8]) -> (String, Bytes) {
-    let event_id = format!("evt_{}", super::state::random_id(20));
+fn envelope(event_id: &str, event_type: &str, payload: &[u8]) -> Bytes {
     let mut body = Vec::with_capacity(payload.len() + 96);
     body.extend_from_slice(b"{\"eventId\":");
     // Strings into a Vec: nothing fails.
-    let _ = serde_json::to_writer(&mut body, &event_id);
+    let _ = serde_json::to_writer(&mut body, event_id);
     body.extend_from_slice(b",\"eventType\":");
     let _ = serde_json::to_writer(&mut body, event_type);
     body.extend_from_slice(b",\"payload\":");
     body.extend_from_slice(payload);
     body.push(b'}');
-    (event_id, Bytes::from(body))
+    Bytes::from(body)
 }
 
-/// The event id and serialised body of one run event for one endpoint.
-fn event_body(
+/// The serialised payload of one run event for one endpoint.
+fn event_payload(
     shared: &Shared,
     run: &Run,
     target: &Target,
     payloads: &mut Vec<(ApiVersion, Bytes)>,
-) -> (String, Bytes) {
+) -> Bytes {
     let profile = &shared.profile;
     let defects = &profile.defects;
     let batch_visible = !(defects.runs_without_batch_id || defects.webhook_without_batch_id);
@@ -287,7 +321,7 @@ fn event_body(
                 p
             }
         };
-        return envelope(target.event_type, &payload);
+        return payload;
     };
     let mut payload = wire::run_full(target.version, run, profile, batch_visible);
     match defect {
@@ -304,16 +338,13 @@ fn event_body(
             payload["metadata"] = meta;
         }
     }
-    envelope(
-        target.event_type,
-        &serde_json::to_vec(&payload).unwrap_or_default(),
-    )
+    Bytes::from(serde_json::to_vec(&payload).unwrap_or_default())
 }
 
 async fn deliver(
     shared: Arc<Shared>,
     target: Target,
-    (event_id, body): (String, Bytes),
+    event: Event,
     run_id: String,
     batch_id: Option<String>,
     delay: Duration,
@@ -357,25 +388,16 @@ async fn deliver(
         let Ok(_permit) = shared.delivery_slots.acquire().await else {
             return;
         };
-        let (timestamp, signature) = signature(&shared, &target, &body);
+        let body = event.body(&shared, &target);
         shared.stats.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let at = Utc::now();
-        let result = shared
-            .http
-            .post(&target.url)
-            .header("content-type", "application/json")
-            .header(signing::TIMESTAMP_HEADER, timestamp.to_string())
-            .header(signing::SIGNATURE_HEADER, signature)
-            // Bytes: every attempt sends the same buffer without copying it.
-            .body(body.clone())
-            .send()
-            .await;
+        let result = post(&shared, &target, body.clone()).await;
         let millis = started.elapsed().as_millis() as u64;
         observe(
             &shared,
             &target,
-            &event_id,
+            &event.id,
             None,
             &result,
             at_ms(&shared, started),
@@ -414,7 +436,7 @@ async fn deliver(
         _ => shared.stats.failed.fetch_add(1, Ordering::Relaxed),
     };
     shared.log.lock().expect("log").push(DeliveryRecord {
-        event_id,
+        event_id: event.id,
         event_type: target.event_type.to_string(),
         run_id,
         batch_id,
@@ -422,6 +444,26 @@ async fn deliver(
         outcome,
         attempts,
     });
+}
+
+/// One signed attempt, with the endpoint's custom headers (`advancedOptions.headers`).
+async fn post(
+    shared: &Shared,
+    target: &Target,
+    body: Bytes,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let (timestamp, signature) = signature(shared, target, &body);
+    let mut req = shared.http.post(&target.url);
+    for (name, value) in target.options.iter().flat_map(|o| &o.headers) {
+        req = req.header(name, value);
+    }
+    req.header("content-type", "application/json")
+        .header(signing::TIMESTAMP_HEADER, timestamp.to_string())
+        .header(signing::SIGNATURE_HEADER, signature)
+        // Bytes: a json-mode attempt sends the event's buffer without copying it.
+        .body(body)
+        .send()
+        .await
 }
 
 /// An attempt's timestamp and signature, bent by the profile's faults and defects.

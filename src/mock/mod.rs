@@ -18,6 +18,7 @@ mod raw;
 mod refusal;
 pub mod retry_after;
 mod scheduler;
+mod signed_url;
 pub mod sparring;
 mod state;
 mod steer;
@@ -77,6 +78,8 @@ pub struct Shared {
     pub started: Instant,
     /// What a client did, when the profile's sparring records it.
     pub recorder: Option<Arc<sparring::Recorder>>,
+    /// Payloads handed out as presigned URLs (large-payload mode).
+    pub signed: signed_url::Vault,
 }
 
 impl Shared {
@@ -103,6 +106,7 @@ impl Shared {
             delivery_slots: Semaphore::new(profile.webhooks.concurrency),
             http,
             started: Instant::now(),
+            signed: signed_url::Vault::default(),
             recorder: profile.sparring.record.then(|| {
                 let r = sparring::Recorder::default();
                 r.observed.lock().expect("observed").limits = limiter::enforced(&profile);
@@ -110,6 +114,14 @@ impl Shared {
             }),
             profile,
         })
+    }
+
+    /// A payload as one more delivery attempt carries it in the large-payload mode: a
+    /// fresh signed URL, valid for the profile's time to live in mock time.
+    fn signed_url(&self, payload: &bytes::Bytes) -> bytes::Bytes {
+        let config = &self.profile.webhooks.signed_url;
+        let ttl = self.profile.scaled(config.ttl.0);
+        self.signed.wrap(config, ttl, payload)
     }
 
     /// Draws a fault decision with probability `p`.
@@ -141,6 +153,13 @@ impl MockServer {
             .await
             .with_context(|| format!("binding the mock to {bind}"))?;
         let addr = listener.local_addr()?;
+        // Presigned URLs point back here; an unspecified bind address is not one a
+        // receiver can fetch from, so it becomes loopback.
+        let mut reachable = addr;
+        if reachable.ip().is_unspecified() {
+            reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        shared.signed.set_base(format!("http://{reachable}"));
         let app = http::router(shared.clone());
         let mut stop = shutdown_rx.clone();
         let server = tokio::spawn(async move {

@@ -380,6 +380,8 @@ pub struct Webhooks {
     pub max_attempts: u32,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// The large-payload mode's URLs (`advancedOptions.payload.format: url`).
+    pub signed_url: super::signed_url::SignedUrlConfig,
 }
 
 impl Default for Webhooks {
@@ -396,6 +398,7 @@ impl Default for Webhooks {
             ],
             max_attempts: 20,
             concurrency: 64,
+            signed_url: Default::default(),
         }
     }
 }

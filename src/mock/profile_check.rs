@@ -48,6 +48,21 @@ impl Profile {
                 "fix the distribution's parameters, or `after: null` to review only on demand",
             );
         }
+        let signed = &self.webhooks.signed_url;
+        if let Some(base) = &signed.base_url
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            return bad(
+                format!("webhooks.signed_url.base_url is {base:?}, not an http(s) URL"),
+                "e.g. `base_url: https://mock.example.test`, or leave it out for the mock's own address",
+            );
+        }
+        if signed.kept == 0 {
+            return bad(
+                "webhooks.signed_url.kept is 0: no signed URL could be fetched".into(),
+                "keep at least 1 payload (the default keeps 10000)",
+            );
+        }
         let a = self.processing.review.approve;
         if !(0.0..=1.0).contains(&a) {
             return bad(

@@ -21,6 +21,7 @@ pub struct Captured {
     pub signature: Option<String>,
     pub body: Bytes,
     pub json: Value,
+    pub headers: HeaderMap,
 }
 
 /// A real HTTP receiver that records every delivery; it can refuse the first N.
@@ -28,6 +29,8 @@ pub struct Capture {
     pub addr: SocketAddr,
     pub deliveries: Arc<Mutex<Vec<Captured>>>,
     pub refused: Arc<Mutex<u32>>,
+    /// The deliveries answered with a 500 (the first `refuse_first`).
+    pub refused_deliveries: Arc<Mutex<Vec<Captured>>>,
 }
 
 #[derive(Clone)]
@@ -35,28 +38,32 @@ struct CaptureState {
     deliveries: Arc<Mutex<Vec<Captured>>>,
     refuse_first: u32,
     refused: Arc<Mutex<u32>>,
+    refused_deliveries: Arc<Mutex<Vec<Captured>>>,
 }
 
 async fn capture(State(s): State<CaptureState>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    {
-        let mut refused = s.refused.lock().unwrap();
-        if *refused < s.refuse_first {
-            *refused += 1;
-            return StatusCode::INTERNAL_SERVER_ERROR;
-        }
-    }
     let h = |n: &str| {
         headers
             .get(n)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    s.deliveries.lock().unwrap().push(Captured {
+    let captured = Captured {
         timestamp: h("x-extend-request-timestamp"),
         signature: h("x-extend-request-signature"),
         json: serde_json::from_slice(&body).unwrap_or(Value::Null),
         body,
-    });
+        headers: headers.clone(),
+    };
+    {
+        let mut refused = s.refused.lock().unwrap();
+        if *refused < s.refuse_first {
+            *refused += 1;
+            s.refused_deliveries.lock().unwrap().push(captured);
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    }
+    s.deliveries.lock().unwrap().push(captured);
     StatusCode::OK
 }
 
@@ -64,10 +71,12 @@ impl Capture {
     pub async fn start(refuse_first: u32) -> Capture {
         let deliveries = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(Mutex::new(0));
+        let refused_deliveries = Arc::new(Mutex::new(Vec::new()));
         let state = CaptureState {
             deliveries: deliveries.clone(),
             refuse_first,
             refused: refused.clone(),
+            refused_deliveries: refused_deliveries.clone(),
         };
         let app = Router::new()
             .route("/hook", post(capture))
@@ -79,6 +88,7 @@ impl Capture {
             addr,
             deliveries,
             refused,
+            refused_deliveries,
         }
     }
 

@@ -174,6 +174,33 @@ pub(super) async fn admin_endpoints(State(s): State<Arc<Shared>>) -> Response {
     axum::Json(json!(hooks.endpoints)).into_response()
 }
 
+/// `GET /_mock/signed/{token}?expires=…&signature=…`: the payload behind a presigned URL
+/// (large-payload mode). No API key, as with any presigned URL; the signature is the key.
+pub(super) async fn signed_payload(
+    State(s): State<Arc<Shared>>,
+    Path(token): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (expires, signature) = (q.get("expires"), q.get("signature"));
+    match s.signed.fetch(
+        &token,
+        expires.map(|e| e.as_str()),
+        signature.map(|e| e.as_str()),
+    ) {
+        Ok(payload) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            payload,
+        )
+            .into_response(),
+        Err(signed_url::Refused::Forbidden(why)) => (StatusCode::FORBIDDEN, why).into_response(),
+        Err(signed_url::Refused::Gone) => (
+            StatusCode::NOT_FOUND,
+            "this payload is no longer kept (webhooks.signed_url.kept)",
+        )
+            .into_response(),
+    }
+}
+
 /// `GET /_mock/grade`: the client's grade so far (`mock --grade`, or a profile whose
 /// sparring records); 404 with the fix when nothing is recorded.
 pub(super) async fn admin_grade(State(s): State<Arc<Shared>>) -> Response {

@@ -41,6 +41,7 @@ use super::delivery::{HookEndpoint, Subscription};
 use super::delivery_log::log_json;
 use super::profile::{Endpoint, MissingVersion};
 use super::refusal::{Invalid, Refusal, Reject};
+use super::signed_url::{self, AdvancedOptions};
 use super::state::{ListQuery, Outcome, Run, RunFile, Store};
 use super::validate::{self, BatchLimits, FileSpec, NewRun, Source};
 use super::wire;
@@ -79,6 +80,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_mock/resume", post(admin_resume))
         .route("/_mock/deliveries", get(admin_deliveries))
         .route("/_mock/endpoints", get(admin_endpoints))
+        .route(
+            &format!("{}/{{token}}", signed_url::PATH),
+            get(signed_payload),
+        )
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

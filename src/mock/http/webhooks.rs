@@ -75,6 +75,10 @@ pub(super) async fn create_webhook_endpoint(
             )),
         );
     }
+    let options = match AdvancedOptions::parse(body.get("advancedOptions")) {
+        Ok(o) => o,
+        Err(m) => return reject(&s, &ctx, bad(&m)),
+    };
     let secret = format!("wss_{}", random_id(32));
     let id = format!("wh_{}", random_id(12));
     let now = wire::ts(Utc::now());
@@ -87,13 +91,14 @@ pub(super) async fn create_webhook_endpoint(
         events: events.clone(),
         from_profile: false,
         subscriptions: vec![],
+        advanced_options: options.clone(),
     });
     s.has_endpoints.store(true, Ordering::Relaxed);
     // The signing secret is returned here and never again.
     let body = json!({
         "object": "webhook_endpoint", "id": id, "url": url, "name": name,
         "enabledEvents": events, "apiVersion": api_version.as_str(), "status": "enabled",
-        "signingSecret": secret, "advancedOptions": null, "createdAt": now, "updatedAt": now,
+        "signingSecret": secret, "advancedOptions": options, "createdAt": now, "updatedAt": now,
     });
     finish(&s, &ctx, ok_json(&ctx, body))
 }
