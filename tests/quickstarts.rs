@@ -223,6 +223,17 @@ fn check(out: &[String], mock: &Mock) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // It leaves no endpoint behind to be sent events at a closed port.
+    let endpoints = mock.admin("endpoints");
+    let left = endpoints
+        .as_array()
+        .map(Vec::len)
+        .or(endpoints.as_object().map(|o| o.len()));
+    assert_eq!(
+        left,
+        Some(0),
+        "the quickstart removes its webhook endpoint: {endpoints}"
+    );
 }
 
 #[test]

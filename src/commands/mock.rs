@@ -44,6 +44,9 @@ pub async fn serve(
         ),
         None => ("mock/local.yaml (built in)", LOCAL_PROFILE),
     };
+    let profile_name = profile
+        .as_deref()
+        .map_or(name.to_string(), |p| p.display().to_string());
     let mut profile = match load_profile(profile.as_deref(), name, builtin) {
         Ok(p) => p,
         Err(code) => return code,
@@ -97,6 +100,7 @@ pub async fn serve(
         })
         .collect::<Vec<_>>()
         .join(", ");
+    let in_the_way = adversities(&profile);
     let server = match MockServer::start(profile, bind).await {
         Ok(s) => s,
         Err(e) => {
@@ -105,10 +109,11 @@ pub async fn serve(
         }
     };
     eprintln!(
-        "batchproof mock serving {} (token: {}, workflows: {workflows}); Ctrl-C to stop",
+        "batchproof mock serving {} (profile {profile_name}; token: {}, workflows: {workflows}); Ctrl-C to stop",
         server.url(),
         batchproof::mock::profile::DEFAULT_TOKEN,
     );
+    eprintln!("  {in_the_way}");
     if let Some(dir) = &grade {
         eprintln!(
             "grading the client: live at {}/_mock/grade, the client report goes to {} on shutdown",
@@ -160,4 +165,42 @@ pub async fn resolve(bind: &str) -> Result<std::net::SocketAddr, String> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| "the host name resolves to no address".into())
+}
+
+/// One line on what the served profile puts in a client's way, so a developer is not
+/// surprised by a 429 or a 500 on their first request.
+fn adversities(p: &Profile) -> String {
+    let mut out = Vec::new();
+    let l = &p.limits;
+    if let Some(rps) = l.get_rps.or(l.write_rps).or(l.run_rps) {
+        out.push(format!("rate limits of {rps} requests/s per category"));
+    } else {
+        out.push("no rate limits".to_string());
+    }
+    let ordinals = |v: &[u64]| {
+        v.iter()
+            .map(|n| format!("#{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let b = &p.sparring.batches;
+    for (what, at) in [
+        ("throttled", &b.throttled),
+        ("throttled without Retry-After", &b.throttled_silent),
+        ("answered 500", &b.server_error),
+        ("accepted, then answered 500", &b.accepted_then_failed),
+    ] {
+        if !at.is_empty() {
+            out.push(format!("batch POST {} {what}", ordinals(at)));
+        }
+    }
+    if !p.sparring.forge.is_empty() {
+        out.push("forged deliveries after the first genuine one".into());
+    }
+    out.push(if p.processing.review.after.is_none() {
+        "NEEDS_REVIEW runs wait for POST /_mock/runs/{id}/review".into()
+    } else {
+        "NEEDS_REVIEW runs are reviewed on the profile's schedule".into()
+    });
+    out.join("; ")
 }

@@ -60,10 +60,13 @@ impl Grade {
             reasons.push(format!("{broken} client rule(s) broken"));
         }
         if api_requests == 0 {
-            reasons.push(
-                "the client sent the API nothing: no rule was put to the test (check the command, and that it reads EXTEND_BASE_URL)"
-                    .to_string(),
-            );
+            reasons.push(if client.is_some() {
+                "the client sent the API nothing: no rule was put to the test (check the command, and that it passes EXTEND_BASE_URL to its SDK as the base URL)"
+                    .to_string()
+            } else {
+                "the client sent the API nothing while the mock ran: no rule was put to the test (point the client's base URL at this mock)"
+                    .to_string()
+            });
         }
         if let Some(c) = &client {
             if c.timed_out {

@@ -65,6 +65,12 @@ pub fn console(g: &Grade) -> String {
                 e.at_ms, e.request, e.observed, e.expected
             ));
         }
+        if r.status == Status::NotExercised {
+            out.push_str(&format!(
+                "      not exercised: it needs {}\n",
+                r.exercised_by
+            ));
+        }
     }
     if g.dropped > 0 {
         out.push_str(&format!(
@@ -82,8 +88,8 @@ fn md_cell(t: &str) -> String {
 pub fn markdown(g: &Grade) -> String {
     let mut out = format!("# Client grade: {}\n\n", headline(g));
     out.push_str(&format!(
-        "{} requests and {} webhook deliveries observed.\n\n",
-        g.requests, g.deliveries
+        "{} API requests and {} webhook deliveries observed.\n\n",
+        g.api_requests, g.deliveries
     ));
     out.push_str("| rule | status | checked | title |\n|---|---|---|---|\n");
     for r in &g.rules {
@@ -115,6 +121,17 @@ pub fn markdown(g: &Grade) -> String {
             out.push_str(&format!("- and {} more\n", r.more));
         }
     }
+    let untested: Vec<&RuleResult> = g
+        .rules
+        .iter()
+        .filter(|r| r.status == Status::NotExercised)
+        .collect();
+    if !untested.is_empty() {
+        out.push_str("\n## Not exercised: what would put them to the test\n\n");
+        for r in untested {
+            out.push_str(&format!("- `{}`: {}\n", r.id, md_cell(&r.exercised_by)));
+        }
+    }
     out
 }
 
@@ -131,6 +148,12 @@ fn html_rule(r: &RuleResult) -> String {
     }
     if r.more > 0 {
         evidence.push_str(&format!("<li>and {} more</li>", r.more));
+    }
+    if r.status == Status::NotExercised {
+        evidence.push_str(&format!(
+            "<li class=\"untested\">not exercised: it needs {}</li>",
+            esc(&r.exercised_by)
+        ));
     }
     format!(
         "<tr data-rule=\"{id}\" data-status=\"{st}\"><td><code>{id}</code></td><td class=\"status {st}\">{st}</td><td>{checked}</td><td>{title}<div class=\"basis\">{basis} <em>({prov})</em></div><ul>{evidence}</ul></td></tr>\n",
@@ -160,14 +183,14 @@ table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #ddd
 </style></head><body>
 <h1>Client grade</h1>
 <p id="verdict" class="{verdict}" data-verdict="{verdict}">{headline}</p>
-<p id="counts">{requests} requests and {deliveries} webhook deliveries observed.</p>
+<p id="counts">{requests} API requests and {deliveries} webhook deliveries observed.</p>
 <table id="rules"><thead><tr><th>rule</th><th>status</th><th>checked</th><th>what and why</th></tr></thead>
 <tbody>
 {rows}</tbody></table>
 </body></html>
 "#,
         headline = esc(&headline(g)),
-        requests = g.requests,
+        requests = g.api_requests,
         deliveries = g.deliveries,
     )
 }
@@ -180,7 +203,10 @@ pub fn junit(g: &Grade) -> anyhow::Result<String> {
             Status::Passed => TestCaseStatus::success(),
             Status::NotExercised => {
                 let mut s = TestCaseStatus::skipped();
-                s.set_message("nothing the client did exercised this rule");
+                s.set_message(format!(
+                    "nothing the client did exercised this rule; it needs {}",
+                    r.exercised_by
+                ));
                 s
             }
             Status::Failed => {

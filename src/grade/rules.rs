@@ -70,6 +70,9 @@ pub struct RuleResult {
     pub title: String,
     pub provenance: String,
     pub basis: String,
+    /// What would put the rule to the test (shown when nothing did).
+    #[serde(default)]
+    pub exercised_by: String,
     pub status: Status,
     /// How many observations the rule judged.
     pub checked: u64,
@@ -84,6 +87,9 @@ struct Rule {
     title: &'static str,
     provenance: &'static str,
     basis: &'static str,
+    /// What the client must do for the rule to judge anything: the hint a rule left
+    /// unexercised carries.
+    exercised_by: &'static str,
 }
 
 /// The catalogue, in the order reports list it.
@@ -93,72 +99,84 @@ const RULES: [Rule; 12] = [
         title: "Every request names x-extend-api-version",
         provenance: "docs: API versioning; SDK defaults",
         basis: "Without the header a key created after 2025-04-21 is refused, and an older one silently gets the legacy version's shapes.",
+        exercised_by: "any request to the API",
     },
     Rule {
         id: "client.valid_requests",
         title: "Request bodies and queries are valid for their version",
         provenance: "docs: the endpoints' request schemas (the mock's validation)",
         basis: "A request the API refuses as invalid is work lost; the mock answers with the API's own error body, quoted as evidence.",
+        exercised_by: "any request to the API",
     },
     Rule {
         id: "client.batch_size",
         title: "No batch is empty or above 1,000 inputs",
         provenance: "docs: Batch Run Workflow (1 to 1,000 inputs)",
         basis: "The API refuses the whole batch: a client must split its files into batches of at most 1,000.",
+        exercised_by: "a batch POST",
     },
     Rule {
         id: "client.retry_after",
         title: "After a 429 with Retry-After, the retry waits that long",
         provenance: "docs: rate limits (honour Retry-After if present); both SDKs read it",
         basis: "Retrying sooner is refused again and counts against the organisation's limit.",
+        exercised_by: "a retry after a 429 with Retry-After (the sparring profile throttles the 1st batch POST and the 3rd read so)",
     },
     Rule {
         id: "client.backoff",
         title: "After a 5xx or a 429 without Retry-After, retries back off with growing gaps",
         provenance: "docs: rate limits (exponential backoff with jitter); SDK: 1 s × 2^n",
         basis: "Retry-After is sent only 'if present'; without it an immediate or fixed-rate retry is a retry storm.",
+        exercised_by: "a retry after a 5xx or a 429 without Retry-After (sparring: the 2nd, 3rd and 5th batch POSTs, the 6th read)",
     },
     Rule {
         id: "client.retry_bound",
         title: "Retries of one request are bounded",
         provenance: "SDK: max_retries (2 by default); docs: rate limits",
         basis: "A client that retries forever turns an outage into load; it must give up and report.",
+        exercised_by: "a request the mock refused (429 or 5xx) and the client's retries of it",
     },
     Rule {
         id: "client.no_blind_resubmit",
         title: "A batch that failed ambiguously is not sent again blindly",
         provenance: "reference: POSTs have no idempotency key; both SDKs retry POSTs on 5xx",
         basis: "A 5xx or timeout after the API accepted a batch leaves its runs in place: sending the same inputs again runs (and bills) them twice. Send batches without automatic retries and check first: list runs with fileNameContains (listed runs carry no metadata) before sending again.",
+        exercised_by: "a batch POST accepted and then answered 500 (sparring: the 3rd batch POST, retries counted)",
     },
     Rule {
         id: "client.page_token_encoded",
         title: "Page tokens are URL-encoded",
         provenance: "docs: List Workflow Runs (opaque nextPageToken)",
         basis: "Tokens contain `+`, `/` and `=`; sent raw, `+` arrives as a space and the token is refused.",
+        exercised_by: "a listing that sends a nextPageToken back",
     },
     Rule {
         id: "client.pages_followed",
         title: "A listing of a batch is followed to its last page",
         provenance: "docs: List Workflow Runs (pagination; default page size 10)",
         basis: "The first page holds at most maxPageSize runs: a client that stops there never sees most of its batch.",
+        exercised_by: "a listing of a batch longer than one page (more runs than maxPageSize; the default page is 10)",
     },
     Rule {
         id: "client.polling_rate",
         title: "Polling stays within the plan's rate limit",
         provenance: "docs: rate limits (GET requests per second per plan)",
         basis: "Reads over the limit are refused and slow every other client of the organisation; poll at an interval, or use webhooks.",
+        exercised_by: "reads (list or get) of runs",
     },
     Rule {
         id: "client.webhook_ack",
         title: "Genuine deliveries are answered 2xx in time",
         provenance: "docs: webhooks (retries on non-2xx and timeouts)",
         basis: "A receiver that answers late or non-2xx gets the event again and again, and may be disabled.",
+        exercised_by: "a webhook endpoint the client registers and subscribes to its workflow's run events",
     },
     Rule {
         id: "client.webhook_verify",
         title: "Forged deliveries are refused (non-2xx)",
         provenance: "docs: webhook signature (HMAC-SHA256 over v0:timestamp:body; reject stale timestamps)",
         basis: "Anyone who learns the receiver's URL can post to it: a receiver that does not verify acts on forged results.",
+        exercised_by: "a webhook endpoint the client registers: the forgeries follow its first genuine delivery",
     },
 ];
 
@@ -230,6 +248,7 @@ pub fn judge(obs: &Observations, t: &Tolerances) -> Vec<RuleResult> {
             title: rule.title.into(),
             provenance: rule.provenance.into(),
             basis: rule.basis.into(),
+            exercised_by: rule.exercised_by.into(),
             status: if !f.evidence.is_empty() {
                 Status::Failed
             } else if f.checked == 0 {
@@ -491,8 +510,9 @@ fn page_token_encoded(obs: &Observations, issued: &HashSet<&str>) -> Finding {
 
 fn pages_followed(obs: &Observations) -> Finding {
     let mut f = Finding::default();
-    // Per batch listed: (first seen, pages fetched, reached the last page).
-    let mut listed: Vec<(String, u64, u64, bool)> = Vec::new();
+    // Per batch listed: (first seen, pages fetched, reached the last page, had a next
+    // page). A listing whose first page was its last puts nothing to the test.
+    let mut listed: Vec<(String, u64, u64, bool, bool)> = Vec::new();
     for r in obs.requests.iter().filter(|r| r.status == 200) {
         let Some(batch) = r.page.as_ref().and_then(|p| p.batch_id.as_ref()) else {
             continue;
@@ -502,11 +522,12 @@ fn pages_followed(obs: &Observations) -> Finding {
             Some(l) => {
                 l.2 += 1;
                 l.3 |= last;
+                l.4 |= !last;
             }
-            None => listed.push((batch.clone(), r.at_ms, 1, last)),
+            None => listed.push((batch.clone(), r.at_ms, 1, last, !last)),
         }
     }
-    for (batch, at, pages, last) in listed {
+    for (batch, at, pages, last, _) in listed.into_iter().filter(|l| l.4) {
         f.checked += 1;
         if !last {
             f.fail(

@@ -1,6 +1,7 @@
 //! Every client rule proven both ways on observations written here: it passes on a client
 //! that keeps it and fails, with its own id and evidence, on one that breaks exactly it.
 
+use super::Grade;
 use super::observed::{
     Adversity, DeliverySeen, Forgery, Observations, PageSeen, RequestSeen, Route,
 };
@@ -188,6 +189,21 @@ fn page_tokens_and_pages_followed() {
     assert_eq!(
         failed(&obs(stopped, vec![])),
         ["client.page_token_encoded", "client.pages_followed"]
+    );
+    // A listing whose first page was its last puts pages_followed to no test: it is not
+    // exercised (and says what would exercise it), never passed.
+    let one_page = obs(vec![page(0, 1, "batchId=batch_1", None, None)], vec![]);
+    let g = Grade::judge(&one_page, &Tolerances::default(), None);
+    let rule = g
+        .rules
+        .iter()
+        .find(|r| r.id == "client.pages_followed")
+        .unwrap();
+    assert_eq!(rule.status, Status::NotExercised);
+    assert!(rule.exercised_by.contains("longer than one page"));
+    assert!(
+        crate::grade::report::markdown(&g)
+            .contains("- `client.pages_followed`: a listing of a batch longer than one page")
     );
 }
 

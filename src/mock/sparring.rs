@@ -8,6 +8,7 @@
 //! adversities run after run and a failure reproduces.
 
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,16 +65,28 @@ pub struct Recorder {
     pub forged: Mutex<Vec<String>>,
     /// Forged deliveries sent and not answered yet.
     pub forging: std::sync::atomic::AtomicU64,
+    /// An accepted-then-failed answer whose batch POST was refused anyway: it goes to the
+    /// next batch POST with no adversity of its own, so every client meets it.
+    carried: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
+    /// The accepted-then-failed answer found nothing accepted: carry it to the next batch.
+    pub fn carry_accepted_then_failed(&self) {
+        self.carried.store(true, Ordering::SeqCst);
+    }
+
     /// Counts a request on `route` and says which adversity, if any, it meets.
     pub fn adversity(&self, sparring: &Sparring, route: Route) -> Option<Adversity> {
         let mut c = self.counts.lock().expect("counts");
         match route {
             Route::Batch => {
                 c.0 += 1;
-                sparring.batches.at(c.0)
+                let own = sparring.batches.at(c.0);
+                if own.is_none() && self.carried.swap(false, Ordering::SeqCst) {
+                    return Some(Adversity::AcceptedThenFailed);
+                }
+                own
             }
             Route::List | Route::Get => {
                 c.1 += 1;

@@ -55,7 +55,7 @@ pub(super) async fn list_runs(
                     &ctx,
                     Reject {
                         code: ErrorCode::InvalidRequest,
-                        message: "`nextPageToken` is not a token this server issued".into(),
+                        message: "`nextPageToken` is not a token this server issued (send it back exactly as received, URL-encoded: `+` unencoded arrives as a space)".into(),
                     },
                 );
             }

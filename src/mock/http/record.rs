@@ -177,8 +177,10 @@ pub async fn record(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
         if resp.status().is_success() {
             resp = adversity_answer(&s, &headers, Adversity::AcceptedThenFailed);
         } else {
-            // Refused anyway: nothing was accepted, so nothing is ambiguous.
+            // Refused anyway: nothing was accepted, so nothing is ambiguous; the next
+            // batch POST meets it instead.
             seen.adversity = None;
+            recorder.carry_accepted_then_failed();
         }
     }
     seen.status = resp.status().as_u16();
