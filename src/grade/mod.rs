@@ -70,7 +70,10 @@ impl Grade {
         }
         if let Some(c) = &client {
             if c.timed_out {
-                reasons.push(format!("the client's command timed out ({})", c.command));
+                reasons.push(format!(
+                    "the client's command timed out after {:.0} s, its --timeout ({})",
+                    c.seconds, c.command
+                ));
             } else if c.code != Some(0) {
                 let how = match (c.code, c.signal) {
                     (Some(code), _) => format!("exited {code}"),

@@ -150,7 +150,13 @@ fn workflow(profile: &Profile, id: &str, version: Option<&str>) -> Result<(usize
         .iter()
         .enumerate()
         .find(|(_, w)| w.id == id)
-        .ok_or_else(|| not_found(format!("Workflow `{id}` not found")))?;
+        .ok_or_else(|| {
+            let known: Vec<&str> = profile.workflows.iter().map(|w| w.id.as_str()).collect();
+            not_found(format!(
+                "Workflow `{id}` not found (this mock knows {})",
+                known.join(", ")
+            ))
+        })?;
     let version = match version {
         None => wf
             .versions
