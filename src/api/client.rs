@@ -306,6 +306,19 @@ impl Client {
 
     /// One page of List Workflow Runs filtered by batch id.
     pub async fn list_batch(&self, batch_id: &str, page_size: u32, token: Option<&str>) -> Reply {
+        self.get(
+            "/workflow_runs",
+            &Self::batch_listing(batch_id, page_size, token),
+        )
+        .await
+    }
+
+    /// The query of one page of a batch's listing, in creation order.
+    pub fn batch_listing(
+        batch_id: &str,
+        page_size: u32,
+        token: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
         let mut q = vec![
             ("batchId", batch_id.to_string()),
             ("maxPageSize", page_size.to_string()),
@@ -317,7 +330,7 @@ impl Client {
         if let Some(t) = token {
             q.push(("nextPageToken", t.to_string()));
         }
-        self.get("/workflow_runs", &q).await
+        q
     }
 
     pub async fn get_run(&self, id: &str) -> Reply {

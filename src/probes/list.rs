@@ -1,13 +1,12 @@
 //! The active part of the `list.*` rules: requests the probe phase sends and what
 //! their answers show.
 
-use super::{PATIENCE, Probe, seen};
-use crate::api::client::Reply;
+use super::{Probe, seen};
+use crate::api::client::{Client, Reply};
 use crate::api::shapes;
 use crate::checks::Case;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 /// One walk through a batch's pages.
 pub struct Walk {
@@ -31,13 +30,7 @@ pub async fn walk(p: &mut Probe<'_>, batch_id: &str, page_size: u32, expected_ru
     loop {
         let reply = p.list_page(batch_id, page_size, token.as_deref()).await;
         if reply.status() != Some(200) {
-            p.error_body(&reply, &req);
-            p.findings.fail(
-                "list.pagination",
-                Case::new("HTTP 200 for every page", seen(&reply))
-                    .batch(batch_id)
-                    .request(&req),
-            );
+            not_a_page(p, "list.pagination", &reply, batch_id, req);
             return out;
         }
         let Some(body) = reply.body() else {
@@ -192,6 +185,18 @@ pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
     });
 }
 
+/// A listing answered with something other than a page fails `rule`; its body is judged
+/// as an error body.
+fn not_a_page(p: &mut Probe<'_>, rule: &'static str, reply: &Reply, batch_id: &str, req: String) {
+    p.error_body(reply, &req);
+    p.findings.fail(
+        rule,
+        Case::new("HTTP 200 for every page", seen(reply))
+            .batch(batch_id)
+            .request(req),
+    );
+}
+
 /// A workflow id no target has: a listing filtered by it must hold none of a batch's runs.
 const ABSENT_WORKFLOW: &str = "workflow_batchproof_absent_0000";
 
@@ -206,27 +211,9 @@ async fn filtered(
     let mut runs = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..max_pages {
-        let mut q = vec![
-            ("batchId", batch_id.to_string()),
-            (filter.0, filter.1.to_string()),
-            ("maxPageSize", "100".to_string()),
-            ("sortBy", "createdAt".to_string()),
-            ("sortDir", "asc".to_string()),
-        ];
-        if let Some(t) = &token {
-            q.push(("nextPageToken", t.clone()));
-        }
-        let mut waited = 0;
-        let reply = loop {
-            let reply = p.client.get("/workflow_runs", &q).await;
-            if reply.status() == Some(429) && waited < PATIENCE {
-                waited += 1;
-                p.throttled(&reply, "GET /workflow_runs");
-                tokio::time::sleep(Duration::from_millis(200 << waited)).await;
-                continue;
-            }
-            break reply;
-        };
+        let mut q = Client::batch_listing(batch_id, 100, token.as_deref());
+        q.push((filter.0, filter.1.to_string()));
+        let reply = p.list(&q).await;
         let page = reply
             .body()
             .filter(|_| reply.status() == Some(200))
@@ -287,16 +274,7 @@ async fn status_filter(p: &mut Probe<'_>, batch_id: &str, listed: &[Value], max_
     );
     let runs = match filtered(p, batch_id, ("status", status), max_pages).await {
         Ok(runs) => runs,
-        Err(reply) => {
-            p.error_body(&reply, &req);
-            p.findings.fail(
-                rule,
-                Case::new("HTTP 200 for every page", seen(&reply))
-                    .batch(batch_id)
-                    .request(req),
-            );
-            return;
-        }
+        Err(reply) => return not_a_page(p, rule, &reply, batch_id, req),
     };
     let other: Vec<String> = runs
         .iter()
@@ -374,15 +352,7 @@ async fn workflow_filter(p: &mut Probe<'_>, batch_id: &str, listed: &[Value], ma
                     .request(req.clone())
                 });
         }
-        Err(reply) => {
-            p.error_body(&reply, &req);
-            p.findings.fail(
-                rule,
-                Case::new("HTTP 200 for every page", seen(&reply))
-                    .batch(batch_id)
-                    .request(req),
-            );
-        }
+        Err(reply) => not_a_page(p, rule, &reply, batch_id, req),
     }
     // A workflow that does not exist: refused, or no run at all.
     let req = format!("GET /workflow_runs?batchId={batch_id}&workflowId={ABSENT_WORKFLOW}");

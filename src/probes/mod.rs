@@ -30,7 +30,7 @@ mod version;
 pub use crate::api::PROBE_KEY;
 
 /// 429s a probe waits out before it gives up.
-pub(super) const PATIENCE: u32 = 6;
+const PATIENCE: u32 = 6;
 
 pub struct Probe<'a> {
     pub client: &'a Client,
@@ -187,9 +187,15 @@ impl<'a> Probe<'a> {
         page_size: u32,
         token: Option<&str>,
     ) -> Reply {
+        self.list(&Client::batch_listing(batch_id, page_size, token))
+            .await
+    }
+
+    /// One `GET /workflow_runs?…`, waiting out 429s.
+    pub async fn list(&mut self, query: &[(&str, String)]) -> Reply {
         let mut waited = 0;
         loop {
-            let reply = self.client.list_batch(batch_id, page_size, token).await;
+            let reply = self.client.get("/workflow_runs", query).await;
             if reply.status() == Some(429) && waited < PATIENCE {
                 waited += 1;
                 self.throttled(&reply, "GET /workflow_runs");
