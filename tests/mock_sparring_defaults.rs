@@ -121,18 +121,7 @@ async fn invalid_workflow_is_steerable_and_a_waiting_review_shows_wait() {
     let r = api.post("/workflow_runs/batch", &body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let batch = r.body["batchId"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let runs = loop {
-        let runs = api.list_all(&batch, 10).await;
-        if runs
-            .iter()
-            .all(|r| r["status"] == "FAILED" || r["status"] == "NEEDS_REVIEW")
-        {
-            break runs;
-        }
-        assert!(std::time::Instant::now() < deadline, "{runs:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let runs = api.wait_terminal(&batch, Duration::from_secs(20)).await;
     for run in &runs {
         let id = run["id"].as_str().unwrap();
         let full = api.get(&format!("/workflow_runs/{id}")).await;
@@ -155,22 +144,13 @@ async fn a_failed_run_sends_no_step_run_processed() {
     let mock = start(fast_profile()).await;
     let api = Api::new(&mock.url(), V2026);
     let capture = Capture::start(0).await;
-    let ep = api
-        .post(
-            "/webhook_endpoints",
-            &json!({"url": capture.url(), "name": "t", "enabledEvents": [], "apiVersion": V2026}),
-        )
-        .await;
-    assert_eq!(ep.status, 200, "{}", ep.body);
-    let events = json!(["workflow_run.step_run.processed", "workflow_run.failed"]);
-    let r = api
-        .post(
-            "/webhook_subscriptions",
-            &json!({"webhookEndpointId": ep.body["id"], "resourceType": "workflow",
-                    "resourceId": batchproof::mock::profile::DEFAULT_WORKFLOW, "enabledEvents": events}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    register_for(
+        &api,
+        &capture.url(),
+        V2026,
+        &["workflow_run.step_run.processed", "workflow_run.failed"],
+    )
+    .await;
     let mut body = api.batch_body(1, "failed");
     body["inputs"][0]["metadata"]["x-batchproof-mock"] = json!("FAILED");
     assert_eq!(api.post("/workflow_runs/batch", &body).await.status, 200);
@@ -192,22 +172,19 @@ async fn a_failed_run_sends_no_step_run_processed() {
     assert_eq!(step["payload"]["status"], "PROCESSED", "{step}");
 }
 
+/// Counts runs by status.
+fn by_status(runs: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut by = std::collections::BTreeMap::new();
+    for r in runs {
+        *by.entry(r["status"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    by
+}
+
 /// Counts a batch's runs by status once every run is terminal.
 async fn settled_statuses(api: &Api, batch: &str) -> std::collections::BTreeMap<String, usize> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let runs = api.list_all(batch, 100).await;
-        let mut by = std::collections::BTreeMap::new();
-        for r in &runs {
-            *by.entry(r["status"].as_str().unwrap().to_string())
-                .or_insert(0) += 1;
-        }
-        if !by.contains_key("PENDING") && !by.contains_key("PROCESSING") {
-            return by;
-        }
-        assert!(std::time::Instant::now() < deadline, "{by:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    by_status(&api.wait_terminal(batch, Duration::from_secs(60)).await)
 }
 
 /// Review happens only where a workflow has a review step: the demo workflow's runs never
@@ -272,12 +249,11 @@ async fn the_local_profile_leaves_reviews_to_the_developer() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let batch = r.body["batchId"].as_str().unwrap().to_string();
-    let by = settled_statuses(&api, &batch).await;
+    let runs = api.wait_terminal(&batch, Duration::from_secs(60)).await;
+    let by = by_status(&runs);
     assert!(by.get("NEEDS_REVIEW").copied().unwrap_or(0) > 5, "{by:?}");
-    let waiting: Vec<Value> = api
-        .list_all(&batch, 100)
-        .await
-        .into_iter()
+    let waiting: Vec<&Value> = runs
+        .iter()
         .filter(|r| r["status"] == "NEEDS_REVIEW")
         .collect();
     for run in &waiting {

@@ -116,15 +116,6 @@ impl Capture {
 /// Registers `url` as a webhook endpoint subscribed to every workflow-run event of the
 /// built-in workflows (the demo and the one with a review step); returns the signing secret.
 pub async fn register(api: &Api, url: &str, api_version: &str) -> String {
-    let r = api
-        .post(
-            "/webhook_endpoints",
-            &json!({"url": url, "name": "test", "enabledEvents": [], "apiVersion": api_version}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let secret = r.body["signingSecret"].as_str().unwrap().to_string();
-    assert!(secret.starts_with("wss_"));
     let mut events = vec![
         "workflow_run.completed",
         "workflow_run.failed",
@@ -134,6 +125,21 @@ pub async fn register(api: &Api, url: &str, api_version: &str) -> String {
     if api_version == V2026 {
         events.push("workflow_run.cancelled");
     }
+    register_for(api, url, api_version, &events).await
+}
+
+/// Registers `url` as a webhook endpoint subscribed to `events` of the built-in
+/// workflows; returns the signing secret.
+pub async fn register_for(api: &Api, url: &str, api_version: &str, events: &[&str]) -> String {
+    let r = api
+        .post(
+            "/webhook_endpoints",
+            &json!({"url": url, "name": "test", "enabledEvents": [], "apiVersion": api_version}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = r.body["signingSecret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("wss_"));
     for workflow in [DEFAULT_WORKFLOW, REVIEW_WORKFLOW] {
         let s = api
             .post("/webhook_subscriptions", &json!({"webhookEndpointId": r.body["id"], "resourceType": "workflow", "resourceId": workflow, "enabledEvents": events}))
