@@ -42,12 +42,17 @@ pub enum Command {
         /// Send the load to this base URL instead of the scenario's target.
         #[arg(long)]
         target: Option<String>,
-        /// Environment variable holding the API key (with --target).
-        #[arg(long, default_value = "EXTEND_API_KEY")]
-        token_env: String,
+        /// Environment variable holding the API key (default: the scenario's
+        /// `target.token_env`, else EXTEND_API_KEY).
+        #[arg(long)]
+        token_env: Option<String>,
         /// Folder for the reports (a run-specific folder is made inside it).
         #[arg(long, default_value = "reports")]
         out: PathBuf,
+        /// Stop the run after this long (e.g. 20m) and write its partial report, marked
+        /// incomplete (exit 3): a bound on the whole run, whatever its phases wait for.
+        #[arg(long, value_name = "DURATION", value_parser = batchproof::config::parse_duration)]
+        max_duration: Option<std::time::Duration>,
         /// Progress display: auto (bars on a terminal, log lines otherwise), bars, lines, none.
         #[arg(long, value_enum, default_value_t = Progress::Auto)]
         progress: Progress,
@@ -139,6 +144,9 @@ pub enum Command {
         /// Folder for compare.md and compare.html (default: NEW's folder).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Compare runs of different scenarios (refused otherwise: not like for like).
+        #[arg(long)]
+        allow_different: bool,
     },
     /// Merge the reports of the shards of one scenario into one report.
     Merge {
@@ -228,9 +236,10 @@ pub struct TargetArgs {
     /// Send to this base URL instead of the scenario's target.
     #[arg(long)]
     pub target: Option<String>,
-    /// Environment variable holding the API key (with --target).
-    #[arg(long, default_value = "EXTEND_API_KEY")]
-    pub token_env: String,
+    /// Environment variable holding the API key (default: the scenario's
+    /// `target.token_env`, else EXTEND_API_KEY).
+    #[arg(long)]
+    pub token_env: Option<String>,
     /// Folder for the reports (a run-specific folder is made inside it).
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,

@@ -10,7 +10,7 @@ mod commands;
 
 use batchproof::run::{RunOptions, exit};
 use cli::{Cli, Command, LogFormat};
-use commands::stdout::say;
+use commands::stdout::{say, tell};
 
 // Batch bodies are ~100-200 KB each and short-lived: glibc serves such sizes with a fresh
 // mmap (and page faults) per allocation, which measurably slowed submission; mimalloc
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            tell!("error: cannot start the async runtime: {e}");
             return ExitCode::from(exit::ABORTED);
         }
     };
@@ -74,13 +74,14 @@ async fn dispatch(command: Command) -> u8 {
             max_runs,
             yes,
             metrics_listen,
+            max_duration,
         } => {
             let scenario = match scenario {
                 Some(s) => s,
                 None => match commands::init::default_scenario() {
                     Ok(s) => s,
                     Err(e) => {
-                        eprintln!("error: cannot write the built-in scenario: {e}");
+                        tell!("error: cannot write the built-in scenario: {e}");
                         return exit::ABORTED;
                     }
                 },
@@ -89,12 +90,13 @@ async fn dispatch(command: Command) -> u8 {
                 dry_run,
                 max_runs,
                 yes,
+                max_duration,
             };
             commands::run::run(
                 RunOptions {
                     scenario,
                     target,
-                    token_env,
+                    token_env: token_env.unwrap_or_default(),
                     out,
                     progress: progress.into(),
                     mock_profile,
@@ -117,7 +119,7 @@ async fn dispatch(command: Command) -> u8 {
             RunOptions {
                 scenario,
                 target,
-                token_env: "EXTEND_API_KEY".into(),
+                token_env: String::new(),
                 out: ".".into(),
                 progress: batchproof::run::ProgressMode::None,
                 mock_profile,
@@ -151,7 +153,15 @@ async fn dispatch(command: Command) -> u8 {
             tolerance,
             min_delta,
             out,
-        } => commands::reports::compare(&base, &new, &tolerance, &min_delta, out.as_deref()),
+            allow_different,
+        } => commands::reports::compare(
+            &base,
+            &new,
+            &tolerance,
+            &min_delta,
+            out.as_deref(),
+            allow_different,
+        ),
         command @ Command::Merge { .. } => merge(command).await,
         Command::Checks { format } => {
             say!(
@@ -174,6 +184,7 @@ async fn forecast(a: cli::ForecastArgs) -> u8 {
             dry_run: false,
             max_runs: a.max_runs,
             yes: a.yes,
+            max_duration: None,
         },
     )
     .await
@@ -222,7 +233,7 @@ fn options(
     RunOptions {
         scenario,
         target: to.target,
-        token_env: to.token_env,
+        token_env: to.token_env.unwrap_or_default(),
         out: to.out,
         progress,
         mock_profile: to.mock_profile,

@@ -135,6 +135,7 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
         scenario.load.batches = Some(n);
     }
     scenario.budget_stop = h.budget_stop.clone();
+    scenario.inputs.run_nonce = h.run_nonce.clone();
     let started_at = chrono::DateTime::parse_from_rfc3339(&h.started_at)
         .map_err(|e| {
             RunError::Invalid(format!("the journal's start time {:?}: {e}", h.started_at))
@@ -159,6 +160,7 @@ fn rebuild(dir: &Path, start: impl FnOnce(Duration) -> Instant) -> Result<Rebuil
         scenario.inputs.correlation_key.clone(),
         collecting,
     );
+    ledger.set_nonce(&scenario.inputs.run_nonce);
     let scenario = Arc::new(scenario);
     let factory = Arc::new(InputFactory::new(&scenario));
     ledger.set_expected_metadata(Box::new(move |b, i| factory.metadata(b, i)));

@@ -239,7 +239,16 @@ fn a_signal_during_the_conformance_checks_leaves_an_incomplete_report_without_ru
     assert_eq!(code, Some(3), "{stderr}");
     assert!(!report.complete);
     assert!(report.interrupted.as_deref().unwrap().contains("TERM"));
-    assert!(report.rules.is_empty(), "half-run checks are not judged");
+    // Half-run checks are not judged: every rule is listed, not run, saying why (so a
+    // JUnit reader sees the catalogue skipped, not a run that checked nothing).
+    assert!(!report.rules.is_empty());
+    for r in &report.rules {
+        assert_eq!(r.status, batchproof::checks::RuleStatus::NotRun, "{r:?}");
+        assert!(
+            r.note.as_deref().is_some_and(|n| n.contains("stopped early")),
+            "{r:?}"
+        );
+    }
     assert_eq!(
         report.runs.missing, 0,
         "the load's results were all in before the checks"

@@ -223,6 +223,29 @@ pub(crate) struct Tally {
     failed: u64,
     examples: Vec<Case>,
     note: Option<String>,
+    /// Cases that could not be read (throttled, 5xx, unreachable after retries), and why
+    /// the first one could not: never a failure, and the rule is not run.
+    unread: u64,
+    unread_why: Option<String>,
+}
+
+/// What the target let the audit and the probes read: each refusal was retried within
+/// the bound; what stayed unread left its rule *not run*, never failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reads {
+    /// Answers 429 to the audit's and the probes' requests (throttled by the account's
+    /// rate limit, this run's traffic or anyone else's on the same key).
+    pub throttled: u64,
+    /// Answers 5xx to reads.
+    pub server_errors: u64,
+    /// Requests that found no connection or no answer in time.
+    pub connection_failures: u64,
+    /// Cases still unread after the retries: their rules are not run.
+    pub unread: u64,
+    /// The target could not be reached (after retries): what was seen. The rest of the
+    /// phase sends nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
 }
 
 /// Cases checked and failed per rule, as a run goes.
@@ -262,6 +285,21 @@ impl Findings {
         }
     }
 
+    /// A case the target did not let the harness read (a 429 or 5xx still there after the
+    /// retries, a connection that failed): the rule is *not run*, never failed.
+    pub fn unread(&mut self, rule: &'static str, why: impl Into<String>) {
+        let t = self.tally(rule);
+        t.unread += 1;
+        if t.unread_why.is_none() {
+            t.unread_why = Some(why.into());
+        }
+    }
+
+    /// Cases of `rule` that could not be read.
+    pub fn unread_count(&self, rule: &str) -> u64 {
+        self.tallies.get(rule).map_or(0, |t| t.unread)
+    }
+
     /// Explains a rule's result (e.g. why it could not be exercised).
     pub fn note(&mut self, rule: &'static str, note: impl Into<String>) {
         self.tally(rule).note = Some(note.into());
@@ -287,6 +325,10 @@ impl Findings {
             let mine = self.tally(rule);
             mine.checked += t.checked;
             mine.failed += t.failed;
+            mine.unread += t.unread;
+            if mine.unread_why.is_none() {
+                mine.unread_why = t.unread_why;
+            }
             let room = EXAMPLES.saturating_sub(mine.examples.len());
             mine.examples.extend(t.examples.into_iter().take(room));
             if t.note.is_some() {
@@ -373,14 +415,24 @@ pub fn results(findings: &Findings, selection: &Selection, version: ApiVersion) 
         .filter(|r| r.applies_to(version) && selection.selects(r))
         .map(|r| {
             let t = findings.tallies.get(r.id).cloned().unwrap_or_default();
+            // A rule with a case the target would not let us read is not run: what
+            // was read passed, but the rule was not checked whole.
             let status = if t.failed > 0 {
                 RuleStatus::Failed
-            } else if t.checked > 0 {
-                RuleStatus::Passed
-            } else {
+            } else if t.unread > 0 || t.checked == 0 {
                 RuleStatus::NotRun
+            } else {
+                RuleStatus::Passed
             };
-            let note = t.note.or_else(|| {
+            let note = match (t.unread, &t.unread_why) {
+                (n @ 1.., Some(why)) if t.failed == 0 => Some(format!(
+                    "not run: {n} case(s) could not be read ({why}); {} read and passed{}",
+                    t.checked,
+                    t.note.as_ref().map_or(String::new(), |x| format!("; {x}"))
+                )),
+                _ => t.note,
+            };
+            let note = note.or_else(|| {
                 (status == RuleStatus::NotRun).then(|| "nothing in this run exercised it".into())
             });
             RuleResult {
@@ -404,6 +456,18 @@ pub fn results(findings: &Findings, selection: &Selection, version: ApiVersion) 
         RuleStatus::Passed => 1,
     });
     out
+}
+
+/// The selected rules for `version`, every one not run for the reason `why`: a run that
+/// did not finish judges nothing, and says so rule by rule.
+pub fn not_run(selection: &Selection, version: ApiVersion, why: &str) -> Vec<RuleResult> {
+    results(&Findings::default(), selection, version)
+        .into_iter()
+        .map(|mut r| {
+            r.note = Some(why.to_string());
+            r
+        })
+        .collect()
 }
 
 /// Shortens a JSON value or text for evidence.

@@ -3,6 +3,8 @@
 //! client's own command pointed at it, waits for the webhook deliveries in flight, judges
 //! what the client did by the client rules and writes the client report.
 
+use crate::commands::stdout::{say, sayln, tell};
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ pub const SPARRING_PROFILE: &str = include_str!("../../mock/sparring.yaml");
 
 fn duration(flag: &str, text: &str) -> Result<Duration, u8> {
     parse_duration(text).map_err(|e| {
-        eprintln!("error: --{flag} `{text}`: {e}\n  fix: write e.g. 10m, 90s or 500ms");
+        tell!("error: --{flag} `{text}`: {e}\n  fix: write e.g. 10m, 90s or 500ms");
         exit::INVALID
     })
 }
@@ -34,7 +36,7 @@ pub async fn grade(o: GradeArgs) -> u8 {
 async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
     let timeout = duration("timeout", &o.timeout)?;
     if timeout.is_zero() {
-        eprintln!(
+        tell!(
             "error: --timeout 0s leaves the client no time\n  fix: give it the time it needs, e.g. --timeout 10m"
         );
         return Err(exit::INVALID);
@@ -47,7 +49,7 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
     )?;
     profile.sparring.record = true;
     let bind = resolve(&o.bind).await.map_err(|why| {
-        eprintln!(
+        tell!(
             "error: --bind `{}`: {why}\n  fix: write HOST:PORT, e.g. 127.0.0.1:0",
             o.bind
         );
@@ -60,12 +62,12 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
         .unwrap_or_default();
     let token = profile.auth.tokens.first().cloned().unwrap_or_default();
     let server = MockServer::start(profile, bind).await.map_err(|e| {
-        eprintln!("error: {e:#}");
+        tell!("error: {e:#}");
         exit::ABORTED
     })?;
     let url = server.url();
     let shown = shown(&o.command);
-    eprintln!(
+    tell!(
         "batchproof grade: mock serving {url} (token {token}, workflow {workflow}); running `{shown}`"
     );
     let mut child = tokio::process::Command::new(&o.command[0])
@@ -77,7 +79,7 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
-            eprintln!(
+            tell!(
                 "error: cannot run `{}`: {e}\n  fix: give the client's command after `--`, e.g. batchproof grade -- python client.py",
                 o.command[0]
             );
@@ -128,15 +130,15 @@ async fn grade_inner(o: GradeArgs) -> Result<u8, u8> {
         ))
     });
     let written = report::write_all(&grade, &out).map_err(|e| {
-        eprintln!(
+        tell!(
             "error: writing the client report into {}: {e:#}",
             out.display()
         );
         exit::ABORTED
     })?;
-    print!("{}", report::console(&grade));
+    say!("{}", report::console(&grade));
     for f in written {
-        println!("  {}", f.display());
+        sayln!("  {}", f.display());
     }
     Ok(if interrupted {
         exit::ABORTED

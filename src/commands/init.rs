@@ -2,7 +2,7 @@
 //! a shell's completion script; and the built-in smoke scenario lets an installed
 //! `batchproof run` work outside the checkout.
 
-use crate::commands::stdout::sayln;
+use crate::commands::stdout::{sayln, tell};
 use std::path::{Path, PathBuf};
 
 use batchproof::run::exit;
@@ -27,7 +27,7 @@ pub fn default_scenario() -> std::io::Result<PathBuf> {
     std::fs::write(dir.join("mock/default.yaml"), DEFAULT_PROFILE)?;
     let path = dir.join("scenarios/smoke.yaml");
     std::fs::write(&path, SMOKE)?;
-    eprintln!("note: no scenarios/smoke.yaml here; running the built-in smoke scenario");
+    tell!("note: no scenarios/smoke.yaml here; running the built-in smoke scenario");
     Ok(path)
 }
 
@@ -133,7 +133,7 @@ thresholds:
 pub fn init(name: &str, kind: Starter, dir: &Path) -> u8 {
     let path = dir.join(format!("{name}.yaml"));
     if path.exists() {
-        eprintln!(
+        tell!(
             "error: {} exists; pick another name (batchproof init NAME)",
             path.display()
         );
@@ -148,7 +148,7 @@ pub fn init(name: &str, kind: Starter, dir: &Path) -> u8 {
             exit::PASSED
         }
         Err(e) => {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            tell!("error: cannot write {}: {e}", path.display());
             exit::ABORTED
         }
     }

@@ -1,5 +1,7 @@
 //! `batchproof mock`: serve the stateful mock until Ctrl-C or SIGTERM.
 
+use crate::commands::stdout::tell;
+
 use batchproof::mock::{MockServer, Profile};
 use batchproof::run::exit;
 
@@ -17,12 +19,12 @@ pub fn load_profile(
 ) -> Result<Profile, u8> {
     match path {
         Some(path) => Profile::load(path).map_err(|e| {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             exit::INVALID
         }),
         // Built in, so an installed binary serves it from anywhere.
         None => Profile::from_text(builtin_name, builtin).map_err(|e| {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             exit::ABORTED
         }),
     }
@@ -61,7 +63,7 @@ pub async fn serve(
                 && a.accepted_then_failed.is_empty()
         }) && s.forge.is_empty();
         if none {
-            eprintln!(
+            tell!(
                 "warning: this profile has no `sparring:` adversities: the rules on retries, backoff, resubmission and forged deliveries will not be put to the test (mock/sparring.yaml has them)"
             );
         }
@@ -74,13 +76,13 @@ pub async fn serve(
     }
     // The flags are checked as the profile's own fields are: a bad one is a usage error.
     if let Err((message, fix)) = profile.validate() {
-        eprintln!("error: {message} (from --time-scale or the profile)\n  fix: {fix}");
+        tell!("error: {message} (from --time-scale or the profile)\n  fix: {fix}");
         return exit::INVALID;
     }
     let bind = match resolve(&bind).await {
         Ok(addr) => addr,
         Err(why) => {
-            eprintln!(
+            tell!(
                 "error: --bind `{bind}`: {why}\n  fix: write HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080"
             );
             return exit::INVALID;
@@ -104,25 +106,25 @@ pub async fn serve(
     let server = match MockServer::start(profile, bind).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tell!("error: {e:#}");
             return exit::ABORTED;
         }
     };
-    eprintln!(
+    tell!(
         "batchproof mock serving {} (profile {profile_name}; token: {}, workflows: {workflows}); Ctrl-C to stop",
         server.url(),
         batchproof::mock::profile::DEFAULT_TOKEN,
     );
-    eprintln!("  {in_the_way}");
+    tell!("  {in_the_way}");
     if let Some(dir) = &grade {
-        eprintln!(
+        tell!(
             "grading the client: live at {}/_mock/grade, the client report goes to {} on shutdown",
             server.url(),
             dir.display()
         );
     }
     stop.await;
-    eprintln!("stopping the mock");
+    tell!("stopping the mock");
     let observed = server.observations();
     let tolerances = server.tolerances();
     server.shutdown().await;
@@ -130,12 +132,12 @@ pub async fn serve(
         let grade = batchproof::grade::Grade::judge(&obs, &tolerances, None);
         match batchproof::grade::report::write_all(&grade, &dir) {
             Ok(_) => {
-                eprint!("{}", batchproof::grade::report::console(&grade));
-                eprintln!("client report in {}", dir.display());
+                tell!("{}", batchproof::grade::report::console(&grade).trim_end());
+                tell!("client report in {}", dir.display());
                 return if grade.passed { 0 } else { exit::FAILED };
             }
             Err(e) => {
-                eprintln!(
+                tell!(
                     "error: writing the client report into {}: {e:#}",
                     dir.display()
                 );

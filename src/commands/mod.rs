@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use batchproof::report::{Format, Report, console::Console};
 use batchproof::run::{RunError, exit};
-use stdout::sayln;
+use stdout::{sayln, tell};
 
 /// Prints a run's summary and the files written, or the error that kept a report from
 /// existing; returns the exit code.
@@ -28,18 +28,18 @@ pub fn finish(result: Result<(Report, Vec<PathBuf>), RunError>) -> u8 {
                 sayln!("report: {}", p.display());
             }
             if report.complete && report.batches.accepted == 0 && report.batches.unreachable > 0 {
-                eprintln!("error: target unreachable: no batch could be sent");
+                tell!("error: target unreachable: no batch could be sent");
             } else if let Some(why) = report
                 .interrupted
                 .as_deref()
                 .filter(|w| w.contains("API key"))
             {
-                eprintln!("error: {why}");
+                tell!("error: {why}");
             }
             exit::for_report(&report)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             e.exit_code()
         }
     }

@@ -2,7 +2,7 @@
 //! report.json again), `compare` (two runs) and `merge` (shards). Each reads JSON reports
 //! with a clear error naming the file, and returns an exit code.
 
-use crate::commands::stdout::{say, sayln};
+use crate::commands::stdout::{say, sayln, tell};
 use std::path::{Path, PathBuf};
 
 use crate::cli::ReportFormat;
@@ -11,7 +11,7 @@ use batchproof::run::exit;
 
 fn read(path: &Path) -> Result<Report, u8> {
     report::json::read(path).map_err(|e| {
-        eprintln!("error: {e:#}");
+        tell!("error: {e:#}");
         exit::INVALID
     })
 }
@@ -34,7 +34,7 @@ pub fn render(path: &Path, format: ReportFormat, out: Option<&Path>) -> u8 {
     let text = match format_of(format).render(&r) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: rendering {}: {e:#}", path.display());
+            tell!("error: rendering {}: {e:#}", path.display());
             return exit::ABORTED;
         }
     };
@@ -49,7 +49,7 @@ pub fn render(path: &Path, format: ReportFormat, out: Option<&Path>) -> u8 {
                 exit::PASSED
             }
             Err(e) => {
-                eprintln!("error: writing {}: {e}", o.display());
+                tell!("error: writing {}: {e}", o.display());
                 exit::ABORTED
             }
         },
@@ -71,15 +71,16 @@ pub fn compare(
     tolerance: &str,
     min_delta: &str,
     out: Option<&Path>,
+    allow_different: bool,
 ) -> u8 {
     let Some(relative) = ratio(tolerance).filter(|v| *v >= 0.0) else {
-        eprintln!("error: --tolerance `{tolerance}` is not a ratio\n  fix: write e.g. 25% or 0.25");
+        tell!("error: --tolerance `{tolerance}` is not a ratio\n  fix: write e.g. 25% or 0.25");
         return exit::INVALID;
     };
     let min_delta_ms = match batchproof::config::parse_duration(min_delta) {
         Ok(d) => d.as_secs_f64() * 1e3,
         Err(e) => {
-            eprintln!("error: --min-delta: {e}");
+            tell!("error: --min-delta: {e}");
             return exit::INVALID;
         }
     };
@@ -88,11 +89,22 @@ pub fn compare(
         (Err(c), _) | (_, Err(c)) => return c,
     };
     if b.scenario.name != n.scenario.name {
-        eprintln!(
+        if !allow_different {
+            tell!(
+                "error: {} and {} are runs of different scenarios (`{}` and `{}`): their figures are not like for like\n  fix: compare two runs of one scenario, or pass --allow-different",
+                base.display(),
+                new.display(),
+                b.scenario.name,
+                n.scenario.name
+            );
+            return exit::INVALID;
+        }
+        tell!(
             "warning: comparing different scenarios (`{}` and `{}`)",
             b.scenario.name, n.scenario.name
         );
     }
+
     let c = report::compare::compare(
         &b,
         &n,
@@ -113,7 +125,15 @@ pub fn compare(
         .and_then(|_| std::fs::write(dir.join("compare.html"), report::compare::html(&c)));
     match written {
         Ok(()) => sayln!("\ncompare: {}", dir.join("compare.html").display()),
-        Err(e) => eprintln!("warning: writing the comparison to {}: {e}", dir.display()),
+        Err(e) => tell!("warning: writing the comparison to {}: {e}", dir.display()),
+    }
+    // A side that measured nothing, or did not finish, says nothing about a regression:
+    // "no regression" over it would be a pass the data never gave.
+    if !c.unfit.is_empty() {
+        for why in &c.unfit {
+            tell!("error: not comparable: {why}");
+        }
+        return exit::ABORTED;
     }
     if c.regressions() > 0 {
         exit::FAILED
@@ -145,13 +165,13 @@ pub async fn merge_shards(dir: &Path, token_env: &str, out: &Path, partial: bool
             .filter(|p| p.join("report.json").exists() || p.join("journal.txt").exists())
             .collect(),
         Err(e) => {
-            eprintln!("error: {}: {e}", dir.display());
+            tell!("error: {}: {e}", dir.display());
             return exit::INVALID;
         }
     };
     folders.sort();
     if folders.is_empty() {
-        eprintln!(
+        tell!(
             "error: {} holds no shard run folder (one with report.json or journal.txt)\n  fix: pass the --out folder the shards ran with",
             dir.display()
         );
@@ -180,7 +200,7 @@ pub async fn merge_shards(dir: &Path, token_env: &str, out: &Path, partial: bool
 /// A shard killed before its report: resumed from its journal (polling its accepted
 /// batches, submitting nothing), or else its partial report from the journal alone.
 async fn recover(folder: &Path, token_env: &str) -> Option<report::Report> {
-    eprintln!(
+    tell!(
         "note: {} has no complete report (a killed shard): resuming it from its journal, submitting nothing",
         folder.display()
     );
@@ -188,13 +208,13 @@ async fn recover(folder: &Path, token_env: &str) -> Option<report::Report> {
     match batchproof::resume::resume(folder, token_env, stop).await {
         Ok((r, _)) => Some(r),
         Err(e) => {
-            eprintln!(
+            tell!(
                 "note: it cannot be resumed ({e}); its partial report from the journal is merged, marked incomplete"
             );
             match batchproof::resume::report_from_journal(folder) {
                 Ok((r, _)) => Some(r),
                 Err(e) => {
-                    eprintln!("error: {}: {e}", folder.display());
+                    tell!("error: {}: {e}", folder.display());
                     None
                 }
             }
@@ -206,7 +226,7 @@ fn merge_reports(reports: Vec<(String, report::Report)>, out: &Path, partial: bo
     let merged = match report::merge::merge(&reports, partial) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tell!("error: {e:#}");
             return exit::INVALID;
         }
     };
@@ -222,7 +242,7 @@ fn merge_reports(reports: Vec<(String, report::Report)>, out: &Path, partial: bo
             }
         }
         Err(e) => {
-            eprintln!("error: writing {}: {e:#}", out.display());
+            tell!("error: writing {}: {e:#}", out.display());
             return exit::ABORTED;
         }
     }

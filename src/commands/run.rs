@@ -1,7 +1,7 @@
 //! `batchproof run`, `validate`, `resume` and `report --from-journal`: the commands that
 //! work on a scenario or a run's folder.
 
-use crate::commands::stdout::{say, sayln};
+use crate::commands::stdout::{say, sayln, tell};
 use std::path::{Path, PathBuf};
 
 use batchproof::run::plan::{self, Plan};
@@ -28,6 +28,8 @@ pub struct Spend {
     pub dry_run: bool,
     pub max_runs: Option<u64>,
     pub yes: bool,
+    /// Stop the run after this long (`--max-duration`).
+    pub max_duration: Option<std::time::Duration>,
 }
 
 /// `batchproof run`.
@@ -35,18 +37,18 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
     if spend.dry_run {
         return plan(opts, None);
     }
-    opts.stop = Some(signals::stop_on_signal());
+    opts.stop = Some(signals::stop_on_signal_or_after(spend.max_duration));
     let scenario = match run::prepare(&opts) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             return e.exit_code();
         }
     };
     let scenario = match plan::guard(scenario, spend.max_runs, spend.yes, opts.shard) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             return e.exit_code();
         }
     };
@@ -59,11 +61,11 @@ pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
         Ok((s, None)) => s,
         Ok((s, Some(refusal))) => {
             // The plan sends nothing, so it is printed; the run would stop here.
-            eprintln!("note: `run` would refuse this as it stands: {refusal}");
+            tell!("note: `run` would refuse this as it stands: {refusal}");
             s
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             return e.exit_code();
         }
     };
@@ -71,11 +73,11 @@ pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
         None => None,
         Some(Ok(r)) if r.runs.credited > 0 => Some(r.runs.credits / r.runs.credited as f64),
         Some(Ok(_)) => {
-            eprintln!("note: that report's runs reported no usage; the plan is not priced");
+            tell!("note: that report's runs reported no usage; the plan is not priced");
             None
         }
         Some(Err(e)) => {
-            eprintln!("error: {e:#}");
+            tell!("error: {e:#}");
             return exit::INVALID;
         }
     };
@@ -110,7 +112,7 @@ pub fn validate(files: &[PathBuf]) -> u8 {
                     p.processing.workers
                 ),
                 Err(_) => {
-                    eprintln!("error: {e}");
+                    tell!("error: {e}");
                     code = exit::INVALID;
                 }
             },
@@ -145,7 +147,7 @@ pub async fn forecast(mut opts: RunOptions, job: ForecastJob, spend: Spend) -> u
     let scenario = match scenario {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             return e.exit_code();
         }
     };
@@ -161,7 +163,7 @@ pub async fn forecast(mut opts: RunOptions, job: ForecastJob, spend: Spend) -> u
             code
         }
         (None, Some(e)) => {
-            eprintln!("error: no forecast: {e}");
+            tell!("error: no forecast: {e}");
             code.max(exit::FAILED)
         }
         (None, None) => code,
@@ -174,12 +176,12 @@ pub async fn knee(mut opts: RunOptions, knee: run::knee::KneeOptions, yes: bool)
     let scenario = match run::prepare(&opts) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             return e.exit_code();
         }
     };
     if matches!(scenario.target, Target::Url { .. }) && !yes {
-        eprintln!(
+        tell!(
             "error: a knee search against {} sends until the target breaks, so it runs up a bill and meets rate limits on purpose\n  fix: add --yes to run it, or search the mock (--mock-profile mock/payg.yaml)",
             opts.target.as_deref().unwrap_or("the target")
         );
@@ -202,12 +204,12 @@ pub async fn knee(mut opts: RunOptions, knee: run::knee::KneeOptions, yes: bool)
                 .iter()
                 .filter(|r| r.code == "budget_stop")
             {
-                eprintln!("knee: {}", r.message);
+                tell!("knee: {}", r.message);
             }
             run::knee::exit_code(&report)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             e.exit_code()
         }
     }

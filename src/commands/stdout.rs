@@ -33,6 +33,13 @@ pub fn write_bytes(bytes: &[u8]) {
     }
 }
 
+/// Writes `args` to stderr; a closed stderr (`2>&1 | head -2`) is ignored rather than a
+/// panic: the run goes on to write its report and exit with its own code.
+pub fn write_err(args: std::fmt::Arguments) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.flush());
+}
+
 /// `print!` that never panics on a closed stdout.
 macro_rules! say {
     ($($arg:tt)*) => { $crate::commands::stdout::write(format_args!($($arg)*)) };
@@ -46,4 +53,11 @@ macro_rules! sayln {
     };
 }
 
-pub(crate) use {say, sayln};
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        $crate::commands::stdout::write_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {say, sayln, tell};

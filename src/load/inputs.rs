@@ -335,8 +335,8 @@ impl InputFactory {
         {
             meta.extend(m);
         }
-        if let Some(key) = &s.inputs.correlation_key {
-            meta.insert(key.clone(), Value::String(format!("{batch}:{index}")));
+        if let Some(t) = s.inputs.tagging() {
+            meta.insert(t.key.clone(), Value::String(t.tag(batch, index)));
         }
         let secrets = s.inputs.secrets.as_ref().map(|t| t.render(slot, &mut rng));
         BatchInput {
@@ -441,6 +441,11 @@ impl InputFactory {
                 Piece::Value(i) => out.extend_from_slice(&meta[spans[*i].clone()]),
                 Piece::Tag => {
                     out.push(b'"');
+                    // The nonce is base 36: nothing in it needs escaping.
+                    if !s.inputs.run_nonce.is_empty() {
+                        out.extend_from_slice(s.inputs.run_nonce.as_bytes());
+                        out.push(b':');
+                    }
                     let _ = serde_json::to_writer(&mut *out, &batch);
                     out.push(b':');
                     let _ = serde_json::to_writer(&mut *out, &index);

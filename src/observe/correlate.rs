@@ -11,6 +11,7 @@ use super::*;
 use crate::api::PROBE_KEY;
 use crate::api::{RUN_EVENT_TYPES, RunStatus};
 use crate::checks::{self, Case, Findings, json_excerpt};
+use crate::scenario::TagRead;
 use crate::webhook::receiver::Delivery;
 use crate::webhook::signing;
 
@@ -26,10 +27,9 @@ impl Ledger {
         if let Some(seq) = self.find_run(run_id) {
             return Some(seq);
         }
-        let key = self.correlation_key.as_deref()?;
-        let tag = metadata?.get(key)?.as_str()?;
-        let (b, i) = tag.split_once(':')?;
-        let (b, i): (u64, u64) = (b.parse().ok()?, i.parse().ok()?);
+        let TagRead::Own { batch: b, index: i } = self.tagging.as_ref()?.read(metadata) else {
+            return None;
+        };
         // Prefer the batch the target named; fall back to the tag's own batch index when
         // the target left batchId out (counted separately as a contract problem).
         // A batchId naming another of our batches is the target's mistake (judged by
@@ -49,11 +49,27 @@ impl Ledger {
     /// Does this metadata carry our correlation tag for an input of a batch this run
     /// registered? Such a result can never be unknown.
     pub(super) fn names_own_input(&self, metadata: Option<&Value>) -> Option<(u64, u64)> {
-        let key = self.correlation_key.as_deref()?;
-        let (b, i) = metadata?.get(key)?.as_str()?.split_once(':')?;
-        let (b, i): (u64, u64) = (b.parse().ok()?, i.parse().ok()?);
+        let TagRead::Own { batch: b, index: i } = self.tagging.as_ref()?.read(metadata) else {
+            return None;
+        };
         let pos = self.batch_position(b)?;
         (self.track_inputs && i < self.batches[pos].inputs as u64).then_some((b, i))
+    }
+
+    /// Is a result nothing ties to an input another run's? It is when its tag is another
+    /// run's, or when it has no tag of ours and names a batch that is none of this run's.
+    /// Our own tag wins over a wrong batchId: a target that puts another batch's id on
+    /// this run's event is judged for it (`webhook.batch_id`), never excused as foreign.
+    pub(super) fn is_foreign(&self, batch_id: Option<&str>, metadata: Option<&Value>) -> bool {
+        let tag = self
+            .tagging
+            .as_ref()
+            .map_or(TagRead::Absent, |t| t.read(metadata));
+        match tag {
+            TagRead::Own { .. } => false,
+            TagRead::Other => !batch_id.is_some_and(|b| self.by_batch_id.contains_key(b)),
+            TagRead::Absent => batch_id.is_some_and(|b| !self.by_batch_id.contains_key(b)),
+        }
     }
 
     /// Counts a result nothing ties to an input; a fault when its tag names one of ours.
@@ -361,6 +377,13 @@ impl Ledger {
             return;
         }
         let seq = self.correlate(run_id, batch_id, metadata);
+        if seq.is_none() && self.is_foreign(batch_id, metadata) {
+            // Another run's event on a subscription to the same workflow: not ours to judge.
+            if verified {
+                self.anomalies.foreign += 1;
+            }
+            return;
+        }
         if let Some(q) = seq {
             let pos = self.inputs[q as usize].batch as usize;
             if self.batches[pos].outcome == BatchOutcome::Pending {
@@ -505,6 +528,13 @@ impl Ledger {
                     Channel::Poll,
                     credits_of(run.get("usage")),
                 );
+            }
+            None if self.is_foreign(
+                run.get("batchId").and_then(Value::as_str),
+                run.get("metadata"),
+            ) =>
+            {
+                self.anomalies.foreign += 1
             }
             None => self.unknown_result(run_id, run.get("metadata")),
         }

@@ -64,6 +64,10 @@ pub struct Header {
     /// a resume needs them set again.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub env: std::collections::BTreeMap<String, String>,
+    /// The nonce in the run's input tags: a resume and a merge read results by it.
+    /// Empty in journals written before it existed (their tags are the bare `B:I`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_nonce: String,
 }
 
 impl Header {
@@ -495,6 +499,7 @@ mod tests {
             load_batches: Some(8),
             budget_stop: None,
             env: Default::default(),
+            run_nonce: "k3x9q2ab".into(),
         };
         let mut j = Journal::create(dir.path(), &header).unwrap();
         j.scheduled(3, 2, 1500);

@@ -38,7 +38,8 @@ pub struct Ledger {
     pub(super) by_index: HashMap<u64, usize>,
     pub(super) by_batch_id: HashMap<String, usize>,
     pub(super) event_ids: HashSet<u128>,
-    pub(super) correlation_key: Option<String>,
+    /// How this run's inputs are tagged (None: they carry no tag).
+    pub(super) tagging: Option<crate::scenario::Tagging>,
     /// Rebuilds the metadata an input (batch index, input index) was sent with, to compare
     /// with what comes back; None skips the comparison.
     pub(super) expected_metadata: Option<Box<dyn Fn(u64, u64) -> Value + Send>>,
@@ -60,6 +61,9 @@ pub struct Ledger {
     /// Batches and runs the probes created: not the load's.
     pub(super) probe_batches: HashSet<String>,
     pub(super) probe_runs: HashSet<String>,
+    /// Since when the results' reads have found no target, and what they saw: None while
+    /// it answers.
+    pub(super) outage: Option<(Instant, String)>,
     /// Run events that arrived before their batch's submission was answered.
     pub(super) early: Vec<(usize, Value, bool, bool, Instant)>,
     pub(super) e2e: Latency,
@@ -110,6 +114,32 @@ pub fn value_hash(v: &Value) -> u64 {
 impl Ledger {
     /// `track_inputs: false` keeps only per-batch records: for submission-only runs, where
     /// no result is expected and per-input records would only cost memory.
+    /// A read of the results found the target (`None`) or did not (what it saw): an
+    /// outage lasts from the first failed read to the next answer.
+    pub fn reach(&mut self, failure: Option<String>) {
+        match failure {
+            None => self.outage = None,
+            Some(what) => {
+                if self.outage.is_none() {
+                    self.outage = Some((Instant::now(), what));
+                }
+            }
+        }
+    }
+
+    /// The outage going on now, if any: since when, and what the first failed read saw.
+    pub fn outage(&self) -> Option<&(Instant, String)> {
+        self.outage.as_ref()
+    }
+
+    /// This run's nonce, as its inputs' tags carry it: a tag with another nonce is another
+    /// run's.
+    pub fn set_nonce(&mut self, nonce: &str) {
+        if let Some(t) = &mut self.tagging {
+            t.nonce = nonce.to_string();
+        }
+    }
+
     pub fn new(start: Instant, correlation_key: Option<String>, track_inputs: bool) -> Ledger {
         Ledger {
             track_inputs,
@@ -123,7 +153,10 @@ impl Ledger {
             run_ids: RunIds::default(),
             extra_runs: HashMap::new(),
             event_ids: HashSet::new(),
-            correlation_key,
+            tagging: correlation_key.map(|key| crate::scenario::Tagging {
+                key,
+                nonce: String::new(),
+            }),
             expected_metadata: None,
             webhooks: WebhookCounts::default(),
             anomalies: Anomalies::default(),
@@ -135,6 +168,7 @@ impl Ledger {
             terminal_events: HashMap::new(),
             probe_batches: HashSet::new(),
             probe_runs: HashSet::new(),
+            outage: None,
             early: Vec::new(),
             e2e: Latency::default(),
             batch_completion: Latency::default(),

@@ -108,6 +108,11 @@ pub struct Anomalies {
     /// that such a batch was created after all.
     #[serde(default)]
     pub from_unconfirmed_batches: u64,
+    /// Results of other runs on the same workflow — another run's tag, or a batchId that
+    /// is none of this run's — counted apart and never judged: the target did nothing
+    /// wrong by sending them.
+    #[serde(default)]
+    pub foreign: u64,
 }
 
 /// An input with no result by the deadline, as evidence in the report.

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
 use super::Ledger;
-use crate::api::client::Client;
+use crate::api::client::{Client, Reply};
 use crate::api::{ApiVersion, RunStatus, shapes};
 use crate::metrics::{HttpMetrics, Operation};
 use crate::scenario::PollResults;
@@ -72,6 +72,13 @@ impl Poller {
                 m.count_reply(&reply);
                 record(&mut m.list, intended, sent, at, reply.status() == Some(200));
             }
+            self.ledger.lock().expect("ledger").reach(match &reply {
+                Reply::Answered { .. } => None,
+                other => Some(format!(
+                    "GET /workflow_runs?batchId={batch_id}: {}",
+                    other.describe()
+                )),
+            });
             let Some(body) = reply.body().filter(|_| reply.status() == Some(200)) else {
                 break;
             };

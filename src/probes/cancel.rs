@@ -57,6 +57,9 @@ pub async fn start(p: &mut Probe<'_>) -> Option<(String, String)> {
     let path = format!("/workflow_runs/{run_id}/cancel");
     let req = format!("POST {path}");
     let reply = p.send(p.client, "POST", &path, Some(&json!({}))).await;
+    if p.unread(RULE, &reply, false) {
+        return None;
+    }
     p.error_body(&reply, &req);
     let answered = status_of(p, reply.body()).filter(|_| reply.status() == Some(200));
     let ok = matches!(answered, Some(RunStatus::Cancelling | RunStatus::Cancelled));
@@ -77,6 +80,9 @@ pub async fn settles_cancelled(p: &mut Probe<'_>, batch_id: &str, run_id: &str) 
         tokio::time::Instant::now() + p.scenario.results.deadline.max(Duration::from_secs(10));
     loop {
         let reply = p.send(p.client, "GET", &path, None).await;
+        if p.unread(RULE, &reply, true) {
+            return;
+        }
         let status = status_of(p, reply.body()).filter(|_| reply.status() == Some(200));
         let late = tokio::time::Instant::now() >= until;
         if status != Some(RunStatus::Cancelling) || late {

@@ -13,6 +13,9 @@ pub struct Walk {
     pub runs: Vec<Value>,
     /// Run ids per page, in order.
     pub pages: Vec<Vec<String>>,
+    /// A page could not be read (throttled, 5xx, unreachable after the retries): the walk
+    /// is not the whole listing, and nothing may be judged from what is missing.
+    pub unread: bool,
 }
 
 /// Lists every run of `batch_id` at `page_size`, judging each page's shape and size and
@@ -23,6 +26,7 @@ pub async fn walk(p: &mut Probe<'_>, batch_id: &str, page_size: u32, expected_ru
     let mut out = Walk {
         runs: Vec::new(),
         pages: Vec::new(),
+        unread: false,
     };
     let mut token: Option<String> = None;
     let mut tokens = HashSet::new();
@@ -30,6 +34,7 @@ pub async fn walk(p: &mut Probe<'_>, batch_id: &str, page_size: u32, expected_ru
     loop {
         let reply = p.list_page(batch_id, page_size, token.as_deref()).await;
         if reply.status() != Some(200) {
+            out.unread = super::unreadable(&reply, true).is_some();
             not_a_page(p, "list.pagination", &reply, batch_id, req);
             return out;
         }
@@ -88,6 +93,9 @@ pub async fn walk(p: &mut Probe<'_>, batch_id: &str, page_size: u32, expected_ru
 pub async fn pagination(p: &mut Probe<'_>, batch_id: &str, complete: &HashSet<String>) {
     let size = p.config.page_size;
     let walk = walk(p, batch_id, size, complete.len() as u64).await;
+    if walk.unread {
+        return;
+    }
     let mut seen_ids = HashSet::new();
     let mut repeated = Vec::new();
     for (n, page) in walk.pages.iter().enumerate() {
@@ -121,6 +129,9 @@ pub async fn probe(p: &mut Probe<'_>) {
         let path = format!("/workflow_runs?maxPageSize={size}");
         let reply = p.send(p.client, "GET", &path, None).await;
         let req = format!("GET {path}");
+        if p.unread("list.page_size_range", &reply, true) {
+            continue;
+        }
         p.error_body(&reply, &req);
         p.expect_refusal("list.page_size_range", &reply, &req);
     }
@@ -133,6 +144,9 @@ pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
     let path = format!("/workflow_runs?batchId={batch_id}");
     let req = format!("GET {path}");
     let reply = p.send(p.client, "GET", &path, None).await;
+    if p.unread(rule, &reply, true) {
+        return;
+    }
     p.error_body(&reply, &req);
     let page = reply
         .body()
@@ -188,6 +202,9 @@ pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
 /// A listing answered with something other than a page fails `rule`; its body is judged
 /// as an error body.
 fn not_a_page(p: &mut Probe<'_>, rule: &'static str, reply: &Reply, batch_id: &str, req: String) {
+    if p.unread(rule, reply, true) {
+        return;
+    }
     p.error_body(reply, &req);
     p.findings.fail(
         rule,
@@ -369,6 +386,7 @@ async fn workflow_filter(p: &mut Probe<'_>, batch_id: &str, listed: &[Value], ma
             .batch(batch_id)
             .request(req.clone())
         }),
+        Err(reply) if p.unread(rule, &reply, true) => {}
         Err(reply) => {
             let refused = reply.status().is_some_and(|s| (400..500).contains(&s));
             if refused {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::api::client::{Client, Reply};
 use crate::api::shapes::{self, BatchInput, FileRef};
 use crate::api::{ApiVersion, RunStatus};
-use crate::checks::{Findings, excerpt, json_excerpt};
+use crate::checks::{Findings, Reads, excerpt, json_excerpt};
 use crate::observe::Ledger;
 use crate::scenario::{Checks, Scenario};
 
@@ -29,8 +29,13 @@ mod version;
 
 pub use crate::api::PROBE_KEY;
 
-/// 429s a probe waits out before it gives up.
+/// Tries of one request before it counts as unread: 429s (and, for reads, 5xx and
+/// failed connections) are waited out this many times.
 const PATIENCE: u32 = 6;
+/// The longest one request's retries may wait in all: the phase stays bounded.
+const READ_BOUND: Duration = Duration::from_secs(60);
+/// The longest single wait, whatever a Retry-After asks.
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Probe<'a> {
     pub client: &'a Client,
@@ -38,6 +43,20 @@ pub struct Probe<'a> {
     pub config: &'a Checks,
     pub ledger: &'a Mutex<Ledger>,
     pub findings: Findings,
+    pub reads: Reads,
+}
+
+/// Why a reply cannot be judged: the target did not let us read (a 429, a 5xx to a read,
+/// no connection or no answer). None: it answered, and what it answered is evidence.
+pub fn unreadable(reply: &Reply, read: bool) -> Option<String> {
+    match reply {
+        Reply::Answered { status: 429, .. } => Some("throttled: HTTP 429 after the retries".into()),
+        Reply::Answered { status, .. } if read && *status >= 500 => {
+            Some(format!("HTTP {status} after the retries"))
+        }
+        Reply::Answered { .. } => None,
+        other => Some(other.describe()),
+    }
 }
 
 /// The method and path of a request, for evidence.
@@ -75,27 +94,89 @@ impl<'a> Probe<'a> {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Reply {
-        let mut waited = 0;
-        loop {
-            let reply = match (method, &body) {
+        let req = request(method, path);
+        let read = method == "GET";
+        self.patiently(&req, read, || async {
+            match (method, &body) {
                 ("POST", Some(b)) => client.post_json_bytes(path, b.clone()).await,
                 _ => client.get(path, &[]).await,
-            };
-            if reply.status() == Some(429) && waited < PATIENCE {
-                waited += 1;
-                self.throttled(&reply, &request(method, path));
-                let wait = match &reply {
-                    Reply::Answered { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                tokio::time::sleep(
-                    wait.unwrap_or(Duration::from_millis(500 << waited))
-                        .min(Duration::from_secs(30)),
-                )
-                .await;
-                continue;
             }
-            return reply;
+        })
+        .await
+    }
+
+    /// Sends one request as a patient client does: a 429 is waited out (its Retry-After,
+    /// else a growing backoff), and so, for a read, are a 5xx and a failed connection — a
+    /// write is not re-sent after a 5xx or a timeout, which may have created runs. All
+    /// within [`PATIENCE`] tries and [`READ_BOUND`]. Once the target has proved
+    /// unreachable, nothing more is sent: the reply says so at once.
+    pub async fn patiently<F, Fut>(&mut self, req: &str, read: bool, mut send: F) -> Reply
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Reply>,
+    {
+        if let Some(why) = &self.reads.unreachable {
+            return Reply::Connect {
+                error: format!("not sent: the target was unreachable earlier ({why})"),
+                elapsed: Duration::ZERO,
+            };
+        }
+        let began = tokio::time::Instant::now();
+        let mut tries = 0;
+        loop {
+            let reply = send().await;
+            tries += 1;
+            let wait = match &reply {
+                Reply::Answered {
+                    status: 429,
+                    retry_after,
+                    ..
+                } => {
+                    self.reads.throttled += 1;
+                    self.throttled(&reply, req);
+                    retry_after.unwrap_or(backoff(tries))
+                }
+                Reply::Answered { status, .. } if read && *status >= 500 => {
+                    self.reads.server_errors += 1;
+                    backoff(tries)
+                }
+                Reply::Answered { .. } => return reply,
+                Reply::Connect { .. } => {
+                    self.reads.connection_failures += 1;
+                    backoff(tries)
+                }
+                // A request that timed out may have been acted on: only a read is sent
+                // again, and only once (each try costs the whole request timeout).
+                Reply::Timeout { .. } | Reply::Other { .. } => {
+                    self.reads.connection_failures += 1;
+                    if !read || tries >= 2 {
+                        self.reads.unreachable = Some(format!("{req}: {}", reply.describe()));
+                        return reply;
+                    }
+                    backoff(tries)
+                }
+            }
+            .min(LONGEST_WAIT);
+            if tries >= PATIENCE || began.elapsed() + wait > READ_BOUND {
+                if matches!(reply, Reply::Connect { .. }) {
+                    self.reads.unreachable = Some(format!("{req}: {}", reply.describe()));
+                }
+                return reply;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Is `reply` unreadable (see [`unreadable`])? Then the case is recorded as unread
+    /// for `rule` and true comes back: the caller judges nothing.
+    pub fn unread(&mut self, rule: &'static str, reply: &Reply, read: bool) -> bool {
+        match unreadable(reply, read) {
+            Some(why) => {
+                self.reads.unread += 1;
+                self.findings.unread(rule, why);
+                true
+            }
+            None => false,
         }
     }
 
@@ -109,6 +190,9 @@ impl<'a> Probe<'a> {
     /// Judges a request that must be refused where the documentation does not say with
     /// which status: 400 or 422 pass, and the rule's note says which one was seen.
     pub fn expect_refusal(&mut self, rule: &'static str, reply: &Reply, request: &str) {
+        if self.unread(rule, reply, false) {
+            return;
+        }
         let status = reply.status();
         let ok = status.is_some_and(|s| crate::checks::VALIDATION_STATUSES.contains(&s));
         self.findings.check(rule, ok, || {
@@ -191,19 +275,11 @@ impl<'a> Probe<'a> {
             .await
     }
 
-    /// One `GET /workflow_runs?…`, waiting out 429s.
+    /// One `GET /workflow_runs?…`, patiently.
     pub async fn list(&mut self, query: &[(&str, String)]) -> Reply {
-        let mut waited = 0;
-        loop {
-            let reply = self.client.get("/workflow_runs", query).await;
-            if reply.status() == Some(429) && waited < PATIENCE {
-                waited += 1;
-                self.throttled(&reply, "GET /workflow_runs");
-                tokio::time::sleep(Duration::from_millis(200 << waited)).await;
-                continue;
-            }
-            return reply;
-        }
+        let client = self.client;
+        self.patiently("GET /workflow_runs", true, || client.get("/workflow_runs", query))
+            .await
     }
 
     /// Waits until every run of `batch_id` is terminal (or `within` passes); returns the
@@ -233,23 +309,31 @@ pub async fn run(
     scenario: &Scenario,
     config: &Checks,
     ledger: &Mutex<Ledger>,
-) -> Findings {
+) -> (Findings, Reads) {
     let mut p = Probe {
         client,
         scenario,
         config,
         ledger,
         findings: Findings::default(),
+        reads: Reads::default(),
     };
     runs::audit(&mut p).await;
-    if config.probes {
+    // A target found unreachable sends nothing more: every later probe would only wait
+    // out its own timeout to learn the same.
+    if config.probes && p.reads.unreachable.is_none() {
         batch::probe(&mut p).await;
         auth::probe(&mut p).await;
         version::probe(&mut p).await;
         list::probe(&mut p).await;
         error::probe(&mut p).await;
     }
-    p.findings
+    (p.findings, p.reads)
+}
+
+/// The wait before try `tries + 1` when the target gave no Retry-After: 250 ms, doubling.
+fn backoff(tries: u32) -> Duration {
+    Duration::from_millis(250u64 << tries.min(7))
 }
 
 /// A short JSON rendering of a reply for evidence.

@@ -6,6 +6,7 @@ use crate::api::{RunStatus, shapes};
 use crate::checks::runs::*;
 use crate::checks::{Case, json_excerpt};
 use crate::observe::{BatchOutcome, value_hash};
+use crate::scenario::TagRead;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -53,6 +54,15 @@ struct Listing {
 
 async fn audit_batch(p: &mut Probe<'_>, b: &Audited, first: bool) {
     let walk = super::list::walk(p, &b.batch_id, 1000, u64::from(b.inputs)).await;
+    if walk.unread {
+        // The listing could not be read whole: none of the batch's runs is judged by
+        // what it lacks. The rules it feeds are not run for this batch.
+        for rule in ["runs.count", "runs.terminal", "list.batch_filter"] {
+            p.reads.unread += 1;
+            p.findings.unread(rule, format!("the listing of batch {} could not be read", b.batch_id));
+        }
+        return;
+    }
     let listing = judge_listing(p, b, &walk.runs);
     // What the webhooks said before the Gets went out: a Get must show that status (or
     // the review's outcome after NEEDS_REVIEW), never an earlier one. Read after the
@@ -69,11 +79,17 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited, first: bool) {
             .collect()
     };
     let got = get_each(p, &listing.ids).await;
+    let mut unread_inputs = false;
 
     let mut runs_per_input: Vec<Vec<String>> = vec![Vec::new(); b.inputs as usize];
     let mut priority_exposed = false;
     for (id, reply) in &got {
         let req = format!("GET /workflow_runs/{id}");
+        if p.unread("runs.count", reply, true) {
+            // Which input it is stays unknown: its input is not judged either.
+            unread_inputs = true;
+            continue;
+        }
         if reply.status() != Some(200) {
             p.error_body(reply, &req);
             p.findings.fail(
@@ -111,6 +127,13 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited, first: bool) {
         );
     }
     for (i, runs) in runs_per_input.iter().enumerate() {
+        if runs.is_empty() && unread_inputs {
+            // Perhaps the run we could not read: not judged.
+            p.reads.unread += 1;
+            p.findings
+                .unread("runs.count", "a listed run could not be read, so which input it is is unknown");
+            continue;
+        }
         p.findings.check("runs.count", runs.len() == 1, || {
             Case::new(
                 format!("one run for input {i}"),
@@ -185,29 +208,50 @@ fn judge_listing(p: &mut Probe<'_>, b: &Audited, runs: &[Value]) -> Listing {
     }
 }
 
-/// Gets every listed run, 16 at a time, honouring throttling as any client would.
-async fn get_each(p: &Probe<'_>, ids: &[String]) -> BTreeMap<String, crate::api::client::Reply> {
+/// Gets every listed run, 16 at a time; a Get the target refused or dropped (429, 5xx,
+/// no connection) is then sent again patiently, one at a time, as any client would.
+async fn get_each(p: &mut Probe<'_>, ids: &[String]) -> BTreeMap<String, crate::api::client::Reply> {
     let mut got = BTreeMap::new();
     for chunk in ids.chunks(16) {
+        if p.reads.unreachable.is_some() {
+            break;
+        }
         let mut tasks = tokio::task::JoinSet::new();
         for id in chunk {
             let client = p.client.clone();
             let id = id.clone();
             tasks.spawn(async move {
-                let mut reply = client.get_run(&id).await;
-                for n in 0..6 {
-                    if reply.status() != Some(429) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 << n)).await;
-                    reply = client.get_run(&id).await;
-                }
+                let reply = client.get_run(&id).await;
                 (id, reply)
             });
         }
         while let Some(Ok((id, reply))) = tasks.join_next().await {
             got.insert(id, reply);
         }
+    }
+    let again: Vec<String> = got
+        .iter()
+        .filter(|(_, r)| super::unreadable(r, true).is_some())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in again {
+        let first = got.remove(&id).expect("listed above");
+        if first.status() == Some(429) {
+            p.reads.throttled += 1;
+            p.throttled(&first, "GET /workflow_runs/{id}");
+        }
+        let client = p.client;
+        let reply = p
+            .patiently(&format!("GET /workflow_runs/{id}"), true, || client.get_run(&id))
+            .await;
+        got.insert(id, reply);
+    }
+    // Runs never sent for because the target went away: unread too.
+    for id in ids {
+        got.entry(id.clone()).or_insert_with(|| crate::api::client::Reply::Connect {
+            error: "not sent: the target was unreachable".into(),
+            elapsed: Duration::ZERO,
+        });
     }
     got
 }
@@ -226,18 +270,21 @@ fn judge_run(
 ) -> Option<u64> {
     let batch_id = b.batch_id.as_str();
     let req = format!("GET /workflow_runs/{id}");
-    // Which input is this? By the correlation key the harness put in its metadata.
-    let tag = p
+    // Which input is this? By the correlation tag the harness put in its metadata.
+    let read = p
         .scenario
         .inputs
-        .correlation_key
-        .as_deref()
-        .and_then(|k| run.get("metadata")?.get(k)?.as_str())
-        .and_then(|t| t.split_once(':'))
-        .and_then(|(bi, ii)| Some((bi.parse::<u64>().ok()?, ii.parse::<u64>().ok()?)));
-    let other_batch = match tag {
-        Some((bi, _)) => bi != b.index,
-        None => run
+        .tagging()
+        .map_or(TagRead::Absent, |t| t.read(run.get("metadata")));
+    let tag = match read {
+        TagRead::Own { batch, index } => Some((batch, index)),
+        _ => None,
+    };
+    let other_batch = match read {
+        TagRead::Own { batch, .. } => batch != b.index,
+        // Another run's tag in this batch's listing: the filter let a stranger in.
+        TagRead::Other => true,
+        TagRead::Absent => run
             .get("batchId")
             .and_then(Value::as_str)
             .is_some_and(|x| x != batch_id),

@@ -83,6 +83,9 @@ pub struct Comparison {
     /// What differs between the two runs besides their figures (scenario, target, mock
     /// profile, time scale, API version): each makes the comparison less like for like.
     pub notes: Vec<String>,
+    /// Why a side cannot be compared at all (incomplete, not passed for reasons compare
+    /// cannot weigh, no data): the comparison then says nothing passed.
+    pub unfit: Vec<String>,
 }
 
 impl Comparison {
@@ -249,7 +252,9 @@ fn value_row(
                 (false, "within tolerance".into())
             }
         }
-        _ => (false, String::new()),
+        (None, None, _) => (false, "no data in either run".into()),
+        (None, Some(_), _) => (false, "no data in the base run".into()),
+        (Some(_), None, _) => (false, "no data in the new run".into()),
     };
     Row {
         metric: metric.into(),
@@ -324,8 +329,8 @@ pub fn compare(
         rows.push(value_row(
             metric,
             unit,
-            base.metric(metric),
-            new.metric(metric),
+            measured(base, metric),
+            measured(new, metric),
             better,
             tol,
         ));
@@ -343,7 +348,60 @@ pub fn compare(
         rows,
         rules,
         notes: differences(base, new),
+        unfit: [(base, "base"), (new, "new")]
+            .iter()
+            .filter_map(|(r, side)| unfit(r).map(|why| format!("the {side} run: {why}")))
+            .collect(),
     }
+}
+
+/// A metric as the run measured it: None where the run has nothing it could be read from
+/// (no rule judged, no run submitted, no request answered) — "0 failed" of no rules is
+/// no data, not an unchanged zero.
+fn measured(r: &Report, metric: &str) -> Option<f64> {
+    let empty = match metric {
+        "rules.failed" => r.rules.iter().all(|x| x.status == crate::checks::RuleStatus::NotRun),
+        m if m.starts_with("runs.") => r.runs.submitted == 0,
+        "webhooks.rejected" => r.webhooks.received == 0,
+        m if m.starts_with("throughput.") || m.starts_with("batches.") => {
+            r.batches.accepted == 0
+        }
+        "http.errors.rate" => r.http.requests == 0,
+        _ => false,
+    };
+    if empty { None } else { r.metric(metric) }
+}
+
+/// Why `r` cannot stand as one side of a comparison: it did not finish, it did not pass
+/// for a reason other than its thresholds and rules (which compare weighs itself), or it
+/// measured nothing. None: it can.
+pub fn unfit(r: &Report) -> Option<String> {
+    if !r.complete {
+        return Some(format!(
+            "it is incomplete ({})",
+            r.interrupted
+                .as_deref()
+                .or(r.unreachable.as_deref())
+                .unwrap_or("the run did not finish")
+        ));
+    }
+    let other: Vec<&str> = r
+        .verdict
+        .reasons
+        .iter()
+        .filter(|x| x.code != "threshold" && x.code != "rule")
+        .map(|x| x.code.as_str())
+        .collect();
+    if !other.is_empty() {
+        return Some(format!(
+            "it did not pass for reasons a comparison cannot weigh: {}",
+            other.join(", ")
+        ));
+    }
+    if r.batches.accepted == 0 && r.rules.iter().all(|x| x.status != crate::checks::RuleStatus::Passed) {
+        return Some("it has no data: no batch was accepted and no rule passed".into());
+    }
+    None
 }
 
 fn rule_changes(base: &Report, new: &Report) -> RuleChanges {
@@ -516,7 +574,9 @@ pub fn markdown(c: &Comparison) -> String {
     let _ = writeln!(
         s,
         "# batchproof compare — {}\n\nBase `{}` → new `{}`; tolerance {:.0}% (latency: and ≥ {} ms, outside the 95% intervals).\n",
-        if n == 0 {
+        if !c.unfit.is_empty() {
+            format!("⚠️ not comparable: {}", c.unfit.join("; "))
+        } else if n == 0 {
             "✅ no regression".to_string()
         } else {
             format!("❌ {n} regression(s)")
@@ -558,8 +618,16 @@ pub fn html(c: &Comparison) -> String {
     let _ = write!(
         s,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>batchproof compare</title><style>body{{font:14px system-ui,sans-serif;max-width:960px;margin:24px auto;padding:0 16px}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #d1d9e0;padding:4px 6px;text-align:left}}td.num{{text-align:right}}tr.regression td{{background:#ffebe9}}.badge{{padding:2px 10px;border-radius:12px;color:#fff;background:{}}}</style></head><body><h1>batchproof compare <span class=\"badge\" id=\"verdict\">{}</span></h1><p>Base <code>{}</code> → new <code>{}</code>; tolerance {:.0}% (latency: and ≥ {} ms, outside the 95% intervals).</p><table><tr><th>metric</th><th>base</th><th>new</th><th>change</th><th>verdict</th></tr>",
-        if n == 0 { "#1a7f37" } else { "#d1242f" },
-        if n == 0 {
+        if !c.unfit.is_empty() {
+            "#9a6700"
+        } else if n == 0 {
+            "#1a7f37"
+        } else {
+            "#d1242f"
+        },
+        if !c.unfit.is_empty() {
+            format!("not comparable: {}", esc(&c.unfit.join("; ")))
+        } else if n == 0 {
             "no regression".to_string()
         } else {
             format!("{n} regression(s)")

@@ -131,6 +131,13 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
         "          duplicates {} · unknown {} · out of order {}",
         a.duplicates, a.unknown, a.out_of_order
     )?;
+    if a.foreign > 0 {
+        writeln!(
+            s,
+            "          foreign {}: results of other runs on the same workflow (another run's tag or batchId), counted apart, not judged",
+            a.foreign
+        )?;
+    }
     let w = &r.webhooks;
     let rejected: u64 = w.rejected.values().sum();
     writeln!(

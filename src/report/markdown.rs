@@ -103,6 +103,13 @@ impl Format for Markdown {
             "| duplicates / unknown / out of order | {} / {} / {} |\n",
             r.runs.anomalies.duplicates, r.runs.anomalies.unknown, r.runs.anomalies.out_of_order
         )?;
+        if r.runs.anomalies.foreign > 0 {
+            writeln!(
+                s,
+                "{} foreign result(s): other runs' on the same workflow (another run's tag or batchId), counted apart, not judged.\n",
+                r.runs.anomalies.foreign
+            )?;
+        }
         webhooks(&mut s, r)?;
         latency(&mut s, r)?;
         capacity(&mut s, r)?;

@@ -250,6 +250,7 @@ fn add_shard(m: &mut Report, r: &Report) -> anyhow::Result<()> {
     add_map(&mut u.by_channel, &ru.by_channel);
     u.anomalies.duplicates += ru.anomalies.duplicates;
     u.anomalies.unknown += ru.anomalies.unknown;
+    u.anomalies.foreign += ru.anomalies.foreign;
     u.anomalies.out_of_order += ru.anomalies.out_of_order;
     u.anomalies.from_unconfirmed_batches += ru.anomalies.from_unconfirmed_batches;
     let (w, rw) = (&mut m.webhooks, &r.webhooks);

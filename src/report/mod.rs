@@ -92,6 +92,19 @@ pub struct Report {
     /// Set when the budget cut the load short: never passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_stop: Option<BudgetStop>,
+    /// Set when the target could not be reached at some point of the run (a batch, the
+    /// results' polling, the audit or a probe): what failed and where. Such a run is not
+    /// complete, and the rules it could not read are not run, never failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+    /// What the target let the audit and the probes read: 429s and 5xx retried, cases
+    /// left unread (their rules not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<crate::checks::Reads>,
+    /// Phases that gave up at their bound (results.deadline, --max-duration, a read's
+    /// retries), each said in a sentence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gave_up: Vec<String>,
 }
 
 /// Resident memory of the harness process (which includes the embedded mock when it is
@@ -345,6 +358,7 @@ impl Report {
             ),
             "runs.duplicates" => Some(self.runs.anomalies.duplicates as f64),
             "runs.unknown" => Some(self.runs.anomalies.unknown as f64),
+            "runs.foreign" => Some(self.runs.anomalies.foreign as f64),
             "runs.out_of_order" => Some(self.runs.anomalies.out_of_order as f64),
             "batches.rejected" => Some(self.batches.rejected as f64),
             "batches.possible_duplicates" => Some(self.batches.possible_duplicates as f64),
@@ -465,8 +479,15 @@ pub fn write_all(
         // Write to a temporary name and rename, so an interrupted write never leaves a
         // truncated report behind.
         let tmp = dir.join(format!(".report.{}.tmp", f.extension()));
-        std::fs::write(&tmp, f.render(report)?)?;
-        std::fs::rename(&tmp, &path)?;
+        let written = f
+            .render(report)
+            .and_then(|text| Ok(std::fs::write(&tmp, text)?))
+            .and_then(|()| Ok(std::fs::rename(&tmp, &path)?));
+        if let Err(e) = written {
+            // Nothing half-written is left behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!("writing {}", path.display())));
+        }
         out.push(path);
     }
     Ok(out)

@@ -71,6 +71,14 @@ impl Report {
                 "interrupted",
                 format!("the run stopped early: {why}"),
             ));
+        } else if let Some(what) = &self.unreachable {
+            out.push(Reason::new(
+                "unreachable",
+                format!(
+                    "the target at {} could not be reached: {what}; the rules it could not read are not run",
+                    self.target.url
+                ),
+            ));
         } else if !self.complete {
             out.push(Reason::new("incomplete", "the run did not finish"));
         }
@@ -146,6 +154,30 @@ impl Report {
             ));
         }
         self.result_reasons(&mut out);
+        if let Some(r) = self.reads.as_ref().filter(|r| r.unread > 0)
+            && self.unreachable.is_none()
+        {
+            let rules: Vec<&str> = self
+                .rules
+                .iter()
+                .filter(|x| x.note.as_deref().is_some_and(|n| n.starts_with("not run:")))
+                .map(|x| x.id.as_str())
+                .collect();
+            out.push(Reason::new(
+                "unread",
+                format!(
+                    "the target refused {} read(s) of the audit and probes even after the retries ({} × 429, {} × 5xx): {} not run",
+                    r.unread,
+                    r.throttled,
+                    r.server_errors,
+                    if rules.is_empty() {
+                        "their rules".to_string()
+                    } else {
+                        rules.join(", ")
+                    }
+                ),
+            ));
+        }
         for t in self.verdict.thresholds.iter().filter(|t| !t.passed) {
             out.push(Reason::new(
                 "threshold",
@@ -223,7 +255,7 @@ impl Report {
                 format!("the target refused the API key on {auth} batch(es): {first}"),
             ));
         }
-        if b.unreachable > 0 {
+        if b.unreachable > 0 && self.unreachable.is_none() {
             out.push(Reason::new(
                 "unreachable",
                 format!(

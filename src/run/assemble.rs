@@ -158,6 +158,9 @@ pub(crate) fn build_report(
         partial_set: None,
         probes_shard: None,
         budget_stop: budget_stop(scenario, ledger),
+        unreachable: None,
+        reads: None,
+        gave_up: Vec::new(),
     }
 }
 

@@ -47,7 +47,8 @@ pub mod exit {
 
     /// The exit code a finished report calls for.
     pub fn for_report(report: &crate::report::Report) -> u8 {
-        if !report.complete {
+        let could_not = |code: &str| report.verdict.reasons.iter().any(|r| r.code == code);
+        if !report.complete || could_not("unread") || could_not("unreachable") {
             ABORTED
         } else if report.harness_fault() {
             HARNESS_FAULT
@@ -73,6 +74,8 @@ pub enum ProgressMode {
 pub struct RunOptions {
     pub scenario: PathBuf,
     pub target: Option<String>,
+    /// The environment variable holding the API key; empty: the scenario's
+    /// `target.token_env`, else `EXTEND_API_KEY`.
     pub token_env: String,
     pub out: PathBuf,
     pub progress: ProgressMode,
@@ -186,11 +189,25 @@ fn target_scenario(opts: &RunOptions) -> Result<Scenario, RunError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(format!("--target `{url}` is not an http(s) URL")));
         }
+        // The key the scenario names stays the key: `--target` moves the run, not the
+        // account (a silent EXTEND_API_KEY could be another account's).
+        let (token_env, workspace_id) = match (&scenario.target, opts.token_env.as_str()) {
+            (_, given) if !given.is_empty() => (given.to_string(), None),
+            (
+                Target::Url {
+                    token_env,
+                    workspace_id,
+                    ..
+                },
+                _,
+            ) => (token_env.clone(), workspace_id.clone()),
+            _ => ("EXTEND_API_KEY".to_string(), None),
+        };
         scenario.target = Target::Url {
             time_scale: opts.time_scale,
             url: url.trim_end_matches('/').to_string(),
-            token_env: opts.token_env.clone(),
-            workspace_id: None,
+            token_env,
+            workspace_id,
         };
     }
     Ok(scenario)
@@ -202,7 +219,13 @@ pub async fn run_scenario(
     scenario: Scenario,
     opts: &RunOptions,
 ) -> Result<(Report, Vec<PathBuf>), RunError> {
+    writable(&opts.out)?;
     let mut scenario = scenario;
+    // Its own nonce in every tag: another run of this scenario on the same workflow (a
+    // second pipeline, a killed run's leftovers) never reads as this one.
+    if scenario.inputs.run_nonce.is_empty() {
+        scenario.inputs.run_nonce = crate::scenario::Tagging::fresh_nonce();
+    }
     // A sharded run sends the probes from shard 0 alone: against a paid API, N shards
     // probing would create N times the probes' runs for the same rules. (Only here: the
     // plan and the cost guard of every shard count them once, so all shards agree on
@@ -297,10 +320,20 @@ async fn execute(
         key_source: steps::key_source(&scenario).into(),
     };
     let unsent = drive_load(engine, &stop_rx).await;
+    let mut gave_up = None;
     if stop_rx.borrow().is_none() {
-        wait_for_results(&scenario, &ledger, stop_rx.clone()).await;
+        gave_up = wait_for_results(&scenario, &ledger, stop_rx.clone()).await;
     }
-    let probe_findings = check_contract(&scenario, &client, &ledger, &stop_rx).await;
+    // A target that is gone (every batch unreachable, or the polls lost it) is not
+    // audited or probed: each read would only wait out its own retries to learn the same.
+    let gone = match &gave_up {
+        Some(results::GaveUp::Unreachable(what)) => Some(what.clone()),
+        _ => nothing_reached(&ledger, &base),
+    };
+    let probe_findings = match gone {
+        None => check_contract(&scenario, &client, &ledger, &stop_rx).await,
+        Some(_) => None,
+    };
     let interrupted = stop_rx.borrow().clone();
     // Teardown: stop listening in the order results arrive, poller first.
     watchers.stop_poller().await;
@@ -330,6 +363,41 @@ async fn execute(
             },
         )
     };
+    report.gave_up = match gave_up {
+        Some(results::GaveUp::Deadline) => vec![format!(
+            "results: the deadline ({}) passed before every result was in",
+            crate::config::format_duration(scenario.results.deadline)
+        )],
+        Some(results::GaveUp::Unreachable(what)) => vec![format!(
+            "results: stopped waiting after {} s without an answer from the target ({what})",
+            results::OUTAGE_GRACE.as_secs()
+        )],
+        None => Vec::new(),
+    };
+    let (probe_findings, reads) = match probe_findings {
+        Some((f, r)) => (Some(f), Some(r)),
+        None => (None, None),
+    };
+    report.unreachable = gone
+        .or_else(|| reads.as_ref().and_then(|r| r.unreachable.clone()))
+        .or_else(|| {
+            (report.batches.unreachable > 0).then(|| {
+                format!(
+                    "{} batch(es) found no connection or no answer",
+                    report.batches.unreachable
+                )
+            })
+        });
+    if let Some(r) = reads.as_ref().filter(|r| r.unreachable.is_some()) {
+        report.gave_up.push(format!(
+            "audit and probes: stopped at the first read the target did not answer after its retries ({} connection failure(s))",
+            r.connection_failures
+        ));
+    }
+    report.reads = reads;
+    if report.unreachable.is_some() {
+        report.complete = false;
+    }
     judge(&mut report, &scenario, opts, &ledger, probe_findings);
     let paths = write_report(&report, &dir, &scenario).await;
     if let Some(e) = exporter {
@@ -339,6 +407,47 @@ async fn execute(
         f.abort();
     }
     Ok((report, paths?))
+}
+
+/// Refuses, before the first request, an `--out` the run could not write its report into
+/// (read-only, a file, a full disk, another user's): against a paid API a report found
+/// unwritable at the end is a job paid for nothing.
+pub fn writable(out: &Path) -> Result<(), RunError> {
+    let refuse = |e: std::io::Error| {
+        RunError::Invalid(format!(
+            "cannot write reports into {}: {e}\n  fix: pass --out a folder this user can write (nothing was sent)",
+            out.display()
+        ))
+    };
+    std::fs::create_dir_all(out).map_err(refuse)?;
+    // A real write, not a permission bit: a full disk or a read-only mount shows only so.
+    let probe = out.join(format!(".batchproof-write-check-{}", std::process::id()));
+    let written = std::fs::write(&probe, vec![b'.'; 4096]);
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(refuse)
+}
+
+/// When no batch reached the target (and none was accepted), what was seen: there is
+/// nothing to audit, and nothing the probes would learn.
+fn nothing_reached(ledger: &Mutex<crate::observe::Ledger>, base: &str) -> Option<String> {
+    let l = ledger.lock().expect("ledger");
+    let batches = l.batches();
+    let accepted = batches
+        .iter()
+        .any(|b| matches!(b.outcome, crate::observe::BatchOutcome::Accepted { .. }));
+    let unreached = batches
+        .iter()
+        .filter(|b| {
+            use crate::observe::BatchOutcome::*;
+            match &b.outcome {
+                Unreachable { .. } => true,
+                PossibleDuplicate { reason } => reason == "timed out",
+                _ => false,
+            }
+        })
+        .count();
+    (!accepted && unreached > 0)
+        .then(|| format!("none of the {unreached} batch(es) sent to {base} was answered"))
 }
 
 /// What stops a run, with its reason.

@@ -9,6 +9,18 @@ use tokio::sync::watch;
 use crate::observe::Ledger;
 use crate::scenario::Scenario;
 
+/// How long the results' reads may find no target before the wait gives up: a target
+/// that is gone does not come back by waiting out the whole deadline.
+pub(crate) const OUTAGE_GRACE: Duration = Duration::from_secs(15);
+
+/// Why the wait for results ended before every result was in.
+pub(crate) enum GaveUp {
+    /// The results deadline passed.
+    Deadline,
+    /// The target stopped answering the polls: since when, and what was seen.
+    Unreachable(String),
+}
+
 /// Waits until every accepted input has a result on the channels in use, or the deadline
 /// passes, or the run is stopped. With both channels, polling is the authority: once it
 /// has seen everything, webhooks get a short settling time to catch up.
@@ -16,15 +28,27 @@ pub(crate) async fn wait_for_results(
     scenario: &Scenario,
     ledger: &Mutex<Ledger>,
     mut stop: watch::Receiver<Option<String>>,
-) {
+) -> Option<GaveUp> {
     let webhooks = scenario.results.webhooks.is_some();
     let polling = scenario.results.polling.is_some();
     let deadline = Instant::now() + scenario.results.deadline;
     let settle = Duration::from_secs(2);
     let mut polled_all_at: Option<Instant> = None;
     loop {
-        let (wm, pm) = ledger.lock().expect("ledger").coverage();
+        let (wm, pm, outage) = {
+            let l = ledger.lock().expect("ledger");
+            let (wm, pm) = l.coverage();
+            (wm, pm, l.outage().cloned())
+        };
         let now = Instant::now();
+        if let Some((since, what)) = outage
+            && now.duration_since(since) >= OUTAGE_GRACE
+        {
+            return Some(GaveUp::Unreachable(format!(
+                "{what}, for {} s while waiting for results",
+                now.duration_since(since).as_secs()
+            )));
+        }
         let done = match (webhooks, polling) {
             (true, false) => wm == 0,
             (false, true) => pm == 0,
@@ -39,7 +63,7 @@ pub(crate) async fn wait_for_results(
             (false, false) => true,
         };
         if now >= deadline {
-            return;
+            return (!done).then_some(GaveUp::Deadline);
         }
         if done {
             if !scenario.results.settle.is_zero() {
@@ -49,11 +73,11 @@ pub(crate) async fn wait_for_results(
                     _ = stop.wait_for(|s| s.is_some()) => {}
                 }
             }
-            return;
+            return None;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = stop.wait_for(|s| s.is_some()) => return,
+            _ = stop.wait_for(|s| s.is_some()) => return None,
         }
     }
 }

@@ -166,6 +166,22 @@ pub(super) fn judge(
             }),
         );
         report.rules = crate::checks::results(&findings, &checks.selection, scenario.api_version);
+    } else if let (Some(checks), false) = (&scenario.checks, report.complete) {
+        // Every rule is listed, not run, with why: a JUnit reader sees the whole catalogue
+        // skipped rather than a run that checked nothing.
+        let why = report
+            .interrupted
+            .as_ref()
+            .map(|w| format!("the run stopped early ({w})"))
+            .or_else(|| {
+                report
+                    .unreachable
+                    .as_ref()
+                    .map(|w| format!("the target could not be reached ({w})"))
+            })
+            .unwrap_or_else(|| "the run did not finish".into());
+        report.rules =
+            crate::checks::not_run(&checks.selection, scenario.api_version, &format!("not run: {why}"));
     }
     report.invariants = ledger
         .lock()
@@ -263,10 +279,11 @@ pub(super) fn open_ledger(
         scenario.inputs.correlation_key.clone(),
         collecting,
     )));
-    ledger
-        .lock()
-        .expect("ledger")
-        .set_judging(scenario.checks.is_some());
+    {
+        let mut l = ledger.lock().expect("ledger");
+        l.set_judging(scenario.checks.is_some());
+        l.set_nonce(&scenario.inputs.run_nonce);
+    }
     // The report folder exists from the start: the journal grows in it as the run goes.
     let name = match opts.shard {
         Some(s) => format!("{}-shard{}of{}", scenario.name, s.index, s.count),
@@ -286,6 +303,7 @@ pub(super) fn open_ledger(
         load_batches: scenario.load.batches,
         budget_stop: scenario.budget_stop.clone(),
         env: crate::observe::journal::Header::environment_of(&scenario.text),
+        run_nonce: scenario.inputs.run_nonce.clone(),
     };
     match crate::observe::Journal::create(&dir, &header) {
         Ok(j) => ledger.lock().expect("ledger").set_journal(j),
@@ -508,7 +526,7 @@ pub(super) async fn check_contract(
     client: &Client,
     ledger: &Arc<Mutex<Ledger>>,
     stop_rx: &watch::Receiver<Option<String>>,
-) -> Option<crate::checks::Findings> {
+) -> Option<(crate::checks::Findings, crate::checks::Reads)> {
     let checks = scenario.checks.as_ref()?;
     if stop_rx.borrow().is_some() {
         return None;
@@ -547,9 +565,34 @@ pub(crate) fn write_files(
 ) -> Result<Vec<PathBuf>, RunError> {
     let formats = report::run_formats(scenario.checks.is_some() || !scenario.thresholds.is_empty());
     report::write_all(report, dir, &formats).map_err(|e| {
+        // The run's findings are not lost with its folder: the JSON goes where it can.
+        let saved = fallback_json(report, dir);
         abort(
             exit::ABORTED,
-            format!("writing the report to {}: {e}", dir.display()),
+            format!(
+                "writing the report to {}: {e:#}\n  {saved}",
+                dir.display()
+            ),
         )
     })
+}
+
+/// Writes the report's JSON into the system's temporary folder when its own folder
+/// refused it; says where it went (or that it could not).
+fn fallback_json(report: &Report, dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+    let path = std::env::temp_dir().join(format!("batchproof-{name}.json"));
+    match report::Format::render(&report::json::Json, report)
+        .map_err(|e| e.to_string())
+        .and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string()))
+    {
+        Ok(()) => format!(
+            "the report's JSON was written to {} instead (render it again with `batchproof report {} --format html`)",
+            path.display(),
+            path.display()
+        ),
+        Err(e) => format!("the report's JSON could not be saved anywhere either: {e}"),
+    }
 }

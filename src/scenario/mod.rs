@@ -144,6 +144,86 @@ pub struct Inputs {
     pub secrets: Option<ValueTemplate>,
     pub feeder: Option<Vec<feeder::Row>>,
     pub correlation_key: Option<String>,
+    /// This run's nonce in every tag (`NONCE:B:I`), so two runs of one scenario on one
+    /// workflow, or a killed run's leftovers, never read each other's results as their
+    /// own. Empty: the bare `B:I` of reports and journals written before it existed.
+    pub run_nonce: String,
+}
+
+impl Inputs {
+    /// How this run tags its inputs and reads tags back; None when it tags nothing.
+    pub fn tagging(&self) -> Option<Tagging> {
+        Some(Tagging {
+            key: self.correlation_key.clone()?,
+            nonce: self.run_nonce.clone(),
+        })
+    }
+}
+
+/// The correlation tag a run writes into each input's metadata (`NONCE:BATCH:INDEX`)
+/// and reads back from every result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagging {
+    /// The metadata key the tag is written under.
+    pub key: String,
+    pub nonce: String,
+}
+
+/// Whose a result's tag says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagRead {
+    /// This run's input `index` of batch `batch`.
+    Own { batch: u64, index: u64 },
+    /// A tag under our key that is not this run's: another run's (or an earlier one's).
+    Other,
+    /// No tag under our key.
+    Absent,
+}
+
+impl Tagging {
+    /// The tag of input `index` of batch `batch`, as written into its metadata.
+    pub fn tag(&self, batch: u64, index: u64) -> String {
+        if self.nonce.is_empty() {
+            format!("{batch}:{index}")
+        } else {
+            format!("{}:{batch}:{index}", self.nonce)
+        }
+    }
+
+    /// Reads the tag in a result's metadata.
+    pub fn read(&self, metadata: Option<&Value>) -> TagRead {
+        let Some(raw) = metadata.and_then(|m| m.get(&self.key)) else {
+            return TagRead::Absent;
+        };
+        let Some(text) = raw.as_str() else {
+            return TagRead::Other;
+        };
+        self.parse(text).map_or(TagRead::Other, |(batch, index)| TagRead::Own {
+            batch,
+            index,
+        })
+    }
+
+    /// `(batch, index)` when `text` is this run's tag.
+    pub fn parse(&self, text: &str) -> Option<(u64, u64)> {
+        let rest = if self.nonce.is_empty() {
+            text
+        } else {
+            text.strip_prefix(self.nonce.as_str())?.strip_prefix(':')?
+        };
+        let (b, i) = rest.split_once(':')?;
+        Some((b.parse().ok()?, i.parse().ok()?))
+    }
+
+    /// A fresh nonce: 8 characters of base 36, enough that two runs never share one.
+    pub fn fresh_nonce() -> String {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut rng = rand::rng();
+        (0..8)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]

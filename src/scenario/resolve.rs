@@ -508,6 +508,8 @@ fn resolve_inputs(file: &ScenarioFile, name: &str, base: &Path) -> Result<Inputs
         secrets: value_tmpl(&i.secrets, "secrets")?,
         feeder,
         correlation_key: i.correlation_key.clone(),
+        // Set when a run starts (or from its journal when resumed).
+        run_nonce: String::new(),
     };
     Ok(inputs)
 }

@@ -32,7 +32,7 @@ const STATS: [&str; 9] = [
 ];
 
 /// Metrics that are plain numbers.
-pub const SCALAR_METRICS: [(&str, Unit, &str); 24] = [
+pub const SCALAR_METRICS: [(&str, Unit, &str); 25] = [
     (
         "runs.submitted",
         Unit::Count,
@@ -69,6 +69,11 @@ pub const SCALAR_METRICS: [(&str, Unit, &str); 24] = [
         "runs.unknown",
         Unit::Count,
         "results that match no submitted input",
+    ),
+    (
+        "runs.foreign",
+        Unit::Count,
+        "other runs' results on the same workflow (another run's tag or batchId), not judged",
     ),
     (
         "runs.out_of_order",

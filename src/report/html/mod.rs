@@ -391,6 +391,7 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
         ("in batches not accepted", r.runs.rejected),
         ("duplicate results", a.duplicates),
         ("results matching no input", a.unknown),
+        ("foreign: other runs' results, not judged", a.foreign),
         ("statuses going backwards", a.out_of_order),
         (
             "results from unconfirmed (5xx/timeout) batches",
