@@ -137,3 +137,79 @@ fn compare_names_each_rule_that_newly_fails_or_newly_passes() {
     assert!(row.contains(&format!("newly failing: `{fixed}`")), "{row}");
     assert!(row.contains(&format!("newly passing: `{broken}`")), "{row}");
 }
+
+/// A passed copy of the fixture: complete, no reason against it but its rules.
+fn fit() -> Report {
+    let mut r = fixture();
+    r.complete = true;
+    r.interrupted = None;
+    r.verdict.reasons.retain(|x| x.code == "rule" || x.code == "threshold");
+    r
+}
+
+#[test]
+fn compare_says_nothing_over_a_run_that_did_not_finish_or_measured_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = save(d, "base.json", &fit());
+    // A killed run as the new run.
+    let mut killed = fit();
+    killed.complete = false;
+    killed.interrupted = Some("terminated (SIGTERM)".into());
+    // A run against a target that was down: nothing accepted, nothing judged.
+    let mut down = fit();
+    down.batches.accepted = 0;
+    down.rules.iter_mut().for_each(|r| r.status = RuleStatus::NotRun);
+    down.verdict.reasons = vec![];
+    // A wrong key: not passed for a reason compare cannot weigh.
+    let mut refused = fit();
+    refused.verdict.reasons.push(batchproof::report::verdict::Reason {
+        code: "auth_refused".into(),
+        message: "the target refused the API key".into(),
+    });
+    for (name, r, why) in [
+        ("killed", killed, "incomplete"),
+        ("down", down, "no data"),
+        ("refused", refused, "auth_refused"),
+    ] {
+        let new = save(d, &format!("{name}.json"), &r);
+        let (code, text) = compare(d, &base, &new);
+        assert_eq!(code, Some(3), "{name}: {text}");
+        assert!(text.contains("not comparable") && text.contains(why), "{name}: {text}");
+        assert!(!text.contains("✅"), "{name}: {text}");
+        // Either side.
+        let (code, _) = compare(d, &new, &base);
+        assert_eq!(code, Some(3), "{name} as the base");
+    }
+}
+
+#[test]
+fn compare_refuses_another_scenario_unless_told_and_says_no_data_for_an_empty_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = save(d, "base.json", &fit());
+    let mut other = fit();
+    other.scenario.name = "another".into();
+    let new = save(d, "other.json", &other);
+    let (code, text) = compare(d, &base, &new);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("--allow-different"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+        .args(["compare", base.to_str().unwrap(), new.to_str().unwrap()])
+        .args(["--allow-different", "--out"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(2));
+    // Rules judged in the base only: "no data" in the new run, never "unchanged".
+    let mut unjudged = fit();
+    unjudged.rules.clear();
+    unjudged.batches.accepted = fit().batches.accepted.max(1);
+    let new = save(d, "unjudged.json", &unjudged);
+    let (_, text) = compare(d, &base, &new);
+    assert!(
+        line(&text, "rules.failed").contains("no data in the new run"),
+        "{}",
+        line(&text, "rules.failed")
+    );
+}

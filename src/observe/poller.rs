@@ -79,6 +79,22 @@ impl Poller {
                     other.describe()
                 )),
             });
+            if let Reply::Answered {
+                status: 429,
+                retry_after,
+                ..
+            } = &reply
+            {
+                // The limit is shared (the audit, other traffic on the key): the poller
+                // waits its turn rather than adding to the pile.
+                tokio::time::sleep(
+                    retry_after
+                        .unwrap_or(std::time::Duration::from_secs(1))
+                        .min(std::time::Duration::from_secs(30)),
+                )
+                .await;
+                break;
+            }
             let Some(body) = reply.body().filter(|_| reply.status() == Some(200)) else {
                 break;
             };

@@ -30,8 +30,10 @@ mod version;
 pub use crate::api::PROBE_KEY;
 
 /// Tries of one request before it counts as unread: 429s (and, for reads, 5xx and
-/// failed connections) are waited out this many times.
-const PATIENCE: u32 = 6;
+/// failed connections) are waited out this many times, within [`READ_BOUND`] — a limit
+/// shared with other traffic (another pipeline's throttle probe, production) can keep
+/// refusing for a while.
+const PATIENCE: u32 = 20;
 /// The longest one request's retries may wait in all: the phase stays bounded.
 const READ_BOUND: Duration = Duration::from_secs(60);
 /// The longest single wait, whatever a Retry-After asks.

@@ -322,7 +322,7 @@ async fn execute(
     let unsent = drive_load(engine, &stop_rx).await;
     let mut gave_up = None;
     if stop_rx.borrow().is_none() {
-        gave_up = wait_for_results(&scenario, &ledger, stop_rx.clone()).await;
+        gave_up = wait_for_results(&scenario, &ledger, &client, stop_rx.clone()).await;
     }
     // A target that is gone (every batch unreachable, or the polls lost it) is not
     // audited or probed: each read would only wait out its own retries to learn the same.

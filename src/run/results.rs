@@ -6,12 +6,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::api::client::{Client, Reply};
 use crate::observe::Ledger;
 use crate::scenario::Scenario;
 
 /// How long the results' reads may find no target before the wait gives up: a target
 /// that is gone does not come back by waiting out the whole deadline.
 pub(crate) const OUTAGE_GRACE: Duration = Duration::from_secs(15);
+/// How often a webhook-only run checks, while it waits, that the target is still there.
+const HEARTBEAT: Duration = Duration::from_secs(3);
 
 /// Why the wait for results ended before every result was in.
 pub(crate) enum GaveUp {
@@ -27,8 +30,12 @@ pub(crate) enum GaveUp {
 pub(crate) async fn wait_for_results(
     scenario: &Scenario,
     ledger: &Mutex<Ledger>,
+    client: &Client,
     mut stop: watch::Receiver<Option<String>>,
 ) -> Option<GaveUp> {
+    // With webhooks alone nothing reads the target while results are awaited: a light
+    // heartbeat (one run of one batch) tells a target that died from one that is slow.
+    let mut heartbeat_at = Instant::now() + HEARTBEAT;
     let webhooks = scenario.results.webhooks.is_some();
     let polling = scenario.results.polling.is_some();
     let deadline = Instant::now() + scenario.results.deadline;
@@ -41,6 +48,25 @@ pub(crate) async fn wait_for_results(
             (wm, pm, l.outage().cloned())
         };
         let now = Instant::now();
+        if webhooks && !polling && wm > 0 && now >= heartbeat_at {
+            heartbeat_at = now + HEARTBEAT;
+            let batch = ledger
+                .lock()
+                .expect("ledger")
+                .batches_to_poll()
+                .into_iter()
+                .next();
+            if let Some((_, batch_id)) = batch {
+                let reply = client.list_batch(&batch_id, 1, None).await;
+                ledger.lock().expect("ledger").reach(match &reply {
+                    Reply::Answered { .. } => None,
+                    other => Some(format!(
+                        "GET /workflow_runs?batchId={batch_id} (a heartbeat while waiting for webhooks): {}",
+                        other.describe()
+                    )),
+                });
+            }
+        }
         if let Some((since, what)) = outage
             && now.duration_since(since) >= OUTAGE_GRACE
         {
