@@ -71,7 +71,11 @@ fn a_reader_that_leaves_after_two_lines_does_not_lose_the_run() {
     let rc = std::fs::read_to_string(dir.path().join("rc")).unwrap();
     assert_eq!(rc.trim(), "0", "{}", output_text(&output));
     let report = report_under(&dir.path().join("out"));
-    assert!(report.complete && report.verdict.passed, "{:?}", report.verdict);
+    assert!(
+        report.complete && report.verdict.passed,
+        "{:?}",
+        report.verdict
+    );
     no_tmp_left(&dir.path().join("out"));
 }
 
@@ -81,13 +85,26 @@ fn timeout_signalling_the_process_and_its_group_counts_as_one_signal() {
     std::fs::write(dir.path().join("long.yaml"), LONG).unwrap();
     let started = Instant::now();
     let output = Command::new("timeout")
-        .args(["-s", "TERM", "4", bin(), "run", "long.yaml", "--progress", "none"])
+        .args([
+            "-s",
+            "TERM",
+            "4",
+            bin(),
+            "run",
+            "long.yaml",
+            "--progress",
+            "none",
+        ])
         .args(["--out", "out"])
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
     let text = output_text(&output);
     // timeout's own code for "the command timed out".
     assert_eq!(output.status.code(), Some(124), "{text}");
@@ -98,7 +115,10 @@ fn timeout_signalling_the_process_and_its_group_counts_as_one_signal() {
     let report = report_under(&dir.path().join("out"));
     assert!(!report.complete);
     assert!(
-        report.interrupted.as_deref().is_some_and(|w| w.contains("SIGTERM")),
+        report
+            .interrupted
+            .as_deref()
+            .is_some_and(|w| w.contains("SIGTERM")),
         "{:?}",
         report.interrupted
     );
@@ -162,7 +182,10 @@ fn sigterm_to_a_tee_pipelines_group_still_writes_the_report() {
     let report = report_under(&dir.path().join("out"));
     assert!(!report.complete);
     assert!(
-        report.interrupted.as_deref().is_some_and(|w| w.contains("SIGTERM")),
+        report
+            .interrupted
+            .as_deref()
+            .is_some_and(|w| w.contains("SIGTERM")),
         "{:?}",
         report.interrupted
     );
@@ -192,8 +215,7 @@ fn an_out_that_cannot_be_written_is_refused_before_anything_is_sent() {
     if !is_root() {
         let ro = dir.path().join("read-only");
         std::fs::create_dir(&ro).unwrap();
-        std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555))
-            .unwrap();
+        std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
         outs.push(ro);
     }
     for out in outs {

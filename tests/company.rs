@@ -27,7 +27,8 @@ fn root() -> PathBuf {
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_batchproof"));
-    c.stdin(Stdio::null()).env("EXTEND_API_KEY", batchproof::mock::profile::DEFAULT_TOKEN);
+    c.stdin(Stdio::null())
+        .env("EXTEND_API_KEY", batchproof::mock::profile::DEFAULT_TOKEN);
     c
 }
 
@@ -111,7 +112,10 @@ async fn two_conformance_runs_on_one_workflow_do_not_fail_each_other() {
         foreign += report.runs.anomalies.foreign;
     }
     // Both subscribed to the whole workflow: each saw the other's results, apart.
-    assert!(foreign > 0, "neither run counted the other's results as foreign");
+    assert!(
+        foreign > 0,
+        "neither run counted the other's results as foreign"
+    );
     mock.shutdown().await;
 }
 
@@ -154,13 +158,19 @@ async fn limited(
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 h,
-                Body::from(r#"{"object":"error","code":"RATE_LIMITED","message":"slow down","retryable":true}"#),
+                Body::from(
+                    r#"{"object":"error","code":"RATE_LIMITED","message":"slow down","retryable":true}"#,
+                ),
             );
         }
     }
     let mut req = l.http.request(
         method,
-        format!("{}{}", l.upstream, uri.path_and_query().map_or("", |p| p.as_str())),
+        format!(
+            "{}{}",
+            l.upstream,
+            uri.path_and_query().map_or("", |p| p.as_str())
+        ),
     );
     for (k, v) in &headers {
         if k != "host" && k != "content-length" {
@@ -226,7 +236,10 @@ async fn reads_throttled_by_other_traffic_on_the_key_are_waited_out_not_failed()
         let mut c = bin();
         c.args(["run", scenario.to_str().unwrap(), "--max-runs", "500"])
             .args(["--progress", "none", "--out", out.to_str().unwrap()]);
-        tokio::task::spawn_blocking(move || c.output()).await.unwrap().unwrap()
+        tokio::task::spawn_blocking(move || c.output())
+            .await
+            .unwrap()
+            .unwrap()
     };
     done.store(true, Ordering::Relaxed);
     background.abort();
@@ -235,7 +248,10 @@ async fn reads_throttled_by_other_traffic_on_the_key_are_waited_out_not_failed()
         limiter.refused.load(Ordering::Relaxed) > 0,
         "the limiter never refused a read: the test proves nothing"
     );
-    let reads = report.reads.clone().expect("the audit's reads are reported");
+    let reads = report
+        .reads
+        .clone()
+        .expect("the audit's reads are reported");
     assert!(reads.throttled > 0, "{reads:?}");
     assert_eq!(
         output.status.code(),
@@ -303,7 +319,11 @@ fn assert_outage(code: Option<i32>, report: &Report, text: &str) {
     assert_eq!(code, Some(3), "{text}");
     assert!(!report.complete, "an outage is not a complete run");
     assert!(
-        report.verdict.reasons.iter().any(|r| r.code == "unreachable"),
+        report
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.code == "unreachable"),
         "{:?}",
         report.verdict.reasons
     );
@@ -363,12 +383,19 @@ fn a_target_down_from_the_start_is_unreachable_in_both_modes() {
         let report = report_in(&out);
         assert!(!report.complete, "{via}");
         assert!(
-            report.verdict.reasons.iter().any(|r| r.code == "unreachable"
-                || (r.code == "interrupted" && r.message.contains("unreachable"))),
+            report
+                .verdict
+                .reasons
+                .iter()
+                .any(|r| r.code == "unreachable"
+                    || (r.code == "interrupted" && r.message.contains("unreachable"))),
             "{via}: {:?}",
             report.verdict.reasons
         );
-        let banner = text.lines().find(|l| l.contains("── batchproof")).unwrap_or_default();
+        let banner = text
+            .lines()
+            .find(|l| l.contains("── batchproof"))
+            .unwrap_or_default();
         assert!(
             banner.contains("INCOMPLETE") && !banner.contains("FAILED"),
             "{via}: an outage is not FAILED: {text}"
@@ -433,12 +460,19 @@ fn max_duration_bounds_the_whole_run_and_keeps_its_report() {
         .args(["--progress", "none", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(output.status.code(), Some(3), "{}", output_text(&output));
     let report = report_in(&out);
     assert!(!report.complete);
     assert!(
-        report.interrupted.as_deref().is_some_and(|w| w.contains("--max-duration")),
+        report
+            .interrupted
+            .as_deref()
+            .is_some_and(|w| w.contains("--max-duration")),
         "{:?}",
         report.interrupted
     );

@@ -143,7 +143,9 @@ fn fit() -> Report {
     let mut r = fixture();
     r.complete = true;
     r.interrupted = None;
-    r.verdict.reasons.retain(|x| x.code == "rule" || x.code == "threshold");
+    r.verdict
+        .reasons
+        .retain(|x| x.code == "rule" || x.code == "threshold");
     r
 }
 
@@ -159,14 +161,19 @@ fn compare_says_nothing_over_a_run_that_did_not_finish_or_measured_nothing() {
     // A run against a target that was down: nothing accepted, nothing judged.
     let mut down = fit();
     down.batches.accepted = 0;
-    down.rules.iter_mut().for_each(|r| r.status = RuleStatus::NotRun);
+    down.rules
+        .iter_mut()
+        .for_each(|r| r.status = RuleStatus::NotRun);
     down.verdict.reasons = vec![];
     // A wrong key: not passed for a reason compare cannot weigh.
     let mut refused = fit();
-    refused.verdict.reasons.push(batchproof::report::verdict::Reason {
-        code: "auth_refused".into(),
-        message: "the target refused the API key".into(),
-    });
+    refused
+        .verdict
+        .reasons
+        .push(batchproof::report::verdict::Reason {
+            code: "auth_refused".into(),
+            message: "the target refused the API key".into(),
+        });
     for (name, r, why) in [
         ("killed", killed, "incomplete"),
         ("down", down, "no data"),
@@ -175,7 +182,10 @@ fn compare_says_nothing_over_a_run_that_did_not_finish_or_measured_nothing() {
         let new = save(d, &format!("{name}.json"), &r);
         let (code, text) = compare(d, &base, &new);
         assert_eq!(code, Some(3), "{name}: {text}");
-        assert!(text.contains("not comparable") && text.contains(why), "{name}: {text}");
+        assert!(
+            text.contains("not comparable") && text.contains(why),
+            "{name}: {text}"
+        );
         assert!(!text.contains("✅"), "{name}: {text}");
         // Either side.
         let (code, _) = compare(d, &new, &base);

@@ -245,7 +245,9 @@ fn a_signal_during_the_conformance_checks_leaves_an_incomplete_report_without_ru
     for r in &report.rules {
         assert_eq!(r.status, batchproof::checks::RuleStatus::NotRun, "{r:?}");
         assert!(
-            r.note.as_deref().is_some_and(|n| n.contains("stopped early")),
+            r.note
+                .as_deref()
+                .is_some_and(|n| n.contains("stopped early")),
             "{r:?}"
         );
     }

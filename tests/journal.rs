@@ -430,7 +430,10 @@ async fn a_run_killed_mid_load_is_reported_from_its_journal_and_resumed_without_
             // NONCE:BATCH:INDEX — the run's own nonce, then where the input sits.
             let mut parts = tag.rsplitn(3, ':');
             let (i, b) = (parts.next().unwrap(), parts.next().unwrap());
-            assert!(parts.next().is_some_and(|n| !n.is_empty()), "tag {tag} has no nonce");
+            assert!(
+                parts.next().is_some_and(|n| !n.is_empty()),
+                "tag {tag} has no nonce"
+            );
             assert_eq!(b.parse::<u64>().unwrap(), *index);
             let i: u64 = i.parse().unwrap();
             let lines = &after.results[&(*index, i)];

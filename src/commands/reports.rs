@@ -101,7 +101,8 @@ pub fn compare(
         }
         tell!(
             "warning: comparing different scenarios (`{}` and `{}`)",
-            b.scenario.name, n.scenario.name
+            b.scenario.name,
+            n.scenario.name
         );
     }
 

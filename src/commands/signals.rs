@@ -18,7 +18,9 @@ pub fn stop_on_signal() -> watch::Receiver<Option<String>> {
 
 /// As [`stop_on_signal`], and also after `max` (`--max-duration`): the run then writes
 /// its partial report, marked incomplete, as on Ctrl-C.
-pub fn stop_on_signal_or_after(max: Option<std::time::Duration>) -> watch::Receiver<Option<String>> {
+pub fn stop_on_signal_or_after(
+    max: Option<std::time::Duration>,
+) -> watch::Receiver<Option<String>> {
     let (tx, rx) = watch::channel(None);
     if let Some(max) = max {
         let tx = tx.clone();

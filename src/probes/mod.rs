@@ -280,8 +280,10 @@ impl<'a> Probe<'a> {
     /// One `GET /workflow_runs?…`, patiently.
     pub async fn list(&mut self, query: &[(&str, String)]) -> Reply {
         let client = self.client;
-        self.patiently("GET /workflow_runs", true, || client.get("/workflow_runs", query))
-            .await
+        self.patiently("GET /workflow_runs", true, || {
+            client.get("/workflow_runs", query)
+        })
+        .await
     }
 
     /// Waits until every run of `batch_id` is terminal (or `within` passes); returns the

@@ -59,7 +59,10 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited, first: bool) {
         // what it lacks. The rules it feeds are not run for this batch.
         for rule in ["runs.count", "runs.terminal", "list.batch_filter"] {
             p.reads.unread += 1;
-            p.findings.unread(rule, format!("the listing of batch {} could not be read", b.batch_id));
+            p.findings.unread(
+                rule,
+                format!("the listing of batch {} could not be read", b.batch_id),
+            );
         }
         return;
     }
@@ -130,8 +133,10 @@ async fn audit_batch(p: &mut Probe<'_>, b: &Audited, first: bool) {
         if runs.is_empty() && unread_inputs {
             // Perhaps the run we could not read: not judged.
             p.reads.unread += 1;
-            p.findings
-                .unread("runs.count", "a listed run could not be read, so which input it is is unknown");
+            p.findings.unread(
+                "runs.count",
+                "a listed run could not be read, so which input it is is unknown",
+            );
             continue;
         }
         p.findings.check("runs.count", runs.len() == 1, || {
@@ -210,7 +215,10 @@ fn judge_listing(p: &mut Probe<'_>, b: &Audited, runs: &[Value]) -> Listing {
 
 /// Gets every listed run, 16 at a time; a Get the target refused or dropped (429, 5xx,
 /// no connection) is then sent again patiently, one at a time, as any client would.
-async fn get_each(p: &mut Probe<'_>, ids: &[String]) -> BTreeMap<String, crate::api::client::Reply> {
+async fn get_each(
+    p: &mut Probe<'_>,
+    ids: &[String],
+) -> BTreeMap<String, crate::api::client::Reply> {
     let mut got = BTreeMap::new();
     for chunk in ids.chunks(16) {
         if p.reads.unreachable.is_some() {
@@ -242,16 +250,19 @@ async fn get_each(p: &mut Probe<'_>, ids: &[String]) -> BTreeMap<String, crate::
         }
         let client = p.client;
         let reply = p
-            .patiently(&format!("GET /workflow_runs/{id}"), true, || client.get_run(&id))
+            .patiently(&format!("GET /workflow_runs/{id}"), true, || {
+                client.get_run(&id)
+            })
             .await;
         got.insert(id, reply);
     }
     // Runs never sent for because the target went away: unread too.
     for id in ids {
-        got.entry(id.clone()).or_insert_with(|| crate::api::client::Reply::Connect {
-            error: "not sent: the target was unreachable".into(),
-            elapsed: Duration::ZERO,
-        });
+        got.entry(id.clone())
+            .or_insert_with(|| crate::api::client::Reply::Connect {
+                error: "not sent: the target was unreachable".into(),
+                elapsed: Duration::ZERO,
+            });
     }
     got
 }

@@ -360,12 +360,13 @@ pub fn compare(
 /// no data, not an unchanged zero.
 fn measured(r: &Report, metric: &str) -> Option<f64> {
     let empty = match metric {
-        "rules.failed" => r.rules.iter().all(|x| x.status == crate::checks::RuleStatus::NotRun),
+        "rules.failed" => r
+            .rules
+            .iter()
+            .all(|x| x.status == crate::checks::RuleStatus::NotRun),
         m if m.starts_with("runs.") => r.runs.submitted == 0,
         "webhooks.rejected" => r.webhooks.received == 0,
-        m if m.starts_with("throughput.") || m.starts_with("batches.") => {
-            r.batches.accepted == 0
-        }
+        m if m.starts_with("throughput.") || m.starts_with("batches.") => r.batches.accepted == 0,
         "http.errors.rate" => r.http.requests == 0,
         _ => false,
     };
@@ -398,7 +399,11 @@ pub fn unfit(r: &Report) -> Option<String> {
             other.join(", ")
         ));
     }
-    if r.batches.accepted == 0 && r.rules.iter().all(|x| x.status != crate::checks::RuleStatus::Passed) {
+    if r.batches.accepted == 0
+        && r.rules
+            .iter()
+            .all(|x| x.status != crate::checks::RuleStatus::Passed)
+    {
         return Some("it has no data: no batch was accepted and no rule passed".into());
     }
     None

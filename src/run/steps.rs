@@ -180,8 +180,11 @@ pub(super) fn judge(
                     .map(|w| format!("the target could not be reached ({w})"))
             })
             .unwrap_or_else(|| "the run did not finish".into());
-        report.rules =
-            crate::checks::not_run(&checks.selection, scenario.api_version, &format!("not run: {why}"));
+        report.rules = crate::checks::not_run(
+            &checks.selection,
+            scenario.api_version,
+            &format!("not run: {why}"),
+        );
     }
     report.invariants = ledger
         .lock()
@@ -569,10 +572,7 @@ pub(crate) fn write_files(
         let saved = fallback_json(report, dir);
         abort(
             exit::ABORTED,
-            format!(
-                "writing the report to {}: {e:#}\n  {saved}",
-                dir.display()
-            ),
+            format!("writing the report to {}: {e:#}\n  {saved}", dir.display()),
         )
     })
 }

@@ -198,10 +198,11 @@ impl Tagging {
         let Some(text) = raw.as_str() else {
             return TagRead::Other;
         };
-        self.parse(text).map_or(TagRead::Other, |(batch, index)| TagRead::Own {
-            batch,
-            index,
-        })
+        self.parse(text)
+            .map_or(TagRead::Other, |(batch, index)| TagRead::Own {
+                batch,
+                index,
+            })
     }
 
     /// `(batch, index)` when `text` is this run's tag.
