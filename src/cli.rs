@@ -169,6 +169,15 @@ pub enum Command {
         /// is never passed.
         #[arg(long)]
         partial: bool,
+        /// With --shards: wait this long (e.g. 3h) for shards still running (a fresh
+        /// heartbeat) to write their reports. A live shard is never resumed as if killed;
+        /// with no wait left, the merge refuses it (exit 2).
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = batchproof::config::parse_duration)]
+        wait: std::time::Duration,
+        /// With --shards and --wait: also wait until this many shards have a folder (pods
+        /// still pending have none yet).
+        #[arg(long, value_name = "N")]
+        expect: Option<u64>,
     },
     /// List the contract rules: id, severity, versions, title and documentation.
     Checks {

@@ -201,12 +201,17 @@ async fn merge(command: Command) -> u8 {
         token_env,
         out,
         partial,
+        wait,
+        expect,
     } = command
     else {
         unreachable!("dispatch passes only Merge")
     };
     match shards {
-        Some(dir) => commands::reports::merge_shards(&dir, &token_env, &out, partial).await,
+        Some(dir) => {
+            let when = commands::reports::Waiting { wait, expect };
+            commands::reports::merge_shards(&dir, &token_env, &out, partial, when).await
+        }
         None => commands::reports::merge(&reports, &out, partial),
     }
 }

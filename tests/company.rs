@@ -477,3 +477,124 @@ fn max_duration_bounds_the_whole_run_and_keeps_its_report() {
         report.interrupted
     );
 }
+
+/// The account's rate limits, written here in front of the mock: a bucket per category
+/// (runs: batch submissions; reads: GETs), one second of burst, 429 with Retry-After past
+/// it. Counts what it refused.
+#[derive(Clone)]
+struct Account {
+    upstream: String,
+    http: reqwest::Client,
+    buckets: Arc<std::sync::Mutex<[(f64, Instant); 2]>>,
+    per_s: [f64; 2],
+    refused: Arc<[AtomicU64; 2]>,
+}
+
+async fn account(
+    State(a): State<Account>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, Body) {
+    let category = if method == Method::GET { 1 } else { 0 };
+    let allowed = {
+        let mut b = a.buckets.lock().unwrap();
+        let (tokens, at) = &mut b[category];
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * a.per_s[category])
+            .min(a.per_s[category]);
+        *at = now;
+        let ok = *tokens >= 1.0;
+        if ok {
+            *tokens -= 1.0;
+        }
+        ok
+    };
+    if !allowed {
+        a.refused[category].fetch_add(1, Ordering::Relaxed);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "1".parse().unwrap());
+        return (StatusCode::TOO_MANY_REQUESTS, h, Body::from("{}"));
+    }
+    let limiter = Limiter {
+        upstream: a.upstream.clone(),
+        http: a.http.clone(),
+        bucket: Arc::new(std::sync::Mutex::new((f64::MAX, Instant::now()))),
+        per_s: f64::MAX,
+        refused: Arc::new(AtomicU64::new(0)),
+    };
+    limited(State(limiter), method, uri, headers, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_on_one_account_share_its_rate_limits() {
+    let mut profile = Profile::load(&root().join("mock/default.yaml")).unwrap();
+    profile.time_scale = 100.0;
+    let mock = MockServer::start(profile, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // 6 batch submissions and 12 reads a second for the whole account.
+    let acct = Account {
+        upstream: mock.url(),
+        http: reqwest::Client::new(),
+        buckets: Arc::new(std::sync::Mutex::new([(6.0, Instant::now()), (12.0, Instant::now())])),
+        per_s: [6.0, 12.0],
+        refused: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().fallback(account).with_state(acct.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("sharded.yaml");
+    // The whole job offers the account's own submission rate; every shard polls eagerly.
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: sharded\ntarget: {{url: '{url}'}}\nlimits: {{run_rps: 6, write_rps: 6, get_rps: 12}}\nload:\n  phases: [{{hold: 4s, rate: 5}}]\n  inputs_per_batch: 10\nresults: {{via: polling, polling: {{interval: 50ms}}, deadline: 60s}}\nthresholds: ['runs.missing == 0']\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let shards: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            bin()
+                .args(["run", scenario.to_str().unwrap(), "--max-runs", "1000"])
+                .args(["--shard", &format!("{i}/3")])
+                .args(["--progress", "none", "--out", out.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in shards {
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
+    }
+    let [runs, reads] = &*acct.refused;
+    assert_eq!(
+        runs.load(Ordering::Relaxed),
+        0,
+        "the shards together broke the account's submission limit"
+    );
+    assert_eq!(
+        reads.load(Ordering::Relaxed),
+        0,
+        "the shards together broke the account's read limit"
+    );
+    // None lost: every shard's runs came back.
+    let mut seen = 0;
+    let mut submitted = 0;
+    for e in std::fs::read_dir(&out).unwrap().filter_map(Result::ok) {
+        let r = batchproof::report::json::read(&e.path().join("report.json")).unwrap();
+        seen += r.runs.seen;
+        submitted += r.runs.submitted;
+    }
+    assert_eq!((seen, submitted), (200, 200));
+    mock.shutdown().await;
+}

@@ -455,3 +455,34 @@ fn the_readme_commands_run_as_written_on_this_machine() {
     let out = ok(&forecast);
     assert!(out.contains("FAILED"), "{out}");
 }
+
+#[test]
+fn the_readme_ci_pipeline_with_timeout_and_tee_runs_as_written() {
+    let dir = scratch();
+    let line = readme_line("timeout -s TERM");
+    assert!(
+        readme_lines().iter().any(|l| l == "set -o pipefail"),
+        "the README's pipeline sets pipefail"
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_batchproof")).parent().unwrap();
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -o pipefail\n{line}"))
+        .current_dir(dir.path())
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+        )
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{line}: {text}");
+    let log = std::fs::read_to_string(dir.path().join("conformance.log")).unwrap();
+    assert!(log.contains("PASSED") && log.contains("report.junit.xml"), "{log}");
+}

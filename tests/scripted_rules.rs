@@ -36,10 +36,18 @@ struct Run {
     status: RunStatus,
     /// Milliseconds after the script's epoch.
     start_ms: i64,
+    /// Set by an update (`POST /workflow_runs/{id}`): updatedAt moves, creation does not.
+    updated_ms: Option<i64>,
     probe_max: bool,
 }
 
 /// A delivery for the sender task: body, and the run it is about.
+impl Run {
+    fn updated(&self) -> i64 {
+        self.updated_ms.unwrap_or(self.start_ms)
+    }
+}
+
 struct Outgoing {
     body: Value,
 }
@@ -133,7 +141,29 @@ impl State {
 
     fn summary(&self, r: &Run) -> Value {
         json!({"object": "workflow_run", "id": r.id, "status": r.status.as_str(), "batchId": r.batch_id,
-               "startTime": ts(self.epoch, r.start_ms), "updatedAt": ts(self.epoch, r.start_ms)})
+               "startTime": ts(self.epoch, r.start_ms), "updatedAt": ts(self.epoch, r.updated())})
+    }
+
+    /// An update of a run's metadata: it becomes the most recently updated run.
+    fn update(&mut self, id: &str) -> ResponseTemplate {
+        let latest = self
+            .runs
+            .iter()
+            .map(Run::updated)
+            .max()
+            .unwrap_or(0);
+        let Some(run) = self.runs.iter_mut().find(|r| r.id == id) else {
+            return self.error(404, "NOT_FOUND", "no such run");
+        };
+        run.updated_ms = Some(latest + 1_000);
+        let run = self.runs.iter().find(|r| r.id == id).expect("just updated");
+        let mut full = self.full(run);
+        full["updatedAt"] = json!(ts(self.epoch, run.updated()));
+        if self.version.is_legacy() {
+            self.json(200, json!({"success": true, "workflowRun": full}))
+        } else {
+            self.json(200, full)
+        }
     }
 
     fn send(&self, body: Value) {
@@ -314,6 +344,7 @@ impl State {
                 } else {
                     (base + n) as i64
                 },
+                updated_ms: None,
                 probe_max,
             };
             if load && status.is_terminal() {
@@ -348,6 +379,7 @@ impl State {
             metadata: json!({"bp_probe": "priority:single"}),
             status: RunStatus::Processed,
             start_ms: start,
+            updated_ms: None,
             probe_max: false,
         };
         let full = self.full(&run);
@@ -415,9 +447,14 @@ impl State {
                     .is_none_or(|w| self.is("list.workflow_filter") || w == WORKFLOW)
             })
             .collect();
-        // The default order is updatedAt, descending (breaking list.defaults: ascending).
-        if !q.contains_key("sortBy") && !self.is("list.defaults") {
-            runs.sort_by_key(|r| std::cmp::Reverse(r.start_ms));
+        // The default order is updatedAt, descending (breaking list.defaults: by creation,
+        // which reads the same until a run is updated after it was created).
+        if !q.contains_key("sortBy") {
+            if self.is("list.defaults") {
+                runs.sort_by_key(|r| std::cmp::Reverse(r.start_ms));
+            } else {
+                runs.sort_by_key(|r| std::cmp::Reverse(r.updated()));
+            }
         }
         let size = size.clamp(1, 1000) as usize;
         let page_len = if self.is("list.page_size") {
@@ -567,6 +604,7 @@ impl Respond for Script {
             ("POST", p) if p.starts_with("/workflow_runs/") && p.ends_with("/cancel") => {
                 s.cancel(&p["/workflow_runs/".len()..p.len() - "/cancel".len()])
             }
+            ("POST", p) if p.starts_with("/workflow_runs/") => s.update(&p["/workflow_runs/".len()..]),
             ("GET", "/workflow_runs") => s.list(&q),
             ("GET", p) if p.starts_with("/workflow_runs/") => s.get(&p["/workflow_runs/".len()..]),
             _ => s.error(404, "NOT_FOUND", "no such endpoint"),

@@ -45,6 +45,19 @@ impl RateLimits {
     pub fn is_empty(&self) -> bool {
         self.run_rps.is_none() && self.write_rps.is_none() && self.get_rps.is_none()
     }
+
+    /// One of `n` equal shares of these limits: what each of N shards on one account may
+    /// use, so that together they stay under the account's limits.
+    pub fn shared_by(&self, n: u64) -> RateLimits {
+        let n = n.max(1) as f64;
+        let share = |r: Option<f64>| r.map(|r| r / n);
+        RateLimits {
+            run_rps: share(self.run_rps),
+            write_rps: share(self.write_rps),
+            get_rps: share(self.get_rps),
+            files_per_minute: share(self.files_per_minute),
+        }
+    }
 }
 
 /// The plans whose limits the documentation publishes.

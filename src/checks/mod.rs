@@ -353,6 +353,9 @@ pub enum RuleStatus {
     Failed,
     /// Nothing exercised the rule in this run (see the note).
     NotRun,
+    /// The rule is about another API version than the run's (e.g. a 2025-only rule on a
+    /// 2026 run): listed so the catalogue reads whole, never counted as run or not run.
+    NotApplicable,
 }
 
 impl RuleStatus {
@@ -361,6 +364,7 @@ impl RuleStatus {
             RuleStatus::Passed => "passed",
             RuleStatus::Failed => "failed",
             RuleStatus::NotRun => "not_run",
+            RuleStatus::NotApplicable => "not_applicable",
         }
     }
 }
@@ -412,8 +416,23 @@ impl Selection {
 /// The results of the selected rules that apply to `version`, failures first.
 pub fn results(findings: &Findings, selection: &Selection, version: ApiVersion) -> Vec<RuleResult> {
     let mut out: Vec<RuleResult> = catalogue()
-        .filter(|r| r.applies_to(version) && selection.selects(r))
+        .filter(|r| selection.selects(r))
         .map(|r| {
+            if !r.applies_to(version) {
+                return RuleResult {
+                    id: r.id.into(),
+                    title: r.title.into(),
+                    severity: selection.severity.get(r.id).copied().unwrap_or(r.severity),
+                    doc: r.doc.into(),
+                    provenance: Some(r.provenance),
+                    basis: r.basis.into(),
+                    status: RuleStatus::NotApplicable,
+                    checked: 0,
+                    failed: 0,
+                    examples: Vec::new(),
+                    note: Some(format!("not applicable to API {}", version.as_str())),
+                };
+            }
             let t = findings.tallies.get(r.id).cloned().unwrap_or_default();
             // A rule with a case the target would not let us read is not run: what
             // was read passed, but the rule was not checked whole.
@@ -454,6 +473,7 @@ pub fn results(findings: &Findings, selection: &Selection, version: ApiVersion) 
         RuleStatus::Failed => 0,
         RuleStatus::NotRun => 2,
         RuleStatus::Passed => 1,
+        RuleStatus::NotApplicable => 3,
     });
     out
 }
@@ -464,7 +484,9 @@ pub fn not_run(selection: &Selection, version: ApiVersion, why: &str) -> Vec<Rul
     results(&Findings::default(), selection, version)
         .into_iter()
         .map(|mut r| {
-            r.note = Some(why.to_string());
+            if r.status == RuleStatus::NotRun {
+                r.note = Some(why.to_string());
+            }
             r
         })
         .collect()

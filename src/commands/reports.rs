@@ -159,7 +159,71 @@ pub fn merge(paths: &[PathBuf], out: &Path, partial: bool) -> u8 {
 /// its report (an evicted pod) first resumed from its journal — collecting, never
 /// submitting — or, where that cannot be done, reported from its journal as incomplete
 /// (then the merge is not passed, and says which shard).
-pub async fn merge_shards(dir: &Path, token_env: &str, out: &Path, partial: bool) -> u8 {
+/// How long `merge --shards` waits for the shard set, and for how many shards.
+pub struct Waiting {
+    pub wait: std::time::Duration,
+    pub expect: Option<u64>,
+}
+
+/// The shard indexes with a folder in `dir` (a report or a journal).
+fn shards_present(dir: &Path) -> std::collections::BTreeSet<u64> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let journal = p.join(batchproof::observe::journal::FILE);
+            batchproof::observe::journal::read_header(&journal)
+                .ok()
+                .and_then(|h| h.shard)
+                .or_else(|| read(&p.join("report.json")).ok().and_then(|r| r.shard))
+                .map(|s| s.index)
+        })
+        .collect()
+}
+
+pub async fn merge_shards(
+    dir: &Path,
+    token_env: &str,
+    out: &Path,
+    partial: bool,
+    when: Waiting,
+) -> u8 {
+    // A shard still running is waited for, never resumed as if killed (a resume would
+    // delete its webhook endpoint and leave it missing its results); so is a shard whose
+    // pod has not started yet, when the set's size is known.
+    let until = std::time::Instant::now() + when.wait;
+    loop {
+        let live: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| batchproof::observe::journal::is_live(p))
+            .collect();
+        let absent = when
+            .expect
+            .is_some_and(|n| (shards_present(dir).len() as u64) < n);
+        if live.is_empty() && !absent {
+            break;
+        }
+        if std::time::Instant::now() >= until && live.is_empty() {
+            // The shards that never started are missing: the merge says which.
+            break;
+        }
+        if std::time::Instant::now() >= until {
+            for p in &live {
+                tell!(
+                    "error: {} is still running (its heartbeat is fresh, it has no report yet): merging now would resume it as if it were killed",
+                    p.display()
+                );
+            }
+            tell!(
+                "  fix: wait for the shards (`--wait 3h` waits for them to finish), or merge once they are done"
+            );
+            return exit::INVALID;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
     let mut folders: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))

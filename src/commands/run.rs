@@ -45,6 +45,47 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
             return e.exit_code();
         }
     };
+    // A shard runs once: an earlier run of it in this --out is resumed or refused, never
+    // sent again (a retried pod, a second rehearsal on the same volume).
+    if let Some(shard) = opts.shard
+        && let Some(earlier) = run::earlier_shard(&opts.out, &scenario.name, shard)
+    {
+        return match earlier {
+            run::EarlierShard::Reported(dir) => {
+                tell!(
+                    "error: shard {}/{} already ran into {} (its report is there): running it again would send and pay for its batches twice\n  fix: merge the shards (`batchproof merge --shards {}`), or give a new rehearsal a fresh --out",
+                    shard.index,
+                    shard.count,
+                    dir.display(),
+                    opts.out.display()
+                );
+                exit::INVALID
+            }
+            run::EarlierShard::Live(dir) => {
+                tell!(
+                    "error: shard {}/{} is running now into {} (its heartbeat is fresh): a second copy would send its batches twice\n  fix: let it finish; if it is stuck, stop it first",
+                    shard.index,
+                    shard.count,
+                    dir.display()
+                );
+                exit::INVALID
+            }
+            run::EarlierShard::Killed(dir) => {
+                tell!(
+                    "note: shard {}/{} was killed before its report in {}: resuming it from its journal (collecting its results, sending nothing again)",
+                    shard.index,
+                    shard.count,
+                    dir.display()
+                );
+                let token_env = match &scenario.target {
+                    Target::Url { token_env, .. } => token_env.clone(),
+                    Target::Mock { .. } => "EXTEND_API_KEY".into(),
+                };
+                let stop = opts.stop.clone().expect("set above");
+                finish(batchproof::resume::resume(&dir, &token_env, stop).await)
+            }
+        };
+    }
     let scenario = match plan::guard(scenario, spend.max_runs, spend.yes, opts.shard) {
         Ok(s) => s,
         Err(e) => {

@@ -266,6 +266,37 @@ pub enum ReadError {
     NotAJournal { path: String },
 }
 
+/// The file a running run touches once a second beside its journal: a lease that says
+/// "alive". A merge or a second start of the same shard reads its age: fresh, the run is
+/// live and must not be resumed as if killed; stale, it died.
+pub const HEARTBEAT: &str = "heartbeat";
+
+/// A heartbeat older than this is a dead run's (a run beats once a second; a busy node
+/// may delay a few).
+pub const LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Beats the heartbeat of the run whose folder is `dir`.
+pub fn beat(dir: &Path) {
+    let now = chrono::Utc::now().to_rfc3339();
+    // Written whole each time; a failed beat only makes the run look dead sooner.
+    let _ = std::fs::write(dir.join(HEARTBEAT), now);
+}
+
+/// How long ago the run in `dir` last beat; None when it never did (or the file is gone).
+pub fn heartbeat_age(dir: &Path) -> Option<std::time::Duration> {
+    let modified = std::fs::metadata(dir.join(HEARTBEAT)).ok()?.modified().ok()?;
+    Some(
+        std::time::SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default(),
+    )
+}
+
+/// Is the run in `dir` alive: no report yet, and a heartbeat within [`LIVE_WITHIN`]?
+pub fn is_live(dir: &Path) -> bool {
+    !dir.join("report.json").exists() && heartbeat_age(dir).is_some_and(|a| a < LIVE_WITHIN)
+}
+
 /// The header alone.
 pub fn read_header(path: &Path) -> Result<Header, ReadError> {
     let shown = path.display().to_string();

@@ -139,10 +139,18 @@ pub async fn probe(p: &mut Probe<'_>) {
 
 /// `list.defaults`: one page of `batch_id` (over 10 runs) with no maxPageSize, sortBy or
 /// sortDir: exactly 10 runs, with a nextPageToken, in non-increasing updatedAt.
+///
+/// A batch's runs are often created and updated in the same order, and then a listing by
+/// creation passes for one by update. So first the orders are made to differ: the last run
+/// of a first default page has its metadata updated (`POST /workflow_runs/{id}`, which
+/// merges), which makes it the most recently updated run without changing when it was
+/// created. The page that follows must then show it first, or be full of runs updated
+/// after it.
 pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
     let rule = "list.defaults";
     let path = format!("/workflow_runs?batchId={batch_id}");
     let req = format!("GET {path}");
+    let touched = touch_last(p, &path).await;
     let reply = p.send(p.client, "GET", &path, None).await;
     if p.unread(rule, &reply, true) {
         return;
@@ -165,10 +173,28 @@ pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
         .iter()
         .map(|r| chrono::DateTime::parse_from_rfc3339(r.get("updatedAt")?.as_str()?).ok())
         .collect();
+    // The touched run leads the page, unless every run before it was updated later still.
+    let touched_problem = touched.as_ref().and_then(|(id, at)| {
+        let pos = runs.iter().position(|r| id_of(r) == Some(id.as_str()));
+        let later = |u: &Option<chrono::DateTime<chrono::FixedOffset>>| u.is_some_and(|u| u >= *at);
+        match pos {
+            Some(i) if updated[..i].iter().all(later) => None,
+            None if runs.len() == 10 && updated.iter().all(later) => None,
+            Some(i) => Some(format!(
+                "run {id}, updated last (its metadata, at {at}), at position {} of the page: the runs are not in updatedAt order (by creation?)",
+                i + 1
+            )),
+            None => Some(format!(
+                "run {id}, updated last (its metadata, at {at}), is not on the first page: the runs are not sorted by updatedAt (by creation?)"
+            )),
+        }
+    });
     let out_of_order = updated
         .windows(2)
         .position(|w| !matches!(w, [Some(a), Some(b)] if a >= b));
-    let problem = if runs.len() != 10 || next.is_none() {
+    let problem = if let Some(t) = touched_problem {
+        Some(t)
+    } else if runs.len() != 10 || next.is_none() {
         Some(format!(
             "{} runs{}",
             runs.len(),
@@ -197,6 +223,33 @@ pub async fn defaults(p: &mut Probe<'_>, batch_id: &str) {
         .batch(batch_id)
         .request(req.clone())
     });
+}
+
+/// Updates the metadata of the last run of `path`'s first page; returns its id and the
+/// updatedAt the update answered with. None when the page or the update could not be had
+/// (the rule is then judged on order alone, as before).
+async fn touch_last(
+    p: &mut Probe<'_>,
+    path: &str,
+) -> Option<(String, chrono::DateTime<chrono::FixedOffset>)> {
+    let reply = p.send(p.client, "GET", path, None).await;
+    let (runs, _) = reply
+        .body()
+        .filter(|_| reply.status() == Some(200))
+        .and_then(|b| shapes::list_page(p.version(), b).ok())?;
+    if runs.len() < 2 {
+        return None;
+    }
+    let id = id_of(runs.last()?)?.to_string();
+    let body = serde_json::json!({"metadata": {"bp_list_defaults": "updated last"}});
+    let update = format!("/workflow_runs/{id}");
+    let reply = p.send(p.client, "POST", &update, Some(&body)).await;
+    let run = reply
+        .body()
+        .filter(|_| reply.status() == Some(200))
+        .and_then(|b| shapes::run_object(p.version(), b))?;
+    let at = chrono::DateTime::parse_from_rfc3339(run.get("updatedAt")?.as_str()?).ok()?;
+    Some((id, at))
 }
 
 /// A listing answered with something other than a page fails `rule`; its body is judged

@@ -363,7 +363,12 @@ fn measured(r: &Report, metric: &str) -> Option<f64> {
         "rules.failed" => r
             .rules
             .iter()
-            .all(|x| x.status == crate::checks::RuleStatus::NotRun),
+            .all(|x| {
+                matches!(
+                    x.status,
+                    crate::checks::RuleStatus::NotRun | crate::checks::RuleStatus::NotApplicable
+                )
+            }),
         m if m.starts_with("runs.") => r.runs.submitted == 0,
         "webhooks.rejected" => r.webhooks.received == 0,
         m if m.starts_with("throughput.") || m.starts_with("batches.") => r.batches.accepted == 0,

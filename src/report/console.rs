@@ -287,11 +287,18 @@ fn verdict(s: &mut String, r: &Report) -> std::fmt::Result {
         let n = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
         writeln!(
             s,
-            "\nrules     {} passed · {} failed · {} not run (of {})",
+            "\nrules     {} passed · {} failed · {} not run (of {}{})",
             n(RuleStatus::Passed),
             n(RuleStatus::Failed),
             n(RuleStatus::NotRun),
-            r.rules.len()
+            r.rules.len() - n(RuleStatus::NotApplicable),
+            match n(RuleStatus::NotApplicable) {
+                0 => String::new(),
+                k => format!(
+                    "; {k} not applicable to API {}",
+                    r.target.api_version
+                ),
+            }
         )?;
         for rule in r.rules.iter().filter(|x| x.status == RuleStatus::Failed) {
             writeln!(

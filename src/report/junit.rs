@@ -20,7 +20,7 @@ impl Format for JunitXml {
         for rule in &r.rules {
             let status = match rule.status {
                 RuleStatus::Passed => TestCaseStatus::success(),
-                RuleStatus::NotRun => {
+                RuleStatus::NotRun | RuleStatus::NotApplicable => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(rule.note.clone().unwrap_or_default());
                     s

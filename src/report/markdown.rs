@@ -308,10 +308,14 @@ fn rules(s: &mut String, r: &Report) -> anyhow::Result<()> {
     let count = |st: RuleStatus| r.rules.iter().filter(|x| x.status == st).count();
     writeln!(
         s,
-        "## Contract rules: {} failed, {} passed, {} not run\n",
+        "## Contract rules: {} failed, {} passed, {} not run{}\n",
         count(RuleStatus::Failed),
         count(RuleStatus::Passed),
-        count(RuleStatus::NotRun)
+        count(RuleStatus::NotRun),
+        match count(RuleStatus::NotApplicable) {
+            0 => String::new(),
+            k => format!(", {k} not applicable to API {}", r.target.api_version),
+        }
     )?;
     writeln!(
         s,
@@ -322,6 +326,7 @@ fn rules(s: &mut String, r: &Report) -> anyhow::Result<()> {
             RuleStatus::Failed => format!("**FAILED** ({} of {})", rule.failed, rule.checked),
             RuleStatus::Passed => "passed".to_string(),
             RuleStatus::NotRun => "not run".to_string(),
+            RuleStatus::NotApplicable => "not applicable".to_string(),
         };
         writeln!(
             s,

@@ -43,6 +43,8 @@ fn merge_rules(a: &mut Vec<RuleResult>, b: &[RuleResult]) {
                     RuleStatus::Failed
                 } else if m.checked > 0 {
                     RuleStatus::Passed
+                } else if m.status == RuleStatus::NotApplicable {
+                    RuleStatus::NotApplicable
                 } else {
                     RuleStatus::NotRun
                 };
@@ -58,6 +60,7 @@ fn merge_rules(a: &mut Vec<RuleResult>, b: &[RuleResult]) {
         RuleStatus::Failed => 0,
         RuleStatus::Passed => 1,
         RuleStatus::NotRun => 2,
+        RuleStatus::NotApplicable => 3,
     });
 }
 
@@ -133,11 +136,18 @@ fn same_scenario(reports: &[(String, Report)]) -> anyhow::Result<&Report> {
         }
     }
     let mut seen = std::collections::HashSet::new();
+    let mut first_of = std::collections::HashMap::new();
     for (name, r) in reports {
-        if let Some(s) = &r.shard
-            && !seen.insert(s.index)
-        {
-            bail!("{name}: shard {}/{} appears twice", s.index, s.count);
+        if let Some(s) = &r.shard {
+            if !seen.insert(s.index) {
+                bail!(
+                    "{name}: shard {}/{} appears twice (also {}): the shard ran twice into one folder, and each copy sent its batches\n  fix: merge one copy of each shard — move the one you do not want out of the folder (the older rehearsal's, or the one started by mistake); both copies' runs exist on the target",
+                    s.index,
+                    s.count,
+                    first_of.get(&s.index).map_or("another report", |n: &&String| n.as_str())
+                );
+            }
+            first_of.insert(s.index, name);
         }
     }
     Ok(first)

@@ -266,7 +266,13 @@ async fn execute(
         load.max_in_flight.max(16),
     )
     .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?
-    .paced(&scenario.pacing_limits());
+    // The limits are the account's, not the pod's: each of N shards paces itself at 1/N
+    // of them, so N shards together stay under them.
+    .paced(
+        &scenario
+            .pacing_limits()
+            .shared_by(opts.shard.map_or(1, |s| s.count)),
+    );
 
     // 2. The ledger and its journal.
     let start = Instant::now();
@@ -293,7 +299,7 @@ async fn execute(
     };
 
     // 4. The poller, the progress line and the memory sampler.
-    let mut watchers = Watchers::spawn(&scenario, opts, &client, &ledger, &metrics, start);
+    let mut watchers = Watchers::spawn(&scenario, opts, &client, &ledger, &metrics, start, &dir);
     let exporter = metrics_listener.map(|l| {
         live::serve(
             l,
@@ -427,6 +433,42 @@ pub fn writable(out: &Path) -> Result<(), RunError> {
     written.map_err(refuse)
 }
 
+/// An earlier run of the same shard in the same `--out` (a pod retried, a second
+/// rehearsal on one volume): running the shard again would pay for its batches twice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EarlierShard {
+    /// It finished: its report is in the folder.
+    Reported(PathBuf),
+    /// It is running now (its heartbeat is fresh).
+    Live(PathBuf),
+    /// It died before its report: it can be resumed, collecting only.
+    Killed(PathBuf),
+}
+
+/// The earlier run of shard `shard` of scenario `name` under `out`, if any (the newest).
+pub fn earlier_shard(out: &Path, name: &str, shard: report::Shard) -> Option<EarlierShard> {
+    let prefix = folder_name(&format!("{name}-shard{}of{}", shard.index, shard.count));
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{prefix}-")))
+                && (p.join("report.json").exists()
+                    || p.join(crate::observe::journal::FILE).exists())
+        })
+        .collect();
+    dirs.sort();
+    let dir = dirs.pop()?;
+    Some(if dir.join("report.json").exists() {
+        EarlierShard::Reported(dir)
+    } else if crate::observe::journal::is_live(&dir) {
+        EarlierShard::Live(dir)
+    } else {
+        EarlierShard::Killed(dir)
+    })
+}
+
 /// When no batch reached the target (and none was accepted), what was seen: there is
 /// nothing to audit, and nothing the probes would learn.
 fn nothing_reached(ledger: &Mutex<crate::observe::Ledger>, base: &str) -> Option<String> {
@@ -479,8 +521,16 @@ fn one_stop(opts: &RunOptions) -> (Stop, watch::Receiver<Option<String>>, Forwar
 }
 
 pub(crate) fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
-    let safe: String = name
-        .chars()
+    out.join(format!(
+        "{}-{}",
+        folder_name(name),
+        at.format("%Y%m%d-%H%M%S-%3f")
+    ))
+}
+
+/// A run's name as its report folder spells it (before the time stamp).
+fn folder_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -488,6 +538,5 @@ pub(crate) fn report_dir(out: &Path, name: &str, at: chrono::DateTime<chrono::Ut
                 '-'
             }
         })
-        .collect();
-    out.join(format!("{safe}-{}", at.format("%Y%m%d-%H%M%S-%3f")))
+        .collect()
 }

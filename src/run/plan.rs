@@ -466,6 +466,23 @@ impl Plan {
                     " (no probes: shard 0 sends them)"
                 }
             )?;
+            if !self.limits.is_empty() {
+                let each = self.limits.shared_by(sh.count);
+                let rate = |r: Option<f64>| r.map_or("no limit".to_string(), |r| format!("{}/s", round2(r)));
+                writeln!(
+                    s,
+                    "limits    the account's, shared: this shard {} at 1/{} of them (runs {}, writes {}, reads {}); all {} shards together at most runs {}, writes {}, reads {}",
+                    if self.paced { "paces itself" } else { "should keep" },
+                    sh.count,
+                    rate(each.run_rps),
+                    rate(each.write_rps),
+                    rate(each.get_rps),
+                    sh.count,
+                    rate(self.limits.run_rps),
+                    rate(self.limits.write_rps),
+                    rate(self.limits.get_rps),
+                )?;
+            }
             if let (Some(whole), Some(b)) = (self.whole_runs_at_most(), self.budget) {
                 writeln!(
                     s,
@@ -610,4 +627,9 @@ mod tests {
         let capped = guard(s, None, false, None).unwrap();
         assert_eq!(capped.load.batches, Some(9));
     }
+}
+
+/// A rate with at most two decimals, as a reader wants it.
+fn round2(r: f64) -> f64 {
+    (r * 100.0).round() / 100.0
 }

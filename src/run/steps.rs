@@ -217,9 +217,12 @@ pub(super) fn spawn_sampler(
     ledger: Arc<Mutex<Ledger>>,
     start: Instant,
     done: Arc<std::sync::atomic::AtomicBool>,
+    dir: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while !done.load(Ordering::Relaxed) {
+            // The run's lease: a merge or a second start of this shard sees it alive.
+            crate::observe::journal::beat(&dir);
             {
                 let mut l = ledger.lock().expect("ledger");
                 if let Some(kib) = crate::metrics::rss_kib() {
@@ -456,6 +459,7 @@ impl Watchers {
         ledger: &Arc<Mutex<Ledger>>,
         metrics: &Arc<Mutex<HttpMetrics>>,
         start: Instant,
+        dir: &Path,
     ) -> Self {
         let (poll_stop, poll_stop_rx) = watch::channel(false);
         let poller = scenario.results.polling.clone().map(|config| {
@@ -477,7 +481,12 @@ impl Watchers {
             in_flight.clone(),
             progress_done.clone(),
         );
-        let sampler = spawn_sampler(ledger.clone(), start, progress_done.clone());
+        let sampler = spawn_sampler(
+            ledger.clone(),
+            start,
+            progress_done.clone(),
+            dir.to_path_buf(),
+        );
         Watchers {
             poll_stop,
             poller,

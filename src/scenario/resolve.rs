@@ -514,6 +514,32 @@ fn resolve_inputs(file: &ScenarioFile, name: &str, base: &Path) -> Result<Inputs
     Ok(inputs)
 }
 
+/// Why a receiver listening on `listen` cannot get what is sent to `public_url`, when
+/// that can be told from the scenario alone: it listens on loopback while the public URL
+/// names another machine's address (a pod IP: nothing from outside reaches 127.0.0.1 of a
+/// pod). A public host *name* on loopback stays allowed: a tunnel on this machine forwards
+/// to it.
+fn unreachable_listen(listen: std::net::SocketAddr, public_url: &str) -> Option<String> {
+    let authority = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    // host[:port] or [v6]:port or [v6].
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let host_ip: Option<std::net::IpAddr> = host.parse().ok();
+    if listen.ip().is_loopback() && host_ip.is_some_and(|ip| !ip.is_loopback()) {
+        return Some(format!(
+            "the webhook receiver listens on {listen}, which only this machine can reach, but `public_url` sends the target to {host}: no delivery would arrive"
+        ));
+    }
+    None
+}
+
 /// The results channels: webhooks and polling (a URL target needs a public URL for webhooks).
 fn resolve_results(
     file: &ScenarioFile,
@@ -535,6 +561,12 @@ fn resolve_results(
             return Err(err(
                 "results via webhooks from a real target need `results.webhooks.public_url`".into(),
                 "give the URL the target can reach (e.g. a tunnel to `listen`), or use `via: polling`",
+            ));
+        }
+        if let Some(why) = w.public_url.as_deref().and_then(|u| unreachable_listen(w.listen, u)) {
+            return Err(err(
+                why,
+                "listen where the public URL leads: `results.webhooks.listen: '0.0.0.0:8090'` (or `'[::]:8090'`) with the same port in `public_url`; or use `via: polling`",
             ));
         }
         if !w.register && w.secret_env.is_none() {

@@ -331,6 +331,7 @@ fn rules(s: &mut String, r: &Report) -> std::fmt::Result {
                     RuleStatus::Failed => format!("failed {} of {}", rule.failed, rule.checked),
                     RuleStatus::Passed => "passed".into(),
                     RuleStatus::NotRun => "not run".into(),
+                    RuleStatus::NotApplicable => "not applicable".into(),
                 },
                 rule.checked
             )?;
