@@ -80,11 +80,20 @@ fn argv_of(manifest: &str, env: &[(&str, String)]) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
         .collect();
     let expand = |arg: &str| {
         let mut out = arg.to_string();
-        for (k, v) in own.iter().map(|(k, v)| (k.as_str(), v.clone())).chain(env.iter().map(|(k, v)| (*k, v.clone()))) {
+        for (k, v) in own
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .chain(env.iter().map(|(k, v)| (*k, v.clone())))
+        {
             out = out.replace(&format!("$({k})"), &v);
         }
         out
@@ -100,7 +109,10 @@ fn argv_of(manifest: &str, env: &[(&str, String)]) -> Vec<String> {
 
 /// The manifest's command line pointed at this machine: its paths, and the image's binary.
 fn local(argv: &[String], scenario: &Path, reports: &Path) -> Command {
-    assert_eq!(argv[0], "batchproof", "the container runs batchproof itself: {argv:?}");
+    assert_eq!(
+        argv[0], "batchproof",
+        "the container runs batchproof itself: {argv:?}"
+    );
     let mut c = Command::new(env!("CARGO_BIN_EXE_batchproof"));
     c.args(argv[1..].iter().map(|a| {
         a.replace("/scenario/scenario.yaml", &scenario.display().to_string())
@@ -165,22 +177,34 @@ fn the_indexed_job_runs_as_n_processes_and_the_merge_job_recovers_an_evicted_sha
     )
     .unwrap();
     let reports = dir.path().join("reports");
-    let argv = |i: u32| argv_of("indexed-job.yaml", &[("JOB_COMPLETION_INDEX", i.to_string())]);
+    let argv = |i: u32| {
+        argv_of(
+            "indexed-job.yaml",
+            &[("JOB_COMPLETION_INDEX", i.to_string())],
+        )
+    };
     assert!(
-        argv(1).windows(2).any(|w| w[0] == "--shard" && w[1] == "1/4"),
+        argv(1)
+            .windows(2)
+            .any(|w| w[0] == "--shard" && w[1] == "1/4"),
         "{:?}",
         argv(1)
     );
     // `[::]:9464` listens on every address of the pod. Here the pods share one machine, so
     // each gets its own loopback address for it, as each pod has its own IP there.
     assert!(
-        argv(1).windows(2).any(|w| w[0] == "--metrics-listen" && w[1] == "[::]:9464"),
+        argv(1)
+            .windows(2)
+            .any(|w| w[0] == "--metrics-listen" && w[1] == "[::]:9464"),
         "{:?}",
         argv(1)
     );
     let pod = |i: u32| {
         let mut c = local(&argv(i), &scenario, &reports);
-        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let ip = format!("127.0.0.{}", i + 2);
         let mut own = Command::new(c.get_program());
         own.args(args.iter().map(|a| a.replace("[::]", &ip)))
@@ -309,7 +333,12 @@ fn restricted_violations(pod: &Value) -> Vec<String> {
         "secret",
     ];
     for v in pod["volumes"].as_array().into_iter().flatten() {
-        let kinds: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "name").collect();
+        let kinds: Vec<&String> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "name")
+            .collect();
         if kinds.iter().any(|k| !allowed.contains(&k.as_str())) {
             out.push(format!("volume {} of type {kinds:?}", v["name"]));
         }
@@ -335,12 +364,17 @@ fn restricted_violations(pod: &Value) -> Vec<String> {
         if !drops_all {
             out.push(format!("{name}: capabilities do not drop ALL"));
         }
-        let adds: Vec<&Value> = sc["capabilities"]["add"].as_array().into_iter().flatten().collect();
+        let adds: Vec<&Value> = sc["capabilities"]["add"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
         if adds.iter().any(|a| *a != "NET_BIND_SERVICE") {
             out.push(format!("{name}: adds capabilities {adds:?}"));
         }
         let non_root = sc["runAsNonRoot"] == Value::Bool(true)
-            || (psc["runAsNonRoot"] == Value::Bool(true) && sc["runAsNonRoot"] != Value::Bool(false));
+            || (psc["runAsNonRoot"] == Value::Bool(true)
+                && sc["runAsNonRoot"] != Value::Bool(false));
         if !non_root {
             out.push(format!("{name}: runAsNonRoot is not true"));
         }
@@ -348,7 +382,9 @@ fn restricted_violations(pod: &Value) -> Vec<String> {
             out.push(format!("{name}: runs as user 0"));
         }
         if !(seccomp_ok(sc) || (seccomp_ok(psc) && sc["seccompProfile"].is_null())) {
-            out.push(format!("{name}: no RuntimeDefault or Localhost seccomp profile"));
+            out.push(format!(
+                "{name}: no RuntimeDefault or Localhost seccomp profile"
+            ));
         }
     }
     out
@@ -364,7 +400,11 @@ fn pod_of(manifest: &str) -> Value {
 fn the_jobs_pass_pod_security_restricted_and_agree_on_n() {
     for manifest in ["indexed-job.yaml", "merge-job.yaml"] {
         let pod = pod_of(manifest);
-        assert_eq!(restricted_violations(&pod), Vec::<String>::new(), "{manifest}");
+        assert_eq!(
+            restricted_violations(&pod),
+            Vec::<String>::new(),
+            "{manifest}"
+        );
         // The check can fail: the same pod without its seccomp profile, or running as
         // root with privilege escalation, is refused.
         let mut bad = pod.clone();
@@ -381,8 +421,7 @@ fn the_jobs_pass_pod_security_restricted_and_agree_on_n() {
         // A non-root user writes the shared volume: fsGroup makes it the group's.
         assert_eq!(pod["securityContext"]["fsGroup"], 10001, "{manifest}");
         assert_eq!(
-            pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
-            true,
+            pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true,
             "{manifest}"
         );
     }
@@ -404,7 +443,11 @@ fn the_jobs_pass_pod_security_restricted_and_agree_on_n() {
     }
     // The Job's pods are the restricted pods it declares, and its failures are
     // Kubernetes': one lost pod does not end the others.
-    assert!(job["spec"]["backoffLimitPerIndex"].as_u64().is_some_and(|b| b >= 1));
+    assert!(
+        job["spec"]["backoffLimitPerIndex"]
+            .as_u64()
+            .is_some_and(|b| b >= 1)
+    );
     assert!(job["spec"].get("backoffLimit").is_none());
 }
 
@@ -449,7 +492,13 @@ fn sigterm_to_the_containers_pid_1_writes_the_report_and_stops_sending() {
         .to_string();
     assert_eq!(nspid, "1", "batchproof is PID 1 in its namespace: {ns}");
     let started = std::time::Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &pid1]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid1])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = unshare.wait().unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -466,7 +515,10 @@ fn sigterm_to_the_containers_pid_1_writes_the_report_and_stops_sending() {
     let report = batchproof::report::json::read(&folder.join("report.json")).unwrap();
     assert!(!report.complete);
     assert!(
-        report.interrupted.as_deref().is_some_and(|w| w.contains("SIGTERM")),
+        report
+            .interrupted
+            .as_deref()
+            .is_some_and(|w| w.contains("SIGTERM")),
         "{:?}",
         report.interrupted
     );

@@ -464,14 +464,20 @@ fn the_readme_ci_pipeline_with_timeout_and_tee_runs_as_written() {
         readme_lines().iter().any(|l| l == "set -o pipefail"),
         "the README's pipeline sets pipefail"
     );
-    let bin = Path::new(env!("CARGO_BIN_EXE_batchproof")).parent().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_batchproof"))
+        .parent()
+        .unwrap();
     let o = Command::new("bash")
         .arg("-c")
         .arg(format!("set -o pipefail\n{line}"))
         .current_dir(dir.path())
         .env(
             "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
         )
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null())
@@ -484,5 +490,8 @@ fn the_readme_ci_pipeline_with_timeout_and_tee_runs_as_written() {
     );
     assert_eq!(o.status.code(), Some(0), "{line}: {text}");
     let log = std::fs::read_to_string(dir.path().join("conformance.log")).unwrap();
-    assert!(log.contains("PASSED") && log.contains("report.junit.xml"), "{log}");
+    assert!(
+        log.contains("PASSED") && log.contains("report.junit.xml"),
+        "{log}"
+    );
 }

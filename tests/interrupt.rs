@@ -242,7 +242,11 @@ fn a_signal_during_the_conformance_checks_leaves_an_incomplete_report_without_ru
     // Half-run checks are not judged: every rule is listed, not run, saying why (so a
     // JUnit reader sees the catalogue skipped, not a run that checked nothing).
     assert!(!report.rules.is_empty());
-    for r in &report.rules {
+    for r in report
+        .rules
+        .iter()
+        .filter(|r| r.status != batchproof::checks::RuleStatus::NotApplicable)
+    {
         assert_eq!(r.status, batchproof::checks::RuleStatus::NotRun, "{r:?}");
         assert!(
             r.note

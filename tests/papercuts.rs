@@ -200,3 +200,99 @@ results: {via: polling, polling: {interval: 100ms}, deadline: 20s}
         submit.lag.count
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_keeps_the_scenarios_token_env_and_the_key_it_names() {
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+    // A target written here that remembers the keys it was shown, and refuses them.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = axum::Router::new().fallback({
+        let seen = seen.clone();
+        move |headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                if let Some(a) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                    seen.lock().unwrap().push(a.to_string());
+                }
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    r#"{"object":"error","code":"UNAUTHORIZED","message":"no"}"#,
+                )
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keyed.yaml"),
+        "name: keyed\ntarget: {url: 'https://elsewhere.example.test', token_env: TEAM_KEY}\nbudget: {max_runs: 100}\nload:\n  phases: [{hold: 1s, rate: 1}]\n  inputs_per_batch: 1\nresults: {via: polling, deadline: 5s}\n",
+    )
+    .unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_batchproof"));
+    run.args(["run", "keyed.yaml", "--target", &url, "--progress", "none"])
+        .current_dir(dir.path())
+        .env("TEAM_KEY", "sk_team")
+        .env("EXTEND_API_KEY", "sk_another_account");
+    let o = tokio::task::spawn_blocking(move || run.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = seen.lock().unwrap().clone();
+    assert!(!keys.is_empty(), "{}", output_text(&o));
+    assert!(
+        keys.iter().all(|k| k == "Bearer sk_team"),
+        "--target sent another key than the scenario's TEAM_KEY: {keys:?}"
+    );
+    assert!(output_text(&o).contains("TEAM_KEY"), "{}", output_text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2025_last_page_leaves_next_page_token_out() {
+    let mock = start(fast_profile()).await;
+    for (version, absent) in [("2025-04-21", true), ("2026-02-09", false)] {
+        let api = common::Api::new(&mock.url(), version);
+        let batch = api.submit(3, "tok").await;
+        let page = api
+            .get(&format!("/workflow_runs?batchId={batch}&maxPageSize=10"))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let obj = page.body.as_object().unwrap();
+        assert_eq!(
+            !obj.contains_key("nextPageToken"),
+            absent,
+            "{version}: {}",
+            page.body
+        );
+        // A page that is not the last one carries its token either way.
+        let first = api
+            .get(&format!("/workflow_runs?batchId={batch}&maxPageSize=1"))
+            .await;
+        assert!(
+            first.body["nextPageToken"].is_string(),
+            "{version}: {}",
+            first.body
+        );
+    }
+    mock.shutdown().await;
+}
+
+#[test]
+fn a_rule_of_another_api_version_reads_not_applicable() {
+    // The catalogue's 2025-only rule on a 2026 run.
+    let rule = batchproof::checks::catalogue()
+        .find(|r| !r.applies_to(batchproof::api::ApiVersion::V2026_02_09))
+        .expect("a version-gated rule");
+    let results = batchproof::checks::results(
+        &batchproof::checks::Findings::default(),
+        &batchproof::checks::Selection::default(),
+        batchproof::api::ApiVersion::V2026_02_09,
+    );
+    let r = results.iter().find(|x| x.id == rule.id).unwrap();
+    assert_eq!(r.status, batchproof::checks::RuleStatus::NotApplicable);
+    assert_eq!(r.note.as_deref(), Some("not applicable to API 2026-02-09"));
+    let all = batchproof::checks::catalogue().count();
+    assert_eq!(results.len(), all, "every rule is listed");
+}

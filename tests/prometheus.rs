@@ -297,7 +297,12 @@ async fn dashboard_queries(prom: &str) -> Vec<(String, Vec<serde_json::Value>)> 
     let mut out = Vec::new();
     for p in dash["panels"].as_array().expect("panels") {
         for t in p["targets"].as_array().unwrap() {
-            let expr = t["expr"].as_str().unwrap().to_string();
+            // Grafana's "All" of the namespace and scrape-job filters.
+            let expr = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$namespace", ".*")
+                .replace("$job", ".*");
             let result = query(prom, &expr).await;
             out.push((expr, result));
         }

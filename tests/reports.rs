@@ -247,7 +247,13 @@ async fn compare_flags_a_slowed_target_and_not_a_re_run() {
     let itself = cmp(&base);
     let text = String::from_utf8_lossy(&itself.stdout).to_string();
     for line in text.lines().filter(|l| l.starts_with("| `")) {
-        assert!(line.ends_with("| unchanged |"), "{line}");
+        // A smoke run judges no rule: its rule count is no data, never "unchanged".
+        assert!(
+            line.ends_with("| unchanged |")
+                || (line.starts_with("| `rules.failed`")
+                    && line.ends_with("| no data in either run |")),
+            "{line}"
+        );
     }
 
     let slowed = cmp(&slow);
@@ -287,30 +293,46 @@ fn the_kubernetes_manifests_run_n_shards_and_merge_them() {
     let job = shards.iter().find(|d| d["kind"] == "Job").expect("a Job");
     let spec = &job["spec"];
     assert_eq!(spec["completionMode"], "Indexed");
-    assert_eq!(
-        spec["backoffLimit"], 0,
-        "a failed shard must not re-send its batches"
+    // A lost pod's index is retried (it resumes its own journal, sending nothing again);
+    // a verdict or a refusal is not.
+    assert!(
+        spec["backoffLimitPerIndex"]
+            .as_u64()
+            .is_some_and(|b| b >= 1)
     );
     let n = spec["completions"].as_u64().unwrap();
     assert_eq!(spec["parallelism"].as_u64(), Some(n));
-    let args = spec["template"]["spec"]["containers"][0]["args"][0]
-        .as_str()
-        .unwrap();
+    let container = &spec["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["command"][0], "batchproof",
+        "exec form: SIGTERM reaches it"
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert!(
-        args.contains(&format!("--shard \"${{JOB_COMPLETION_INDEX}}/{n}\"")),
-        "{args}"
+        args.windows(2)
+            .any(|w| w == ["--shard", "$(JOB_COMPLETION_INDEX)/$(SHARDS)"]),
+        "{args:?}"
     );
     // The flag it uses exists, with the syntax it uses.
     let help = String::from_utf8(bin(&["run", "--help"]).stdout).unwrap();
     assert!(help.contains("--shard <I/N>"));
     let merge = docs("merge-job.yaml");
-    let args = merge[0]["spec"]["template"]["spec"]["containers"][0]["args"][0]
-        .as_str()
-        .unwrap();
+    let args: Vec<&str> = merge[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     // The merge recovers a shard whose pod was evicted (tests/deploy.rs runs it).
-    assert!(
-        args.starts_with("batchproof merge --shards /reports/shards"),
-        "{args}"
+    assert_eq!(
+        args[..3],
+        ["merge", "--shards", "/reports/shards"],
+        "{args:?}"
     );
 }
 

@@ -45,6 +45,9 @@ pub async fn run(mut opts: RunOptions, spend: Spend) -> u8 {
             return e.exit_code();
         }
     };
+    if let Some(w) = Plan::of(&scenario, None).deadline_warning() {
+        tell!("warning: {w}");
+    }
     // A shard runs once: an earlier run of it in this --out is resumed or refused, never
     // sent again (a retried pod, a second rehearsal on the same volume).
     if let Some(shard) = opts.shard
@@ -110,9 +113,13 @@ pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
             return e.exit_code();
         }
     };
+    let mut credits_from = None;
     let credits_per_run = match from.map(batchproof::report::json::read) {
         None => None,
-        Some(Ok(r)) if r.runs.credited > 0 => Some(r.runs.credits / r.runs.credited as f64),
+        Some(Ok(r)) if r.runs.credited > 0 => {
+            credits_from = r.runs.credits_source.clone();
+            Some(r.runs.credits / r.runs.credited as f64)
+        }
         Some(Ok(_)) => {
             tell!("note: that report's runs reported no usage; the plan is not priced");
             None
@@ -122,10 +129,11 @@ pub fn plan(opts: RunOptions, from: Option<&Path>) -> u8 {
             return exit::INVALID;
         }
     };
-    say!(
-        "{}",
-        Plan::of(&scenario, credits_per_run).sharded(opts.shard)
-    );
+    say!("{}", {
+        let mut p = Plan::of(&scenario, credits_per_run).sharded(opts.shard);
+        p.credits_from = credits_from;
+        p
+    });
     exit::PASSED
 }
 

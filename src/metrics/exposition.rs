@@ -12,10 +12,10 @@ use prometheus_client::registry::Registry;
 use super::Latency;
 
 /// Bucket bounds in seconds for latency histograms: from a millisecond (a submission on
-/// loopback) to an hour (a bulk job's end to end).
-pub const LATENCY_BUCKETS_S: [f64; 20] = [
+/// loopback) to a day (a multi-hour bulk job's end to end, up to what the recorders hold).
+pub const LATENCY_BUCKETS_S: [f64; 24] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    120.0, 300.0, 600.0, 1800.0, 3600.0,
+    120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
 ];
 
 /// Writes metric families onto one scrape.

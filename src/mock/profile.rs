@@ -55,6 +55,27 @@ pub struct Profile {
     pub defects: Defects,
     /// Adversities put in a client's way on purpose, and the recording `grade` judges.
     pub sparring: super::sparring::Sparring,
+    /// Set on a profile `batchproof calibrate` wrote from an account's history: answers on
+    /// it (credits, shares, paces) are labelled as the account's, as of that date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// Where a calibrated profile's figures come from.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Calibration {
+    /// The account read (its target URL and workflow).
+    pub account: String,
+    /// When the history was read (RFC 3339 date).
+    pub as_of: String,
+    /// The history's span: the first and last run's creation.
+    pub from: String,
+    pub to: String,
+    /// Runs read, and the List requests that read them.
+    pub runs: u64,
+    pub requests: u64,
+    pub api_version: String,
 }
 
 /// The settings of the profile at `path` as a tree, its `extends:` chain merged in (at
@@ -125,6 +146,7 @@ impl Default for Profile {
             faults: Faults::default(),
             defects: Defects::default(),
             sparring: Default::default(),
+            calibration: None,
         }
     }
 }

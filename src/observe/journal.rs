@@ -284,7 +284,10 @@ pub fn beat(dir: &Path) {
 
 /// How long ago the run in `dir` last beat; None when it never did (or the file is gone).
 pub fn heartbeat_age(dir: &Path) -> Option<std::time::Duration> {
-    let modified = std::fs::metadata(dir.join(HEARTBEAT)).ok()?.modified().ok()?;
+    let modified = std::fs::metadata(dir.join(HEARTBEAT))
+        .ok()?
+        .modified()
+        .ok()?;
     Some(
         std::time::SystemTime::now()
             .duration_since(modified)

@@ -360,15 +360,12 @@ pub fn compare(
 /// no data, not an unchanged zero.
 fn measured(r: &Report, metric: &str) -> Option<f64> {
     let empty = match metric {
-        "rules.failed" => r
-            .rules
-            .iter()
-            .all(|x| {
-                matches!(
-                    x.status,
-                    crate::checks::RuleStatus::NotRun | crate::checks::RuleStatus::NotApplicable
-                )
-            }),
+        "rules.failed" => r.rules.iter().all(|x| {
+            matches!(
+                x.status,
+                crate::checks::RuleStatus::NotRun | crate::checks::RuleStatus::NotApplicable
+            )
+        }),
         m if m.starts_with("runs.") => r.runs.submitted == 0,
         "webhooks.rejected" => r.webhooks.received == 0,
         m if m.starts_with("throughput.") || m.starts_with("batches.") => r.batches.accepted == 0,

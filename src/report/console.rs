@@ -104,7 +104,7 @@ fn accounting(s: &mut String, r: &Report) -> std::fmt::Result {
         "runs      {} submitted · {} seen · {} missing · {} rejected",
         r.runs.submitted, r.runs.seen, r.runs.missing, r.runs.rejected
     )?;
-    if r.runs.credited > 0 {
+    if r.runs.credited > 0 || r.runs.seen > 0 {
         writeln!(s, "          {}", super::credits_line(&r.runs))?;
     }
     let status: Vec<String> = r
@@ -294,10 +294,7 @@ fn verdict(s: &mut String, r: &Report) -> std::fmt::Result {
             r.rules.len() - n(RuleStatus::NotApplicable),
             match n(RuleStatus::NotApplicable) {
                 0 => String::new(),
-                k => format!(
-                    "; {k} not applicable to API {}",
-                    r.target.api_version
-                ),
+                k => format!("; {k} not applicable to API {}", r.target.api_version),
             }
         )?;
         for rule in r.rules.iter().filter(|x| x.status == RuleStatus::Failed) {

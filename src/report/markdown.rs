@@ -95,7 +95,7 @@ impl Format for Markdown {
         writeln!(s, "| result seen | {} |", r.runs.seen)?;
         writeln!(s, "| missing | {} |", r.runs.missing)?;
         writeln!(s, "| rejected at submission | {} |", r.runs.rejected)?;
-        if r.runs.credited > 0 {
+        if r.runs.credited > 0 || r.runs.seen > 0 {
             writeln!(s, "| credits | {} |", super::credits_line(&r.runs))?;
         }
         writeln!(

@@ -144,7 +144,9 @@ fn same_scenario(reports: &[(String, Report)]) -> anyhow::Result<&Report> {
                     "{name}: shard {}/{} appears twice (also {}): the shard ran twice into one folder, and each copy sent its batches\n  fix: merge one copy of each shard — move the one you do not want out of the folder (the older rehearsal's, or the one started by mistake); both copies' runs exist on the target",
                     s.index,
                     s.count,
-                    first_of.get(&s.index).map_or("another report", |n: &&String| n.as_str())
+                    first_of
+                        .get(&s.index)
+                        .map_or("another report", |n: &&String| n.as_str())
                 );
             }
             first_of.insert(s.index, name);

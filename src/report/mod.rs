@@ -262,6 +262,48 @@ pub struct Runs {
     /// their review's outcome) or not.
     #[serde(default)]
     pub needed_review: u64,
+    /// Where the credits come from: the target's own usage, the mock's simulated price,
+    /// or an account's history the mock was calibrated from. Absent in reports written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits_source: Option<CreditsSource>,
+}
+
+/// Where a credits figure comes from: a figure without it reads like a price.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CreditsSource {
+    /// The target's own `usage.credits` on its runs.
+    Target,
+    /// The mock's simulated price (credits per page, drawn by its profile): not a cost
+    /// of any account.
+    Simulated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+    },
+    /// A mock profile calibrated from an account's run history (`batchproof calibrate`):
+    /// that account's credits per run, as of the calibration.
+    Calibrated { account: String, as_of: String },
+}
+
+impl CreditsSource {
+    /// A few words a reader sees beside the figure.
+    pub fn describe(&self) -> String {
+        match self {
+            CreditsSource::Target => "as the target's usage reports them".into(),
+            CreditsSource::Simulated { .. } => {
+                "SIMULATED by the mock's profile: not a real cost".into()
+            }
+            CreditsSource::Calibrated { account, as_of } => {
+                format!("the account's, calibrated from {account} on {as_of}")
+            }
+        }
+    }
+
+    /// Is this a price an account would pay (the target's, or an account's history)?
+    pub fn is_real(&self) -> bool {
+        !matches!(self, CreditsSource::Simulated { .. })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -520,10 +562,16 @@ pub fn real_rate(per_s: f64, time_scale: Option<f64>) -> String {
 
 /// "1,234 credits (1.03 per run, from the usage of 1,200 runs)".
 pub fn credits_line(runs: &Runs) -> String {
+    if runs.credited == 0 {
+        return "credits not reported by the target (its runs carry no usage)".into();
+    }
     format!(
-        "{:.1} credits ({:.2} per run, from the usage of {} runs)",
+        "{:.1} credits ({:.2} per run, from the usage of {} runs){}",
         runs.credits,
         runs.credits / runs.credited.max(1) as f64,
-        runs.credited
+        runs.credited,
+        runs.credits_source
+            .as_ref()
+            .map_or(String::new(), |s| format!(" — {}", s.describe()))
     )
 }

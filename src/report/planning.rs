@@ -31,12 +31,25 @@ pub fn forecast_rows(f: &Forecast) -> Vec<[String; 3]> {
             sig(f.pace_runs_per_s.high * 60.0 / scale)
         ),
     ]);
-    if let Some(c) = &f.credits {
-        rows.push([
-            "credits".into(),
+    match &f.credits {
+        Some(c) => rows.push([
+            match &f.credits_source {
+                Some(s) if !s.is_real() => {
+                    "credits (SIMULATED by the mock: not a real cost)".into()
+                }
+                Some(crate::report::CreditsSource::Calibrated { as_of, .. }) => {
+                    format!("credits (the account's, calibrated {as_of})")
+                }
+                _ => "credits".into(),
+            },
             format!("{:.0}", c.estimate),
             format!("{:.0} – {:.0}", c.low, c.high),
-        ]);
+        ]),
+        None => rows.push([
+            "credits".into(),
+            "not reported by the target".into(),
+            "–".into(),
+        ]),
     }
     for s in &f.shares {
         rows.push([

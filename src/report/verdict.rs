@@ -154,30 +154,7 @@ impl Report {
             ));
         }
         self.result_reasons(&mut out);
-        if let Some(r) = self.reads.as_ref().filter(|r| r.unread > 0)
-            && self.unreachable.is_none()
-        {
-            let rules: Vec<&str> = self
-                .rules
-                .iter()
-                .filter(|x| x.note.as_deref().is_some_and(|n| n.starts_with("not run:")))
-                .map(|x| x.id.as_str())
-                .collect();
-            out.push(Reason::new(
-                "unread",
-                format!(
-                    "the target refused {} read(s) of the audit and probes even after the retries ({} × 429, {} × 5xx): {} not run",
-                    r.unread,
-                    r.throttled,
-                    r.server_errors,
-                    if rules.is_empty() {
-                        "their rules".to_string()
-                    } else {
-                        rules.join(", ")
-                    }
-                ),
-            ));
-        }
+        self.read_reasons(&mut out);
         for t in self.verdict.thresholds.iter().filter(|t| !t.passed) {
             out.push(Reason::new(
                 "threshold",
@@ -195,6 +172,34 @@ impl Report {
             ));
         }
         out
+    }
+
+    /// Reads of the audit and probes the target kept refusing: their rules are not run.
+    fn read_reasons(&self, out: &mut Vec<Reason>) {
+        if let Some(r) = self.reads.as_ref().filter(|r| r.unread > 0)
+            && self.unreachable.is_none()
+        {
+            let rules: Vec<&str> = self
+                .rules
+                .iter()
+                .filter(|x| x.note.as_deref().is_some_and(|n| n.starts_with("not run:")))
+                .map(|x| x.id.as_str())
+                .collect();
+            out.push(Reason::new(
+            "unread",
+            format!(
+                "the target refused {} read(s) of the audit and probes even after the retries ({} × 429, {} × 5xx): {} not run",
+                r.unread,
+                r.throttled,
+                r.server_errors,
+                if rules.is_empty() {
+                    "their rules".to_string()
+                } else {
+                    rules.join(", ")
+                }
+            ),
+        ));
+        }
     }
 
     /// What the results say: runs that never came back, deliveries that failed

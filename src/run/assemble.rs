@@ -69,6 +69,10 @@ pub(crate) fn build_report(
             scenario.load.seed,
             target.mock_time_scale,
         )
+        .map(|mut f| {
+            f.credits_source = f.credits.is_some().then(|| credits_source(scenario));
+            f
+        })
         .map_err(|e| e.to_string())
     });
     let first_intended = ledger.batches().first().map(|b| b.intended);
@@ -241,6 +245,32 @@ fn target_info(scenario: &Scenario, base: &str) -> TargetInfo {
     }
 }
 
+/// Where this run's credits come from: the embedded mock's (or a URL mock's, one that
+/// declares its time scale) are its profile's simulated price, unless that profile was
+/// calibrated from an account's history; a URL target's are its own usage.
+pub(crate) fn credits_source(scenario: &Scenario) -> crate::report::CreditsSource {
+    use crate::report::CreditsSource;
+    match &scenario.target {
+        Target::Mock {
+            profile,
+            profile_path,
+        } => match &profile.calibration {
+            Some(c) => CreditsSource::Calibrated {
+                account: c.account.clone(),
+                as_of: c.as_of.clone(),
+            },
+            None => CreditsSource::Simulated {
+                profile: profile_path.as_ref().map(|p| p.display().to_string()),
+            },
+        },
+        Target::Url {
+            time_scale: Some(_),
+            ..
+        } => CreditsSource::Simulated { profile: None },
+        Target::Url { .. } => CreditsSource::Target,
+    }
+}
+
 /// The budget's stop, when it cut the load short: an open count (a closed model with no
 /// `load.batches`) met the budget only if it sent as many batches as the budget allowed.
 fn budget_stop(scenario: &Scenario, ledger: &Ledger) -> Option<crate::scenario::BudgetStop> {
@@ -265,6 +295,7 @@ fn no_runs_yet(ledger: &Ledger) -> Runs {
         credits: ledger.credits().0,
         credited: ledger.credits().1,
         needed_review: 0,
+        credits_source: None,
     };
     for s in RunStatus::ALL.iter().filter(|s| s.is_terminal()) {
         runs.by_status.insert(s.as_str().to_string(), 0);
@@ -302,6 +333,7 @@ fn account(
         list: Vec::new(),
     };
     let mut runs = no_runs_yet(ledger);
+    runs.credits_source = (runs.credited > 0).then(|| credits_source(scenario));
     let collecting = scenario.results.webhooks.is_some() || scenario.results.polling.is_some();
     let mut completions: Vec<Instant> = Vec::new();
     for b in ledger.batches() {

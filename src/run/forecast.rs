@@ -122,10 +122,18 @@ fn job_files(scenario: &Scenario, files: Option<u64>, per_batch: f64) -> Result<
                 .batches
                 .map(|b| (b as f64 * per_batch).round() as u64)
         })
-        .or(scenario.project_files);
+        .or(scenario.project_files)
+        .or_else(|| {
+            // An open schedule of finite phases says how many batches it sends.
+            (scenario.load.model == Model::Open).then(|| {
+                let batches = OpenSchedule::new(&scenario.load.phases).count_remaining(10_000_000);
+                (batches as f64 * per_batch).round() as u64
+            })
+        })
+        .filter(|&f| f > 0);
     let Some(files) = files.or(stated) else {
         return Err(RunError::Invalid(
-            "forecast: how large is the job?\n  fix: pass --files N, or state the job in the scenario (`load.batches`, `project.files`, or a feeder holding the job's file list)".into(),
+            "forecast: how large is the job?\n  fix: pass --files N, or state the job in the scenario (`load.batches`, `project.files`, open phases that end, or a feeder holding the job's file list)".into(),
         ));
     };
     if files == 0 {

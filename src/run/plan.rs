@@ -53,6 +53,9 @@ pub struct Plan {
     pub deadline_seconds: f64,
     pub budget: Option<u64>,
     pub credits_per_run: Option<f64>,
+    /// Where `credits_per_run` comes from (the report given): a simulated price is said
+    /// to be one, loudly, before it prices a paid run.
+    pub credits_from: Option<crate::report::CreditsSource>,
     /// The share this plan is for (`--shard I/N`), if any.
     pub shard: Option<crate::scenario::Shard>,
     /// How many shards send the probes: 1 (shard 0), or all of them when the scenario
@@ -146,11 +149,34 @@ impl Plan {
                 .as_ref()
                 .is_some_and(|c| c.probes_on_every_shard),
             credits_per_run,
+            credits_from: None,
         }
     }
 
     /// Runs the run would create at most (load and probes); None when the closed model
     /// leaves the count open.
+    /// When the plan's own figures say the job cannot finish by its deadline: the load's
+    /// runs need more processing (at the plan's files per minute) than the load and the
+    /// results deadline leave, so most would be missing. The sentence says by how much and
+    /// the fix.
+    pub fn deadline_warning(&self) -> Option<String> {
+        let fpm = self.limits.files_per_minute.filter(|f| *f > 0.0)?;
+        let need = self.load_runs? as f64 / fpm * 60.0;
+        let room = self.load_seconds + self.deadline_seconds;
+        (need > room).then(|| {
+            let d = |s: f64| crate::config::format_duration(std::time::Duration::from_secs_f64(s));
+            format!(
+                "results.deadline ({}) is shorter than the processing this plan computes: {} runs at {fpm} files/min need ≥ {}, but the load and the deadline leave {} — about {:.0} % of the runs would be missing at the deadline\n  fix: set `results.deadline` to at least {} (or send fewer files)",
+                d(self.deadline_seconds),
+                self.load_runs.unwrap_or(0),
+                d(need),
+                d(room),
+                (1.0 - room / need) * 100.0,
+                d((need - self.load_seconds).max(0.0) * 1.1)
+            )
+        })
+    }
+
     pub fn runs_at_most(&self) -> Option<u64> {
         Some(self.load_runs? + self.probe_runs.map_or(0, |p| p.1))
     }
@@ -312,6 +338,17 @@ impl fmt::Display for Plan {
                 self.deadline_seconds
             ))
         )?;
+        if let Some(w) = self.deadline_warning() {
+            writeln!(s, "WARNING   {w}")?;
+        }
+        if let Some(per) = Some(self.largest_batch).filter(|b| *b > 0) {
+            writeln!(
+                s,
+                "forecast  `batchproof forecast --sample 10` would send 10 of the job's batches: up to {} runs{}",
+                per * 10,
+                if self.paid { ", paid" } else { "" }
+            )?;
+        }
         writeln!(
             s,
             "results   {}{}",
@@ -328,12 +365,23 @@ impl fmt::Display for Plan {
             }
         )?;
         match (self.credits_per_run, self.runs_at_most()) {
-            (Some(c), Some(r)) => writeln!(
-                s,
-                "credits   ≈ {:.0} ({} runs × {c:.2} credits per run, as measured in the report given)",
-                c * r as f64,
-                r
-            )?,
+            (Some(c), Some(r)) => {
+                writeln!(
+                    s,
+                    "credits   ≈ {:.0} ({} runs × {c:.2} credits per run, as measured in the report given{})",
+                    c * r as f64,
+                    r,
+                    self.credits_from
+                        .as_ref()
+                        .map_or(String::new(), |f| format!(": {}", f.describe()))
+                )?;
+                if self.paid && self.credits_from.as_ref().is_some_and(|f| !f.is_real()) {
+                    writeln!(
+                        s,
+                        "WARNING   this prices a paid run at the MOCK'S SIMULATED credits, not the account's: price it from a report of a run against the real API, or from a mock calibrated on the account (`batchproof calibrate`)"
+                    )?;
+                }
+            }
             _ => writeln!(
                 s,
                 "credits   unknown before a run; a report totals them (runs.credits): pass --from REPORT to price this plan"
@@ -468,11 +516,17 @@ impl Plan {
             )?;
             if !self.limits.is_empty() {
                 let each = self.limits.shared_by(sh.count);
-                let rate = |r: Option<f64>| r.map_or("no limit".to_string(), |r| format!("{}/s", round2(r)));
+                let rate = |r: Option<f64>| {
+                    r.map_or("no limit".to_string(), |r| format!("{}/s", round2(r)))
+                };
                 writeln!(
                     s,
                     "limits    the account's, shared: this shard {} at 1/{} of them (runs {}, writes {}, reads {}); all {} shards together at most runs {}, writes {}, reads {}",
-                    if self.paced { "paces itself" } else { "should keep" },
+                    if self.paced {
+                        "paces itself"
+                    } else {
+                        "should keep"
+                    },
                     sh.count,
                     rate(each.run_rps),
                     rate(each.write_rps),
@@ -530,14 +584,22 @@ pub fn guard(
     }
     let plan = Plan::of(&scenario, None).sharded(shard);
     let budget = max_runs.or(scenario.budget_runs);
-    let planned = plan.runs_at_most().map_or(
+    let planned = plan.whole_runs_at_most().map_or(
         "an open number of runs (closed model without load.batches)".to_string(),
         |r| {
             format!(
                 "up to {r} runs (load {}{})",
                 plan.load_runs.unwrap_or(0),
-                plan.probe_runs
-                    .map_or(String::new(), |p| format!(" + probes {}", p.1))
+                plan.probe_runs.map_or(String::new(), |p| {
+                    if plan.probing_shards > 1 {
+                        format!(
+                            " + probes {} on each of {} shards",
+                            p.1, plan.probing_shards
+                        )
+                    } else {
+                        format!(" + probes {}", p.1)
+                    }
+                })
             )
         },
     );
@@ -550,7 +612,9 @@ pub fn guard(
             plan.target
         )));
     };
-    if let Some(r) = plan.runs_at_most()
+    // The budget is the whole job's: with the probes on every shard, every shard's probes
+    // count (N × up to ~2,000 runs), not one set.
+    if let Some(r) = plan.whole_runs_at_most()
         && r > budget
         && !yes
     {

@@ -61,10 +61,13 @@ impl Scenario {
     /// would poll a 60× mock at the real plan's 10 GETs a second.
     pub fn pacing_limits(&self) -> crate::api::RateLimits {
         let mut l = self.limits;
-        if let Target::Url {
-            time_scale: Some(ts),
-            ..
-        } = self.target
+        // The plan's limits hold in the target's time: a mock N times faster than real
+        // time (embedded, or reached by URL with its time scale) allows N times the rate
+        // per real second, as its own windows do.
+        if let Some(ts) = self
+            .target
+            .time_scale()
+            .filter(|ts| *ts > 0.0 && *ts != 1.0)
         {
             let up = |r: Option<f64>| r.map(|r| r * ts);
             l.run_rps = up(l.run_rps);

@@ -563,7 +563,11 @@ fn resolve_results(
                 "give the URL the target can reach (e.g. a tunnel to `listen`), or use `via: polling`",
             ));
         }
-        if let Some(why) = w.public_url.as_deref().and_then(|u| unreachable_listen(w.listen, u)) {
+        if let Some(why) = w
+            .public_url
+            .as_deref()
+            .and_then(|u| unreachable_listen(w.listen, u))
+        {
             return Err(err(
                 why,
                 "listen where the public URL leads: `results.webhooks.listen: '0.0.0.0:8090'` (or `'[::]:8090'`) with the same port in `public_url`; or use `via: polling`",

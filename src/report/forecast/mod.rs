@@ -119,6 +119,10 @@ pub struct Forecast {
     pub bound: Bound,
     /// Credits the job will use (None: the target reported no usage).
     pub credits: Option<Interval>,
+    /// Where those credits come from (the target's usage, the mock's simulated price, a
+    /// calibrated account); absent in forecasts written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits_source: Option<crate::report::CreditsSource>,
     pub shares: Vec<Share>,
     /// End-to-end latency percentiles of the job's runs (submit to result), seconds.
     pub e2e_s: Vec<(String, Interval)>,
@@ -212,6 +216,7 @@ pub fn forecast(
         pace_runs_per_s: spread(&mut reps.pace),
         bound,
         credits,
+        credits_source: None,
         shares: shares::shares(&m, files, &reps.shares),
         e2e_s,
         curve,

@@ -18,11 +18,19 @@ pub fn headline(f: &Forecast) -> String {
         time(f.time_s.low),
         time(f.time_s.high)
     );
-    if let Some(c) = &f.credits {
-        out.push_str(&format!(
-            "\n  credits {:.0} [{:.0} – {:.0}]",
-            c.estimate, c.low, c.high
-        ));
+    match (&f.credits, &f.credits_source) {
+        (Some(c), source) => out.push_str(&format!(
+            "\n  credits {:.0} [{:.0} – {:.0}]{}",
+            c.estimate,
+            c.low,
+            c.high,
+            source
+                .as_ref()
+                .map_or(String::new(), |s| format!(" — {}", s.describe()))
+        )),
+        (None, _) => {
+            out.push_str("\n  credits not reported by the target (its runs carry no usage)")
+        }
     }
     for s in &f.shares {
         out.push_str(&format!(

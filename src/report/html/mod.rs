@@ -235,14 +235,24 @@ fn lead(s: &mut String, r: &Report) -> std::fmt::Result {
     .into_iter()
     .chain((r.runs.credited > 0).then(|| {
         (
-            "credits",
+            match &r.runs.credits_source {
+                Some(super::CreditsSource::Simulated { .. }) => "credits (simulated by the mock)",
+                Some(super::CreditsSource::Calibrated { .. }) => {
+                    "credits (the account's, calibrated)"
+                }
+                _ => "credits",
+            },
             format!(
                 "{:.1} ({:.2}/run)",
                 r.runs.credits,
                 r.runs.credits / r.runs.credited as f64
             ),
         )
-    })) {
+    }))
+    .chain(
+        (r.runs.credited == 0 && r.runs.seen > 0)
+            .then(|| ("credits", "not reported by the target".to_string())),
+    ) {
         write!(
             s,
             "<div class=\"card\"><span class=\"muted\">{label}</span><b>{}</b></div>",
