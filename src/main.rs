@@ -65,53 +65,7 @@ async fn dispatch(command: Command) -> u8 {
             commands::init::init(&name, kind, std::path::Path::new("."))
         }
         Command::Completions { shell } => commands::init::completions(shell),
-        Command::Run {
-            scenario,
-            target,
-            token_env,
-            out,
-            progress,
-            mock_profile,
-            shard,
-            dry_run,
-            max_runs,
-            yes,
-            metrics_listen,
-            max_duration,
-        } => {
-            let scenario = match scenario {
-                Some(s) => s,
-                None => match commands::init::default_scenario() {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tell!("error: cannot write the built-in scenario: {e}");
-                        return exit::ABORTED;
-                    }
-                },
-            };
-            let spend = commands::run::Spend {
-                dry_run,
-                max_runs,
-                yes,
-                max_duration,
-            };
-            commands::run::run(
-                RunOptions {
-                    scenario,
-                    target,
-                    token_env: token_env.unwrap_or_default(),
-                    out,
-                    progress: progress.into(),
-                    mock_profile,
-                    shard,
-                    stop: None,
-                    metrics_listen,
-                    time_scale: None,
-                },
-                spend,
-            )
-            .await
-        }
+        command @ Command::Run { .. } => run(command).await,
         Command::Plan {
             scenario,
             target,
@@ -174,6 +128,59 @@ async fn dispatch(command: Command) -> u8 {
             exit::PASSED
         }
     }
+}
+
+/// `batchproof run`: the options, the spending it may do, then the run.
+async fn run(command: Command) -> u8 {
+    let Command::Run {
+        scenario,
+        target,
+        token_env,
+        out,
+        progress,
+        mock_profile,
+        shard,
+        dry_run,
+        max_runs,
+        yes,
+        metrics_listen,
+        max_duration,
+    } = command
+    else {
+        unreachable!("dispatch passes only Run")
+    };
+    let scenario = match scenario {
+        Some(s) => s,
+        None => match commands::init::default_scenario() {
+            Ok(s) => s,
+            Err(e) => {
+                tell!("error: cannot write the built-in scenario: {e}");
+                return exit::ABORTED;
+            }
+        },
+    };
+    let spend = commands::run::Spend {
+        dry_run,
+        max_runs,
+        yes,
+        max_duration,
+    };
+    commands::run::run(
+        RunOptions {
+            scenario,
+            target,
+            token_env: token_env.unwrap_or_default(),
+            out,
+            progress: progress.into(),
+            mock_profile,
+            shard,
+            stop: None,
+            metrics_listen,
+            time_scale: None,
+        },
+        spend,
+    )
+    .await
 }
 
 async fn forecast(a: cli::ForecastArgs) -> u8 {

@@ -506,7 +506,7 @@ fn sigterm_to_the_containers_pid_1_writes_the_report_and_stops_sending() {
         started.elapsed()
     );
     let _ = status;
-    let folder = std::fs::read_dir(&reports)
+    let folder = std::fs::read_dir(reports.join("shards"))
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())

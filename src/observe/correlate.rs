@@ -349,11 +349,7 @@ impl Ledger {
         fresh: bool,
         arrived: Instant,
     ) {
-        let (Some(event_id), Some(event_type), Some(payload)) = (
-            event.get("eventId").and_then(Value::as_str),
-            event.get("eventType").and_then(Value::as_str),
-            event.get("payload"),
-        ) else {
+        let Some(payload) = event.get("payload") else {
             return;
         };
         let (Some(run_id), Some(status)) = (
@@ -395,58 +391,8 @@ impl Ledger {
         if batch_id.is_none() && verified {
             self.webhooks.without_batch_id += 1;
         }
-        let request = || format!("webhook {event_type} {event_id}");
-        if fresh && status.is_terminal() {
-            self.terminal_events
-                .entry(records::digest(run_id))
-                .or_default()
-                .add(status);
-        }
         if fresh {
-            // batchId: present, and the batch of the input the run belongs to.
-            // Judged only for runs known to be the load's batch runs: a run nothing ties
-            // to an input might be anyone's single run.
-            if let Some(want) = seq.and_then(|q| self.batch_id_of(q)).map(str::to_string) {
-                self.findings
-                    .check("webhook.batch_id", batch_id == Some(want.as_str()), || {
-                        Case::new(
-                            format!("batchId {want:?}"),
-                            format!("batchId {}", payload.get("batchId").unwrap_or(&Value::Null)),
-                        )
-                        .batch(&want)
-                        .run(run_id)
-                        .request(request())
-                    });
-            }
-            // Metadata: an object, and (when the input is known) the input's, exactly.
-            // A delivery matched to no input cannot show the metadata right: it is counted
-            // (`webhooks.unmatched`), never a pass.
-            let expected = seq.and_then(|q| self.expected_for(q));
-            if self.expected_metadata.is_some() && expected.is_none() && verified {
-                self.webhooks.unmatched += 1;
-            }
-            if self.expected_metadata.is_some()
-                && (expected.is_some() || metadata.is_none_or(|m| !m.is_object()))
-            {
-                let ok = match (&expected, metadata) {
-                    (_, None) => false,
-                    (_, Some(m)) if !m.is_object() => false,
-                    (Some(want), Some(m)) => value_hash(m) == value_hash(want),
-                    (None, Some(_)) => unreachable!("only judged with an expectation"),
-                };
-                self.findings.check("webhook.metadata", ok, || {
-                    Case::new(
-                        expected
-                            .as_ref()
-                            .map_or("the input's metadata".into(), json_excerpt),
-                        metadata
-                            .map(json_excerpt)
-                            .unwrap_or_else(|| "no metadata".into()),
-                    )
-                    .run(run_id)
-                    .request(request())
-                });
-            }
+            self.judge_event(event, seq, verified);
         }
         let Some(seq) = seq else {
             if verified {
@@ -466,6 +412,80 @@ impl Ledger {
                 Channel::Webhook,
                 credits_of(payload.get("usage")),
             );
+        }
+    }
+
+    /// Judges a fresh (first-seen) run event for the webhook rules: its terminal count,
+    /// its batchId, its metadata.
+    fn judge_event(&mut self, event: &Value, seq: Option<u64>, verified: bool) {
+        let (Some(event_id), Some(event_type), Some(payload)) = (
+            event.get("eventId").and_then(Value::as_str),
+            event.get("eventType").and_then(Value::as_str),
+            event.get("payload"),
+        ) else {
+            return;
+        };
+        let (Some(run_id), Some(status)) = (
+            payload.get("id").and_then(Value::as_str),
+            payload
+                .get("status")
+                .and_then(Value::as_str)
+                .and_then(RunStatus::parse),
+        ) else {
+            return;
+        };
+        let batch_id = payload.get("batchId").and_then(Value::as_str);
+        let metadata = payload.get("metadata");
+        let request = || format!("webhook {event_type} {event_id}");
+        if status.is_terminal() {
+            self.terminal_events
+                .entry(records::digest(run_id))
+                .or_default()
+                .add(status);
+        }
+        // batchId: present, and the batch of the input the run belongs to.
+        // Judged only for runs known to be the load's batch runs: a run nothing ties
+        // to an input might be anyone's single run.
+        if let Some(want) = seq.and_then(|q| self.batch_id_of(q)).map(str::to_string) {
+            self.findings
+                .check("webhook.batch_id", batch_id == Some(want.as_str()), || {
+                    Case::new(
+                        format!("batchId {want:?}"),
+                        format!("batchId {}", payload.get("batchId").unwrap_or(&Value::Null)),
+                    )
+                    .batch(&want)
+                    .run(run_id)
+                    .request(request())
+                });
+        }
+        // Metadata: an object, and (when the input is known) the input's, exactly.
+        // A delivery matched to no input cannot show the metadata right: it is counted
+        // (`webhooks.unmatched`), never a pass.
+        let expected = seq.and_then(|q| self.expected_for(q));
+        if self.expected_metadata.is_some() && expected.is_none() && verified {
+            self.webhooks.unmatched += 1;
+        }
+        if self.expected_metadata.is_some()
+            && (expected.is_some() || metadata.is_none_or(|m| !m.is_object()))
+        {
+            let ok = match (&expected, metadata) {
+                (_, None) => false,
+                (_, Some(m)) if !m.is_object() => false,
+                (Some(want), Some(m)) => value_hash(m) == value_hash(want),
+                (None, Some(_)) => unreachable!("only judged with an expectation"),
+            };
+            self.findings.check("webhook.metadata", ok, || {
+                Case::new(
+                    expected
+                        .as_ref()
+                        .map_or("the input's metadata".into(), json_excerpt),
+                    metadata
+                        .map(json_excerpt)
+                        .unwrap_or_else(|| "no metadata".into()),
+                )
+                .run(run_id)
+                .request(request())
+            });
         }
     }
 

@@ -53,28 +53,7 @@ pub(crate) fn build_report(
     let submit = metrics.submit.summary();
     let (lag_p99, saturated) = (submit.lag.p99_ms, saturated(&submit.lag, scenario));
     let target = target_info(scenario, base);
-    let forecast = scenario.sample.as_ref().map(|job| {
-        if let Some(why) = &span.interrupted {
-            return Err(format!(
-                "the sample was interrupted ({why}) before its results were in"
-            ));
-        }
-        report::forecast::forecast(
-            &report::forecast::Job {
-                files: job.files,
-                batches: job.batches,
-                schedule_s: job.schedule_s.clone(),
-            },
-            &forecast_sample(ledger),
-            scenario.load.seed,
-            target.mock_time_scale,
-        )
-        .map(|mut f| {
-            f.credits_source = f.credits.is_some().then(|| credits_source(scenario));
-            f
-        })
-        .map_err(|e| e.to_string())
-    });
+    let forecast = forecast_of(scenario, ledger, &span, target.mock_time_scale);
     let first_intended = ledger.batches().first().map(|b| b.intended);
     let finish_s = match (first_intended, completions.last()) {
         (Some(first), Some(&last)) => last.saturating_duration_since(first).as_secs_f64(),
@@ -243,6 +222,37 @@ fn target_info(scenario: &Scenario, base: &str) -> TargetInfo {
         mock_time_scale: time_scale,
         results_via: via,
     }
+}
+
+/// The whole job's forecast from a forecast's sample run (None when the run is no sample).
+fn forecast_of(
+    scenario: &Scenario,
+    ledger: &Ledger,
+    span: &Span,
+    time_scale: Option<f64>,
+) -> Option<Result<report::forecast::Forecast, String>> {
+    scenario.sample.as_ref().map(|job| {
+        if let Some(why) = &span.interrupted {
+            return Err(format!(
+                "the sample was interrupted ({why}) before its results were in"
+            ));
+        }
+        report::forecast::forecast(
+            &report::forecast::Job {
+                files: job.files,
+                batches: job.batches,
+                schedule_s: job.schedule_s.clone(),
+            },
+            &forecast_sample(ledger),
+            scenario.load.seed,
+            time_scale,
+        )
+        .map(|mut f| {
+            f.credits_source = f.credits.is_some().then(|| credits_source(scenario));
+            f
+        })
+        .map_err(|e| e.to_string())
+    })
 }
 
 /// Where this run's credits come from: the embedded mock's (or a URL mock's, one that

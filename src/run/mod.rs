@@ -326,20 +326,8 @@ async fn execute(
         key_source: steps::key_source(&scenario).into(),
     };
     let unsent = drive_load(engine, &stop_rx).await;
-    let mut gave_up = None;
-    if stop_rx.borrow().is_none() {
-        gave_up = wait_for_results(&scenario, &ledger, &client, stop_rx.clone()).await;
-    }
-    // A target that is gone (every batch unreachable, or the polls lost it) is not
-    // audited or probed: each read would only wait out its own retries to learn the same.
-    let gone = match &gave_up {
-        Some(results::GaveUp::Unreachable(what)) => Some(what.clone()),
-        _ => nothing_reached(&ledger, &base),
-    };
-    let probe_findings = match gone {
-        None => check_contract(&scenario, &client, &ledger, &stop_rx).await,
-        Some(_) => None,
-    };
+    let (gave_up, gone, probe_findings) =
+        results_then_checks(&scenario, &client, &ledger, &base, &stop_rx).await;
     let interrupted = stop_rx.borrow().clone();
     // Teardown: stop listening in the order results arrive, poller first.
     watchers.stop_poller().await;
@@ -369,41 +357,8 @@ async fn execute(
             },
         )
     };
-    report.gave_up = match gave_up {
-        Some(results::GaveUp::Deadline) => vec![format!(
-            "results: the deadline ({}) passed before every result was in",
-            crate::config::format_duration(scenario.results.deadline)
-        )],
-        Some(results::GaveUp::Unreachable(what)) => vec![format!(
-            "results: stopped waiting after {} s without an answer from the target ({what})",
-            results::OUTAGE_GRACE.as_secs()
-        )],
-        None => Vec::new(),
-    };
-    let (probe_findings, reads) = match probe_findings {
-        Some((f, r)) => (Some(f), Some(r)),
-        None => (None, None),
-    };
-    report.unreachable = gone
-        .or_else(|| reads.as_ref().and_then(|r| r.unreachable.clone()))
-        .or_else(|| {
-            (report.batches.unreachable > 0).then(|| {
-                format!(
-                    "{} batch(es) found no connection or no answer",
-                    report.batches.unreachable
-                )
-            })
-        });
-    if let Some(r) = reads.as_ref().filter(|r| r.unreachable.is_some()) {
-        report.gave_up.push(format!(
-            "audit and probes: stopped at the first read the target did not answer after its retries ({} connection failure(s))",
-            r.connection_failures
-        ));
-    }
-    report.reads = reads;
-    if report.unreachable.is_some() {
-        report.complete = false;
-    }
+    let probe_findings =
+        what_could_not_be_done(&mut report, &scenario, gave_up, gone, probe_findings);
     judge(&mut report, &scenario, opts, &ledger, probe_findings);
     let paths = write_report(&report, &dir, &scenario).await;
     if let Some(e) = exporter {
@@ -467,6 +422,83 @@ pub fn earlier_shard(out: &Path, name: &str, shard: report::Shard) -> Option<Ear
     } else {
         EarlierShard::Killed(dir)
     })
+}
+
+/// Step 5, after the load: the results, then the conformance checks — unless the target
+/// is gone (every batch unreachable, or the polls lost it): then nothing is audited or
+/// probed, since each read would only wait out its own retries to learn the same.
+async fn results_then_checks(
+    scenario: &Scenario,
+    client: &Client,
+    ledger: &Arc<Mutex<crate::observe::Ledger>>,
+    base: &str,
+    stop_rx: &watch::Receiver<Option<String>>,
+) -> (
+    Option<results::GaveUp>,
+    Option<String>,
+    Option<(crate::checks::Findings, crate::checks::Reads)>,
+) {
+    let mut gave_up = None;
+    if stop_rx.borrow().is_none() {
+        gave_up = wait_for_results(scenario, ledger, client, stop_rx.clone()).await;
+    }
+    let gone = match &gave_up {
+        Some(results::GaveUp::Unreachable(what)) => Some(what.clone()),
+        _ => nothing_reached(ledger, base),
+    };
+    let checked = match gone {
+        None => check_contract(scenario, client, ledger, stop_rx).await,
+        Some(_) => None,
+    };
+    (gave_up, gone, checked)
+}
+
+/// What the run could not do, into the report: the phases that gave up, the target
+/// unreachable (then the run is not complete), the reads refused. Returns the probes'
+/// findings for the verdict.
+fn what_could_not_be_done(
+    report: &mut Report,
+    scenario: &Scenario,
+    gave_up: Option<results::GaveUp>,
+    gone: Option<String>,
+    checked: Option<(crate::checks::Findings, crate::checks::Reads)>,
+) -> Option<crate::checks::Findings> {
+    report.gave_up = match gave_up {
+        Some(results::GaveUp::Deadline) => vec![format!(
+            "results: the deadline ({}) passed before every result was in",
+            crate::config::format_duration(scenario.results.deadline)
+        )],
+        Some(results::GaveUp::Unreachable(what)) => vec![format!(
+            "results: stopped waiting after {} s without an answer from the target ({what})",
+            results::OUTAGE_GRACE.as_secs()
+        )],
+        None => Vec::new(),
+    };
+    let (probe_findings, reads) = match checked {
+        Some((f, r)) => (Some(f), Some(r)),
+        None => (None, None),
+    };
+    report.unreachable = gone
+        .or_else(|| reads.as_ref().and_then(|r| r.unreachable.clone()))
+        .or_else(|| {
+            (report.batches.unreachable > 0).then(|| {
+                format!(
+                    "{} batch(es) found no connection or no answer",
+                    report.batches.unreachable
+                )
+            })
+        });
+    if let Some(r) = reads.as_ref().filter(|r| r.unreachable.is_some()) {
+        report.gave_up.push(format!(
+            "audit and probes: stopped at the first read the target did not answer after its retries ({} connection failure(s))",
+            r.connection_failures
+        ));
+    }
+    report.reads = reads;
+    if report.unreachable.is_some() {
+        report.complete = false;
+    }
+    probe_findings
 }
 
 /// When no batch reached the target (and none was accepted), what was seen: there is

@@ -338,17 +338,7 @@ impl fmt::Display for Plan {
                 self.deadline_seconds
             ))
         )?;
-        if let Some(w) = self.deadline_warning() {
-            writeln!(s, "WARNING   {w}")?;
-        }
-        if let Some(per) = Some(self.largest_batch).filter(|b| *b > 0) {
-            writeln!(
-                s,
-                "forecast  `batchproof forecast --sample 10` would send 10 of the job's batches: up to {} runs{}",
-                per * 10,
-                if self.paid { ", paid" } else { "" }
-            )?;
-        }
+        self.before_a_job(&mut s)?;
         writeln!(
             s,
             "results   {}{}",
@@ -486,6 +476,23 @@ impl Plan {
             };
         }
         self
+    }
+
+    /// What a planner needs before the job: a deadline the job cannot meet, and what a
+    /// forecast's sample would create.
+    fn before_a_job(&self, s: &mut String) -> fmt::Result {
+        if let Some(w) = self.deadline_warning() {
+            writeln!(s, "WARNING   {w}")?;
+        }
+        if self.largest_batch > 0 {
+            writeln!(
+                s,
+                "forecast  `batchproof forecast --sample 10` would send 10 of the job's batches: up to {} runs{}",
+                self.largest_batch * 10,
+                if self.paid { ", paid" } else { "" }
+            )?;
+        }
+        Ok(())
     }
 
     /// This shard's share, and the whole against the budget (`plan --shard I/N`).
@@ -641,6 +648,11 @@ pub fn guard(
     Ok(scenario)
 }
 
+/// A rate with at most two decimals, as a reader wants it.
+fn round2(r: f64) -> f64 {
+    (r * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,9 +703,4 @@ mod tests {
         let capped = guard(s, None, false, None).unwrap();
         assert_eq!(capped.load.batches, Some(9));
     }
-}
-
-/// A rate with at most two decimals, as a reader wants it.
-fn round2(r: f64) -> f64 {
-    (r * 100.0).round() / 100.0
 }
