@@ -522,8 +522,10 @@ fn sigterm_to_the_containers_pid_1_writes_the_report_and_stops_sending() {
         "{:?}",
         report.interrupted
     );
+    // Shard 0 of 4 has 60 of the 240 batches; it was stopped after its first few.
     assert!(
-        report.generator.unsent_batches > 100,
-        "it stopped sending at the signal"
+        report.generator.unsent_batches > 40,
+        "it stopped sending at the signal: {} unsent",
+        report.generator.unsent_batches
     );
 }

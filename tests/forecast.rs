@@ -315,12 +315,13 @@ fn the_commands_refuse_what_cannot_work_with_the_fix() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    // No job size: no --files, no `load.batches`, no `project.files`, no feeder.
+    // No job size: no --files, no `load.batches`, no `project.files`, no feeder, and a
+    // closed model whose phases send no countable batches.
     let dir = tempfile::tempdir().unwrap();
     let unsized_job = dir.path().join("unsized.yaml");
     std::fs::write(
         &unsized_job,
-        "name: unsized\nload: {phases: [{hold: 1s, rate: 1}]}\nresults: {via: webhooks}\n",
+        "name: unsized\nload: {model: closed, phases: [{hold: 1s, concurrency: 1}]}\nresults: {via: webhooks}\n",
     )
     .unwrap();
     let (code, err) = run(&[
@@ -331,6 +332,19 @@ fn the_commands_refuse_what_cannot_work_with_the_fix() {
     ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--files"), "{err}");
+    // An open schedule of finite phases states its job: 1 s at 1 batch/s of 100 inputs.
+    let finite = dir.path().join("finite.yaml");
+    std::fs::write(
+        &finite,
+        "name: finite\nload: {phases: [{hold: 1s, rate: 1}]}\nresults: {via: webhooks}\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["forecast", finite.to_str().unwrap(), "--progress", "none"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("a job of 100 file(s)") && !err.contains("how large"),
+        "{err}"
+    );
     // smoke.yaml states its job (`project.files: 50000`): no --files needed, and a sample
     // too small is still refused before a request.
     let (code, err) = run(&["forecast", "scenarios/smoke.yaml", "--sample", "2"]);

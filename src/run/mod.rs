@@ -256,23 +256,7 @@ async fn execute(
         None => None,
     };
     let (mock, base, token, workspace) = start_target(&scenario).await?;
-    let load = &scenario.load;
-    let client = Client::new(
-        &base,
-        token,
-        Some(scenario.api_version),
-        workspace,
-        load.request_timeout,
-        load.max_in_flight.max(16),
-    )
-    .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?
-    // The limits are the account's, not the pod's: each of N shards paces itself at 1/N
-    // of them, so N shards together stay under them.
-    .paced(
-        &scenario
-            .pacing_limits()
-            .shared_by(opts.shard.map_or(1, |s| s.count)),
-    );
+    let client = paced_client(&scenario, opts, &base, token, workspace)?;
 
     // 2. The ledger and its journal.
     let start = Instant::now();
@@ -522,6 +506,33 @@ fn nothing_reached(ledger: &Mutex<crate::observe::Ledger>, base: &str) -> Option
         .count();
     (!accepted && unreached > 0)
         .then(|| format!("none of the {unreached} batch(es) sent to {base} was answered"))
+}
+
+/// The run's HTTP client, paced under the limits. The limits are the account's, not the
+/// pod's: each of N shards paces itself at 1/N of them, so N shards together stay under
+/// them.
+fn paced_client(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    base: &str,
+    token: Option<String>,
+    workspace: Option<String>,
+) -> Result<Client, RunError> {
+    let load = &scenario.load;
+    Ok(Client::new(
+        base,
+        token,
+        Some(scenario.api_version),
+        workspace,
+        load.request_timeout,
+        load.max_in_flight.max(16),
+    )
+    .map_err(|e| abort(exit::ABORTED, format!("building the HTTP client: {e}")))?
+    .paced(
+        &scenario
+            .pacing_limits()
+            .shared_by(opts.shard.map_or(1, |s| s.count)),
+    ))
 }
 
 /// What stops a run, with its reason.

@@ -354,29 +354,7 @@ impl fmt::Display for Plan {
                 ""
             }
         )?;
-        match (self.credits_per_run, self.runs_at_most()) {
-            (Some(c), Some(r)) => {
-                writeln!(
-                    s,
-                    "credits   ≈ {:.0} ({} runs × {c:.2} credits per run, as measured in the report given{})",
-                    c * r as f64,
-                    r,
-                    self.credits_from
-                        .as_ref()
-                        .map_or(String::new(), |f| format!(": {}", f.describe()))
-                )?;
-                if self.paid && self.credits_from.as_ref().is_some_and(|f| !f.is_real()) {
-                    writeln!(
-                        s,
-                        "WARNING   this prices a paid run at the MOCK'S SIMULATED credits, not the account's: price it from a report of a run against the real API, or from a mock calibrated on the account (`batchproof calibrate`)"
-                    )?;
-                }
-            }
-            _ => writeln!(
-                s,
-                "credits   unknown before a run; a report totals them (runs.credits): pass --from REPORT to price this plan"
-            )?,
-        }
+        self.credits_lines(&mut s)?;
         self.shard_lines(&mut s)?;
         match (self.budget, self.runs_at_most()) {
             (Some(b), Some(r)) if r > b => {
@@ -476,6 +454,35 @@ impl Plan {
             };
         }
         self
+    }
+
+    /// What the plan would cost, priced from the report given, and where that price
+    /// comes from (a simulated one, for a paid run, is said loudly).
+    fn credits_lines(&self, s: &mut String) -> fmt::Result {
+        match (self.credits_per_run, self.runs_at_most()) {
+            (Some(c), Some(r)) => {
+                writeln!(
+                    s,
+                    "credits   ≈ {:.0} ({} runs × {c:.2} credits per run, as measured in the report given{})",
+                    c * r as f64,
+                    r,
+                    self.credits_from
+                        .as_ref()
+                        .map_or(String::new(), |f| format!(": {}", f.describe()))
+                )?;
+                if self.paid && self.credits_from.as_ref().is_some_and(|f| !f.is_real()) {
+                    writeln!(
+                        s,
+                        "WARNING   this prices a paid run at the MOCK'S SIMULATED credits, not the account's: price it from a report of a run against the real API, or from a mock calibrated on the account (`batchproof calibrate`)"
+                    )?;
+                }
+            }
+            _ => writeln!(
+                s,
+                "credits   unknown before a run; a report totals them (runs.credits): pass --from REPORT to price this plan"
+            )?,
+        }
+        Ok(())
     }
 
     /// What a planner needs before the job: a deadline the job cannot meet, and what a
