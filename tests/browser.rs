@@ -315,6 +315,7 @@ fn the_client_grade_renders_in_headless_chromium() {
     );
     let request = |status: u16, inputs: usize| RequestSeen {
         at_ms: 10,
+        answered_ms: 10,
         method: "POST".into(),
         path: "/workflow_runs/batch".into(),
         query: String::new(),

@@ -240,3 +240,54 @@ async fn mock_grade_serves_the_grade_live_and_writes_it_on_shutdown() {
     );
     assert!(out.join("grade.html").is_file() && out.join("grade.junit.xml").is_file());
 }
+
+/// mock/README's recommended backoff (full jitter: a random wait between 0 and
+/// min(cap, 250 ms × 2^attempt)) meets the same grade every time, however its draws fall;
+/// so do equal and decorrelated jitter and plain exponential backoff.
+#[test]
+fn every_correct_backoff_passes_every_time() {
+    let python = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<(String, usize)> = (0..20)
+        .map(|i| ("full".to_string(), i))
+        .chain(["equal", "decorrelated", "plain"].map(|k| (k.to_string(), 0)))
+        .collect();
+    let failures = std::sync::Mutex::new(Vec::new());
+    // Four gradings at a time: each is a mock and a client of its own.
+    for chunk in runs.chunks(4) {
+        std::thread::scope(|s| {
+            for (kind, i) in chunk {
+                let out = dir.path().join(format!("{kind}-{i}"));
+                let python = python.clone();
+                let failures = &failures;
+                s.spawn(move || {
+                    let o = Command::new(env!("CARGO_BIN_EXE_batchproof"))
+                        .args(["grade", "--out"])
+                        .arg(&out)
+                        .arg("--")
+                        .arg(&python)
+                        .arg("tests/clients/good_client.py")
+                        .env("BACKOFF", kind)
+                        .current_dir(root())
+                        .output()
+                        .unwrap();
+                    if o.status.code() != Some(0) {
+                        let g = std::fs::read_to_string(out.join("grade.md")).unwrap_or_default();
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{kind} #{i}: {}\n{g}", common::output_text(&o)));
+                    }
+                });
+            }
+        });
+    }
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} gradings failed:\n{}",
+        failures.len(),
+        runs.len(),
+        failures.join("\n")
+    );
+}

@@ -53,6 +53,10 @@ pub enum Adversity {
 pub struct RequestSeen {
     /// Milliseconds since the mock started.
     pub at_ms: u64,
+    /// When the answer went out (ms since the mock started): a client's wait before a
+    /// retry counts from here, not from when a large body began to arrive.
+    #[serde(default)]
+    pub answered_ms: u64,
     pub method: String,
     pub path: String,
     /// The query string exactly as sent (undecoded), so an unencoded token shows.

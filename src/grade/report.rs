@@ -66,10 +66,10 @@ pub fn console(g: &Grade) -> String {
             ));
         }
         if r.status == Status::NotExercised {
-            out.push_str(&format!(
-                "      not exercised: it needs {}\n",
-                r.exercised_by
-            ));
+            out.push_str(&format!("      not exercised: {}\n", r.why_not_exercised()));
+        }
+        if r.status == Status::Passed && !r.exercised.is_empty() {
+            out.push_str(&format!("      exercised by {}\n", r.exercised));
         }
     }
     if g.dropped > 0 {
@@ -129,7 +129,11 @@ pub fn markdown(g: &Grade) -> String {
     if !untested.is_empty() {
         out.push_str("\n## Not exercised: what would put them to the test\n\n");
         for r in untested {
-            out.push_str(&format!("- `{}`: {}\n", r.id, md_cell(&r.exercised_by)));
+            out.push_str(&format!(
+                "- `{}`: {}\n",
+                r.id,
+                md_cell(&r.why_not_exercised())
+            ));
         }
     }
     out
@@ -151,8 +155,14 @@ fn html_rule(r: &RuleResult) -> String {
     }
     if r.status == Status::NotExercised {
         evidence.push_str(&format!(
-            "<li class=\"untested\">not exercised: it needs {}</li>",
-            esc(&r.exercised_by)
+            "<li class=\"untested\">not exercised: {}</li>",
+            esc(&r.why_not_exercised())
+        ));
+    }
+    if r.status == Status::Passed && !r.exercised.is_empty() {
+        evidence.push_str(&format!(
+            "<li class=\"exercised\">exercised by {}</li>",
+            esc(&r.exercised)
         ));
     }
     format!(
@@ -204,8 +214,8 @@ pub fn junit(g: &Grade) -> anyhow::Result<String> {
             Status::NotExercised => {
                 let mut s = TestCaseStatus::skipped();
                 s.set_message(format!(
-                    "nothing the client did exercised this rule; it needs {}",
-                    r.exercised_by
+                    "nothing the client did exercised this rule: {}",
+                    r.why_not_exercised()
                 ));
                 s
             }

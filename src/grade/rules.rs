@@ -73,6 +73,12 @@ pub struct RuleResult {
     /// What would put the rule to the test (shown when nothing did).
     #[serde(default)]
     pub exercised_by: String,
+    /// What put it to the test in this grading: a passed rule names it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exercised: String,
+    /// Why nothing did, when the generic hint (`exercised_by`) would mislead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unexercised_because: String,
     pub status: Status,
     /// How many observations the rule judged.
     pub checked: u64,
@@ -90,6 +96,17 @@ struct Rule {
     /// What the client must do for the rule to judge anything: the hint a rule left
     /// unexercised carries.
     exercised_by: &'static str,
+}
+
+impl RuleResult {
+    /// Why the rule was not exercised, as a sentence.
+    pub fn why_not_exercised(&self) -> String {
+        if self.unexercised_because.is_empty() {
+            format!("it needs {}", self.exercised_by)
+        } else {
+            self.unexercised_because.clone()
+        }
+    }
 }
 
 /// The catalogue, in the order reports list it.
@@ -124,9 +141,9 @@ const RULES: [Rule; 12] = [
     },
     Rule {
         id: "client.backoff",
-        title: "After a 5xx or a 429 without Retry-After, retries back off with growing gaps",
+        title: "After a 5xx or a 429 without Retry-After, retries back off (exponential, any jitter)",
         provenance: "docs: rate limits (exponential backoff with jitter); SDK: 1 s × 2^n",
-        basis: "Retry-After is sent only 'if present'; without it an immediate or fixed-rate retry is a retry storm.",
+        basis: "Retry-After is sent only 'if present'; without it an immediate or fixed-rate retry is a retry storm. Jitter makes single gaps short at random, so the envelope is judged, not each gap: retries that come at once every time, or at one fixed short interval, fail; full, equal or decorrelated jitter and plain exponential backoff pass.",
         exercised_by: "a retry after a 5xx or a 429 without Retry-After (sparring: the 2nd, 3rd and 5th batch POSTs, the 6th read)",
     },
     Rule {
@@ -186,6 +203,10 @@ struct Finding {
     checked: u64,
     evidence: Vec<Evidence>,
     more: u64,
+    /// What exercised the rule, in a few words.
+    exercised: String,
+    /// Why nothing could, when that is not the generic hint.
+    unexercised_because: String,
 }
 
 impl Finding {
@@ -238,7 +259,7 @@ pub fn judge(obs: &Observations, t: &Tolerances) -> Vec<RuleResult> {
         pages_followed(obs),
         polling_rate(obs, t),
         webhook_ack(obs, t),
-        webhook_verify(obs),
+        webhook_verify(obs, t),
     ];
     RULES
         .iter()
@@ -249,6 +270,12 @@ pub fn judge(obs: &Observations, t: &Tolerances) -> Vec<RuleResult> {
             provenance: rule.provenance.into(),
             basis: rule.basis.into(),
             exercised_by: rule.exercised_by.into(),
+            exercised: match (f.checked, f.exercised.is_empty()) {
+                (0, _) => String::new(),
+                (n, true) => format!("{n} × {}", rule.exercised_by),
+                (_, false) => f.exercised,
+            },
+            unexercised_because: f.unexercised_because,
             status: if !f.evidence.is_empty() {
                 Status::Failed
             } else if f.checked == 0 {
@@ -330,16 +357,19 @@ fn is_failure(r: &RequestSeen) -> bool {
 
 fn retry_after(obs: &Observations) -> Finding {
     let mut f = Finding::default();
+    f.exercised = "retries after a 429 with Retry-After".into();
     for (i, r) in obs.requests.iter().enumerate() {
         let Some(wait) = r.retry_after_ms.filter(|_| r.status == 429) else {
             continue;
         };
-        f.checked += 1;
+        // Judged only where the client retried: giving up is not waiting.
         let Some(next) = retry_of(obs, i) else {
             continue;
         };
+        f.checked += 1;
         let waited = next.at_ms.saturating_sub(r.at_ms);
-        // 10 % and 20 ms for clocks and scheduling.
+        // 10 % and 20 ms for clocks and scheduling (counted from the arrival, as
+        // before: the answer came at once).
         if waited + 20 < wait * 9 / 10 {
             f.fail(
                 next.at_ms,
@@ -354,48 +384,104 @@ fn retry_after(obs: &Observations) -> Finding {
     f
 }
 
+/// A retry at once, counted from the answer: no client's jitter draws this close to zero
+/// after every failure (full jitter from 250 ms: 4 % per retry).
+const AT_ONCE_MS: u64 = 10;
+
 fn backoff(obs: &Observations, t: &Tolerances) -> Finding {
     let mut f = Finding::default();
-    // The gap before the previous retry of the same request, for "growing".
-    let mut last_gap: HashMap<u64, u64> = HashMap::new();
+    // Every retry after a silent 429 or a 5xx, by request key in order: (gap, the retry).
+    let mut streaks: Vec<(u64, Vec<(u64, &RequestSeen, &'static str)>)> = Vec::new();
     for (i, r) in obs.requests.iter().enumerate() {
         let silent = r.status == 429 && r.retry_after_ms.is_none();
         let server = r.status >= 500 && r.adversity != Some(Adversity::AcceptedThenFailed);
         if !(silent || server) {
-            if !is_failure(r) {
-                last_gap.remove(&r.key);
-            }
             continue;
         }
-        f.checked += 1;
         let Some(next) = retry_of(obs, i) else {
             continue;
         };
-        let gap = next.at_ms.saturating_sub(r.at_ms);
-        let prev = last_gap.insert(r.key, gap);
         let what = if silent {
             "a 429 without Retry-After"
         } else {
             "a 5xx"
         };
-        if gap < t.min_backoff_ms {
+        // The wait from the answer: a large body's own upload is not the client waiting.
+        let gap = next.at_ms.saturating_sub(r.answered_ms.max(r.at_ms));
+        // A retry that follows a failed retry continues its streak.
+        let continues = i > 0
+            && streaks.last().is_some_and(|(k, s)| {
+                *k == r.key && s.last().is_some_and(|l| std::ptr::eq(l.1, r))
+            });
+        if continues {
+            streaks
+                .last_mut()
+                .expect("just checked")
+                .1
+                .push((gap, next, what));
+        } else {
+            streaks.push((r.key, vec![(gap, next, what)]));
+        }
+    }
+    let retries: Vec<&(u64, &RequestSeen, &str)> = streaks.iter().flat_map(|(_, s)| s).collect();
+    f.checked = retries.len() as u64;
+    let gaps = |s: &[(u64, &RequestSeen, &str)]| {
+        s.iter()
+            .map(|(g, ..)| format!("{g} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    f.exercised = format!(
+        "{} retries after a 5xx or a 429 without Retry-After ({})",
+        retries.len(),
+        streaks
+            .iter()
+            .map(|(_, s)| gaps(s))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    // Evidence of an envelope needs more than one retry: a jittered first wait can be
+    // short by chance.
+    if retries.len() < 2 {
+        if retries.len() == 1 {
+            f.checked = 0;
+            f.unexercised_because = "the client retried once after a 5xx or a 429 without Retry-After, and a single (jittered) wait cannot show a backoff envelope; two or more retries can".into();
+        }
+        return f;
+    }
+    // At once, every time.
+    if retries.iter().all(|(g, ..)| *g < AT_ONCE_MS) {
+        let (_, first, what) = retries[0];
+        f.fail(
+            first.at_ms,
+            line(first),
+            format!(
+                "retried at once after every failure: {} retries, each within {AT_ONCE_MS} ms (first after {what})",
+                retries.len()
+            ),
+            "wait before retrying, longer after each failure (exponential backoff; full, equal or decorrelated jitter are all fine)".into(),
+        );
+        return f;
+    }
+    // One fixed short interval: three or more retries of one request, none waiting the
+    // least backoff, all within a quarter of each other — no growth at all.
+    for (_, s) in streaks.iter().filter(|(_, s)| s.len() >= 3) {
+        let min = s.iter().map(|(g, ..)| *g).min().unwrap_or(0);
+        let max = s.iter().map(|(g, ..)| *g).max().unwrap_or(0);
+        if max < t.min_backoff_ms && max * 4 <= min * 5 {
+            let (_, last, what) = s[s.len() - 1];
             f.fail(
-                next.at_ms,
-                line(next),
-                format!("retried {gap} ms after {what} ({})", r.status),
+                last.at_ms,
+                line(last),
                 format!(
-                    "back off at least {} ms, longer each time",
+                    "retried {} times after {what} at a fixed short interval ({})",
+                    s.len(),
+                    gaps(s)
+                ),
+                format!(
+                    "gaps that grow (exponential backoff from at least {} ms; jitter allowed)",
                     t.min_backoff_ms
                 ),
-            );
-        } else if let Some(prev) = prev.filter(|p| gap * 10 < p * 8) {
-            f.fail(
-                next.at_ms,
-                line(next),
-                format!(
-                    "retried {gap} ms after {what}, sooner than the previous retry ({prev} ms)"
-                ),
-                "gaps that grow (exponential backoff, jitter allowed)".into(),
             );
         }
     }
@@ -404,12 +490,16 @@ fn backoff(obs: &Observations, t: &Tolerances) -> Finding {
 
 fn retry_bound(obs: &Observations, t: &Tolerances) -> Finding {
     let mut f = Finding::default();
+    f.exercised = "requests the client retried after a 429 or a 5xx".into();
     // Consecutive failed attempts per request key, and whether it was reported already.
     let mut streak: HashMap<u64, (u32, bool)> = HashMap::new();
     for r in &obs.requests {
         let entry = streak.entry(r.key).or_insert((0, false));
         if entry.0 > 0 {
-            // This request is a retry.
+            // This request is a retry: the rule has something to judge.
+            if entry.0 == 1 {
+                f.checked += 1;
+            }
             if entry.0 > t.max_retries && !entry.1 {
                 entry.1 = true;
                 f.fail(
@@ -425,9 +515,6 @@ fn retry_bound(obs: &Observations, t: &Tolerances) -> Finding {
             }
         }
         if is_failure(r) {
-            if entry.0 == 0 {
-                f.checked += 1;
-            }
             entry.0 += 1;
         } else {
             *entry = (0, false);
@@ -569,6 +656,7 @@ fn polling_rate(obs: &Observations, t: &Tolerances) -> Finding {
 
 fn webhook_ack(obs: &Observations, t: &Tolerances) -> Finding {
     let mut f = Finding::default();
+    f.exercised = "genuine deliveries to the client's endpoint".into();
     for d in obs
         .deliveries
         .iter()
@@ -593,8 +681,26 @@ fn webhook_ack(obs: &Observations, t: &Tolerances) -> Finding {
     f
 }
 
-fn webhook_verify(obs: &Observations) -> Finding {
+fn webhook_verify(obs: &Observations, t: &Tolerances) -> Finding {
     let mut f = Finding::default();
+    let genuine: Vec<_> = obs
+        .deliveries
+        .iter()
+        .filter(|d| d.forgery.is_none() && obs.while_client_ran(d))
+        .collect();
+    let acknowledged = genuine
+        .iter()
+        .any(|d| d.status.is_some_and(|s| (200..300).contains(&s)) && d.millis <= t.webhook_ack_ms);
+    f.exercised =
+        "forged deliveries (bad signature, stale timestamp, unsigned) to the client's endpoint"
+            .into();
+    if !genuine.is_empty() && !acknowledged {
+        f.unexercised_because = format!(
+            "no forgery was sent: forgeries follow the first genuine delivery answered 2xx within {} ms, and none of the {} genuine deliveries was (see client.webhook_ack)",
+            t.webhook_ack_ms,
+            genuine.len()
+        );
+    }
     for d in obs.deliveries.iter().filter(|d| obs.while_client_ran(d)) {
         let Some(forgery) = d.forgery else { continue };
         f.checked += 1;

@@ -10,6 +10,7 @@ use super::rules::{Status, Tolerances, judge};
 fn req(at_ms: u64, route: Route, key: u64, status: u16) -> RequestSeen {
     RequestSeen {
         at_ms,
+        answered_ms: at_ms,
         method: if route == Route::Batch { "POST" } else { "GET" }.into(),
         path: "/workflow_runs".into(),
         query: String::new(),
@@ -112,15 +113,108 @@ fn retry_after_and_backoff() {
         req(1600, Route::Batch, 1, 200),
     ];
     assert!(failed(&obs(backed_off, vec![])).is_empty());
-    let at_once = vec![throttled(0, None), req(5, Route::Batch, 1, 200)];
-    assert_eq!(failed(&obs(at_once, vec![])), ["client.backoff"]);
-    // Gaps that shrink are not a backoff.
-    let shrinking = vec![
+    // At once after every failure (here: two requests, each retried at once).
+    let at_once = vec![
         throttled(0, None),
-        throttled(2000, None),
-        req(2300, Route::Batch, 1, 200),
+        req(5, Route::Batch, 1, 200),
+        req(100, Route::Get, 2, 503),
+        req(103, Route::Get, 2, 200),
     ];
-    assert_eq!(failed(&obs(shrinking, vec![])), ["client.backoff"]);
+    assert_eq!(failed(&obs(at_once, vec![])), ["client.backoff"]);
+    // A fixed short interval: four 500s in a row, retried every 100 ms.
+    let fixed: Vec<RequestSeen> = (0..4)
+        .map(|i| req(i * 100, Route::Get, 3, 500))
+        .chain([req(400, Route::Get, 3, 200)])
+        .collect();
+    assert_eq!(failed(&obs(fixed, vec![])), ["client.backoff"]);
+}
+
+/// A client's retries after four 500s in a row, spaced by `gaps`.
+fn after_four_500s(gaps: &[u64]) -> Vec<RequestSeen> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (i, g) in gaps.iter().enumerate() {
+        out.push(req(at, Route::Get, 9, if i < 4 { 500 } else { 200 }));
+        at += g;
+    }
+    out.push(req(at, Route::Get, 9, 200));
+    out
+}
+
+#[test]
+fn every_correct_backoff_passes_whatever_its_jitter_draws() {
+    use rand::{Rng, SeedableRng};
+    let base = 250.0f64;
+    let cap = 8_000.0f64;
+    let t = Tolerances::default();
+    // Many draws of each strategy: a correct client never fails, however short a single
+    // jittered wait happens to be.
+    for seed in 0..2_000u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let envelope = |a: usize| (base * 2f64.powi(a as i32)).min(cap);
+        let full: Vec<u64> = (0..4)
+            .map(|a| rng.random_range(0.0..envelope(a)) as u64)
+            .collect();
+        let equal: Vec<u64> = (0..4)
+            .map(|a| (envelope(a) / 2.0 + rng.random_range(0.0..envelope(a) / 2.0)) as u64)
+            .collect();
+        let mut prev = base;
+        let decorrelated: Vec<u64> = (0..4)
+            .map(|_| {
+                prev = rng.random_range(base..prev * 3.0).min(cap);
+                prev as u64
+            })
+            .collect();
+        let plain: Vec<u64> = (0..4).map(|a| envelope(a) as u64).collect();
+        for (name, gaps) in [
+            ("full jitter", full),
+            ("equal jitter", equal),
+            ("decorrelated jitter", decorrelated),
+            ("plain exponential", plain),
+        ] {
+            // Four 500s in a row, and the sparring profile's single failures: a silent 429
+            // and a 500 on other requests, each retried after the strategy's first wait.
+            let mut requests = after_four_500s(&gaps);
+            let first = rng.random_range(0.0..base) as u64;
+            let second = rng.random_range(0.0..base) as u64;
+            requests.push(req(20_000, Route::Batch, 1, 429));
+            requests.push(req(20_000 + first, Route::Batch, 1, 200));
+            requests.push(req(30_000, Route::Get, 2, 500));
+            requests.push(req(30_000 + second, Route::Get, 2, 200));
+            requests.sort_by_key(|r| r.at_ms);
+            let f = failed(&obs(requests, vec![]));
+            assert!(
+                f.is_empty(),
+                "{name} (seed {seed}, gaps {gaps:?}, {first}, {second}): {f:?}"
+            );
+        }
+    }
+    let _ = t;
+}
+
+#[test]
+fn a_rule_passes_only_when_something_exercised_it() {
+    // A client that gives up at its first 429 (no retry): no retry rule was exercised.
+    let gave_up = vec![throttled(0, Some(1200)), req(0, Route::Get, 5, 429)];
+    let rules = judge(&obs(gave_up, vec![]), &Tolerances::default());
+    for id in ["client.retry_after", "client.backoff", "client.retry_bound"] {
+        let r = rules.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(r.status, Status::NotExercised, "{id}: {r:?}");
+    }
+    // One that retried: each passed rule names what exercised it.
+    let retried = vec![
+        throttled(0, Some(1200)),
+        req(1300, Route::Batch, 1, 200),
+        req(2000, Route::Get, 2, 500),
+        req(2400, Route::Get, 2, 500),
+        req(3300, Route::Get, 2, 200),
+    ];
+    let rules = judge(&obs(retried, vec![]), &Tolerances::default());
+    for id in ["client.retry_after", "client.backoff", "client.retry_bound"] {
+        let r = rules.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(r.status, Status::Passed, "{id}: {r:?}");
+        assert!(!r.exercised.is_empty(), "{id} names what exercised it");
+    }
 }
 
 #[test]
@@ -202,8 +296,9 @@ fn page_tokens_and_pages_followed() {
     assert_eq!(rule.status, Status::NotExercised);
     assert!(rule.exercised_by.contains("longer than one page"));
     assert!(
-        crate::grade::report::markdown(&g)
-            .contains("- `client.pages_followed`: a listing of a batch longer than one page")
+        crate::grade::report::markdown(&g).contains(
+            "- `client.pages_followed`: it needs a listing of a batch longer than one page"
+        )
     );
 }
 
@@ -238,6 +333,22 @@ fn webhook_ack_and_verify() {
     assert_eq!(failed(&obs(vec![], refused)), ["client.webhook_ack"]);
     let trusting = vec![delivery(0, Some(Forgery::StaleTimestamp), Some(204), 2)];
     assert_eq!(failed(&obs(vec![], trusting)), ["client.webhook_verify"]);
+    // Deliveries that came but were never acknowledged in time: no forgery was sent, and
+    // the reason says so (not "it needs an endpoint").
+    let late = vec![delivery(0, None, Some(200), 20_000)];
+    let rules = judge(&obs(vec![], late), &Tolerances::default());
+    let verify = rules
+        .iter()
+        .find(|r| r.id == "client.webhook_verify")
+        .unwrap();
+    assert_eq!(verify.status, Status::NotExercised);
+    assert!(
+        verify
+            .why_not_exercised()
+            .contains("none of the 1 genuine deliveries"),
+        "{}",
+        verify.why_not_exercised()
+    );
 }
 
 #[test]

@@ -229,7 +229,13 @@ mod tests {
         assert!("120%".parse::<SampleSize>().is_err());
         let e = sample_scenario(scenario(), Some(1_000), SampleSize::Batches(2)).unwrap_err();
         assert!(e.to_string().contains("--sample 3"), "{e}");
+        // An open schedule that ends states its job (here 1 batch: too few to sample).
         let e = sample_scenario(scenario(), None, SampleSize::Batches(5)).unwrap_err();
+        assert!(e.to_string().contains("too few to sample"), "{e}");
+        // A closed one does not: the job's size is asked for.
+        let mut closed = scenario();
+        closed.load.model = Model::Closed;
+        let e = sample_scenario(closed, None, SampleSize::Batches(5)).unwrap_err();
         assert!(e.to_string().contains("--files"), "{e}");
         assert!(e.to_string().contains("project.files"), "{e}");
         let mut blind = scenario();

@@ -52,8 +52,24 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+_last = [0.25]
+
+
 def backoff(attempt):
-    """Exponential backoff with jitter, capped."""
+    """Exponential backoff, capped; BACKOFF picks the jitter (mock/README's recommendation
+    is `full`): the grade must pass every correct envelope, however a draw falls."""
+    cap, base = 30.0, 0.25
+    kind = os.environ.get("BACKOFF", "")
+    if kind == "full":
+        return random.uniform(0, min(cap, base * 2 ** attempt))
+    if kind == "equal":
+        half = min(cap, base * 2 ** attempt) / 2
+        return half + random.uniform(0, half)
+    if kind == "decorrelated":
+        _last[0] = min(cap, random.uniform(base, _last[0] * 3))
+        return _last[0]
+    if kind == "plain":
+        return min(cap, base * 2 ** attempt)
     return min(30.0, 0.5 * 2 ** attempt) * random.uniform(1.0, 1.2)
 
 

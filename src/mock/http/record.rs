@@ -138,6 +138,7 @@ pub async fn record(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
         .unwrap_or_default();
     let mut seen = RequestSeen {
         at_ms,
+        answered_ms: at_ms,
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         key: hash_of(&[
@@ -212,6 +213,7 @@ pub async fn record(State(s): State<Arc<Shared>>, req: Request, next: Next) -> R
     } else {
         resp
     };
+    seen.answered_ms = s.started.elapsed().as_millis() as u64;
     recorder.observed.lock().expect("observed").request(seen);
     resp
 }
