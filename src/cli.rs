@@ -183,6 +183,10 @@ pub enum Command {
     Checks {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
+        /// Only this family: batch, auth, version, error, runs, list, webhook, or client
+        /// (the rules `batchproof grade` judges a client integration by).
+        #[arg(long)]
+        family: Option<String>,
     },
     /// Check a scenario file without running it.
     Validate {

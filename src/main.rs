@@ -10,7 +10,7 @@ mod commands;
 
 use batchproof::run::{RunOptions, exit};
 use cli::{Cli, Command, LogFormat};
-use commands::stdout::{say, tell};
+use commands::stdout::tell;
 
 // Batch bodies are ~100-200 KB each and short-lived: glibc serves such sizes with a fresh
 // mmap (and page faults) per allocation, which measurably slowed submission; mimalloc
@@ -120,12 +120,8 @@ async fn dispatch(command: Command) -> u8 {
             allow_different,
         ),
         command @ Command::Merge { .. } => merge(command).await,
-        Command::Checks { format } => {
-            say!(
-                "{}",
-                batchproof::checks::listing(format == cli::ListFormat::Json)
-            );
-            exit::PASSED
+        Command::Checks { format, family } => {
+            commands::checks(format == cli::ListFormat::Json, family.as_deref())
         }
     }
 }

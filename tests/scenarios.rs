@@ -180,7 +180,20 @@ fn checks_command_lists_every_rule_as_text_and_json() {
     let json: serde_json::Value =
         serde_json::from_str(&run(&["checks", "--format", "json"])).unwrap();
     let rules = json.as_array().unwrap();
-    assert_eq!(rules.len(), batchproof::checks::catalogue().count());
+    // The contract rules, then the client rules `grade` judges, each with its family.
+    let client: Vec<&serde_json::Value> =
+        rules.iter().filter(|j| j["family"] == "client").collect();
+    assert_eq!(
+        rules.len() - client.len(),
+        batchproof::checks::catalogue().count()
+    );
+    assert_eq!(client.len(), batchproof::grade::rules::catalogue().count());
+    for [id, ..] in batchproof::grade::rules::catalogue() {
+        assert!(text.contains(id), "{id} missing from the text listing");
+        let j = client.iter().find(|j| j["id"] == id).unwrap();
+        assert!(!j["provenance"].as_str().unwrap().is_empty());
+        assert!(!j["basis"].as_str().unwrap().is_empty());
+    }
     for r in batchproof::checks::catalogue() {
         assert!(
             text.contains(r.id),

@@ -109,6 +109,14 @@ impl RuleResult {
     }
 }
 
+/// The client rules as `batchproof checks` lists them: id, title, provenance, basis, and
+/// what exercises each.
+pub fn catalogue() -> impl Iterator<Item = [&'static str; 5]> {
+    RULES
+        .iter()
+        .map(|r| [r.id, r.title, r.provenance, r.basis, r.exercised_by])
+}
+
 /// The catalogue, in the order reports list it.
 const RULES: [Rule; 12] = [
     Rule {
@@ -356,8 +364,10 @@ fn is_failure(r: &RequestSeen) -> bool {
 }
 
 fn retry_after(obs: &Observations) -> Finding {
-    let mut f = Finding::default();
-    f.exercised = "retries after a 429 with Retry-After".into();
+    let mut f = Finding {
+        exercised: "retries after a 429 with Retry-After".into(),
+        ..Default::default()
+    };
     for (i, r) in obs.requests.iter().enumerate() {
         let Some(wait) = r.retry_after_ms.filter(|_| r.status == 429) else {
             continue;
@@ -384,6 +394,9 @@ fn retry_after(obs: &Observations) -> Finding {
     f
 }
 
+/// One retry: the wait before it (from the failure's answer), the retry, and what failed.
+type Retry<'a> = (u64, &'a RequestSeen, &'static str);
+
 /// A retry at once, counted from the answer: no client's jitter draws this close to zero
 /// after every failure (full jitter from 250 ms: 4 % per retry).
 const AT_ONCE_MS: u64 = 10;
@@ -391,7 +404,7 @@ const AT_ONCE_MS: u64 = 10;
 fn backoff(obs: &Observations, t: &Tolerances) -> Finding {
     let mut f = Finding::default();
     // Every retry after a silent 429 or a 5xx, by request key in order: (gap, the retry).
-    let mut streaks: Vec<(u64, Vec<(u64, &RequestSeen, &'static str)>)> = Vec::new();
+    let mut streaks: Vec<(u64, Vec<Retry>)> = Vec::new();
     for (i, r) in obs.requests.iter().enumerate() {
         let silent = r.status == 429 && r.retry_after_ms.is_none();
         let server = r.status >= 500 && r.adversity != Some(Adversity::AcceptedThenFailed);
@@ -423,9 +436,9 @@ fn backoff(obs: &Observations, t: &Tolerances) -> Finding {
             streaks.push((r.key, vec![(gap, next, what)]));
         }
     }
-    let retries: Vec<&(u64, &RequestSeen, &str)> = streaks.iter().flat_map(|(_, s)| s).collect();
+    let retries: Vec<&Retry> = streaks.iter().flat_map(|(_, s)| s).collect();
     f.checked = retries.len() as u64;
-    let gaps = |s: &[(u64, &RequestSeen, &str)]| {
+    let gaps = |s: &[Retry]| {
         s.iter()
             .map(|(g, ..)| format!("{g} ms"))
             .collect::<Vec<_>>()
@@ -489,8 +502,10 @@ fn backoff(obs: &Observations, t: &Tolerances) -> Finding {
 }
 
 fn retry_bound(obs: &Observations, t: &Tolerances) -> Finding {
-    let mut f = Finding::default();
-    f.exercised = "requests the client retried after a 429 or a 5xx".into();
+    let mut f = Finding {
+        exercised: "requests the client retried after a 429 or a 5xx".into(),
+        ..Default::default()
+    };
     // Consecutive failed attempts per request key, and whether it was reported already.
     let mut streak: HashMap<u64, (u32, bool)> = HashMap::new();
     for r in &obs.requests {
@@ -655,8 +670,10 @@ fn polling_rate(obs: &Observations, t: &Tolerances) -> Finding {
 }
 
 fn webhook_ack(obs: &Observations, t: &Tolerances) -> Finding {
-    let mut f = Finding::default();
-    f.exercised = "genuine deliveries to the client's endpoint".into();
+    let mut f = Finding {
+        exercised: "genuine deliveries to the client's endpoint".into(),
+        ..Default::default()
+    };
     for d in obs
         .deliveries
         .iter()
