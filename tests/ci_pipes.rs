@@ -236,6 +236,56 @@ fn an_out_that_cannot_be_written_is_refused_before_anything_is_sent() {
     }
 }
 
+/// A pod that runs as a non-root user on a volume it cannot write (no `fsGroup`): as root
+/// here, the run is started as `nobody` (setpriv) against a folder only root may write.
+#[test]
+fn a_non_root_user_on_a_folder_it_cannot_write_is_refused_before_sending() {
+    // scripts/test.sh leaves it out (counted skipped) for a user who is not root.
+    assert!(
+        is_root(),
+        "this test starts the run as another user: run it as root (CI does)"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scenario = dir.path().join("paid.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: paid\ntarget: {{url: '{url}'}}\nload:\n  phases: [{{hold: 1s, rate: 2}}]\n  inputs_per_batch: 5\nresults: {{via: polling, deadline: 5s}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&scenario, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The shared volume, root's, as a volume is without fsGroup.
+    let volume = dir.path().join("reports");
+    std::fs::create_dir(&volume).unwrap();
+    std::fs::set_permissions(&volume, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
+        .args(["run", scenario.to_str().unwrap(), "--max-runs", "100"])
+        .args(["--progress", "none", "--out", volume.to_str().unwrap()])
+        .env("EXTEND_API_KEY", "sk_test")
+        .env("HOME", "/tmp")
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("cannot write reports into") && text.contains("Permission denied"),
+        "{text}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a request reached the target although the report could not be written"
+    );
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
