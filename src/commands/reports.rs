@@ -193,6 +193,7 @@ pub async fn merge_shards(
     // delete its webhook endpoint and leave it missing its results); so is a shard whose
     // pod has not started yet, when the set's size is known.
     let until = std::time::Instant::now() + when.wait;
+    let mut said = false;
     loop {
         let live: Vec<PathBuf> = std::fs::read_dir(dir)
             .into_iter()
@@ -208,6 +209,14 @@ pub async fn merge_shards(
         }
         if std::time::Instant::now() >= until && live.is_empty() {
             // The shards that never started are missing: the merge says which.
+            if let Some(n) = when.expect.filter(|_| absent) {
+                tell!(
+                    "note: waited {}; {} of the {n} expected shards have a folder in {}",
+                    batchproof::config::format_duration(when.wait),
+                    shards_present(dir).len(),
+                    dir.display()
+                );
+            }
             break;
         }
         if std::time::Instant::now() >= until {
@@ -221,6 +230,16 @@ pub async fn merge_shards(
                 "  fix: wait for the shards (`--wait 3h` waits for them to finish), or merge once they are done"
             );
             return exit::INVALID;
+        }
+        if !said {
+            said = true;
+            tell!(
+                "note: waiting up to {} for the shards still running{}",
+                batchproof::config::format_duration(when.wait),
+                when.expect.map_or(String::new(), |n| format!(
+                    " and for all {n} to have a folder"
+                ))
+            );
         }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }

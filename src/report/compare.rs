@@ -572,7 +572,8 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
 }
 
 fn change(c: Option<f64>) -> String {
-    c.map_or("–".into(), |c| format!("{:+.1}%", c * 100.0))
+    c.filter(|c| c.is_finite())
+        .map_or("–".into(), |c| format!("{:+.1}%", c * 100.0))
 }
 
 pub fn markdown(c: &Comparison) -> String {
@@ -608,14 +609,22 @@ pub fn markdown(c: &Comparison) -> String {
             fmt(r.base, r.unit),
             fmt(r.new, r.unit),
             change(r.change),
-            if r.regression {
-                format!("**REGRESSION** ({})", r.why)
-            } else {
-                r.why.clone()
-            }
+            verdict_cell(c, r)
         );
     }
     s
+}
+
+/// A row's verdict: none at all when a side is not comparable (a figure of a run that did
+/// not finish, or measured nothing, is no evidence either way).
+fn verdict_cell(c: &Comparison, r: &Row) -> String {
+    if !c.unfit.is_empty() {
+        "not judged: not comparable".into()
+    } else if r.regression {
+        format!("**REGRESSION** ({})", r.why)
+    } else {
+        r.why.clone()
+    }
 }
 
 pub fn html(c: &Comparison) -> String {
@@ -659,16 +668,16 @@ pub fn html(c: &Comparison) -> String {
         let _ = write!(
             s,
             "<tr class=\"{}\"><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            if r.regression { "regression" } else { "" },
+            if r.regression && c.unfit.is_empty() {
+                "regression"
+            } else {
+                ""
+            },
             esc(&r.metric),
             fmt(r.base, r.unit),
             fmt(r.new, r.unit),
             change(r.change),
-            esc(&if r.regression {
-                format!("REGRESSION ({})", r.why)
-            } else {
-                r.why.clone()
-            })
+            esc(&verdict_cell(c, r).replace("**", ""))
         );
     }
     s.push_str("</table></body></html>");

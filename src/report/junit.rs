@@ -72,6 +72,14 @@ impl Format for JunitXml {
             let value = crate::scenario::threshold::format_value(&t.metric, t.value);
             let status = if t.passed {
                 TestCaseStatus::success()
+            } else if !r.complete {
+                // The run did not finish: its counts are no evidence (the verdict says why).
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(format!(
+                    "not judged: the run did not finish ({} measured {value})",
+                    t.expr
+                ));
+                s
             } else {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 s.set_message(format!("{} measured {value}", t.expr));
@@ -104,6 +112,11 @@ impl Format for JunitXml {
         };
         let mut case = TestCase::new("verdict", status);
         case.set_classname("batchproof.verdict");
+        let a = &r.runs.anomalies;
+        case.set_system_out(format!(
+            "runs: {} submitted, {} seen, {} missing; {} duplicate(s), {} unknown, {} foreign (other runs' results on the same workflow, not judged)",
+            r.runs.submitted, r.runs.seen, r.runs.missing, a.duplicates, a.unknown, a.foreign
+        ));
         verdict.add_test_case(case);
         report.add_test_suite(verdict);
         Ok(report.to_string()?)

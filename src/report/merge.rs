@@ -141,7 +141,7 @@ fn same_scenario(reports: &[(String, Report)]) -> anyhow::Result<&Report> {
         if let Some(s) = &r.shard {
             if !seen.insert(s.index) {
                 bail!(
-                    "{name}: shard {}/{} appears twice (also {}): the shard ran twice into one folder, and each copy sent its batches\n  fix: merge one copy of each shard — move the one you do not want out of the folder (the older rehearsal's, or the one started by mistake); both copies' runs exist on the target",
+                    "{name}: shard {}/{} appears twice (also {}): the shard ran twice (into one folder, or these reports come from two rehearsals), and each copy sent its batches\n  fix: merge one copy of each shard — move the one you do not want out of the folder (the older rehearsal's, or the one started by mistake); both copies' runs exist on the target",
                     s.index,
                     s.count,
                     first_of

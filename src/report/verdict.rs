@@ -155,7 +155,14 @@ impl Report {
         }
         self.result_reasons(&mut out);
         self.read_reasons(&mut out);
-        for t in self.verdict.thresholds.iter().filter(|t| !t.passed) {
+        // A run that did not finish is already not passed, and says why: its counts (runs
+        // it never waited for, or could not read) are no evidence against the target.
+        for t in self
+            .verdict
+            .thresholds
+            .iter()
+            .filter(|t| !t.passed && self.complete)
+        {
             out.push(Reason::new(
                 "threshold",
                 format!(

@@ -364,6 +364,12 @@ pub fn writable(out: &Path) -> Result<(), RunError> {
             out.display()
         ))
     };
+    if out.exists() && !out.is_dir() {
+        return Err(RunError::Invalid(format!(
+            "cannot write reports into {}: it is a file, not a folder\n  fix: pass --out a folder this user can write (nothing was sent)",
+            out.display()
+        )));
+    }
     std::fs::create_dir_all(out).map_err(refuse)?;
     // A real write, not a permission bit: a full disk or a read-only mount shows only so.
     let probe = out.join(format!(".batchproof-write-check-{}", std::process::id()));
