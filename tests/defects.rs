@@ -368,12 +368,19 @@ async fn rules_can_be_excluded_selected_or_demoted_by_the_scenario() {
     ))
     .await;
     assert!(only.rules.iter().all(|r| r.id.starts_with("webhook.")));
-    // The family's rules that apply to the scenario's version (2026-02-09).
+    // The family's rules that apply to the scenario's version (2026-02-09) are judged;
+    // the others are listed, not applicable.
     let family = batchproof::checks::webhook::RULES
         .iter()
         .filter(|r| r.applies_to(ApiVersion::V2026_02_09))
         .count();
-    assert_eq!(only.rules.len(), family);
+    let applicable = only
+        .rules
+        .iter()
+        .filter(|r| r.status != RuleStatus::NotApplicable)
+        .count();
+    assert_eq!(applicable, family);
+    assert_eq!(only.rules.len(), batchproof::checks::webhook::RULES.len());
     assert_eq!(
         failed(&only),
         BTreeSet::from(["webhook.metadata".to_string()])
