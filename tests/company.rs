@@ -119,6 +119,19 @@ async fn two_conformance_runs_on_one_workflow_do_not_fail_each_other() {
     mock.shutdown().await;
 }
 
+/// Takes a token from a bucket of one second's burst at `per_s` (tokens, last refill):
+/// false when it is empty.
+fn take(bucket: &mut (f64, Instant), per_s: f64) -> bool {
+    let now = Instant::now();
+    bucket.0 = (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * per_s).min(per_s);
+    bucket.1 = now;
+    let ok = bucket.0 >= 1.0;
+    if ok {
+        bucket.0 -= 1.0;
+    }
+    ok
+}
+
 /// A token bucket for reads, written here, in front of the mock: the account's limit,
 /// shared by the run and whatever else uses the key.
 #[derive(Clone)]
@@ -137,32 +150,18 @@ async fn limited(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, HeaderMap, Body) {
-    if method == Method::GET {
-        let allowed = {
-            let mut b = l.bucket.lock().unwrap();
-            let now = Instant::now();
-            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * l.per_s).min(l.per_s);
-            b.1 = now;
-            if b.0 >= 1.0 {
-                b.0 -= 1.0;
-                true
-            } else {
-                false
-            }
-        };
-        if !allowed {
-            l.refused.fetch_add(1, Ordering::Relaxed);
-            let mut h = HeaderMap::new();
-            h.insert("retry-after", "1".parse().unwrap());
-            h.insert("content-type", "application/json".parse().unwrap());
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                h,
-                Body::from(
-                    r#"{"object":"error","code":"RATE_LIMITED","message":"slow down","retryable":true}"#,
-                ),
-            );
-        }
+    if method == Method::GET && !take(&mut l.bucket.lock().unwrap(), l.per_s) {
+        l.refused.fetch_add(1, Ordering::Relaxed);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "1".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            h,
+            Body::from(
+                r#"{"object":"error","code":"RATE_LIMITED","message":"slow down","retryable":true}"#,
+            ),
+        );
     }
     let mut req = l.http.request(
         method,
@@ -502,20 +501,7 @@ async fn account(
     body: Bytes,
 ) -> (StatusCode, HeaderMap, Body) {
     let category = if method == Method::GET { 1 } else { 0 };
-    let allowed = {
-        let mut b = a.buckets.lock().unwrap();
-        let (tokens, at) = &mut b[category];
-        let now = Instant::now();
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * a.per_s[category])
-            .min(a.per_s[category]);
-        *at = now;
-        let ok = *tokens >= 1.0;
-        if ok {
-            *tokens -= 1.0;
-        }
-        ok
-    };
-    if !allowed {
+    if !take(&mut a.buckets.lock().unwrap()[category], a.per_s[category]) {
         a.refused[category].fetch_add(1, Ordering::Relaxed);
         let mut h = HeaderMap::new();
         h.insert("retry-after", "1".parse().unwrap());

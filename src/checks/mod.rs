@@ -418,20 +418,22 @@ pub fn results(findings: &Findings, selection: &Selection, version: ApiVersion) 
     let mut out: Vec<RuleResult> = catalogue()
         .filter(|r| selection.selects(r))
         .map(|r| {
+            let judged = |status, t: Tally, note| RuleResult {
+                id: r.id.into(),
+                title: r.title.into(),
+                severity: selection.severity.get(r.id).copied().unwrap_or(r.severity),
+                doc: r.doc.into(),
+                provenance: Some(r.provenance),
+                basis: r.basis.into(),
+                status,
+                checked: t.checked,
+                failed: t.failed,
+                examples: t.examples,
+                note,
+            };
             if !r.applies_to(version) {
-                return RuleResult {
-                    id: r.id.into(),
-                    title: r.title.into(),
-                    severity: selection.severity.get(r.id).copied().unwrap_or(r.severity),
-                    doc: r.doc.into(),
-                    provenance: Some(r.provenance),
-                    basis: r.basis.into(),
-                    status: RuleStatus::NotApplicable,
-                    checked: 0,
-                    failed: 0,
-                    examples: Vec::new(),
-                    note: Some(format!("not applicable to API {}", version.as_str())),
-                };
+                let note = format!("not applicable to API {}", version.as_str());
+                return judged(RuleStatus::NotApplicable, Tally::default(), Some(note));
             }
             let t = findings.tallies.get(r.id).cloned().unwrap_or_default();
             // A rule with a case the target would not let us read is not run: what
@@ -449,24 +451,12 @@ pub fn results(findings: &Findings, selection: &Selection, version: ApiVersion) 
                     t.checked,
                     t.note.as_ref().map_or(String::new(), |x| format!("; {x}"))
                 )),
-                _ => t.note,
+                _ => t.note.clone(),
             };
             let note = note.or_else(|| {
                 (status == RuleStatus::NotRun).then(|| "nothing in this run exercised it".into())
             });
-            RuleResult {
-                id: r.id.into(),
-                title: r.title.into(),
-                severity: selection.severity.get(r.id).copied().unwrap_or(r.severity),
-                doc: r.doc.into(),
-                provenance: Some(r.provenance),
-                basis: r.basis.into(),
-                status,
-                checked: t.checked,
-                failed: t.failed,
-                examples: t.examples,
-                note,
-            }
+            judged(status, t, note)
         })
         .collect();
     out.sort_by_key(|r| match r.status {

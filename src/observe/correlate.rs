@@ -15,6 +15,29 @@ use crate::scenario::TagRead;
 use crate::webhook::receiver::Delivery;
 use crate::webhook::signing;
 
+/// The run a delivery's payload is about: its id and status (both needed), and the
+/// batchId and metadata that tie it to an input.
+struct RunEvent<'a> {
+    run_id: &'a str,
+    status: RunStatus,
+    batch_id: Option<&'a str>,
+    metadata: Option<&'a Value>,
+    payload: &'a Value,
+}
+
+impl<'a> RunEvent<'a> {
+    fn of(event: &'a Value) -> Option<RunEvent<'a>> {
+        let payload = event.get("payload")?;
+        Some(RunEvent {
+            run_id: payload.get("id")?.as_str()?,
+            status: RunStatus::parse(payload.get("status")?.as_str()?)?,
+            batch_id: payload.get("batchId").and_then(Value::as_str),
+            metadata: payload.get("metadata"),
+            payload,
+        })
+    }
+}
+
 impl Ledger {
     /// Finds the input a run belongs to: by run id if known, else by batch id and the
     /// correlation key in its metadata.
@@ -349,20 +372,16 @@ impl Ledger {
         fresh: bool,
         arrived: Instant,
     ) {
-        let Some(payload) = event.get("payload") else {
+        let Some(RunEvent {
+            run_id,
+            status,
+            batch_id,
+            metadata,
+            payload,
+        }) = RunEvent::of(event)
+        else {
             return;
         };
-        let (Some(run_id), Some(status)) = (
-            payload.get("id").and_then(Value::as_str),
-            payload
-                .get("status")
-                .and_then(Value::as_str)
-                .and_then(RunStatus::parse),
-        ) else {
-            return;
-        };
-        let batch_id = payload.get("batchId").and_then(Value::as_str);
-        let metadata = payload.get("metadata");
         if metadata.and_then(|m| m.get(PROBE_KEY)).is_some()
             || batch_id.is_some_and(|b| self.probe_batches.contains(b))
             || self.probe_runs.contains(run_id)
@@ -418,24 +437,21 @@ impl Ledger {
     /// Judges a fresh (first-seen) run event for the webhook rules: its terminal count,
     /// its batchId, its metadata.
     fn judge_event(&mut self, event: &Value, seq: Option<u64>, verified: bool) {
-        let (Some(event_id), Some(event_type), Some(payload)) = (
-            event.get("eventId").and_then(Value::as_str),
-            event.get("eventType").and_then(Value::as_str),
-            event.get("payload"),
-        ) else {
+        let Some(RunEvent {
+            run_id,
+            status,
+            batch_id,
+            metadata,
+            payload,
+        }) = RunEvent::of(event)
+        else {
             return;
         };
-        let (Some(run_id), Some(status)) = (
-            payload.get("id").and_then(Value::as_str),
-            payload
-                .get("status")
-                .and_then(Value::as_str)
-                .and_then(RunStatus::parse),
-        ) else {
-            return;
-        };
-        let batch_id = payload.get("batchId").and_then(Value::as_str);
-        let metadata = payload.get("metadata");
+        let event_id = event.get("eventId").and_then(Value::as_str).unwrap_or("?");
+        let event_type = event
+            .get("eventType")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         let request = || format!("webhook {event_type} {event_id}");
         if status.is_terminal() {
             self.terminal_events
